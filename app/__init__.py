@@ -1,0 +1,76 @@
+"""ReviewBridge: product reviews kept in step between Trustoo, Wix Reviews and commercetools.
+
+`create_app` is the only place an app is built, and reads as the table of contents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from flask import Flask
+
+from app.config import Settings, SettingsError, load_settings
+from app.db import make_engine
+from app.metrics import Metrics
+from app.models import utcnow
+from app.runtime import Runtime
+from app.status import queue_depth
+from connectors.base import ReviewTarget, WebhookSource
+from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    environ: Mapping[str, str] | None = None,
+    *,
+    targets: Sequence[ReviewTarget] = (),
+    clock: Callable[[], datetime] = utcnow,
+) -> Flask:
+    """Build the service. `environ` replaces os.environ (tests); `targets` are the review targets."""
+    from app import cli, errors, health, webhooks
+    from app.logs import configure_logging
+
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        raise SystemExit(f"reviewbridge: configuration error: {exc}") from None
+    configure_logging(settings.log_level, settings.log_format)
+    for line in settings.describe():
+        log.info("config: %s", line)
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.webhook_max_bytes, JSON_SORT_KEYS=False)
+    if settings.secret_key:
+        app.config["SECRET_KEY"] = settings.secret_key
+
+    engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
+    Runtime(
+        settings=settings,
+        engine=engine,
+        sources=_webhook_sources(settings),
+        targets=tuple(targets),
+        metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
+        clock=clock,
+    ).init_app(app)
+
+    errors.init_app(app)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app
+
+
+def _webhook_sources(settings: Settings) -> dict[str, WebhookSource]:
+    sources: dict[str, WebhookSource] = {}
+    if settings.trustoo_webhooks_enabled:
+        verifier = TrustooWebhookVerifier(
+            {settings.trustoo_public_token: settings.trustoo_private_tokens},
+            tolerance_s=settings.trustoo_webhook_tolerance_s,
+        )
+        sources["trustoo"] = TrustooWebhooks(verifier)
+    return sources

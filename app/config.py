@@ -1,0 +1,178 @@
+"""Settings: the only place that reads the environment (12-factor).
+
+`load_settings(environ)` turns variables into one typed, frozen `Settings`; a bad value raises
+`SettingsError` naming the variable, and start-up stops with that one line. Secrets are kept out of
+`repr` so they cannot reach a log by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["Settings", "SettingsError", "load_settings", "DEFAULT_SQLITE_PATH"]
+
+DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class SettingsError(ValueError):
+    """A variable has a value we cannot use; the message names it."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: str = "text"
+    admin_token: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    webhook_max_bytes: int = 1024 * 1024
+    worker_concurrency: int = 4
+    max_attempts: int = 12
+    lease_s: int = 60
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 3600.0
+    drain_interval_s: float = 0.5
+    trustoo_public_token: str | None = None
+    trustoo_private_tokens: tuple[str, ...] = field(default=(), repr=False)
+    trustoo_webhook_tolerance_s: int = 900
+    trustoo_api_url: str = "https://rapi.trustoo.io"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def trustoo_webhooks_enabled(self) -> bool:
+        return bool(self.trustoo_public_token and self.trustoo_private_tokens)
+
+    def describe(self) -> list[str]:
+        """What is configured and what is missing, for the start-up log; never a secret."""
+        url = make_url(self.database_url).render_as_string(hide_password=True)
+        lines = [f"database: {url}"]
+        if self.trustoo_webhooks_enabled:
+            lines.append(
+                f"trustoo webhooks: on (1 shop, {len(self.trustoo_private_tokens)} private token(s), "
+                f"window {self.trustoo_webhook_tolerance_s} s)"
+            )
+        else:
+            lines.append("trustoo webhooks: off (set TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN)")
+        lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
+        lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
+        lines.append(
+            f"worker: {self.worker_concurrency} thread(s), {self.max_attempts} attempts, "
+            f"lease {self.lease_s} s"
+        )
+        return lines
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = _Env(os.environ if environ is None else environ)
+    settings = Settings(
+        database_url=_database_url(env.text("DATABASE_URL")),
+        port=env.integer("PORT", 8000, low=1, high=65535),
+        log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
+        log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
+        admin_token=env.secret("ADMIN_TOKEN", min_length=16),
+        secret_key=env.secret("SECRET_KEY", min_length=16),
+        webhook_max_bytes=env.integer("WEBHOOK_MAX_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
+        worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, low=1, high=64),
+        max_attempts=env.integer("MAX_ATTEMPTS", 12, low=1, high=100),
+        lease_s=env.integer("LEASE_S", 60, low=5, high=3600),
+        retry_base_s=env.number("RETRY_BASE_S", 2.0, low=0.01, high=3600),
+        retry_cap_s=env.number("RETRY_CAP_S", 3600.0, low=1, high=7 * 86400),
+        drain_interval_s=env.number("DRAIN_INTERVAL_S", 0.5, low=0.05, high=60),
+        trustoo_public_token=env.text("TRUSTOO_PUBLIC_TOKEN"),
+        trustoo_private_tokens=env.secret_list("TRUSTOO_PRIVATE_TOKEN"),
+        trustoo_webhook_tolerance_s=env.integer("TRUSTOO_WEBHOOK_TOLERANCE_S", 900, low=30, high=7 * 86400),
+        trustoo_api_url=env.url("TRUSTOO_API_URL", "https://rapi.trustoo.io"),
+    )
+    if bool(settings.trustoo_public_token) != bool(settings.trustoo_private_tokens):
+        missing = "TRUSTOO_PRIVATE_TOKEN" if settings.trustoo_public_token else "TRUSTOO_PUBLIC_TOKEN"
+        raise SettingsError(missing, "is required when the other Trustoo token is set")
+    return settings
+
+
+def _database_url(value: str | None) -> str:
+    if not value:
+        return f"sqlite:///{(Path.cwd() / DEFAULT_SQLITE_PATH).as_posix()}"
+    # A PaaS hands out postgres://; SQLAlchemy knows only postgresql, and we drive it with psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            value = "postgresql+psycopg://" + value[len(prefix):]
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise SettingsError("DATABASE_URL", "is not a database URL") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise SettingsError("DATABASE_URL", "must be a sqlite:// or postgres:// URL")
+    return value
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        return int(self._bounded(name, default, low, high, int))
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        return float(self._bounded(name, default, low, high, float))
+
+    def _bounded(self, name, default, low, high, kind):
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(name, f"{raw!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not low <= value <= high:
+            raise SettingsError(name, f"{raw} is outside {low}..{high}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise SettingsError(name, f"{raw!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def secret(self, name: str, *, min_length: int) -> str | None:
+        value = self.text(name)
+        if value is not None and len(value) < min_length:
+            # The message names the rule, never the value.
+            raise SettingsError(name, f"is shorter than {min_length} characters")
+        return value
+
+    def secret_list(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        values = tuple(part.strip() for part in raw.split(","))
+        if not all(values):
+            raise SettingsError(name, "has an empty entry in its comma-separated list")
+        return values
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name) or default
+        if not value.startswith(("http://", "https://")):
+            raise SettingsError(name, "must start with http:// or https://")
+        return value.rstrip("/")

@@ -1,0 +1,48 @@
+"""How errors become answers: JSON everywhere, 401 for rejected webhooks, never a 500 for input."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app import queue
+from app.runtime import runtime
+from connectors.base import StaleRequest, UnknownKey, WebhookRejected
+
+__all__ = ["init_app"]
+
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(WebhookRejected, _webhook_rejected)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _webhook_rejected(exc: WebhookRejected):
+    reason = "stale" if isinstance(exc, StaleRequest) else "unknown_key" if isinstance(exc, UnknownKey) else "signature"
+    rt = runtime()
+    rt.metrics.webhooks.labels(exc.source, "rejected").inc()
+    queue.count_rejection(rt.engine, exc.source, reason, now=rt.clock())
+    log.warning("rejected %s webhook: %s", exc.source, exc.reason)
+    return jsonify(error="unauthorized", message=exc.reason), 401
+
+
+def _http_error(exc: HTTPException):
+    if exc.code == 413:
+        runtime().metrics.webhooks.labels("any", "too_large").inc()
+    response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+    response.status_code = exc.code or 500
+    for name in ("Allow", "Retry-After"):
+        value = exc.get_response().headers.get(name)
+        if value:
+            response.headers[name] = value
+    return response
+
+
+def _unexpected(exc: Exception):
+    log.exception("unexpected error while answering a request")
+    return _http_error(InternalServerError())

@@ -1,0 +1,114 @@
+"""The sync ledger: what we last did for each source review at each target, and what to do next.
+
+`decide` is the whole "nothing twice" rule in one pure function; `load` and `record` move a
+ledger row in and out of the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from app.db import insert_for, transaction
+from app.models import LedgerEntry
+from connectors.base import EventKind, Review, TargetRef
+
+__all__ = ["Decision", "LedgerState", "content_hash", "decide", "load", "record"]
+
+_ledger = LedgerEntry.__table__
+
+
+class Decision(str, enum.Enum):
+    UPSERT = "upsert"  # the target lacks this content: write it
+    UNCHANGED = "unchanged"  # the target already has exactly this content: no call
+    DELETE = "delete"  # remove the target copy and leave a tombstone
+    TOMBSTONE = "tombstone"  # deleted before we ever wrote it: only remember the deletion
+    STALE = "stale"  # older than what the ledger holds: skip
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    ref: TargetRef | None
+    content_hash: str | None
+    source_updated_at: datetime | None
+    source_sequence: int | None
+    deleted_at: datetime | None
+
+
+def content_hash(review: Review) -> str:
+    """A fingerprint of everything a target shows; `updated_at` alone changing is no change."""
+    fields = dataclasses.asdict(dataclasses.replace(review, updated_at=None, extra={}))
+    canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def decide(state: LedgerState | None, kind: EventKind, occurred_at: datetime, sequence: int | None,
+           new_hash: str | None) -> Decision:
+    if state is None:
+        return Decision.UPSERT if kind is EventKind.UPSERT else Decision.TOMBSTONE
+    if _is_older(state, occurred_at, sequence):
+        return Decision.STALE
+    if kind is EventKind.DELETE:
+        if state.deleted_at is None and state.ref is not None:
+            return Decision.DELETE
+        return Decision.TOMBSTONE
+    if state.deleted_at is None and state.content_hash == new_hash:
+        return Decision.UNCHANGED
+    return Decision.UPSERT
+
+
+def _is_older(state: LedgerState, occurred_at: datetime, sequence: int | None) -> bool:
+    if sequence is not None and state.source_sequence is not None:
+        return sequence <= state.source_sequence
+    if state.source_updated_at is None:
+        return False
+    if occurred_at == state.source_updated_at:
+        # A tie with a tombstone goes to the tombstone: a delete is never undone by its equal.
+        return state.deleted_at is not None
+    return occurred_at < state.source_updated_at
+
+
+def load(engine: Engine, source: str, account: str, review_id: str, target: str) -> LedgerState | None:
+    with transaction(engine) as session:
+        row = session.execute(
+            select(_ledger).where(_ledger.c.source == source, _ledger.c.account == account,
+                                  _ledger.c.source_review_id == review_id, _ledger.c.target == target)
+        ).mappings().first()
+    if row is None:
+        return None
+    ref = TargetRef(key=row["target_key"], id=row["target_id"], version=row["target_version"]) \
+        if row["target_key"] else None
+    return LedgerState(ref=ref, content_hash=row["content_hash"], source_updated_at=row["source_updated_at"],
+                       source_sequence=row["source_sequence"], deleted_at=row["deleted_at"])
+
+
+def record(engine: Engine, *, source: str, account: str, review_id: str, target: str, action: str,
+           event_id: str, occurred_at: datetime, sequence: int | None, now: datetime,
+           ref: TargetRef | None = None, new_hash: str | None = None, deleted: bool = False) -> None:
+    """Write what was just done; the first write of a review creates its row."""
+    values = {
+        "last_action": action,
+        "last_event_id": event_id,
+        "source_updated_at": occurred_at,
+        "source_sequence": sequence,
+        "content_hash": None if deleted else new_hash,
+        "deleted_at": occurred_at if deleted else None,
+        "last_synced_at": now,
+        "last_error": None,
+    }
+    if ref is not None:
+        values |= {"target_key": ref.key, "target_id": ref.id, "target_version": ref.version}
+    statement = insert_for(engine, _ledger).values(
+        source=source, account=account, source_review_id=review_id, target=target, first_synced_at=now, **values
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["source", "account", "source_review_id", "target"], set_=values
+    )
+    with transaction(engine) as session:
+        session.execute(statement)

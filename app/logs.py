@@ -1,0 +1,43 @@
+"""Logging: plain text for a terminal, one JSON object per line for a PaaS log drain.
+
+Records may carry `event_id` (pass `extra={"event_id": ...}`); secrets are never logged, so
+nothing here has to scrub them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+__all__ = ["configure_logging"]
+
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        event_id = getattr(record, "event_id", None)
+        return f"{line} [event {event_id}]" if event_id else line
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        ))
+    else:
+        handler.setFormatter(_TextFormatter(_TEXT_FORMAT))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_reviewbridge", False):
+            root.removeHandler(existing)
+    handler._reviewbridge = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # APScheduler reports every run of the drain job at INFO; keep that for DEBUG.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))

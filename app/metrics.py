@@ -1,0 +1,46 @@
+"""Prometheus metrics, one registry per app (no module-level globals).
+
+Counters and the latency histogram are per process. Queue depth is read from the database at
+scrape time, so every web process reports the same, true number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self, queue_depth: Callable[[], Mapping[str, int]] | None = None):
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter(
+            "reviewbridge_webhooks_received", "Webhook deliveries by source and outcome",
+            ["source", "outcome"], registry=self.registry,
+        )
+        self.processing_seconds = Histogram(
+            "reviewbridge_event_processing_seconds", "Time to process one event, by source and resulting status",
+            ["source", "status"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.target_calls = Counter(
+            "reviewbridge_target_calls", "Calls to review targets by target, operation and outcome",
+            ["target", "operation", "outcome"], registry=self.registry,
+        )
+        if queue_depth is not None:
+            self.registry.register(_QueueDepth(queue_depth))
+
+
+class _QueueDepth(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, int]]):
+        self._read = read
+
+    def collect(self):
+        family = GaugeMetricFamily("reviewbridge_queue_depth", "Inbox events by status", labels=["status"])
+        for status, count in sorted(self._read().items()):
+            family.add_metric([status], count)
+        yield family

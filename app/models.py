@@ -1,0 +1,105 @@
+"""The tables. Every one of them comes from a migration in `migrations/versions/`.
+
+Times are timezone-aware UTC in Python (`utcnow()`); SQLModel stores them so on both databases.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+__all__ = ["EventStatus", "InboxEvent", "LedgerEntry", "WebhookRejection", "utcnow", "OPEN_STATUSES"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class EventStatus(str, enum.Enum):
+    """Where an inbox event stands; the same words appear in the CLI, the admin API and metrics."""
+
+    PENDING = "pending"  # stored, waiting for a worker
+    PROCESSING = "processing"  # claimed under a lease
+    RETRY = "retry"  # failed, waiting for next_attempt_at
+    DONE = "done"  # applied (or found to need nothing)
+    DEAD = "dead"  # gave up: attempts exhausted or a person must fix something; replayable
+    QUARANTINED = "quarantined"  # verified but unusable; kept with the reason
+
+
+#: Statuses of events that still have work ahead; later events of the same review wait for them.
+OPEN_STATUSES = (EventStatus.PENDING.value, EventStatus.PROCESSING.value, EventStatus.RETRY.value)
+
+
+class InboxEvent(SQLModel, table=True):
+    """One event a platform sent us; the inbox is also the work queue."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "account", "event_id", name="uq_inbox_source_account_event"),
+        Index("ix_inbox_due", "status", "next_attempt_at"),
+        Index("ix_inbox_subject", "source", "account", "subject_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    event_id: str = Field(sa_column=Column(String(255), nullable=False))
+    topic: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    subject_id: str = Field(sa_column=Column(String(255), nullable=False))
+    delivery_id: str | None = Field(default=None, sa_column=Column(String(255)))
+    occurred_at: datetime = Field(nullable=False)
+    sequence: int | None = Field(default=None, sa_column=Column(BigInteger))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
+    next_attempt_at: datetime = Field(nullable=False)
+    lease_until: datetime | None = Field(default=None)
+    worker_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    outcome: str | None = Field(default=None, sa_column=Column(String(32)))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    received_at: datetime = Field(nullable=False)
+    finished_at: datetime | None = Field(default=None)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """What we last did for one source review at one target: the memory behind "nothing twice"."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("source", "account", "source_review_id", "target", name="uq_ledger_review_target"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    source_review_id: str = Field(sa_column=Column(String(255), nullable=False))
+    target: str = Field(sa_column=Column(String(32), nullable=False))
+    target_key: str | None = Field(default=None, sa_column=Column(String(256)))
+    target_id: str | None = Field(default=None, sa_column=Column(String(255)))
+    target_version: int | None = Field(default=None, sa_column=Column(BigInteger))
+    content_hash: str | None = Field(default=None, sa_column=Column(String(64)))
+    source_updated_at: datetime | None = Field(default=None)
+    source_sequence: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_action: str = Field(sa_column=Column(String(32), nullable=False))
+    last_event_id: str | None = Field(default=None, sa_column=Column(String(255)))
+    deleted_at: datetime | None = Field(default=None)
+    first_synced_at: datetime = Field(nullable=False)
+    last_synced_at: datetime = Field(nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class WebhookRejection(SQLModel, table=True):
+    """A count of rejected deliveries per source and reason; the deliveries themselves are not kept."""
+
+    __tablename__ = "webhook_rejection"
+
+    source: str = Field(sa_column=Column(String(32), primary_key=True))
+    reason: str = Field(sa_column=Column(String(32), primary_key=True))
+    count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    last_at: datetime = Field(nullable=False)

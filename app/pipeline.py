@@ -1,0 +1,162 @@
+"""The path of one event, as DESIGN draws it:
+
+    parse → canonical Review → route to targets → ledger check → target call → ledger update
+
+`run` is the one place that turns an error into a queue outcome: a PayloadError quarantines,
+a RetryableTargetError retries after backoff, a FixAndReplayError waits dead for a person,
+a ConfigError retries slowly while the operator fixes the variable it names. No database
+transaction stays open across a platform call; the event's lease guards it meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from app import ledger, queue
+from app.ledger import Decision
+from app.metrics import Metrics
+from app.queue import ClaimedEvent
+from connectors.base import (
+    ConfigError,
+    Event,
+    EventKind,
+    FixAndReplayError,
+    PayloadError,
+    RetryableTargetError,
+    Review,
+    ReviewTarget,
+    TargetError,
+    WebhookSource,
+)
+
+__all__ = ["Collaborators", "process", "run"]
+
+log = logging.getLogger(__name__)
+
+#: Outcome words for an event's targets, in the order a summary prefers them.
+_OUTCOMES = ("created", "updated", "deleted", "unchanged", "tombstoned", "stale")
+_WORD = {Decision.UNCHANGED: "unchanged", Decision.DELETE: "deleted", Decision.TOMBSTONE: "tombstoned",
+         Decision.STALE: "stale"}
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    engine: Engine
+    sources: Mapping[str, WebhookSource]
+    targets: Sequence[ReviewTarget]
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    max_attempts: int = 12
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 3600.0
+    rng: random.Random | None = None
+
+
+def run(claimed: ClaimedEvent, deps: Collaborators) -> str:
+    """Process one claimed event and settle it in the queue; return the status it ends in."""
+    try:
+        outcome = process(claimed, deps)
+    except PayloadError as exc:
+        queue.quarantine_claimed(deps.engine, claimed, exc.reason, now=deps.clock())
+        return "quarantined"
+    except FixAndReplayError as exc:
+        queue.give_up(deps.engine, claimed, _describe(exc), now=deps.clock())
+        return "dead"
+    except ConfigError as exc:
+        log.error("configuration error, event %s will retry: %s", claimed.event_id, exc,
+                  extra={"event_id": claimed.event_id})
+        return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=deps.retry_cap_s)
+    except RetryableTargetError as exc:
+        return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=exc.retry_after)
+    queue.finish(deps.engine, claimed, outcome, now=deps.clock())
+    return "done"
+
+
+def retry_or_give_up(claimed: ClaimedEvent, deps: Collaborators, error: str,
+                     *, retry_after_s: float | None = None) -> str:
+    """Schedule the next attempt, or mark the event dead once its attempts are used up."""
+    now = deps.clock()
+    if claimed.attempts >= deps.max_attempts:
+        queue.give_up(deps.engine, claimed, f"gave up after {claimed.attempts} attempts: {error}", now=now)
+        return "dead"
+    delay = queue.backoff_delay(claimed.attempts, base_s=deps.retry_base_s, cap_s=deps.retry_cap_s,
+                                retry_after_s=retry_after_s, rng=deps.rng)
+    queue.retry_later(deps.engine, claimed, error, now=now, delay_s=delay)
+    return "retry"
+
+
+def process(claimed: ClaimedEvent, deps: Collaborators) -> str:
+    """Apply one event to every target it is routed to; return one outcome word."""
+    event = to_event(claimed)
+    review = parse(event, deps.sources)
+    outcomes = [sync(event, review, target, deps) for target in route(event, deps.targets)]
+    return next((word for word in _OUTCOMES if word in outcomes), "routed-nowhere")
+
+
+def to_event(claimed: ClaimedEvent) -> Event:
+    return Event(
+        source=claimed.source, account=claimed.account, event_id=claimed.event_id,
+        kind=EventKind(claimed.kind), subject_id=claimed.subject_id, topic=claimed.topic,
+        occurred_at=claimed.occurred_at, sequence=claimed.sequence, payload=json.loads(claimed.payload),
+    )
+
+
+def parse(event: Event, sources: Mapping[str, WebhookSource]) -> Review | None:
+    """The canonical Review an upsert carries; deletes need only the identity they name."""
+    if event.kind is not EventKind.UPSERT:
+        return None
+    source = sources.get(event.source)
+    if source is None:
+        raise ConfigError(f"no connector configured for source {event.source!r}")
+    return source.review_from_event(event)
+
+
+def route(event: Event, targets: Sequence[ReviewTarget]) -> list[ReviewTarget]:
+    """Every target but the platform the review came from: a review is never copied onto itself."""
+    return [target for target in targets if target.name != event.source]
+
+
+def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collaborators) -> str:
+    """Ledger check → target call → ledger update, for one target."""
+    state = ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name)
+    new_hash = ledger.content_hash(review) if review is not None else None
+    decision = ledger.decide(state, event.kind, event.occurred_at, event.sequence, new_hash)
+    if decision is Decision.STALE:
+        return "stale"
+    ref = state.ref if state else None
+    word = _WORD.get(decision)
+    if decision is Decision.UPSERT:
+        known = ref if state and state.deleted_at is None else None
+        ref = _call(deps.metrics, target, "upsert", lambda: target.upsert(review, known=known))
+        word = "updated" if known is not None else "created"
+    elif decision is Decision.DELETE:
+        _call(deps.metrics, target, "delete", lambda: target.delete(ref))
+    ledger.record(
+        deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
+        target=target.name, action=word, event_id=event.event_id, occurred_at=event.occurred_at,
+        sequence=event.sequence, now=deps.clock(), ref=ref, new_hash=new_hash,
+        deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),
+    )
+    return word
+
+
+def _call(metrics: Metrics, target: ReviewTarget, operation: str, call):
+    try:
+        result = call()
+    except TargetError as exc:
+        metrics.target_calls.labels(target.name, operation, type(exc).__name__).inc()
+        raise
+    metrics.target_calls.labels(target.name, operation, "ok").inc()
+    return result
+
+
+def _describe(exc: TargetError) -> str:
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    return f"{type(exc).__name__}{status}: {exc}"

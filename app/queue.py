@@ -1,0 +1,229 @@
+"""The inbox as a work queue: enqueue, claim under a lease, finish, retry, give up.
+
+    pending ──claim──▶ processing ──▶ done
+                           │ ├──────▶ retry ──(next_attempt_at)──▶ processing …
+                           │ └──────▶ dead (attempts used up, or a person must fix something)
+                           └─ lease expired (worker died) ──▶ claimable again
+    quarantined: verified but unusable, never claimed; a person replays or discards it
+
+Every function takes the time as `now`; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
+
+from app.db import insert_for, transaction
+from app.models import OPEN_STATUSES, EventStatus, InboxEvent, WebhookRejection
+from connectors.base import Event, PayloadError
+
+__all__ = [
+    "ClaimedEvent",
+    "backoff_delay",
+    "claim",
+    "count_rejection",
+    "enqueue",
+    "finish",
+    "give_up",
+    "quarantine_claimed",
+    "release",
+    "retry_later",
+]
+
+_inbox = InboxEvent.__table__
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    """A snapshot of an inbox row taken when a worker claimed it."""
+
+    id: int
+    source: str
+    account: str
+    event_id: str
+    topic: str
+    kind: str
+    subject_id: str
+    occurred_at: datetime
+    sequence: int | None
+    payload: str
+    attempts: int
+    worker_id: str
+
+
+# --- intake ---------------------------------------------------------------------------------
+
+
+def enqueue(engine: Engine, source: str, account: str, items: Sequence[Event | PayloadError],
+            *, now: datetime, quarantine_id: str) -> int:
+    """Store a verified delivery, one row per item, in one transaction; return how many were new.
+
+    Duplicates are left to the unique constraint (ON CONFLICT DO NOTHING), never looked up first.
+    An unusable item is stored as quarantined under an id derived from the delivery.
+    """
+    rows = [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
+    if not rows:
+        return 0
+    with transaction(engine) as session:
+        # RETURNING counts what was inserted; rowcount is unreliable for multi-row INSERTs.
+        inserted = session.execute(_insert_ignoring_duplicates(engine).values(rows).returning(_inbox.c.id))
+        return len(inserted.all())
+
+
+def _row(item: Event | PayloadError, source: str, account: str, now: datetime, quarantine_id: str) -> dict:
+    # A multi-row INSERT needs the same keys in every row.
+    common = {"source": source, "account": account, "attempts": 0, "received_at": now, "next_attempt_at": now,
+              "delivery_id": None, "sequence": None, "last_error": None, "finished_at": None}
+    if isinstance(item, PayloadError):
+        return common | {
+            "event_id": quarantine_id,
+            "topic": "unknown",
+            "kind": "unknown",
+            "subject_id": quarantine_id,
+            "occurred_at": now,
+            "payload": json.dumps(item.payload, ensure_ascii=False, default=str),
+            "status": EventStatus.QUARANTINED.value,
+            "last_error": item.reason,
+            "finished_at": now,
+        }
+    return common | {
+        "event_id": item.event_id,
+        "topic": item.topic,
+        "kind": item.kind.value,
+        "subject_id": item.subject_id,
+        "delivery_id": item.delivery_id,
+        "occurred_at": item.occurred_at,
+        "sequence": item.sequence,
+        "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
+        "status": EventStatus.PENDING.value,
+    }
+
+
+def _insert_ignoring_duplicates(engine: Engine):
+    return insert_for(engine, _inbox).on_conflict_do_nothing(index_elements=["source", "account", "event_id"])
+
+
+def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:
+    """Add one to the rejected-delivery counter of (source, reason)."""
+    table = WebhookRejection.__table__
+    statement = insert_for(engine, table).values(source=source, reason=reason, count=1, last_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["source", "reason"],
+        set_={"count": table.c.count + 1, "last_at": statement.excluded.last_at},
+    )
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit: int = 1) -> list[ClaimedEvent]:
+    """Take up to `limit` due events under a lease, in one statement.
+
+    Due means pending, or retry whose time has come, or processing whose lease ran out (its
+    worker died). An event waits while an earlier event of the same review is still open, so
+    one review's events never run at once and apply in arrival order. On PostgreSQL the
+    candidates are locked with SKIP LOCKED, so concurrent workers pass each other by instead of
+    queueing; SQLite serialises writers with its own lock (BEGIN IMMEDIATE).
+    """
+    earlier = _inbox.alias("earlier")
+    earlier_open = exists().where(
+        earlier.c.source == _inbox.c.source,
+        earlier.c.account == _inbox.c.account,
+        earlier.c.subject_id == _inbox.c.subject_id,
+        earlier.c.id < _inbox.c.id,
+        earlier.c.status.in_(OPEN_STATUSES),
+    )
+    due = or_(
+        and_(_inbox.c.status.in_((EventStatus.PENDING.value, EventStatus.RETRY.value)),
+             _inbox.c.next_attempt_at <= now),
+        and_(_inbox.c.status == EventStatus.PROCESSING.value, _inbox.c.lease_until < now),
+    )
+    candidates = (
+        select(_inbox.c.id).where(due, ~earlier_open).order_by(_inbox.c.next_attempt_at, _inbox.c.id).limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True, of=_inbox)
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=EventStatus.PROCESSING.value,
+            lease_until=now + timedelta(seconds=lease_s),
+            worker_id=worker_id,
+            attempts=_inbox.c.attempts + 1,
+        )
+        .returning(*(_inbox.c[name] for name in ClaimedEvent.__dataclass_fields__))
+    )
+    with transaction(engine) as session:
+        rows = session.execute(statement).mappings().all()
+    return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
+
+
+# --- finishing ------------------------------------------------------------------------------
+# Each guards on (id, worker_id, processing): a worker whose lease was taken over changes nothing.
+
+
+def finish(engine: Engine, event: ClaimedEvent, outcome: str, *, now: datetime) -> bool:
+    return _settle(engine, event, status=EventStatus.DONE, now=now, outcome=outcome, last_error=None,
+                   finished_at=now)
+
+
+def retry_later(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime, delay_s: float) -> bool:
+    return _settle(engine, event, status=EventStatus.RETRY, now=now, last_error=error,
+                   next_attempt_at=now + timedelta(seconds=delay_s))
+
+
+def give_up(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime) -> bool:
+    return _settle(engine, event, status=EventStatus.DEAD, now=now, last_error=error, finished_at=now)
+
+
+def quarantine_claimed(engine: Engine, event: ClaimedEvent, reason: str, *, now: datetime) -> bool:
+    return _settle(engine, event, status=EventStatus.QUARANTINED, now=now, last_error=reason, finished_at=now)
+
+
+def _settle(engine: Engine, event: ClaimedEvent, *, status: EventStatus, now: datetime, **values) -> bool:
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id == event.id, _inbox.c.worker_id == event.worker_id,
+               _inbox.c.status == EventStatus.PROCESSING.value)
+        .values(status=status.value, lease_until=None, **values)
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount == 1
+
+
+def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterable[int] | None = None) -> int:
+    """Hand back what a stopping worker still holds: due at once, the attempt not counted."""
+    statement = update(_inbox).where(
+        _inbox.c.worker_id == worker_id, _inbox.c.status == EventStatus.PROCESSING.value
+    )
+    if event_ids is not None:
+        statement = statement.where(_inbox.c.id.in_(list(event_ids)))
+    statement = statement.values(
+        status=EventStatus.RETRY.value, lease_until=None, next_attempt_at=now,
+        attempts=func.max(_inbox.c.attempts - 1, 0) if engine.dialect.name == "sqlite"
+        else func.greatest(_inbox.c.attempts - 1, 0),
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def backoff_delay(attempt: int, *, base_s: float, cap_s: float, retry_after_s: float | None = None,
+                  rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter, never sooner than the platform's Retry-After.
+
+    attempt 1 waits up to base, attempt 2 up to 2×base, … each capped at cap_s.
+    """
+    ceiling = min(cap_s, base_s * 2 ** max(attempt - 1, 0))
+    delay = (rng or random).uniform(0, ceiling)
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, cap_s))
+    return delay

@@ -1,0 +1,57 @@
+"""The collaborators one app owns (engine, connectors, targets, metrics, clock), built in create_app.
+
+Views reach them through `runtime()`; the worker and the CLI are handed them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+
+from app.config import Settings
+from app.intake import Receipt
+from app.metrics import Metrics
+from connectors.base import ReviewTarget, UnknownKey, WebhookSource
+
+__all__ = ["Runtime", "runtime"]
+
+_EXTENSION = "reviewbridge"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sources: dict[str, WebhookSource]
+    targets: Sequence[ReviewTarget]
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    #: Called after a delivery is stored; the embedded worker uses it to start draining at once.
+    on_stored: list[Callable[[], None]] = field(default_factory=list)
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions[_EXTENSION] = self
+
+    def webhook_source(self, name: str) -> WebhookSource:
+        source = self.sources.get(name)
+        if source is None:
+            raise UnknownKey(name, f"{name} webhooks are not configured on this service")
+        return source
+
+    def record_delivery(self, source: str, receipt: Receipt) -> None:
+        """Count the delivery by outcome and wake whoever drains the queue."""
+        outcome = "quarantined" if receipt.quarantined else ("stored" if receipt.stored else "duplicate")
+        self.metrics.webhooks.labels(source, outcome).inc()
+        if receipt.stored:
+            for callback in self.on_stored:
+                callback()
+
+
+def runtime() -> Runtime:
+    return current_app.extensions[_EXTENSION]

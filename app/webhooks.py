@@ -1,0 +1,30 @@
+"""`POST /webhooks/<source>`: raw bytes in, one intake call, the platform's own success answer out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request
+
+from app.runtime import runtime
+from app import intake
+from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
+
+__all__ = ["bp"]
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+# Trustoo counts any other answer as a failure and delivers again (specs/trustoo.md §1.7).
+TRUSTOO_SUCCESS = b'{"code":0,"message":"success"}'
+
+
+@bp.post("/trustoo", defaults={"topic": None})
+@bp.post("/trustoo/<topic>")
+def trustoo(topic: str | None):
+    if topic is not None and topic not in TRUSTOO_TOPICS:
+        abort(404, description=f"unknown Trustoo topic {topic!r}; use one of {', '.join(TRUSTOO_TOPICS)}")
+    rt = runtime()
+    body = request.get_data(cache=False)  # over WEBHOOK_MAX_BYTES: werkzeug raises 413 here
+    source = rt.webhook_source("trustoo")
+    receipt = intake.receive(rt.engine, source, TRUSTOO_TOPICS.get(topic), request.headers, body,
+                             now=rt.clock())
+    rt.record_delivery("trustoo", receipt)
+    return Response(TRUSTOO_SUCCESS, status=200, mimetype="application/json")

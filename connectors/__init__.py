@@ -1,0 +1,1 @@
+"""Platform connectors: pure translation between platform bytes and ReviewBridge's canonical types."""

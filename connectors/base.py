@@ -1,0 +1,241 @@
+"""Canonical types, capability protocols and the one error tree of ReviewBridge.
+
+Everything a platform sends or accepts is translated into these types at the edge, so the
+pipeline speaks one language whatever the platform. Nothing here knows Flask or the database.
+
+Errors (each carries context, never a secret)::
+
+    ReviewBridgeError
+    ├── WebhookRejected            answered 401, nothing stored
+    │   ├── SignatureError         missing or wrong signature
+    │   ├── StaleRequest           timestamp outside the tolerance window
+    │   └── UnknownKey             no secret configured for the key the request names
+    ├── PayloadError               verified but unusable: quarantined with the reason
+    └── TargetError                a platform call failed
+        ├── RetryableTargetError   timeouts, 429, 5xx, 409: try again later (retry_after)
+        ├── FixAndReplayError      4xx validation, missing product: a person fixes, then replays
+        └── ConfigError            our own credentials or settings are wrong
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "ConfigError",
+    "Event",
+    "EventKind",
+    "FixAndReplayError",
+    "Media",
+    "PayloadError",
+    "Reply",
+    "RetryableTargetError",
+    "Review",
+    "ReviewBridgeError",
+    "ReviewSource",
+    "ReviewTarget",
+    "SignatureError",
+    "StaleRequest",
+    "TargetError",
+    "TargetRef",
+    "UnknownKey",
+    "WebhookRejected",
+    "WebhookSource",
+]
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class ReviewBridgeError(Exception):
+    """Base of every error ReviewBridge raises on purpose."""
+
+
+class WebhookRejected(ReviewBridgeError):
+    """A webhook we must not trust; answered 401 and never stored."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class SignatureError(WebhookRejected):
+    """The signature is missing, malformed or matches none of our secrets."""
+
+
+class StaleRequest(WebhookRejected):
+    """The signed timestamp lies outside the tolerance window (a replay or a bad clock)."""
+
+
+class UnknownKey(WebhookRejected):
+    """The request names a public key or token we hold no secret for."""
+
+
+class PayloadError(ReviewBridgeError):
+    """A verified payload we cannot use; the event is quarantined with this reason.
+
+    `payload` is the part of the delivery the reason is about, kept so a person can see it.
+    """
+
+    def __init__(self, reason: str, *, payload: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.payload = payload
+
+
+class TargetError(ReviewBridgeError):
+    """A platform call failed; the subclass says what the pipeline does about it."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableTargetError(TargetError):
+    """Worth trying again later; `retry_after` (seconds) is the platform's own hint, if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class FixAndReplayError(TargetError):
+    """Retrying cannot help until a person fixes data or mapping; then the event is replayed."""
+
+
+class ConfigError(TargetError):
+    """Our own credentials or settings are wrong; the message names the variable to fix."""
+
+
+# --- canonical types ----------------------------------------------------------------------
+
+
+class EventKind(str, enum.Enum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+    ORDER = "order"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing a platform told us about one subject (a review or an order).
+
+    `event_id` is unique per (source, account) and is what makes a redelivery a duplicate.
+    `occurred_at` and `sequence` order events of one subject; `sequence` wins when both
+    sides have one.
+    """
+
+    source: str
+    account: str
+    event_id: str
+    kind: EventKind
+    subject_id: str
+    topic: str
+    occurred_at: datetime
+    payload: Mapping[str, Any]
+    sequence: int | None = None
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    thumbnail_url: str | None = None
+    kind: str = "image"  # image | video
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    replied_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """A review as ReviewBridge understands it, whatever platform it came from."""
+
+    source: str
+    account: str
+    source_id: str
+    product_id: str | None
+    rating: int
+    title: str | None = None
+    body: str | None = None
+    author_name: str | None = None
+    author_email: str | None = None
+    author_country: str | None = None
+    locale: str | None = None
+    product_sku: str | None = None
+    product_handle: str | None = None
+    published: bool = True
+    verified: bool = False
+    media: tuple[Media, ...] = ()
+    reply: Reply | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deleted: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_store_review(self) -> bool:
+        return self.product_id in (None, "", "0")
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """Where a review lives at a target: its id, its key and the version we last saw."""
+
+    key: str
+    id: str | None = None
+    version: int | None = None
+
+
+# --- capability protocols -----------------------------------------------------------------
+
+
+@runtime_checkable
+class WebhookSource(Protocol):
+    name: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
+        """Check the signature on the raw bytes; return the account it belongs to."""
+
+    def parse(self, account: str, topic: str | None, headers: Mapping[str, str], body: bytes) -> Sequence[Event]:
+        """Split a verified delivery into events; raise PayloadError when it is unusable."""
+
+    def review_from_event(self, event: Event) -> Review:
+        """Map an upsert event's payload to the canonical Review (PayloadError if it cannot)."""
+
+
+@runtime_checkable
+class ReviewSource(Protocol):
+    name: str
+
+    def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review]:
+        """Yield the account's reviews lazily, newest first, stopping past `since`."""
+
+
+@runtime_checkable
+class ReviewTarget(Protocol):
+    name: str
+
+    def upsert(self, review: Review, known: TargetRef | None = None) -> TargetRef:
+        """Create or update the review so the target matches it; idempotent by key."""
+
+    def delete(self, ref: TargetRef) -> None:
+        """Remove the review; deleting what is already gone is not an error."""
+
+
+def first_present(mapping: Mapping[str, Any], names: Iterable[str]) -> Any:
+    """The value of the first of `names` that the mapping holds and is not None or ''."""
+    for name in names:
+        value = mapping.get(name)
+        if value not in (None, ""):
+            return value
+    return None
