@@ -18,8 +18,17 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# Local by default; HOST=0.0.0.0 to listen on every interface. Without Trustoo tokens of your own,
+# the README's demo tokens are used so that its curl example works.
+HOST ?= 127.0.0.1
+DEMO_PUBLIC_TOKEN  := demo-public-token
+DEMO_PRIVATE_TOKEN := demo-private-token
+
 run: $(VENV)/.installed
-	$(BIN)/reviewbridge serve
+	@[ -n "$$TRUSTOO_PUBLIC_TOKEN" ] || echo "make run: using the README's demo Trustoo tokens (set TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN for a real shop)"
+	TRUSTOO_PUBLIC_TOKEN="$${TRUSTOO_PUBLIC_TOKEN:-$(DEMO_PUBLIC_TOKEN)}" \
+	TRUSTOO_PRIVATE_TOKEN="$${TRUSTOO_PRIVATE_TOKEN:-$(DEMO_PRIVATE_TOKEN)}" \
+	$(BIN)/reviewbridge serve --host $(HOST)
 
 # pytest runs every storage test twice: on SQLite and on PostgreSQL (TEST_DATABASE_URL).
 test: $(VENV)/.installed-dev

@@ -15,7 +15,7 @@ import signal
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app import db
 from app.pipeline import Collaborators
@@ -54,6 +54,7 @@ def build_worker(rt: Runtime) -> Worker:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: $PORT or 8000).")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Web threads.")
+@with_appcontext
 def serve(host: str, port: int | None, threads: int) -> None:
     """Embedded mode: apply migrations, then run web and worker in one process."""
     import waitress
@@ -83,6 +84,7 @@ def _interrupt(_signum, _frame):
 
 
 @click.command()
+@with_appcontext
 def worker() -> None:
     """Run the worker: queue drain, due retries and periodic jobs, until SIGTERM."""
     rt = runtime()
@@ -92,7 +94,7 @@ def worker() -> None:
     build_worker(rt).run_until_signalled()
 
 
-@click.group("db")
+@click.group("db", cls=AppGroup)
 def db_group() -> None:
     """Database schema (Alembic migrations in migrations/)."""
 
@@ -115,6 +117,7 @@ def db_current() -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_appcontext
 def status(as_json: bool) -> None:
     """Events by status and source, oldest pending age, dead letters, last errors, rejections."""
     rt = runtime()
