@@ -12,7 +12,6 @@ Every function takes the time as `now`; nothing here reads a clock.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, EventStatus, InboxEvent, WebhookRejection
 from connectors.base import Event, PayloadError
+from connectors.http import backoff_delay
 
 __all__ = [
     "ClaimedEvent",
@@ -214,16 +214,3 @@ def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterabl
     )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
-
-
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, retry_after_s: float | None = None,
-                  rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter, never sooner than the platform's Retry-After.
-
-    attempt 1 waits up to base, attempt 2 up to 2×base, … each capped at cap_s.
-    """
-    ceiling = min(cap_s, base_s * 2 ** max(attempt - 1, 0))
-    delay = (rng or random).uniform(0, ceiling)
-    if retry_after_s is not None:
-        delay = max(delay, min(retry_after_s, cap_s))
-    return delay
