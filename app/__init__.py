@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from flask import Flask
+from sqlalchemy import Engine
 
+from app import products
 from app.config import Settings, SettingsError, load_settings
 from app.db import make_engine
 from app.metrics import Metrics
@@ -18,6 +21,7 @@ from app.models import utcnow
 from app.runtime import Runtime
 from app.status import queue_depth
 from connectors.base import ReviewTarget, WebhookSource
+from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
 from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
 
 __all__ = ["create_app"]
@@ -28,10 +32,10 @@ log = logging.getLogger(__name__)
 def create_app(
     environ: Mapping[str, str] | None = None,
     *,
-    targets: Sequence[ReviewTarget] = (),
+    targets: Sequence[ReviewTarget] | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Flask:
-    """Build the service. `environ` replaces os.environ (tests); `targets` are the review targets."""
+    """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
     from app import cli, errors, health, webhooks
     from app.logs import configure_logging
 
@@ -53,7 +57,7 @@ def create_app(
         settings=settings,
         engine=engine,
         sources=_webhook_sources(settings),
-        targets=tuple(targets),
+        targets=tuple(_review_targets(settings, engine) if targets is None else targets),
         metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
         clock=clock,
     ).init_app(app)
@@ -63,6 +67,19 @@ def create_app(
     app.register_blueprint(health.bp)
     cli.init_app(app)
     return app
+
+
+def _review_targets(settings: Settings, engine: Engine) -> list[ReviewTarget]:
+    if not settings.commercetools_enabled:
+        return []
+    config = CommercetoolsConfig(
+        project_key=settings.ctp_project_key, client_id=settings.ctp_client_id,
+        client_secret=settings.ctp_client_secret, api_url=settings.ctp_api_url, auth_url=settings.ctp_auth_url,
+        scopes=settings.ctp_scopes, rating_scale=settings.ctp_rating_scale,
+        on_source_delete=settings.ctp_on_source_delete, product_key_template=settings.ctp_product_key_template,
+    )
+    return [CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine),
+                                pool_size=settings.worker_concurrency + 4)]
 
 
 def _webhook_sources(settings: Settings) -> dict[str, WebhookSource]:

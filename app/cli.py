@@ -5,10 +5,13 @@ service's own functions.
     reviewbridge worker                        the worker process (SIGTERM: clean stop)
     reviewbridge db upgrade|current            Alembic migrations
     reviewbridge status [--json]               queue, dead letters, last errors, rejections
+    reviewbridge setup commercetools           create the Custom Type and States (idempotent)
+    reviewbridge products import FILE|list     product mappings; an import releases waiting events
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import signal
@@ -19,9 +22,11 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app import db
 from app.pipeline import Collaborators
+from app import products
 from app.runtime import Runtime, runtime
 from app.status import read_status
 from app.worker import Worker
+from connectors.base import TargetError
 
 __all__ = ["init_app", "main"]
 
@@ -29,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    for command in (serve, worker, db_group, status):
+    for command in (serve, worker, db_group, status, setup_group, products_group):
         app.cli.add_command(command)
 
 
@@ -47,7 +52,16 @@ def build_worker(rt: Runtime) -> Worker:
         max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s, retry_cap_s=settings.retry_cap_s,
     )
     return Worker(deps, concurrency=settings.worker_concurrency, lease_s=settings.lease_s,
-                  drain_interval_s=settings.drain_interval_s)
+                  drain_interval_s=settings.drain_interval_s, recheck_waiting_s=settings.product_recheck_s)
+
+
+def check_targets(rt: Runtime) -> None:
+    """Fail with the target's own advice when one is not set up (ConfigError → ClickException)."""
+    for target in rt.targets:
+        try:
+            target.check()
+        except TargetError as exc:
+            raise click.ClickException(f"{target.name}: {exc}") from None
 
 
 @click.command()
@@ -64,8 +78,14 @@ def serve(host: str, port: int | None, threads: int) -> None:
     rt = runtime()
     db.upgrade(rt.engine)
     background = build_worker(rt)
-    rt.on_stored.append(background.wake)
-    background.start()
+    try:
+        check_targets(rt)
+    except click.ClickException as exc:
+        # Webhooks are still taken in and kept; only processing waits for the fix.
+        click.echo(f"worker not started: {exc.message}; events wait in the inbox until it is fixed", err=True)
+    else:
+        rt.on_stored.append(background.wake)
+        background.start()
     port = port or rt.settings.port
     signal.signal(signal.SIGTERM, _interrupt)  # a PaaS stops with SIGTERM: shut down as on Ctrl-C
     click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
@@ -91,6 +111,7 @@ def worker() -> None:
     current, head = db.current_revision(rt.engine), db.head_revision(rt.engine)
     if current != head:
         raise click.ClickException(f"database is at revision {current}, not {head}: run `reviewbridge db upgrade`")
+    check_targets(rt)
     build_worker(rt).run_until_signalled()
 
 
@@ -146,3 +167,48 @@ def _status_table(report: dict) -> str:
     for source, error in sorted(report["last_error"].items()):
         lines.append(f"last error ({source}): {error['error']} [event {error['event_id']}, {error['status']}]")
     return "\n".join(lines)
+
+
+@click.group("setup", cls=AppGroup)
+def setup_group() -> None:
+    """Prepare a platform for ReviewBridge."""
+
+
+@setup_group.command("commercetools")
+def setup_commercetools() -> None:
+    """Create the Custom Type and review States ReviewBridge needs; safe to run again."""
+    target = next((t for t in runtime().targets if t.name == "commercetools"), None)
+    if target is None:
+        raise click.ClickException("commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and "
+                                   "CTP_CLIENT_SECRET")
+    try:
+        report = target.setup()
+    except TargetError as exc:
+        raise click.ClickException(str(exc)) from None
+    for kind, key, outcome in report:
+        click.echo(f"{outcome:8} {kind[:-1]} {key}")
+
+
+@click.group("products", cls=AppGroup)
+def products_group() -> None:
+    """Which commercetools product each source product's reviews belong to."""
+
+
+@products_group.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+def products_import(csv_file) -> None:
+    """Add or change mappings from CSV_FILE (source,account,source_product_id,product_key,product_id)."""
+    rt = runtime()
+    try:
+        result = products.import_csv(rt.engine, csv_file, now=rt.clock())
+    except products.MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{result.mappings} mapping(s) imported, {result.released} waiting event(s) released")
+
+
+@products_group.command("list")
+def products_list() -> None:
+    """Print the mappings as CSV."""
+    writer = csv.DictWriter(click.get_text_stream("stdout"), fieldnames=products.CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(products.list_mappings(runtime().engine))

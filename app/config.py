@@ -48,10 +48,24 @@ class Settings:
     trustoo_private_tokens: tuple[str, ...] = field(default=(), repr=False)
     trustoo_webhook_tolerance_s: int = 900
     trustoo_api_url: str = "https://rapi.trustoo.io"
+    ctp_project_key: str | None = None
+    ctp_client_id: str | None = None
+    ctp_client_secret: str | None = field(default=None, repr=False)
+    ctp_scopes: tuple[str, ...] = ()
+    ctp_api_url: str = "https://api.europe-west1.gcp.commercetools.com"
+    ctp_auth_url: str = "https://auth.europe-west1.gcp.commercetools.com"
+    ctp_rating_scale: int = 5
+    ctp_on_source_delete: str = "delete"
+    ctp_product_key_template: str = "{source_product_id}"
+    product_recheck_s: int = 900
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def commercetools_enabled(self) -> bool:
+        return bool(self.ctp_project_key and self.ctp_client_id and self.ctp_client_secret)
 
     @property
     def trustoo_webhooks_enabled(self) -> bool:
@@ -68,6 +82,11 @@ class Settings:
             )
         else:
             lines.append("trustoo webhooks: off (set TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN)")
+        if self.commercetools_enabled:
+            lines.append(f"commercetools: project {self.ctp_project_key} at {self.ctp_api_url}, rating scale "
+                         f"{self.ctp_rating_scale}, on source delete: {self.ctp_on_source_delete}")
+        else:
+            lines.append("commercetools: off (set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET)")
         lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
         lines.append(
@@ -97,11 +116,40 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trustoo_private_tokens=env.secret_list("TRUSTOO_PRIVATE_TOKEN"),
         trustoo_webhook_tolerance_s=env.integer("TRUSTOO_WEBHOOK_TOLERANCE_S", 900, low=30, high=7 * 86400),
         trustoo_api_url=env.url("TRUSTOO_API_URL", "https://rapi.trustoo.io"),
+        ctp_project_key=env.text("CTP_PROJECT_KEY"),
+        ctp_client_id=env.text("CTP_CLIENT_ID"),
+        ctp_client_secret=env.text("CTP_CLIENT_SECRET"),
+        # The SDKs split CTP_SCOPES on commas, many projects on spaces: both are accepted.
+        ctp_scopes=tuple((env.text("CTP_SCOPES") or "").replace(",", " ").split()),
+        ctp_api_url=env.url("CTP_API_URL", "https://api.europe-west1.gcp.commercetools.com"),
+        ctp_auth_url=env.url("CTP_AUTH_URL", "https://auth.europe-west1.gcp.commercetools.com"),
+        ctp_rating_scale=int(env.choice("CTP_RATING_SCALE", "5", ("5", "100"))),
+        ctp_on_source_delete=env.choice("CTP_ON_SOURCE_DELETE", "delete", ("delete", "hide")),
+        ctp_product_key_template=_product_key_template(env.text("CTP_PRODUCT_KEY_TEMPLATE")),
+        product_recheck_s=env.integer("PRODUCT_RECHECK_S", 900, low=10, high=86400),
     )
+    ctp = {"CTP_PROJECT_KEY": settings.ctp_project_key, "CTP_CLIENT_ID": settings.ctp_client_id,
+           "CTP_CLIENT_SECRET": settings.ctp_client_secret}
+    if any(ctp.values()) and not all(ctp.values()):
+        missing = next(name for name, value in ctp.items() if not value)
+        raise SettingsError(missing, "is required when the other CTP_* credentials are set")
     if bool(settings.trustoo_public_token) != bool(settings.trustoo_private_tokens):
         missing = "TRUSTOO_PRIVATE_TOKEN" if settings.trustoo_public_token else "TRUSTOO_PUBLIC_TOKEN"
         raise SettingsError(missing, "is required when the other Trustoo token is set")
     return settings
+
+
+_TEMPLATE_FIELDS = {"source": "trustoo", "account": "shop", "source_product_id": "1", "sku": "s", "handle": "h"}
+
+
+def _product_key_template(value: str | None) -> str:
+    template = value or "{source_product_id}"
+    try:
+        template.format(**_TEMPLATE_FIELDS)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SettingsError("CTP_PRODUCT_KEY_TEMPLATE",
+                            f"{template!r} is not a template over {', '.join(_TEMPLATE_FIELDS)} ({exc})") from None
+    return template
 
 
 def _database_url(value: str | None) -> str:

@@ -11,7 +11,15 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-__all__ = ["EventStatus", "InboxEvent", "LedgerEntry", "WebhookRejection", "utcnow", "OPEN_STATUSES"]
+__all__ = [
+    "OPEN_STATUSES",
+    "EventStatus",
+    "InboxEvent",
+    "LedgerEntry",
+    "ProductMapping",
+    "WebhookRejection",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -27,6 +35,7 @@ class EventStatus(str, enum.Enum):
     DONE = "done"  # applied (or found to need nothing)
     DEAD = "dead"  # gave up: attempts exhausted or a person must fix something; replayable
     QUARANTINED = "quarantined"  # verified but unusable; kept with the reason
+    WAITING_FOR_PRODUCT = "waiting_for_product"  # no product match yet; a product mapping releases it
 
 
 #: Statuses of events that still have work ahead; later events of the same review wait for them.
@@ -41,6 +50,7 @@ class InboxEvent(SQLModel, table=True):
         UniqueConstraint("source", "account", "event_id", name="uq_inbox_source_account_event"),
         Index("ix_inbox_due", "status", "next_attempt_at"),
         Index("ix_inbox_subject", "source", "account", "subject_id", "id"),
+        Index("ix_inbox_waiting", "source", "account", "waiting_on"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
@@ -61,6 +71,8 @@ class InboxEvent(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None)
     worker_id: str | None = Field(default=None, sa_column=Column(String(64)))
     outcome: str | None = Field(default=None, sa_column=Column(String(32)))
+    #: The source product a waiting_for_product event needs a match for.
+    waiting_on: str | None = Field(default=None, sa_column=Column(String(255)))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     received_at: datetime = Field(nullable=False)
     finished_at: datetime | None = Field(default=None)
@@ -103,3 +115,21 @@ class WebhookRejection(SQLModel, table=True):
     reason: str = Field(sa_column=Column(String(32), primary_key=True))
     count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     last_at: datetime = Field(nullable=False)
+
+
+class ProductMapping(SQLModel, table=True):
+    """A source product's commercetools product, by key or by id (`reviewbridge products import`)."""
+
+    __tablename__ = "product_map"
+    __table_args__ = (
+        UniqueConstraint("source", "account", "source_product_id", name="uq_product_map_source_product"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    source_product_id: str = Field(sa_column=Column(String(255), nullable=False))
+    product_key: str | None = Field(default=None, sa_column=Column(String(256)))
+    product_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    updated_at: datetime = Field(nullable=False)

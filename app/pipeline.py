@@ -3,7 +3,8 @@
     parse → canonical Review → route to targets → ledger check → target call → ledger update
 
 `run` is the one place that turns an error into a queue outcome: a PayloadError quarantines,
-a RetryableTargetError retries after backoff, a FixAndReplayError waits dead for a person,
+a RetryableTargetError retries after backoff, a ProductNotFound waits for a product mapping,
+a FixAndReplayError waits dead for a person,
 a ConfigError retries slowly while the operator fixes the variable it names. No database
 transaction stays open across a platform call; the event's lease guards it meanwhile.
 """
@@ -29,6 +30,7 @@ from connectors.base import (
     EventKind,
     FixAndReplayError,
     PayloadError,
+    ProductNotFound,
     RetryableTargetError,
     Review,
     ReviewTarget,
@@ -66,6 +68,9 @@ def run(claimed: ClaimedEvent, deps: Collaborators) -> str:
     except PayloadError as exc:
         queue.quarantine_claimed(deps.engine, claimed, exc.reason, now=deps.clock())
         return "quarantined"
+    except ProductNotFound as exc:
+        queue.wait_for_product(deps.engine, claimed, exc.source_product_id, str(exc), now=deps.clock())
+        return "waiting_for_product"
     except FixAndReplayError as exc:
         queue.give_up(deps.engine, claimed, _describe(exc), now=deps.clock())
         return "dead"

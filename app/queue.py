@@ -5,6 +5,8 @@
                            │ └──────▶ dead (attempts used up, or a person must fix something)
                            └─ lease expired (worker died) ──▶ claimable again
     quarantined: verified but unusable, never claimed; a person replays or discards it
+    waiting_for_product: no product match yet; a new product mapping (or the periodic recheck)
+                         makes it pending again
 
 Every function takes the time as `now`; nothing here reads a clock.
 """
@@ -33,7 +35,9 @@ __all__ = [
     "give_up",
     "quarantine_claimed",
     "release",
+    "release_waiting",
     "retry_later",
+    "wait_for_product",
 ]
 
 _inbox = InboxEvent.__table__
@@ -183,6 +187,28 @@ def retry_later(engine: Engine, event: ClaimedEvent, error: str, *, now: datetim
 
 def give_up(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime) -> bool:
     return _settle(engine, event, status=EventStatus.DEAD, now=now, last_error=error, finished_at=now)
+
+
+def wait_for_product(engine: Engine, event: ClaimedEvent, source_product_id: str, reason: str, *,
+                     now: datetime) -> bool:
+    # Waiting is not failing: the attempt is given back, so rechecks never make an event dead.
+    return _settle(engine, event, status=EventStatus.WAITING_FOR_PRODUCT, now=now, last_error=reason,
+                   waiting_on=source_product_id, attempts=_inbox.c.attempts - 1)
+
+
+def release_waiting(engine: Engine, *, now: datetime, source: str | None = None, account: str | None = None,
+                    product_ids: Iterable[str] | None = None) -> int:
+    """Make waiting_for_product events due again (all, or those of the given products)."""
+    statement = update(_inbox).where(_inbox.c.status == EventStatus.WAITING_FOR_PRODUCT.value)
+    if source is not None:
+        statement = statement.where(_inbox.c.source == source)
+    if account is not None:
+        statement = statement.where(_inbox.c.account == account)
+    if product_ids is not None:
+        statement = statement.where(_inbox.c.waiting_on.in_(list(product_ids)))
+    statement = statement.values(status=EventStatus.PENDING.value, next_attempt_at=now, waiting_on=None)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
 
 
 def quarantine_claimed(engine: Engine, event: ClaimedEvent, reason: str, *, now: datetime) -> bool:

@@ -38,12 +38,13 @@ class _SkipOverlapNotice(logging.Filter):
 
 class Worker:
     def __init__(self, deps: Collaborators, *, concurrency: int = 4, lease_s: int = 60,
-                 drain_interval_s: float = 0.5, worker_id: str | None = None):
+                 drain_interval_s: float = 0.5, recheck_waiting_s: float = 900, worker_id: str | None = None):
         self.deps = deps
         self.id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._concurrency = concurrency
         self._lease_s = lease_s
         self._drain_interval_s = drain_interval_s
+        self._recheck_waiting_s = recheck_waiting_s
         self._stopping = threading.Event()
         self._in_flight: set[int] = set()
         self._idle = threading.Condition()
@@ -64,6 +65,13 @@ class Worker:
                 self._process(event)
             processed += len(claimed)
         return processed
+
+    def recheck_waiting(self) -> int:
+        """Give events waiting for a product another go: the product may exist by now."""
+        released = queue.release_waiting(self.deps.engine, now=self.deps.clock())
+        if released:
+            log.info("released %d event(s) waiting for a product", released)
+        return released
 
     def _process(self, event: ClaimedEvent) -> None:
         with self._idle:
@@ -93,6 +101,8 @@ class Worker:
         for index in range(self._concurrency):
             scheduler.add_job(self.drain, "interval", seconds=self._drain_interval_s, id=f"drain-{index}",
                               max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
+        scheduler.add_job(self.recheck_waiting, "interval", seconds=self._recheck_waiting_s, id="recheck-waiting",
+                          max_instances=1, coalesce=True)
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)

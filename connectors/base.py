@@ -13,7 +13,8 @@ Errors (each carries context, never a secret)::
     ├── PayloadError               verified but unusable: quarantined with the reason
     └── TargetError                a platform call failed
         ├── RetryableTargetError   timeouts, 429, 5xx, 409: try again later (retry_after)
-        ├── FixAndReplayError      4xx validation, missing product: a person fixes, then replays
+        ├── FixAndReplayError      4xx validation: a person fixes, then replays
+        │   └── ProductNotFound    no product match yet: waits, released by a product mapping
         └── ConfigError            our own credentials or settings are wrong
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "FixAndReplayError",
     "Media",
     "PayloadError",
+    "ProductNotFound",
     "Reply",
     "RetryableTargetError",
     "Review",
@@ -106,6 +108,14 @@ class RetryableTargetError(TargetError):
 
 class FixAndReplayError(TargetError):
     """Retrying cannot help until a person fixes data or mapping; then the event is replayed."""
+
+
+class ProductNotFound(FixAndReplayError):
+    """The review's product has no match at the target; the event waits until a mapping exists."""
+
+    def __init__(self, source_product_id: str, message: str):
+        super().__init__(message)
+        self.source_product_id = source_product_id
 
 
 class ConfigError(TargetError):
@@ -230,6 +240,9 @@ class ReviewTarget(Protocol):
 
     def delete(self, ref: TargetRef) -> None:
         """Remove the review; deleting what is already gone is not an error."""
+
+    def check(self) -> None:
+        """Raise ConfigError, saying how to fix it, when the target is not set up for us."""
 
 
 def first_present(mapping: Mapping[str, Any], names: Iterable[str]) -> Any:

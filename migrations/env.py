@@ -6,6 +6,7 @@ command builds one from the environment the same way the app does.
 
 from alembic import context
 from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.config import load_settings
@@ -13,6 +14,13 @@ from app.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata
+
+
+def render_item(type_, obj, autogen_context):
+    """Write SQLModel's UTCDateTime as the plain column type it stores, so migrations need no sqlmodel."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations_online() -> None:
@@ -23,6 +31,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -116,3 +116,41 @@ def test_bad_setting_stops_start_up_with_one_line_naming_the_variable(tmp_path):
                             timeout=60)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "reviewbridge: configuration error: PORT: 'eighty' is not a whole number"
+
+
+def _procfile(process: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name == process:
+            return command.strip()
+    raise AssertionError(f"Procfile has no {process} process")
+
+
+def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, database_url):
+    port = _free_port()
+    env = _environ(PORT=str(port), DATABASE_URL=database_url, TRUSTOO_PUBLIC_TOKEN="demo-public-token",
+                   TRUSTOO_PRIVATE_TOKEN="demo-private-token", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True,
+                   timeout=60)
+    web = subprocess.Popen(["bash", "-c", f"exec {_procfile('web')}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/readyz", web)
+        sent = subprocess.run(["bash", "-euo", "pipefail", "-c", _readme_snippet()], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=30)
+        assert sent.stdout == '{"code":0,"message":"success"}', sent.stderr
+        code, _ = _stop(web, timeout_s=20)
+        assert code == 0
+    finally:
+        web.kill()
+
+
+def test_every_command_also_works_through_flask_cli(tmp_path):
+    env = _environ(DATABASE_URL=f"sqlite:///{tmp_path}/flask.db")
+    flask = str(Path(sys.executable).parent / "flask")
+    upgraded = subprocess.run([flask, "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert upgraded.returncode == 0 and "database at revision" in upgraded.stdout
+    status = subprocess.run([flask, "--app", "app", "status", "--json"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert json.loads(status.stdout)["dead_letters"] == 0

@@ -48,6 +48,9 @@ class RecordingTarget:
         with self._lock:
             self.reviews.pop(ref.key, None)
 
+    def check(self) -> None:
+        """Nothing to set up in memory."""
+
     def _enter(self, operation: str, key: str) -> None:
         if self.latency_s:
             time.sleep(self.latency_s)

@@ -1,0 +1,348 @@
+"""commercetools as a review target (specs/commercetools.md §1, §4, §5).
+
+Upsert, by the recipe of §5: GET by key → 404: create (a DuplicateField means a racer won: read
+again) → 200: send only the actions that change something (none: no POST) → 409: read again and
+rebuild, a bounded number of times. The key is also the uniquenessValue, so however many workers
+race, one source review is one commercetools review.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+
+from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
+from connectors.commercetools_mapping import (
+    CUSTOM_FIELDS,
+    CUSTOM_TYPE_KEY,
+    HIDDEN_STATE_KEY,
+    PUBLISHED_STATE_KEY,
+    desired_review,
+    draft_for,
+    review_key,
+    update_actions,
+)
+from connectors.http import PlatformClient, RetryPolicy, Token, TokenCache, error_for
+
+__all__ = ["CommercetoolsConfig", "CommercetoolsTarget"]
+
+_CONFLICT_RETRIES = 5
+_PAGE = 500
+#: Product lookups by a missing key: asked again after this long, in case the product was created.
+_MISSING_PRODUCT_TTL_S = 60.0
+
+ProductMap = Callable[[str, str, str], tuple[str, str] | None]  # (source, account, product) → ("id"|"key", value)
+
+
+@dataclass(frozen=True)
+class CommercetoolsConfig:
+    project_key: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    api_url: str = "https://api.europe-west1.gcp.commercetools.com"
+    auth_url: str = "https://auth.europe-west1.gcp.commercetools.com"
+    scopes: tuple[str, ...] = ()
+    rating_scale: int = 5
+    on_source_delete: str = "delete"  # delete | hide
+    product_key_template: str = "{source_product_id}"
+
+    @property
+    def token_url(self) -> str:
+        # Like the SDKs: an auth URL without a path means the standard token path.
+        return self.auth_url if urlsplit(self.auth_url).path not in ("", "/") else self.auth_url.rstrip("/") + "/oauth/token"
+
+
+class CommercetoolsTarget:
+    name = "commercetools"
+
+    def __init__(self, config: CommercetoolsConfig, *, product_map: ProductMap | None = None,
+                 transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy = RetryPolicy(),
+                 pool_size: int = 20):
+        self.config = config
+        self._product_map = product_map
+        self._clock = clock
+        hint = "CTP_CLIENT_ID, CTP_CLIENT_SECRET and CTP_SCOPES"
+        self._auth = PlatformClient("commercetools auth", config.token_url, credentials_hint=hint,
+                                    transport=transport, sleep=sleep, retry=retry, pool_size=2)
+        self._tokens = TokenCache(self._fetch_token, clock=clock)
+        self._api = PlatformClient("commercetools", f"{config.api_url.rstrip('/')}/{config.project_key}",
+                                   token=self._tokens, credentials_hint=hint + " (and CTP_PROJECT_KEY)",
+                                   transport=transport, sleep=sleep, retry=retry, pool_size=pool_size)
+        self._lock = threading.Lock()
+        self._setup_ids: dict[str, str] | None = None
+        self._product_ids: dict[str, str] = {}
+        self._missing_products: dict[str, float] = {}
+
+    def close(self) -> None:
+        self._api.close()
+        self._auth.close()
+
+    # --- ReviewTarget -------------------------------------------------------------------------
+
+    def key_for(self, review: Review) -> str:
+        return review_key(review.source, review.account, review.source_id)
+
+    def upsert(self, review: Review, known: TargetRef | None = None) -> TargetRef:
+        ids = self.setup_ids()
+        desired = desired_review(
+            review, product_id=self._product_id(review), type_id=ids["type"], rating_scale=self.config.rating_scale,
+            state_id=ids["published"] if review.published else ids["hidden"],
+        )
+        for _ in range(_CONFLICT_RETRIES):
+            current = self.get(desired.key)
+            if current is None:
+                created, duplicates = self._create(draft_for(desired))
+                if created is not None:
+                    return _ref(created)
+                if "key" in duplicates:
+                    continue  # another worker created it first: update theirs
+                current = self._adopt_by_uniqueness_value(desired.key)
+                if current is None:
+                    continue  # a deleted review's value not yet freed: try again, then back off
+            actions = update_actions(current, desired)
+            if not actions:
+                return _ref(current)
+            updated = self._update(current, actions)
+            if updated is not None:
+                return _ref(updated)
+        raise RetryableTargetError(f"review {desired.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)",
+                                   status=409)
+
+    def delete(self, ref: TargetRef) -> None:
+        """Delete (or, with CTP_ON_SOURCE_DELETE=hide, hide) the review; gone already is fine."""
+        for _ in range(_CONFLICT_RETRIES):
+            current = self.get(ref.key)
+            if current is None:
+                return
+            if self.config.on_source_delete == "hide":
+                hidden = self.setup_ids()["hidden"]
+                if (current.get("state") or {}).get("id") == hidden:
+                    return
+                action = {"action": "transitionState", "state": {"typeId": "state", "id": hidden}, "force": True}
+                if self._update(current, [action]) is not None:
+                    return
+                continue
+            response = self._api.request("DELETE", f"/reviews/key={quote(ref.key, safe='')}",
+                                         params={"version": current["version"]})
+            if response.status_code in (200, 404):
+                return
+            if response.status_code != 409:
+                raise error_for(response, "commercetools", _error_text(response))
+        raise RetryableTargetError(f"review {ref.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)",
+                                   status=409)
+
+    def check(self) -> None:
+        self.setup_ids()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        response = self._api.request("GET", f"/reviews/key={quote(key, safe='')}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_for(response, "commercetools", _error_text(response))
+        return response.json()
+
+    def iter_reviews(self, where: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every review, lazily, by keyset paging on id (no offset cap, flat memory)."""
+        last_id: str | None = None
+        while True:
+            predicates = [p for p in (where, f'id > "{last_id}"' if last_id else None) if p]
+            params = [("sort", "id asc"), ("limit", str(_PAGE)), ("withTotal", "false")]
+            params += [("where", predicate) for predicate in predicates]
+            response = self._api.request("GET", "/reviews", params=params)
+            if response.status_code != 200:
+                raise error_for(response, "commercetools", _error_text(response))
+            results = response.json()["results"]
+            yield from results
+            if len(results) < _PAGE:
+                return
+            last_id = results[-1]["id"]
+
+    # --- set-up: the Custom Type and the two States -------------------------------------------
+
+    def setup(self) -> list[tuple[str, str, str]]:
+        """Create what is missing; return (kind, key, "created" | "found") for each. Safe to repeat."""
+        report = []
+        for kind, key, draft in _setup_drafts():
+            if self._find(kind, key) is not None:
+                report.append((kind, key, "found"))
+                continue
+            response = self._api.request("POST", f"/{kind}", json=draft)
+            if response.status_code in (200, 201):
+                report.append((kind, key, "created"))
+            elif _error_codes(response) & {"DuplicateField"}:
+                report.append((kind, key, "found"))  # created meanwhile by another process
+            else:
+                raise error_for(response, "commercetools", _error_text(response))
+        with self._lock:
+            self._setup_ids = None
+        return report
+
+    def setup_ids(self) -> dict[str, str]:
+        """Ids of the Custom Type and States; a ConfigError says how to create them if missing."""
+        with self._lock:
+            if self._setup_ids is not None:
+                return self._setup_ids
+        found = {name: self._find(kind, key) for name, kind, key in
+                 (("type", "types", CUSTOM_TYPE_KEY), ("published", "states", PUBLISHED_STATE_KEY),
+                  ("hidden", "states", HIDDEN_STATE_KEY))}
+        missing = [name for name, resource in found.items() if resource is None]
+        if missing:
+            raise ConfigError(f"commercetools project {self.config.project_key} lacks ReviewBridge's "
+                              f"{', '.join(missing)} set-up: run `reviewbridge setup commercetools`")
+        ids = {name: resource["id"] for name, resource in found.items()}
+        with self._lock:
+            self._setup_ids = ids
+        return ids
+
+    def _find(self, kind: str, key: str) -> dict[str, Any] | None:
+        response = self._api.request("GET", f"/{kind}/key={quote(key, safe='')}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_for(response, "commercetools", _error_text(response))
+        return response.json()
+
+    # --- products -------------------------------------------------------------------------------
+
+    def _product_id(self, review: Review) -> str:
+        if review.is_store_review:
+            raise ProductNotFound(review.product_id or "0", "store review (product 0): no commercetools product "
+                                  "to attach it to")
+        mapped = self._product_map(review.source, review.account, review.product_id) if self._product_map else None
+        if mapped is not None and mapped[0] == "id":
+            return mapped[1]
+        key = mapped[1] if mapped is not None else self.config.product_key_template.format(
+            source=review.source, account=review.account, source_product_id=review.product_id,
+            sku=review.product_sku or "", handle=review.product_handle or "")
+        product_id = self.product_id_for_key(key)
+        if product_id is None:
+            raise ProductNotFound(review.product_id, f"no commercetools product with key {key!r} "
+                                  f"for {review.source} product {review.product_id}")
+        return product_id
+
+    def product_id_for_key(self, key: str) -> str | None:
+        """The product's id, asked once and cached; a miss is asked again after a minute."""
+        with self._lock:
+            if key in self._product_ids:
+                return self._product_ids[key]
+            if self._clock() < self._missing_products.get(key, 0):
+                return None
+        response = self._api.request("GET", f"/products/key={quote(key, safe='')}")
+        if response.status_code == 404:
+            with self._lock:
+                self._missing_products[key] = self._clock() + _MISSING_PRODUCT_TTL_S
+            return None
+        if response.status_code != 200:
+            raise error_for(response, "commercetools", _error_text(response))
+        with self._lock:
+            self._product_ids[key] = response.json()["id"]
+            self._missing_products.pop(key, None)
+            return self._product_ids[key]
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def _create(self, draft: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
+        """The created review, or None and the fields that are already taken (a racer created it)."""
+        response = self._api.request("POST", "/reviews", json=draft)
+        if response.status_code == 201:
+            return response.json(), set()
+        duplicates = _duplicate_fields(response)
+        if duplicates:
+            return None, duplicates
+        if _error_codes(response) & {"ReferencedResourceNotFound"} and _references_product(response):
+            raise ProductNotFound(draft["custom"]["fields"].get("sourceProductId", "?"),
+                                  "the product was deleted from commercetools")
+        raise error_for(response, "commercetools", _error_text(response))
+
+    def _update(self, current: Mapping[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The updated review, or None on a version conflict (the caller reads again)."""
+        response = self._api.request("POST", f"/reviews/{current['id']}",
+                                     json={"version": current["version"], "actions": actions})
+        if response.status_code == 200:
+            return response.json()
+        if response.status_code == 409:
+            return None
+        raise error_for(response, "commercetools", _error_text(response))
+
+    def _adopt_by_uniqueness_value(self, key: str) -> dict[str, Any] | None:
+        """A review that holds our uniquenessValue under another key (someone changed it): ours again."""
+        response = self._api.request("GET", "/reviews", params={"where": f'uniquenessValue = "{key}"',
+                                                                 "limit": "1", "withTotal": "false"})
+        if response.status_code != 200:
+            raise error_for(response, "commercetools", _error_text(response))
+        results = response.json().get("results") or []
+        return results[0] if results else None
+
+    def _fetch_token(self) -> Token:
+        credentials = base64.b64encode(f"{self.config.client_id}:{self.config.client_secret}".encode()).decode()
+        form = {"grant_type": "client_credentials"}
+        if self.config.scopes:
+            form["scope"] = " ".join(self.config.scopes)
+        response = self._auth.request("POST", "", content=urlencode(form).encode(), headers={
+            "Authorization": f"Basic {credentials}", "Content-Type": "application/x-www-form-urlencoded"})
+        if response.status_code != 200:
+            raise ConfigError(f"commercetools refused a token (HTTP {response.status_code}, "
+                              f"{_error_text(response)}); check CTP_CLIENT_ID, CTP_CLIENT_SECRET, CTP_SCOPES "
+                              f"and CTP_AUTH_URL", status=response.status_code)
+        body = response.json()
+        return Token(body["access_token"], self._clock() + float(body.get("expires_in", 3600)))
+
+
+def _setup_drafts() -> list[tuple[str, str, dict[str, Any]]]:
+    fields = [{"name": name, "label": {"en": name}, "required": False, "type": {"name": kind},
+               "inputHint": "SingleLine"} for name, kind in CUSTOM_FIELDS.items()]
+    return [
+        ("types", CUSTOM_TYPE_KEY, {"key": CUSTOM_TYPE_KEY, "name": {"en": "ReviewBridge review"},
+                                    "resourceTypeIds": ["review"], "fieldDefinitions": fields}),
+        # Both initial, so a ReviewDraft may carry either; published counts in the rating statistics.
+        ("states", PUBLISHED_STATE_KEY, {"key": PUBLISHED_STATE_KEY, "type": "ReviewState", "initial": True,
+                                         "name": {"en": "Published (ReviewBridge)"},
+                                         "roles": ["ReviewIncludedInStatistics"]}),
+        ("states", HIDDEN_STATE_KEY, {"key": HIDDEN_STATE_KEY, "type": "ReviewState", "initial": True,
+                                      "name": {"en": "Hidden (ReviewBridge)"}, "roles": []}),
+    ]
+
+
+def _ref(review: Mapping[str, Any]) -> TargetRef:
+    return TargetRef(key=review["key"], id=review["id"], version=review["version"])
+
+
+def _errors(response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _error_codes(response: httpx.Response) -> set[str]:
+    return {str(error.get("code")) for error in _errors(response)}
+
+
+def _duplicate_fields(response: httpx.Response) -> set[str]:
+    return {str(e.get("field")) for e in _errors(response)
+            if e.get("code") in ("DuplicateField", "DuplicateFieldWithConflictingResource")}
+
+
+def _references_product(response: httpx.Response) -> bool:
+    return any(e.get("typeId") == "product" for e in _errors(response))
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The platform's own words: error codes and messages, never our request."""
+    errors = _errors(response)
+    if not errors:
+        return response.reason_phrase or "no error body"
+    return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors[:3])

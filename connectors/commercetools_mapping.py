@@ -1,0 +1,179 @@
+"""Canonical Review ⇄ commercetools Review: the key, the draft, and the update actions between them.
+
+Pure functions; `connectors/commercetools.py` does the HTTP around them.
+
+Key derivation (also the `uniquenessValue`, which no update action can change)::
+
+    key = "<source>-<source review id>-<digest>"      e.g. trustoo-880000001-3f2a…
+    digest = first 32 hex of SHA-256("<source>\\0<account>\\0<source review id>")
+
+The digest alone makes keys collision-free (128 bits over the full identity, the account
+included); the readable id is there for people and is left out when it is not plain
+`[A-Za-z0-9]{1,64}`. Keys stay within `[A-Za-z0-9_-]` and well under 256 characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from connectors.base import Review
+
+__all__ = [
+    "CUSTOM_FIELDS",
+    "CUSTOM_TYPE_KEY",
+    "HIDDEN_STATE_KEY",
+    "PUBLISHED_STATE_KEY",
+    "Desired",
+    "desired_review",
+    "draft_for",
+    "review_key",
+    "update_actions",
+]
+
+CUSTOM_TYPE_KEY = "reviewbridge-review"
+PUBLISHED_STATE_KEY = "reviewbridge-published"
+HIDDEN_STATE_KEY = "reviewbridge-hidden"
+
+#: The Custom Type's fields: name → commercetools field type.
+CUSTOM_FIELDS: dict[str, str] = {
+    "source": "String",
+    "account": "String",
+    "sourceReviewId": "String",
+    "sourceProductId": "String",
+    "verified": "Boolean",
+    "media": "String",
+    "replyText": "String",
+    "replyDate": "DateTime",
+    "authorCountry": "String",
+    "sourceCreatedAt": "DateTime",
+    "sourceUpdatedAt": "DateTime",
+}
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def review_key(source: str, account: str, source_id: str) -> str:
+    digest = hashlib.sha256(f"{source}\0{account}\0{source_id}".encode()).hexdigest()[:32]
+    readable = f"{source_id}-" if _PLAIN_ID.fullmatch(source_id) else ""
+    return f"{_safe(source)}-{readable}{digest}"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "", text)[:32] or "source"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the commercetools review should look like, with every reference already an id."""
+
+    key: str
+    product_id: str
+    state_id: str
+    type_id: str
+    rating: int
+    title: str | None
+    text: str | None
+    author_name: str | None
+    locale: str | None
+    fields: Mapping[str, Any]
+
+
+def desired_review(review: Review, *, product_id: str, state_id: str, type_id: str, rating_scale: int) -> Desired:
+    return Desired(
+        key=review_key(review.source, review.account, review.source_id),
+        product_id=product_id,
+        state_id=state_id,
+        type_id=type_id,
+        rating=review.rating * (20 if rating_scale == 100 else 1),
+        title=review.title,
+        text=review.body,
+        author_name=review.author_name,
+        locale=review.locale,
+        fields=_custom_fields(review),
+    )
+
+
+def _custom_fields(review: Review) -> dict[str, Any]:
+    media = [{"url": m.url, "thumbnailUrl": m.thumbnail_url, "type": m.kind, "hidden": m.hidden}
+             for m in review.media]
+    fields = {
+        "source": review.source,
+        "account": review.account,
+        "sourceReviewId": review.source_id,
+        "sourceProductId": review.product_id,
+        "verified": review.verified,
+        "media": json.dumps(media, separators=(",", ":")) if media else None,
+        "replyText": review.reply.text if review.reply else None,
+        "replyDate": _datetime(review.reply.replied_at) if review.reply else None,
+        "authorCountry": review.author_country,
+        "sourceCreatedAt": _datetime(review.created_at),
+        "sourceUpdatedAt": _datetime(review.updated_at),
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _datetime(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    value = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def draft_for(desired: Desired) -> dict[str, Any]:
+    """The ReviewDraft that creates the review; both our States are initial, so it may carry one."""
+    draft: dict[str, Any] = {
+        "key": desired.key,
+        "uniquenessValue": desired.key,
+        "rating": desired.rating,
+        "target": {"typeId": "product", "id": desired.product_id},
+        "state": {"typeId": "state", "id": desired.state_id},
+        "custom": {"type": {"typeId": "type", "id": desired.type_id}, "fields": dict(desired.fields)},
+    }
+    for field, value in (("title", desired.title), ("text", desired.text), ("authorName", desired.author_name),
+                         ("locale", desired.locale)):
+        if value is not None:
+            draft[field] = value
+    return draft
+
+
+def update_actions(current: Mapping[str, Any], desired: Desired) -> list[dict[str, Any]]:
+    """Only the actions that change something; none at all when the review already matches."""
+    actions: list[dict[str, Any]] = []
+    if current.get("key") != desired.key:
+        actions.append({"action": "setKey", "key": desired.key})
+    for field, action, value in (
+        ("rating", "setRating", desired.rating),
+        ("title", "setTitle", desired.title),
+        ("text", "setText", desired.text),
+        ("authorName", "setAuthorName", desired.author_name),
+        ("locale", "setLocale", desired.locale),
+    ):
+        if current.get(field) != value:
+            actions.append({"action": action, field: value} if value is not None else {"action": action})
+    if (current.get("target") or {}).get("id") != desired.product_id:
+        actions.append({"action": "setTarget", "target": {"typeId": "product", "id": desired.product_id}})
+    if (current.get("state") or {}).get("id") != desired.state_id:
+        # force: a sync must move either way, whatever transitions a merchant has drawn.
+        actions.append({"action": "transitionState", "state": {"typeId": "state", "id": desired.state_id},
+                        "force": True})
+    actions.extend(_custom_actions(current.get("custom"), desired))
+    return actions
+
+
+def _custom_actions(current: Mapping[str, Any] | None, desired: Desired) -> list[dict[str, Any]]:
+    if not current or (current.get("type") or {}).get("id") != desired.type_id:
+        return [{"action": "setCustomType", "type": {"typeId": "type", "id": desired.type_id},
+                 "fields": dict(desired.fields)}]
+    have = current.get("fields") or {}
+    actions = [{"action": "setCustomField", "name": name, "value": value}
+               for name, value in desired.fields.items() if have.get(name) != value]
+    # Removing a field that is not there is an error, so only fields we own and that are set.
+    actions += [{"action": "setCustomField", "name": name}
+                for name in CUSTOM_FIELDS if name in have and name not in desired.fields]
+    return actions
