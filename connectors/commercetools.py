@@ -145,7 +145,11 @@ class CommercetoolsTarget:
     # --- reading ------------------------------------------------------------------------------
 
     def get(self, key: str) -> dict[str, Any] | None:
-        response = self._api.request("GET", f"/reviews/key={quote(key, safe='')}")
+        return self._get_by_key("reviews", key)
+
+    def _get_by_key(self, kind: str, key: str) -> dict[str, Any] | None:
+        """A review, type, state or product by key; None when there is none."""
+        response = self._api.request("GET", f"/{kind}/key={quote(key, safe='')}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -174,7 +178,7 @@ class CommercetoolsTarget:
         """Create what is missing; return (kind, key, "created" | "found") for each. Safe to repeat."""
         report = []
         for kind, key, draft in _setup_drafts():
-            if self._find(kind, key) is not None:
+            if self._get_by_key(kind, key) is not None:
                 report.append((kind, key, "found"))
                 continue
             response = self._api.request("POST", f"/{kind}", json=draft)
@@ -193,7 +197,7 @@ class CommercetoolsTarget:
         with self._lock:
             if self._setup_ids is not None:
                 return self._setup_ids
-        found = {name: self._find(kind, key) for name, kind, key in
+        found = {name: self._get_by_key(kind, key) for name, kind, key in
                  (("type", "types", CUSTOM_TYPE_KEY), ("published", "states", PUBLISHED_STATE_KEY),
                   ("hidden", "states", HIDDEN_STATE_KEY))}
         missing = [name for name, resource in found.items() if resource is None]
@@ -204,14 +208,6 @@ class CommercetoolsTarget:
         with self._lock:
             self._setup_ids = ids
         return ids
-
-    def _find(self, kind: str, key: str) -> dict[str, Any] | None:
-        response = self._api.request("GET", f"/{kind}/key={quote(key, safe='')}")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise error_for(response, "commercetools", _error_text(response))
-        return response.json()
 
     # --- products -------------------------------------------------------------------------------
 
@@ -238,17 +234,14 @@ class CommercetoolsTarget:
                 return self._product_ids[key]
             if self._clock() < self._missing_products.get(key, 0):
                 return None
-        response = self._api.request("GET", f"/products/key={quote(key, safe='')}")
-        if response.status_code == 404:
-            with self._lock:
-                self._missing_products[key] = self._clock() + _MISSING_PRODUCT_TTL_S
-            return None
-        if response.status_code != 200:
-            raise error_for(response, "commercetools", _error_text(response))
+        product = self._get_by_key("products", key)
         with self._lock:
-            self._product_ids[key] = response.json()["id"]
+            if product is None:
+                self._missing_products[key] = self._clock() + _MISSING_PRODUCT_TTL_S
+                return None
+            self._product_ids[key] = product["id"]
             self._missing_products.pop(key, None)
-            return self._product_ids[key]
+            return product["id"]
 
     # --- writes -----------------------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ class TrustooWebhookVerifier:
         private_tokens = self._keys.get(public_token)
         if private_tokens is None:
             raise UnknownKey(SOURCE, "unknown public token")
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        # isdigit() alone lets through "²" and other Unicode digits that int() rejects.
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             raise SignatureError(SOURCE, "timestamp is not Unix seconds")
         if abs(self._now() - int(timestamp)) > self._tolerance_s:
             raise StaleRequest(SOURCE, f"timestamp outside the {self._tolerance_s} s window")
