@@ -31,7 +31,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password; describe() shows it masked
     port: int = 8000
     log_level: str = "INFO"
     log_format: str = "text"
@@ -161,7 +161,7 @@ def _database_url(value: str | None) -> str:
             value = "postgresql+psycopg://" + value[len(prefix):]
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise SettingsError("DATABASE_URL", "is not a database URL") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise SettingsError("DATABASE_URL", "must be a sqlite:// or postgres:// URL")
