@@ -198,11 +198,15 @@ def map_review(account: str, item: Mapping[str, Any]) -> Review:
         author_country=_text(item.get("author_country")),
         published=_flag(item.get("is_published"), default=True),
         verified=_flag(item.get("is_verified"), default=False),
-        media=tuple(_media(m) for m in item.get("media") or () if isinstance(m, dict) and m.get("url")),
+        media=tuple(_media(m) for m in _list(item.get("media")) if isinstance(m, dict) and m.get("url")),
         reply=_reply(item.get("reply")),
         created_at=_time(item.get("commented_at") or item.get("created_at")),
         updated_at=_time(item.get("updated_at")),
     )
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str | None:

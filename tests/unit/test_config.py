@@ -1,0 +1,198 @@
+"""load_settings with explicit environ dicts: typed defaults, one named variable per bad value,
+and no secret in any message, repr or start-up description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, SettingsError, load_settings
+
+ADMIN_TOKEN = "admin-token-d41d8cd98f00b204"
+SECRET_KEY = "secret-key-e9800998ecf8427e"
+PRIVATE_TOKEN = "trustoo-private-7f3c9b1d2e4a"
+OLD_PRIVATE_TOKEN = "trustoo-private-old-5a6b7c8d"
+DB_PASSWORD = "pg-pass-Zq81xLw0"
+CTP_CLIENT_SECRET = "ctp-secret-0a1b2c3d4e5f"
+SECRETS = (ADMIN_TOKEN, SECRET_KEY, PRIVATE_TOKEN, OLD_PRIVATE_TOKEN, DB_PASSWORD, CTP_CLIENT_SECRET)
+
+
+def _full_environ(**overrides: str) -> dict[str, str]:
+    environ = {
+        "DATABASE_URL": f"postgres://reviewbridge:{DB_PASSWORD}@db.internal:5432/reviewbridge",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
+        "TRUSTOO_PUBLIC_TOKEN": "GfKu22TCaj4gULtrA3/OgA==",
+        "TRUSTOO_PRIVATE_TOKEN": f"{PRIVATE_TOKEN},{OLD_PRIVATE_TOKEN}",
+        "CTP_PROJECT_KEY": "example-shop",
+        "CTP_CLIENT_ID": "reviewbridge-client",
+        "CTP_CLIENT_SECRET": CTP_CLIENT_SECRET,
+    }
+    environ.update(overrides)
+    return environ
+
+
+# --- defaults ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def defaults() -> Settings:
+    return load_settings({})
+
+
+def test_settings_default_port_is_8000(defaults):
+    assert defaults.port == 8000
+
+
+def test_settings_default_log_format_is_text(defaults):
+    assert defaults.log_format == "text"
+
+
+def test_settings_log_format_json_is_accepted():
+    assert load_settings({"LOG_FORMAT": "json"}).log_format == "json"
+
+
+def test_settings_default_webhook_limit_is_one_mebibyte(defaults):
+    assert defaults.webhook_max_bytes == 1024 * 1024
+
+
+def test_settings_default_max_attempts_is_12(defaults):
+    assert defaults.max_attempts == 12
+
+
+def test_settings_default_database_is_sqlite_under_instance(defaults):
+    assert defaults.is_sqlite
+    assert defaults.database_url.endswith("instance/reviewbridge.db")
+
+
+def test_settings_default_sqlite_path_is_absolute(defaults):
+    assert Path(defaults.database_url.removeprefix("sqlite:///")).is_absolute()
+
+
+def test_settings_default_has_trustoo_webhooks_off(defaults):
+    assert (defaults.trustoo_public_token, defaults.trustoo_private_tokens) == (None, ())
+
+
+def test_settings_empty_value_counts_as_unset():
+    assert load_settings({"PORT": "", "LOG_FORMAT": "  "}).port == 8000
+
+
+# --- database URL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgres://", "postgresql://"])
+def test_settings_postgres_url_uses_psycopg_driver(scheme):
+    settings = load_settings({"DATABASE_URL": f"{scheme}rb:pw@db:5432/reviewbridge"})
+
+    assert settings.database_url == "postgresql+psycopg://rb:pw@db:5432/reviewbridge"
+
+
+def test_settings_sqlite_url_is_kept():
+    assert load_settings({"DATABASE_URL": "sqlite:////tmp/rb.db"}).database_url == "sqlite:////tmp/rb.db"
+
+
+# --- lists and tokens ----------------------------------------------------------------------
+
+
+def test_settings_private_tokens_split_on_commas_into_tuple():
+    settings = load_settings({"TRUSTOO_PUBLIC_TOKEN": "pub", "TRUSTOO_PRIVATE_TOKEN": "a,b"})
+
+    assert settings.trustoo_private_tokens == ("a", "b")
+
+
+def test_settings_private_tokens_are_stripped():
+    settings = load_settings({"TRUSTOO_PUBLIC_TOKEN": "pub", "TRUSTOO_PRIVATE_TOKEN": " a , b "})
+
+    assert settings.trustoo_private_tokens == ("a", "b")
+
+
+def test_settings_log_level_is_case_insensitive():
+    assert load_settings({"LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+def test_settings_api_url_trailing_slash_is_dropped():
+    assert load_settings({"TRUSTOO_API_URL": "https://rapi.trustoo.io/"}).trustoo_api_url == "https://rapi.trustoo.io"
+
+
+# --- bad values ----------------------------------------------------------------------------
+
+
+BAD_VALUES = [
+    ("PORT", {"PORT": "abc"}),
+    ("PORT", {"PORT": "0"}),
+    ("PORT", {"PORT": "65536"}),
+    ("LOG_FORMAT", {"LOG_FORMAT": "xml"}),
+    ("LOG_LEVEL", {"LOG_LEVEL": "loud"}),
+    ("WORKER_CONCURRENCY", {"WORKER_CONCURRENCY": "0"}),
+    ("MAX_ATTEMPTS", {"MAX_ATTEMPTS": "-1"}),
+    ("WEBHOOK_MAX_BYTES", {"WEBHOOK_MAX_BYTES": "big"}),
+    ("RETRY_BASE_S", {"RETRY_BASE_S": "nan"}),
+    ("DATABASE_URL", {"DATABASE_URL": "mysql://x"}),
+    ("DATABASE_URL", {"DATABASE_URL": f"mysql://rb:{DB_PASSWORD}@db/reviewbridge"}),
+    ("DATABASE_URL", {"DATABASE_URL": f"postgres://rb:{DB_PASSWORD}@db:notaport/reviewbridge"}),
+    ("DATABASE_URL", {"DATABASE_URL": "not a url"}),
+    ("TRUSTOO_API_URL", {"TRUSTOO_API_URL": "ftp://x"}),
+    ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": f"{PRIVATE_TOKEN},,{OLD_PRIVATE_TOKEN}"}),
+    ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": f"{PRIVATE_TOKEN},"}),
+    ("ADMIN_TOKEN", {"ADMIN_TOKEN": "short-admin"}),
+    ("SECRET_KEY", {"SECRET_KEY": "short-key"}),
+    ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": ""}),
+    ("TRUSTOO_PUBLIC_TOKEN", {"TRUSTOO_PUBLIC_TOKEN": ""}),
+    ("CTP_CLIENT_SECRET", {"CTP_CLIENT_SECRET": ""}),
+]
+BAD_IDS = ["port-abc", "port-0", "port-65536", "log-format-xml", "log-level-loud", "concurrency-0",
+           "attempts-minus-1", "max-bytes-big", "retry-base-nan", "mysql", "mysql-with-password",
+           "bad-port-with-password", "not-a-url", "api-ftp", "private-token-empty-entry",
+           "private-token-trailing-comma", "admin-token-short", "secret-key-short", "only-public-token",
+           "only-private-token", "ctp-without-secret"]
+
+
+@pytest.mark.parametrize("variable, overrides", BAD_VALUES, ids=BAD_IDS)
+def test_settings_bad_value_names_the_variable(variable, overrides):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_full_environ(**overrides))
+
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize("variable, overrides", BAD_VALUES, ids=BAD_IDS)
+def test_settings_bad_value_message_holds_no_secret(variable, overrides):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_full_environ(**overrides))
+
+    given_secrets = SECRETS + ("short-admin", "short-key")
+    assert not [secret for secret in given_secrets if secret in str(caught.value)]
+
+
+# --- secrets stay out of repr and describe ---------------------------------------------------
+
+
+@pytest.fixture
+def full() -> Settings:
+    return load_settings(_full_environ())
+
+
+def test_settings_full_environ_loads_every_secret(full):
+    # The guard for the two tests below: the secrets really are in the settings.
+    assert (full.admin_token, full.secret_key, full.trustoo_private_tokens, full.ctp_client_secret) == (
+        ADMIN_TOKEN, SECRET_KEY, (PRIVATE_TOKEN, OLD_PRIVATE_TOKEN), CTP_CLIENT_SECRET)
+    assert DB_PASSWORD in full.database_url
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_settings_repr_holds_no_secret(full, secret):
+    assert secret not in repr(full)
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_settings_describe_holds_no_secret(full, secret):
+    assert secret not in "\n".join(full.describe())
+
+
+def test_settings_describe_reports_what_is_configured(full):
+    description = "\n".join(full.describe())
+
+    assert "trustoo webhooks: on (1 shop, 2 private token(s)" in description
+    assert "db.internal" in description
