@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-unit test-integration test-e2e clean
+.PHONY: run test test-unit test-integration test-e2e demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test-integration: $(VENV)/.installed-dev
 
 test-e2e: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/e2e
+
+# The commercetools emulator, `reviewbridge serve` against it, signed webhooks, what landed.
+demo: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.demo
+
+# Benchmarks print their figures and a final ratio line (see bench/).
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.sync
 
 clean:
 	rm -rf $(VENV) .pytest_cache

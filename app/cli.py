@@ -12,6 +12,7 @@ service's own functions.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import signal
@@ -209,6 +210,8 @@ def products_import(csv_file) -> None:
 @products_group.command("list")
 def products_list() -> None:
     """Print the mappings as CSV."""
-    writer = csv.DictWriter(click.get_text_stream("stdout"), fieldnames=products.CSV_COLUMNS, lineterminator="\n")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=products.CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(products.list_mappings(runtime().engine))
+    click.echo(out.getvalue(), nl=False)

@@ -65,7 +65,7 @@ class InboxEvent(SQLModel, table=True):
     occurred_at: datetime = Field(nullable=False)
     sequence: int | None = Field(default=None, sa_column=Column(BigInteger))
     payload: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    status: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
     next_attempt_at: datetime = Field(nullable=False)
     lease_until: datetime | None = Field(default=None)

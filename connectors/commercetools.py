@@ -70,7 +70,10 @@ class CommercetoolsTarget:
         self._product_map = product_map
         self._clock = clock
         hint = "CTP_CLIENT_ID, CTP_CLIENT_SECRET and CTP_SCOPES"
-        self._auth = PlatformClient("commercetools auth", config.token_url, credentials_hint=hint,
+        token_url = urlsplit(config.token_url)
+        self._token_path = token_url.path
+        self._auth = PlatformClient("commercetools auth", f"{token_url.scheme}://{token_url.netloc}",
+                                    credentials_hint=hint,
                                     transport=transport, sleep=sleep, retry=retry, pool_size=2)
         self._tokens = TokenCache(self._fetch_token, clock=clock)
         self._api = PlatformClient("commercetools", f"{config.api_url.rstrip('/')}/{config.project_key}",
@@ -156,19 +159,19 @@ class CommercetoolsTarget:
             raise error_for(response, "commercetools", _error_text(response))
         return response.json()
 
-    def iter_reviews(self, where: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_reviews(self, where: str | None = None, *, page_size: int = _PAGE) -> Iterator[dict[str, Any]]:
         """Every review, lazily, by keyset paging on id (no offset cap, flat memory)."""
         last_id: str | None = None
         while True:
             predicates = [p for p in (where, f'id > "{last_id}"' if last_id else None) if p]
-            params = [("sort", "id asc"), ("limit", str(_PAGE)), ("withTotal", "false")]
+            params = [("sort", "id asc"), ("limit", str(page_size)), ("withTotal", "false")]
             params += [("where", predicate) for predicate in predicates]
             response = self._api.request("GET", "/reviews", params=params)
             if response.status_code != 200:
                 raise error_for(response, "commercetools", _error_text(response))
             results = response.json()["results"]
             yield from results
-            if len(results) < _PAGE:
+            if len(results) < page_size:
                 return
             last_id = results[-1]["id"]
 
@@ -282,7 +285,7 @@ class CommercetoolsTarget:
         form = {"grant_type": "client_credentials"}
         if self.config.scopes:
             form["scope"] = " ".join(self.config.scopes)
-        response = self._auth.request("POST", "", content=urlencode(form).encode(), headers={
+        response = self._auth.request("POST", self._token_path, content=urlencode(form).encode(), headers={
             "Authorization": f"Basic {credentials}", "Content-Type": "application/x-www-form-urlencoded"})
         if response.status_code != 200:
             raise ConfigError(f"commercetools refused a token (HTTP {response.status_code}, "

@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sequence', sa.BigInteger(), nullable=True),
     sa.Column('payload', sa.Text(), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),

@@ -1,0 +1,107 @@
+"""Sync benchmark: review events drained into the commercetools emulator with per-call latency.
+
+    python -m bench.sync [--events 5000] [--latency-ms 50] [--concurrency 16] [--database-url URL]
+
+Prints the drain rate, the latency-bound limit (concurrency ÷ the per-event time of a sequential
+drain, both measured in this run), the ratio of the two (goal ≥ 0.8) and the ratio to the
+sequential drain (goal ≥ 12×). Everything runs on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+
+from sqlalchemy import text
+
+from app import create_app
+from app.cli import build_worker
+from app.db import upgrade
+from app.intake import receive
+from app.models import utcnow
+from app.runtime import Runtime
+from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.fakes.commercetools import CommercetoolsEmulator
+from tests.fakes.serving import serve_wsgi
+
+PRODUCT = "7982301249581"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--sequential-events", type=int, default=100)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    args = parser.parse_args(argv)
+
+    emulator = CommercetoolsEmulator(project_key="bench", client_id="bench", client_secret="bench-secret-0123456789")
+    emulator.add_product(key=PRODUCT)
+    with serve_wsgi(emulator) as url, tempfile.TemporaryDirectory() as scratch:
+        database_url = args.database_url or f"sqlite:///{scratch}/bench.db"
+        app = create_app({
+            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "WORKER_CONCURRENCY": str(args.concurrency),
+            "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
+            "CTP_PROJECT_KEY": "bench", "CTP_CLIENT_ID": "bench", "CTP_CLIENT_SECRET": "bench-secret-0123456789",
+            "CTP_API_URL": url, "CTP_AUTH_URL": url,
+        })
+        rt: Runtime = app.extensions["reviewbridge"]
+        upgrade(rt.engine)
+        _reset(rt)
+        rt.targets[0].setup()
+        emulator.latency_s = args.latency_ms / 1000
+
+        _ingest(rt, args.sequential_events)
+        sequential_s = _drain(rt, threads=1)
+        per_event_s = sequential_s / args.sequential_events
+        sequential_rate = args.sequential_events / sequential_s
+
+        _ingest(rt, args.events)
+        concurrent_s = _drain(rt, threads=args.concurrency)
+        rate = args.events / concurrent_s
+        calls = len(emulator.requests)
+
+    limit = args.concurrency / per_event_s
+    print(f"events                 {args.events} (+{args.sequential_events} sequential), {calls} emulator calls")
+    print(f"latency per call       {args.latency_ms:.0f} ms; per event, sequential: {per_event_s * 1000:.1f} ms")
+    print(f"sequential drain       {sequential_rate:8.1f} events/s")
+    print(f"concurrent drain       {rate:8.1f} events/s with {args.concurrency} threads")
+    print(f"latency-bound limit    {limit:8.1f} events/s (concurrency / per-event time)")
+    print(f"speed-up vs sequential {rate / sequential_rate:8.1f}x (goal >= 12x)")
+    ratio = rate / limit
+    print(f"ratio: {ratio:.2f} of the latency-bound limit (goal >= 0.8)")
+    return 0 if ratio >= 0.8 and rate / sequential_rate >= 12 else 1
+
+
+def _reset(rt: Runtime) -> None:
+    with rt.engine.begin() as connection:
+        for table in ("inbox", "ledger", "product_map", "webhook_rejection"):
+            connection.execute(text(f"DELETE FROM {table}"))
+
+
+def _ingest(rt: Runtime, count: int) -> None:
+    """Store `count` distinct review/created events, as signed webhooks would."""
+    source = rt.sources["trustoo"]
+    for _ in range(count):
+        body = trustoo_body(trustoo_review())
+        receive(rt.engine, source, "review/created", trustoo_headers(body), body, now=utcnow())
+
+
+def _drain(rt: Runtime, *, threads: int) -> float:
+    worker = build_worker(replace(rt, settings=replace(rt.settings, worker_concurrency=threads)))
+    started = time.perf_counter()
+    runners = [threading.Thread(target=worker.drain) for _ in range(threads)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""`make demo`: the commercetools emulator, `reviewbridge serve` against it, a few signed Trustoo
+webhooks, and a table of what landed in commercetools. Everything stays on loopback.
+
+    python -m tests.demo [--keep-running]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.fakes.commercetools import CommercetoolsEmulator
+from tests.fakes.serving import serve_wsgi
+
+PUBLIC_TOKEN = "demo-public-token"
+PRIVATE_TOKEN = "demo-private-token"
+PRODUCT = "7982301249581"
+REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep-running", action="store_true", help="leave both running until Ctrl-C")
+    args = parser.parse_args()
+
+    emulator = CommercetoolsEmulator(project_key="demo", client_id="demo-client", client_secret="demo-secret-0123456789")
+    emulator.add_product(key=PRODUCT)
+    emulator.add_product(key="mug-green")
+    with serve_wsgi(emulator) as ct_url, tempfile.TemporaryDirectory() as scratch:
+        port = _free_port()
+        env = os.environ | {
+            "DATABASE_URL": f"sqlite:///{scratch}/demo.db", "PORT": str(port), "LOG_LEVEL": "WARNING",
+            "TRUSTOO_PUBLIC_TOKEN": PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": PRIVATE_TOKEN,
+            "CTP_PROJECT_KEY": "demo", "CTP_CLIENT_ID": "demo-client", "CTP_CLIENT_SECRET": "demo-secret-0123456789",
+            "CTP_API_URL": ct_url, "CTP_AUTH_URL": ct_url,
+        }
+        _say(f"commercetools emulator on {ct_url}")
+        _run([REVIEWBRIDGE, "db", "upgrade"], env)
+        _say("reviewbridge setup commercetools")
+        print(_run([REVIEWBRIDGE, "setup", "commercetools"], env), end="")
+        serve = subprocess.Popen([REVIEWBRIDGE, "serve", "--host", "127.0.0.1"], env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(base)
+            _say(f"ReviewBridge serving on {base}; sending signed Trustoo webhooks")
+            _story(base)
+            _wait_settled(env)
+            _say("reviewbridge products import (a mapping for the waiting review)")
+            mapping = Path(scratch) / "products.csv"
+            mapping.write_text(f"source,account,source_product_id,product_key\ntrustoo,{PUBLIC_TOKEN},8000000000001,"
+                               "mug-green\n")
+            print(_run([REVIEWBRIDGE, "products", "import", str(mapping)], env), end="")
+            _wait_settled(env)
+            _say("reviewbridge status")
+            print(_run([REVIEWBRIDGE, "status"], env))
+            _say("what landed in commercetools")
+            _print_reviews(emulator)
+            if args.keep_running:
+                _say("running until Ctrl-C")
+                serve.wait()
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(timeout=15)
+    return 0
+
+
+def _story(base: str) -> None:
+    ada = trustoo_review(id=1001, author="Ada Lovelace", title="Lovely mug", rating=5)
+    grace = trustoo_review(id=1002, author="Grace Hopper", title="Chipped on arrival", rating=2)
+    alan = trustoo_review(id=1003, author="Alan Turing", title="Solid", rating=4, product_id="8000000000001")
+    steps = [
+        ("review-created", ada, "Ada's 5-star review"),
+        ("review-created", ada, "the same delivery again (Trustoo retries): no second review"),
+        ("review-created", grace, "Grace's 2-star review"),
+        ("review-created", alan, "Alan's review of a product commercetools does not know yet"),
+        ("review-updated", {**ada, "rating": 4, "content": "Still lovely; the handle gets warm."}, "Ada edits hers"),
+        ("review-updated", {**grace, "is_published": 0}, "Grace's review hidden in Trustoo"),
+    ]
+    for topic, item, what in steps:
+        _post(base, topic, item, what)
+        time.sleep(1.05)  # Trustoo stamps deliveries in whole seconds; a second apart keeps their order
+
+
+def _post(base: str, topic: str, item: dict, what: str) -> None:
+    body = trustoo_body(item)
+    headers = trustoo_headers(body, public_token=PUBLIC_TOKEN, private_token=PRIVATE_TOKEN)
+    answer = httpx.post(f"{base}/webhooks/trustoo/{topic}", content=body, headers=headers, timeout=10)
+    print(f"  POST {topic:15} {what:62} → {answer.status_code} {answer.text}")
+
+
+def _print_reviews(emulator: CommercetoolsEmulator) -> None:
+    states = {s["id"]: s["key"] for s in emulator.states.values()} if hasattr(emulator, "states") else {}
+    products = {p["id"]: p["key"] for p in emulator.products.values()} if hasattr(emulator, "products") else {}
+    print(f"  {'key':44} {'product':14} {'rating':6} {'state':22} title")
+    for review in sorted(emulator.reviews.values(), key=lambda r: r["key"]):
+        state = states.get((review.get("state") or {}).get("id"), "-")
+        product = products.get(review["target"]["id"], review["target"]["id"])
+        print(f"  {review['key']:44} {product:14} {review['rating']:<6} {state:22} {review.get('title', '')}")
+
+
+def _wait_ready(base: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("reviewbridge serve did not become ready")
+
+
+def _wait_settled(env: dict) -> None:
+    """Until nothing is pending, processing or due for retry."""
+    for _ in range(200):
+        totals = json.loads(_run([REVIEWBRIDGE, "status", "--json"], env))["totals"]
+        if not (totals["pending"] or totals["processing"] or totals["retry"]):
+            return
+        time.sleep(0.25)
+
+
+def _run(command: list[str], env: dict) -> str:
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _say(text: str) -> None:
+    print(f"\n== {text}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The commercetools connector against the emulator (in process, no network): the upsert recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import httpx
+import pytest
+
+from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
+from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
+from connectors.http import RetryPolicy
+from tests.fakes.commercetools import CommercetoolsEmulator
+
+PRODUCT = "7982301249581"
+SECRET = "ct-secret-0123456789"
+
+
+def review(source_id: str = "880000001", **changes) -> Review:
+    base = Review(source="trustoo", account="shop-a", source_id=source_id, product_id=PRODUCT, rating=5,
+                  title="Lovely mug", body="Keeps the tea hot.", author_name="Ada", verified=True)
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def emulator():
+    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client", client_secret=SECRET)
+    emulator.add_product(key=PRODUCT)
+    return emulator
+
+
+def make_target(emulator, **config) -> CommercetoolsTarget:
+    settings = CommercetoolsConfig(project_key="reviewbridge-test", client_id="ct-client", client_secret=SECRET,
+                                   api_url="http://ct.test", auth_url="http://ct.test", **config)
+    return CommercetoolsTarget(settings, transport=httpx.WSGITransport(app=emulator), sleep=lambda s: None,
+                               retry=RetryPolicy(attempts=3))
+
+
+@pytest.fixture
+def target(emulator):
+    target = make_target(emulator)
+    target.setup()
+    return target
+
+
+def _writes(emulator) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in emulator.requests if r.method in ("POST", "DELETE") and "/reviews" in r.path]
+
+
+def test_commercetools_setup_creates_type_and_states_then_finds_them(emulator):
+    target = make_target(emulator)
+    assert [outcome for *_, outcome in target.setup()] == ["created"] * 3
+    assert [outcome for *_, outcome in target.setup()] == ["found"] * 3
+
+
+def test_commercetools_missing_setup_is_a_configuration_error_saying_what_to_run(emulator):
+    with pytest.raises(ConfigError, match="reviewbridge setup commercetools"):
+        make_target(emulator).check()
+
+
+def test_commercetools_new_review_is_created_once_with_key_as_uniqueness_value(emulator, target):
+    ref = target.upsert(review())
+    stored = emulator.review_by_key(ref.key)
+    assert stored["uniquenessValue"] == ref.key and ref.version == stored["version"]
+    assert stored["target"]["id"] == emulator.review_by_key(ref.key)["target"]["id"]
+    assert (stored["rating"], stored["text"], stored["authorName"]) == (5, "Keeps the tea hot.", "Ada")
+    assert stored["includedInStatistics"] is True
+    assert stored["custom"]["fields"]["sourceReviewId"] == "880000001"
+
+
+def test_commercetools_same_review_again_makes_no_write(emulator, target):
+    target.upsert(review())
+    before = len(_writes(emulator))
+    target.upsert(review())
+    assert len(_writes(emulator)) == before
+
+
+def test_commercetools_edit_sends_one_update_with_only_the_changed_action(emulator, target):
+    target.upsert(review())
+    emulator.requests.clear()
+    target.upsert(review(rating=2))
+    [update] = [r for r in emulator.requests if r.method == "POST"]
+    assert update.body["actions"] == [{"action": "setRating", "rating": 2}]
+
+
+def test_commercetools_hidden_review_leaves_the_statistics(emulator, target):
+    ref = target.upsert(review())
+    target.upsert(review(published=False))
+    assert emulator.review_by_key(ref.key)["includedInStatistics"] is False
+    target.upsert(review())
+    assert emulator.review_by_key(ref.key)["includedInStatistics"] is True
+
+
+def test_commercetools_delete_removes_the_review_and_a_second_delete_is_fine(emulator, target):
+    ref = target.upsert(review())
+    target.delete(ref)
+    assert emulator.review_by_key(ref.key) is None
+    target.delete(ref)
+
+
+def test_commercetools_delete_in_hide_mode_keeps_the_review_hidden(emulator):
+    target = make_target(emulator, on_source_delete="hide")
+    target.setup()
+    ref = target.upsert(review())
+    target.delete(ref)
+    assert emulator.review_by_key(ref.key)["includedInStatistics"] is False
+
+
+def test_commercetools_duplicate_key_on_create_continues_as_an_update(emulator, target):
+    ref = target.upsert(review())
+    emulator.inject(404, method="GET", path_contains=f"key={ref.key}")  # our read misses the racer's create
+    target.upsert(review(body="Edited meanwhile."))
+    assert len(emulator.reviews) == 1
+    assert emulator.review_by_key(ref.key)["text"] == "Edited meanwhile."
+
+
+def test_commercetools_version_conflict_is_read_again_and_retried(emulator, target):
+    ref = target.upsert(review())
+    emulator.inject(409, method="POST", path_contains="/reviews/")
+    target.upsert(review(rating=3))
+    assert emulator.review_by_key(ref.key)["rating"] == 3
+
+
+def test_commercetools_rating_on_the_100_scale(emulator):
+    target = make_target(emulator, rating_scale=100)
+    target.setup()
+    assert emulator.review_by_key(target.upsert(review(rating=4)).key)["rating"] == 80
+
+
+def test_commercetools_unknown_product_raises_product_not_found_naming_it(emulator, target):
+    with pytest.raises(ProductNotFound, match="no commercetools product with key 'missing-1'") as caught:
+        target.upsert(review(product_id="missing-1"))
+    assert caught.value.source_product_id == "missing-1"
+
+
+def test_commercetools_store_review_waits_for_a_product(target):
+    with pytest.raises(ProductNotFound, match="store review"):
+        target.upsert(review(product_id="0"))
+
+
+def test_commercetools_mapped_product_by_id_and_by_key(emulator):
+    other = emulator.add_product(key="mug-blue")
+    by_key = make_target(emulator)
+    by_key._product_map = lambda source, account, product: ("key", "mug-blue")
+    by_key.setup()
+    assert emulator.review_by_key(by_key.upsert(review()).key)["target"]["id"] == other["id"]
+    by_id = make_target(emulator)
+    by_id._product_map = lambda source, account, product: ("id", other["id"])
+    assert by_id.upsert(review("2")).key
+
+
+def test_commercetools_product_key_template_with_sku(emulator):
+    emulator.add_product(key="sku-MUG-9")
+    target = make_target(emulator, product_key_template="sku-{sku}")
+    target.setup()
+    target.upsert(review(product_sku="MUG-9"))
+
+
+def test_commercetools_expired_token_is_renewed_once(emulator, target):
+    target.upsert(review())
+    emulator.expire_tokens()
+    target.upsert(review(rating=1))
+    assert sum(1 for r in emulator.requests if r.path.endswith("/oauth/token")) == 2
+
+
+def test_commercetools_wrong_credentials_are_a_configuration_error_without_the_secret(emulator):
+    settings = CommercetoolsConfig(project_key="reviewbridge-test", client_id="ct-client",
+                                   client_secret="wrong-secret-value", api_url="http://ct.test",
+                                   auth_url="http://ct.test")
+    target = CommercetoolsTarget(settings, transport=httpx.WSGITransport(app=emulator), sleep=lambda s: None)
+    with pytest.raises(ConfigError, match="CTP_CLIENT_SECRET") as caught:
+        target.upsert(review())
+    assert "wrong-secret-value" not in str(caught.value)
+
+
+def test_commercetools_unavailable_every_time_is_retryable(emulator, target):
+    emulator.inject(503, times=100)
+    with pytest.raises(RetryableTargetError):
+        target.upsert(review())
+
+
+def test_commercetools_faults_on_three_in_ten_calls_still_give_one_review_each(emulator, target):
+    emulator.fail_rate = 0.3
+    random.seed(5)
+    for n in range(30):
+        for _ in range(20):
+            try:
+                target.upsert(review(str(n)))
+                break
+            except RetryableTargetError:
+                continue
+    emulator.fail_rate = 0.0
+    keys = [r["key"] for r in emulator.reviews.values()]
+    assert len(keys) == len(set(keys)) == 30
+
+
+def test_commercetools_iter_reviews_pages_by_id(emulator, target):
+    for n in range(12):
+        target.upsert(review(str(n)))
+    seen = list(target.iter_reviews(page_size=5))
+    assert len(seen) == 12 and [r["id"] for r in seen] == sorted(r["id"] for r in seen)
+    pages = [r for r in emulator.requests if r.method == "GET" and r.path.endswith("/reviews")]
+    assert len(pages) == 3
