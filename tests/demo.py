@@ -100,13 +100,13 @@ def _post(base: str, topic: str, item: dict, what: str) -> None:
 
 
 def _print_reviews(emulator: CommercetoolsEmulator) -> None:
-    states = {s["id"]: s["key"] for s in emulator.states.values()} if hasattr(emulator, "states") else {}
-    products = {p["id"]: p["key"] for p in emulator.products.values()} if hasattr(emulator, "products") else {}
-    print(f"  {'key':44} {'product':14} {'rating':6} {'state':22} title")
+    states = {s["id"]: s["key"] for s in emulator.states.values()}
+    products = {p["id"]: p["key"] for p in emulator.products.values()}
+    print(f"  {'key':46} {'product':14} {'rating':6} {'state':22} title")
     for review in sorted(emulator.reviews.values(), key=lambda r: r["key"]):
         state = states.get((review.get("state") or {}).get("id"), "-")
         product = products.get(review["target"]["id"], review["target"]["id"])
-        print(f"  {review['key']:44} {product:14} {review['rating']:<6} {state:22} {review.get('title', '')}")
+        print(f"  {review['key']:46} {product:14} {review['rating']:<6} {state:22} {review.get('title', '')}")
 
 
 def _wait_ready(base: str) -> None:

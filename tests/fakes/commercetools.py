@@ -154,6 +154,16 @@ class CommercetoolsEmulator:
         with self._lock:
             return copy.deepcopy(self._project.reviews)
 
+    @property
+    def products(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._project.products)
+
+    @property
+    def states(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._project.states)
+
     def review_by_key(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             return copy.deepcopy(self._project.find("reviews", "key", key))
