@@ -48,7 +48,8 @@ class InboxEvent(SQLModel, table=True):
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("source", "account", "event_id", name="uq_inbox_source_account_event"),
-        Index("ix_inbox_due", "status", "next_attempt_at"),
+        # The claim walks this index in order; rows with nothing ahead of them hold NULL and drop out.
+        Index("ix_inbox_next_attempt", "next_attempt_at", "id"),
         Index("ix_inbox_subject", "source", "account", "subject_id", "id"),
         Index("ix_inbox_waiting", "source", "account", "waiting_on"),
     )
@@ -67,7 +68,9 @@ class InboxEvent(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
-    next_attempt_at: datetime = Field(nullable=False)
+    #: When a worker may next claim the event: now for new events, after the backoff for retries,
+    #: at lease expiry while processing (a dead worker's event comes back), NULL once settled.
+    next_attempt_at: datetime | None = Field(default=None)
     lease_until: datetime | None = Field(default=None)
     worker_id: str | None = Field(default=None, sa_column=Column(String(64)))
     outcome: str | None = Field(default=None, sa_column=Column(String(32)))

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, update
+from sqlalchemy import Engine, exists, func, select, update
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, EventStatus, InboxEvent, WebhookRejection
@@ -95,6 +95,7 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
             "status": EventStatus.QUARANTINED.value,
             "last_error": item.reason,
             "finished_at": now,
+            "next_attempt_at": None,
         }
     return common | {
         "event_id": item.event_id,
@@ -131,8 +132,9 @@ def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) 
 def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit: int = 1) -> list[ClaimedEvent]:
     """Take up to `limit` due events under a lease, in one statement.
 
-    Due means pending, or retry whose time has come, or processing whose lease ran out (its
-    worker died). An event waits while an earlier event of the same review is still open, so
+    Due means next_attempt_at has come: a new event, a retry after its backoff, or an event whose
+    lease ran out because its worker died. Walking the (next_attempt_at, id) index in order, the
+    first due rows are found without sorting the queue. An event waits while an earlier event of the same review is still open, so
     one review's events never run at once and apply in arrival order. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent workers pass each other by instead of
     queueing; SQLite serialises writers with its own lock (BEGIN IMMEDIATE).
@@ -145,13 +147,11 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
         earlier.c.id < _inbox.c.id,
         earlier.c.status.in_(OPEN_STATUSES),
     )
-    due = or_(
-        and_(_inbox.c.status.in_((EventStatus.PENDING.value, EventStatus.RETRY.value)),
-             _inbox.c.next_attempt_at <= now),
-        and_(_inbox.c.status == EventStatus.PROCESSING.value, _inbox.c.lease_until < now),
-    )
     candidates = (
-        select(_inbox.c.id).where(due, ~earlier_open).order_by(_inbox.c.next_attempt_at, _inbox.c.id).limit(limit)
+        select(_inbox.c.id)
+        .where(_inbox.c.next_attempt_at <= now, ~earlier_open)
+        .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
+        .limit(limit)
     )
     if engine.dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=_inbox)
@@ -161,6 +161,7 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
         .values(
             status=EventStatus.PROCESSING.value,
             lease_until=now + timedelta(seconds=lease_s),
+            next_attempt_at=now + timedelta(seconds=lease_s),
             worker_id=worker_id,
             attempts=_inbox.c.attempts + 1,
         )
@@ -220,7 +221,7 @@ def _settle(engine: Engine, event: ClaimedEvent, *, status: EventStatus, now: da
         update(_inbox)
         .where(_inbox.c.id == event.id, _inbox.c.worker_id == event.worker_id,
                _inbox.c.status == EventStatus.PROCESSING.value)
-        .values(status=status.value, lease_until=None, **values)
+        .values(**({"status": status.value, "lease_until": None, "next_attempt_at": None} | values))
     )
     with transaction(engine) as session:
         return session.execute(statement).rowcount == 1

@@ -30,7 +30,7 @@ def upgrade() -> None:
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('worker_id', sa.String(length=64), nullable=True),
     sa.Column('outcome', sa.String(length=32), nullable=True),
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'account', 'event_id', name='uq_inbox_source_account_event')
     )
     with op.batch_alter_table('inbox', schema=None) as batch_op:
-        batch_op.create_index('ix_inbox_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_inbox_next_attempt', ['next_attempt_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbox_status'), ['status'], unique=False)
         batch_op.create_index('ix_inbox_subject', ['source', 'account', 'subject_id', 'id'], unique=False)
 
@@ -81,6 +81,6 @@ def downgrade() -> None:
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.drop_index('ix_inbox_subject')
         batch_op.drop_index(batch_op.f('ix_inbox_status'))
-        batch_op.drop_index('ix_inbox_due')
+        batch_op.drop_index('ix_inbox_next_attempt')
 
     op.drop_table('inbox')

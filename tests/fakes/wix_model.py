@@ -50,7 +50,8 @@ REVIEW_EVENT_TYPES = {
     "moderation_status_changed": "wix.reviews.v1.review_moderation_status_changed",
     "review_published": "wix.reviews.v1.review_review_published",  # sic, as Wix names it
 }
-REVIEW_REQUEST_EVENT_TYPES = {slug: f"wix.reviews.v2.review_request_{slug}" for slug in ("created", "updated", "deleted")}
+REVIEW_REQUEST_EVENT_TYPES = {slug: f"wix.reviews.v2.review_request_{slug}"
+                              for slug in ("created", "updated", "deleted")}
 ORDER_EVENT_TYPES = {
     "created": "wix.ecom.v1.order_created",
     "approved": "wix.ecom.v1.order_approved",
@@ -94,7 +95,9 @@ def app_error(status: int, code: str, description: str, **data: Any) -> WixError
 
 
 def invalid(field_name: str, description: str, rule: str = "OTHER", **data: Any) -> WixError:
-    """400 INVALID_ARGUMENT with one field violation (violatedRule: REQUIRED_FIELD, MAX, MIN, MAX_LENGTH, FORMAT, OTHER)."""
+    """400 INVALID_ARGUMENT with one field violation.
+
+    violatedRule: REQUIRED_FIELD, MAX, MIN, MAX_LENGTH, FORMAT or OTHER."""
     violation = {"field": field_name, "description": description, "violatedRule": rule, "data": data}
     return WixError(400, f"INVALID_ARGUMENT: {field_name}: {description}", violations=[violation])
 
@@ -161,7 +164,8 @@ REVIEW_FIELDS = {
     "moderation.moderationStatus": FieldSpec(_EQ_IN), "namespace": FieldSpec(_EQ_IN),
     "createdDate": FieldSpec(_CMP, True, "date"), "content.rating": FieldSpec(_CMP, True, "num"),
     "helpfulness": FieldSpec(_CMP, True, "num"), "relevanceScore": FieldSpec(_CMP, True, "num"),
-    "origin.type": FieldSpec(frozenset({"$eq", "$ne"}), True), "verified": FieldSpec(frozenset({"$eq", "$ne"}), True, "bool"),
+    "origin.type": FieldSpec(frozenset({"$eq", "$ne"}), True),
+    "verified": FieldSpec(frozenset({"$eq", "$ne"}), True, "bool"),
     "content.media": FieldSpec(frozenset({"$isEmpty"}), False, "media"),
 }
 #: Query Review Requests: the docs' table (REST names)
@@ -204,7 +208,8 @@ def _coerce(spec: FieldSpec, value: Any, field_name: str) -> Any:
     return value
 
 
-def compile_filter(filt: Any, fields: Mapping[str, FieldSpec], where: str = "query.filter") -> Callable[[Mapping[str, Any]], bool]:
+def compile_filter(filt: Any, fields: Mapping[str, FieldSpec],
+                   where: str = "query.filter") -> Callable[[Mapping[str, Any]], bool]:
     """Validate a filter against the API's field table and return a predicate over entities."""
     if filt is None:
         return lambda entity: True
@@ -332,7 +337,8 @@ def compile_sort(sort: Any, fields: Mapping[str, FieldSpec]) -> list[tuple[str, 
     return result
 
 
-def sort_key(entity: Mapping[str, Any], seq: int, sort: list[tuple[str, str]], fields: Mapping[str, FieldSpec]) -> tuple:
+def sort_key(entity: Mapping[str, Any], seq: int, sort: list[tuple[str, str]],
+             fields: Mapping[str, FieldSpec]) -> tuple:
     parts: list[Any] = []
     for name, order in sort:
         raw = _path_value(entity, name)
@@ -486,7 +492,8 @@ class WixState:
         review = self._review(instance, review_id)
         values = _normalise(fields)
         allowed = {"content", "title", "body", "rating", "media", "author", "authorName", "contactId", "entityId",
-                   "reviewDate", "verified", "foundHelpful", "foundUnhelpful", "reply", "replyMessage", "relevanceScore"}
+                   "reviewDate", "verified", "foundHelpful", "foundUnhelpful", "reply", "replyMessage",
+                   "relevanceScore"}
         unknown = set(values) - allowed
         if unknown:
             raise TypeError(f"update_review() got unknown fields {sorted(unknown)} (use moderate() for the status)")
@@ -594,7 +601,8 @@ class WixState:
         self._check_unique(instance, review)
         return {"review": self._store_new_review(instance, review)}
 
-    def api_update_review(self, instance_id: str, review_id: str, body: Any, identity: Mapping[str, Any]) -> dict[str, Any]:
+    def api_update_review(self, instance_id: str, review_id: str, body: Any,
+                          identity: Mapping[str, Any]) -> dict[str, Any]:
         instance = self.instance(instance_id)
         patch = _object(body, "review")
         if patch.get("id") not in (None, "", review_id):
@@ -779,7 +787,8 @@ class WixState:
         return event
 
     def order_fulfilled_event(self, instance_id: str, order: Mapping[str, Any], *, previous: str = "NOT_FULFILLED",
-                              new: str = "FULFILLED", action: str | None = None, as_json: bool = False) -> dict[str, Any]:
+                              new: str = "FULFILLED", action: str | None = None,
+                              as_json: bool = False) -> dict[str, Any]:
         updated = copy.deepcopy(dict(order))
         updated["fulfillmentStatus"] = new
         body: dict[str, Any] = {"previousFulfillmentStatus": previous, "newFulfillmentStatus": new}
@@ -879,7 +888,8 @@ class WixState:
         request = self._review_request(instance_id, request_id)
         if request["status"] != "CANCELED":
             raise app_error(428, "REVIEW_REQUEST_NOT_CANCELED",
-                            "Only review requests in the CANCELED state can be deleted.", status=request["status"])
+                            "Only review requests in the CANCELED state can be deleted.",
+                            currentStatus=request["status"])
         del self.instance(instance_id).review_requests[request_id]
         event = self._domain_event(REVIEW_REQUEST_FQDN, "deleted", request_id,
                                    {"deletedEvent": {"deletedEntity": copy.deepcopy(request)}})
@@ -1017,7 +1027,10 @@ def _object(body: Any, key: str) -> Mapping[str, Any]:
 
 def _mask_paths(patch: Mapping[str, Any], mask: Any) -> list[str]:
     if mask:
-        paths = mask.split(",") if isinstance(mask, str) else list(mask.get("paths", mask) if isinstance(mask, Mapping) else mask)
+        if isinstance(mask, str):
+            paths = mask.split(",")
+        else:
+            paths = list(mask.get("paths", []) if isinstance(mask, Mapping) else mask)
         return [p.strip().removeprefix("review.") for p in paths if p.strip()]
     paths: list[str] = []
     for key, value in patch.items():  # no mask: the fields that were sent
