@@ -13,13 +13,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from app.db import insert_for, transaction
 from app.models import LedgerEntry
 from connectors.base import EventKind, Review, TargetRef
 
-__all__ = ["Decision", "LedgerState", "content_hash", "decide", "load", "record"]
+__all__ = ["Decision", "LedgerState", "content_hash", "decide", "load", "note_error", "record"]
 
 _ledger = LedgerEntry.__table__
 
@@ -110,5 +110,16 @@ def record(engine: Engine, *, source: str, account: str, review_id: str, target:
     statement = statement.on_conflict_do_update(
         index_elements=["source", "account", "source_review_id", "target"], set_=values
     )
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+def note_error(engine: Engine, *, source: str, account: str, review_id: str, target: str, error: str,
+               now: datetime) -> None:
+    """Keep a failed target call's reason on the review's ledger row, if it has one yet."""
+    statement = update(_ledger).where(
+        _ledger.c.source == source, _ledger.c.account == account, _ledger.c.source_review_id == review_id,
+        _ledger.c.target == target,
+    ).values(last_error=error, last_synced_at=now)
     with transaction(engine) as session:
         session.execute(statement)

@@ -137,12 +137,17 @@ def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collab
         return "stale"
     ref = state.ref if state else None
     word = _WORD.get(decision)
-    if decision is Decision.UPSERT:
-        known = ref if state and state.deleted_at is None else None
-        ref = _call(deps.metrics, target, "upsert", lambda: target.upsert(review, known=known))
-        word = "updated" if known is not None else "created"
-    elif decision is Decision.DELETE:
-        _call(deps.metrics, target, "delete", lambda: target.delete(ref))
+    try:
+        if decision is Decision.UPSERT:
+            known = ref if state and state.deleted_at is None else None
+            ref = _call(deps.metrics, target, "upsert", lambda: target.upsert(review, known=known))
+            word = "updated" if known is not None else "created"
+        elif decision is Decision.DELETE:
+            _call(deps.metrics, target, "delete", lambda: target.delete(ref))
+    except TargetError as exc:
+        ledger.note_error(deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
+                          target=target.name, error=_describe(exc), now=deps.clock())
+        raise
     ledger.record(
         deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
         target=target.name, action=word, event_id=event.event_id, occurred_at=event.occurred_at,

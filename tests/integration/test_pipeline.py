@@ -161,3 +161,14 @@ def test_review_is_never_copied_back_to_its_own_platform(engine, deps, target, c
     target.name = "trustoo"
     assert _run_all(engine, deps, make_event("r1", at=clock())) == ["done"]
     assert target.calls == [] and _inbox(engine)[0].outcome == "routed-nowhere"
+
+
+def test_failed_target_call_is_noted_on_the_ledger_row(engine, deps, target, clock):
+    _run_all(engine, deps, make_event("r1", at=clock(), version=1))
+    clock.advance(5)
+    target.fail_next(RetryableTargetError("unavailable", status=503))
+    _run_all(engine, deps, make_event("r1", at=clock(), version=2))
+    assert _ledger(engine)[0].last_error == "RetryableTargetError (HTTP 503): unavailable"
+    clock.advance(deps.retry_cap_s)
+    _run_all(engine, deps)
+    assert _ledger(engine)[0].last_error is None
