@@ -78,7 +78,7 @@ def _review_targets(settings: Settings, engine: Engine) -> list[ReviewTarget]:
         scopes=settings.ctp_scopes, rating_scale=settings.ctp_rating_scale,
         on_source_delete=settings.ctp_on_source_delete, product_key_template=settings.ctp_product_key_template,
     )
-    return [CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine),
+    return [CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine, "commercetools"),
                                 pool_size=settings.worker_concurrency + 4)]
 
 

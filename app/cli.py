@@ -198,7 +198,7 @@ def products_group() -> None:
 @products_group.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 def products_import(csv_file) -> None:
-    """Add or change mappings from CSV_FILE (source,account,source_product_id,product_key,product_id)."""
+    """Add or change mappings from CSV_FILE (source,account,source_product_id,product_key,product_id[,target])."""
     rt = runtime()
     try:
         result = products.import_csv(rt.engine, csv_file, now=rt.clock())

@@ -19,9 +19,20 @@ from app.db import insert_for, transaction
 from app.models import LedgerEntry
 from connectors.base import EventKind, Review, TargetRef
 
-__all__ = ["Decision", "LedgerState", "content_hash", "decide", "load", "note_error", "record"]
+__all__ = [
+    "Decision",
+    "LedgerState",
+    "content_hash",
+    "decide",
+    "is_echo",
+    "load",
+    "note_error",
+    "record",
+    "reserve",
+]
 
 _ledger = LedgerEntry.__table__
+RESERVED = "reserved"
 
 
 class Decision(str, enum.Enum):
@@ -39,6 +50,12 @@ class LedgerState:
     source_updated_at: datetime | None
     source_sequence: int | None
     deleted_at: datetime | None
+    last_action: str | None = None
+
+    @property
+    def in_doubt(self) -> bool:
+        """A write was reserved and never confirmed: it may or may not have happened."""
+        return self.last_action == RESERVED
 
 
 def content_hash(review: Review) -> str:
@@ -58,7 +75,7 @@ def decide(state: LedgerState | None, kind: EventKind, occurred_at: datetime, se
         if state.deleted_at is None and state.ref is not None:
             return Decision.DELETE
         return Decision.TOMBSTONE
-    if state.deleted_at is None and state.content_hash == new_hash:
+    if state.deleted_at is None and state.content_hash == new_hash and not state.in_doubt:
         return Decision.UNCHANGED
     return Decision.UPSERT
 
@@ -85,7 +102,8 @@ def load(engine: Engine, source: str, account: str, review_id: str, target: str)
     ref = TargetRef(key=row["target_key"], id=row["target_id"], version=row["target_version"]) \
         if row["target_key"] else None
     return LedgerState(ref=ref, content_hash=row["content_hash"], source_updated_at=row["source_updated_at"],
-                       source_sequence=row["source_sequence"], deleted_at=row["deleted_at"])
+                       source_sequence=row["source_sequence"], deleted_at=row["deleted_at"],
+                       last_action=row["last_action"])
 
 
 def record(engine: Engine, *, source: str, account: str, review_id: str, target: str, action: str,
@@ -123,3 +141,26 @@ def note_error(engine: Engine, *, source: str, account: str, review_id: str, tar
     ).values(last_error=error, last_synced_at=now)
     with transaction(engine) as session:
         session.execute(statement)
+
+
+def reserve(engine: Engine, *, source: str, account: str, review_id: str, target: str, key: str,
+            event_id: str, now: datetime) -> None:
+    """Before a write that the target cannot make idempotent: remember that it is under way and
+    the key it will carry, so a retry knows to look first and an echo is recognised."""
+    values = {"last_action": RESERVED, "target_key": key, "last_event_id": event_id, "last_synced_at": now}
+    statement = insert_for(engine, _ledger).values(
+        source=source, account=account, source_review_id=review_id, target=target, first_synced_at=now, **values
+    ).on_conflict_do_update(index_elements=["source", "account", "source_review_id", "target"], set_=values)
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+def is_echo(engine: Engine, *, platform: str, review_id: str, key: str | None) -> bool:
+    """Is this review on `platform` one that ReviewBridge wrote there (by its id, or by the key
+    reserved before the write, for an echo that outruns the write's answer)?"""
+    match = _ledger.c.target_id == review_id
+    if key is not None:
+        match = match | (_ledger.c.target_key == key)
+    with transaction(engine) as session:
+        return session.execute(select(_ledger.c.id).where(_ledger.c.target == platform, match).limit(1)).first() \
+            is not None

@@ -8,11 +8,12 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "OPEN_STATUSES",
+    "Account",
     "EventStatus",
     "InboxEvent",
     "LedgerEntry",
@@ -87,6 +88,9 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger"
     __table_args__ = (
         UniqueConstraint("source", "account", "source_review_id", "target", name="uq_ledger_review_target"),
+        # Echo detection: was this review on a platform written there by us?
+        Index("ix_ledger_target_id", "target", "target_id"),
+        Index("ix_ledger_target_key", "target", "target_key"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
@@ -121,11 +125,11 @@ class WebhookRejection(SQLModel, table=True):
 
 
 class ProductMapping(SQLModel, table=True):
-    """A source product's commercetools product, by key or by id (`reviewbridge products import`)."""
+    """A source product's product at a target, by key or by id (`reviewbridge products import`)."""
 
     __tablename__ = "product_map"
     __table_args__ = (
-        UniqueConstraint("source", "account", "source_product_id", name="uq_product_map_source_product"),
+        UniqueConstraint("target", "source", "account", "source_product_id", name="uq_product_map_source_product"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
@@ -133,6 +137,31 @@ class ProductMapping(SQLModel, table=True):
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))
     source_product_id: str = Field(sa_column=Column(String(255), nullable=False))
+    target: str = Field(default="commercetools", sa_column=Column(String(32), nullable=False,
+                                                                  server_default="commercetools"))
     product_key: str | None = Field(default=None, sa_column=Column(String(256)))
     product_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    updated_at: datetime = Field(nullable=False)
+
+
+class Account(SQLModel, table=True):
+    """A platform account (a Trustoo shop, a Wix site) beyond the one the environment names.
+
+    Secrets are stored encrypted with SECRET_KEY (app/vault.py) and never printed.
+    """
+
+    __tablename__ = "account"
+    __table_args__ = (UniqueConstraint("source", "account", name="uq_account_source_account"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    label: str | None = Field(default=None, sa_column=Column(String(255)))
+    secret: str | None = Field(default=None, sa_column=Column(Text))  # encrypted
+    access_token: str | None = Field(default=None, sa_column=Column(Text))  # encrypted
+    refresh_token: str | None = Field(default=None, sa_column=Column(Text))  # encrypted
+    token_expires_at: datetime | None = Field(default=None)
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    created_at: datetime = Field(nullable=False)
     updated_at: datetime = Field(nullable=False)

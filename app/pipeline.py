@@ -43,7 +43,7 @@ __all__ = ["Collaborators", "process", "run"]
 log = logging.getLogger(__name__)
 
 #: Outcome words for an event's targets, in the order a summary prefers them.
-_OUTCOMES = ("created", "updated", "deleted", "unchanged", "tombstoned", "stale")
+_OUTCOMES = ("created", "updated", "deleted", "unchanged", "tombstoned", "stale", "echo")
 _WORD = {Decision.UNCHANGED: "unchanged", Decision.DELETE: "deleted", Decision.TOMBSTONE: "tombstoned",
          Decision.STALE: "stale"}
 
@@ -55,6 +55,7 @@ class Collaborators:
     targets: Sequence[ReviewTarget]
     clock: Callable[[], datetime]
     metrics: Metrics
+    routes: Mapping[str, Sequence[str]] | None = None  # source → target names; None: every other target
     max_attempts: int = 12
     retry_base_s: float = 2.0
     retry_cap_s: float = 3600.0
@@ -100,8 +101,11 @@ def retry_or_give_up(claimed: ClaimedEvent, deps: Collaborators, error: str,
 def process(claimed: ClaimedEvent, deps: Collaborators) -> str:
     """Apply one event to every target it is routed to; return one outcome word."""
     event = to_event(claimed)
-    review = parse(event, deps.sources)
-    outcomes = [sync(event, review, target, deps) for target in route(event, deps.targets)]
+    source = _source(event, deps.sources)
+    if ledger.is_echo(deps.engine, platform=event.source, review_id=event.subject_id, key=source.echo_key(event)):
+        return "echo"  # a review ReviewBridge itself wrote into this platform, coming back
+    review = source.resolve(event)
+    outcomes = [sync(event, review, target, deps) for target in route(event, deps.targets, deps.routes)]
     return next((word for word in _OUTCOMES if word in outcomes), "routed-nowhere")
 
 
@@ -113,26 +117,27 @@ def to_event(claimed: ClaimedEvent) -> Event:
     )
 
 
-def parse(event: Event, sources: Mapping[str, WebhookSource]) -> Review | None:
-    """The canonical Review an upsert carries; deletes need only the identity they name."""
-    if event.kind is not EventKind.UPSERT:
-        return None
+def _source(event: Event, sources: Mapping[str, WebhookSource]) -> WebhookSource:
     source = sources.get(event.source)
     if source is None:
         raise ConfigError(f"no connector configured for source {event.source!r}")
-    return source.review_from_event(event)
+    return source
 
 
-def route(event: Event, targets: Sequence[ReviewTarget]) -> list[ReviewTarget]:
-    """Every target but the platform the review came from: a review is never copied onto itself."""
-    return [target for target in targets if target.name != event.source]
+def route(event: Event, targets: Sequence[ReviewTarget],
+          routes: Mapping[str, Sequence[str]] | None = None) -> list[ReviewTarget]:
+    """The targets ROUTES names for the source; never the platform the review came from."""
+    wanted = routes.get(event.source, ()) if routes is not None else None
+    return [target for target in targets
+            if target.name != event.source and (wanted is None or target.name in wanted)]
 
 
 def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collaborators) -> str:
     """Ledger check → target call → ledger update, for one target."""
     state = ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name)
     new_hash = ledger.content_hash(review) if review is not None else None
-    decision = ledger.decide(state, event.kind, event.occurred_at, event.sequence, new_hash)
+    kind = EventKind.DELETE if review is None else EventKind.UPSERT  # what the source says now
+    decision = ledger.decide(state, kind, event.occurred_at, event.sequence, new_hash)
     if decision is Decision.STALE:
         return "stale"
     ref = state.ref if state else None
@@ -140,8 +145,14 @@ def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collab
     try:
         if decision is Decision.UPSERT:
             known = ref if state and state.deleted_at is None else None
-            ref = _call(deps.metrics, target, "upsert", lambda: target.upsert(review, known=known))
-            word = "updated" if known is not None else "created"
+            in_doubt = bool(state and state.in_doubt)
+            if not target.idempotent:
+                ledger.reserve(deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
+                               target=target.name, key=target.key_for(review), event_id=event.event_id,
+                               now=deps.clock())
+            ref = _call(deps.metrics, target, "upsert",
+                        lambda: target.upsert(review, known=known, in_doubt=in_doubt))
+            word = "updated" if known is not None and known.id else "created"
         elif decision is Decision.DELETE:
             _call(deps.metrics, target, "delete", lambda: target.delete(ref))
     except TargetError as exc:

@@ -22,7 +22,8 @@ from app.models import ProductMapping
 __all__ = ["ImportResult", "MappingError", "import_csv", "list_mappings", "lookup", "CSV_COLUMNS"]
 
 _map = ProductMapping.__table__
-CSV_COLUMNS = ("source", "account", "source_product_id", "product_key", "product_id")
+CSV_COLUMNS = ("source", "account", "source_product_id", "product_key", "product_id", "target")
+DEFAULT_TARGET = "commercetools"
 
 
 class MappingError(ValueError):
@@ -35,12 +36,13 @@ class ImportResult:
     released: int
 
 
-def lookup(engine: Engine, source: str, account: str, source_product_id: str) -> tuple[str, str] | None:
-    """("id", value) or ("key", value) for a mapped product, else None."""
+def lookup(engine: Engine, target: str, source: str, account: str, source_product_id: str) -> tuple[str, str] | None:
+    """("id", value) or ("key", value) for a mapped product at `target`, else None."""
     with transaction(engine) as session:
         row = session.execute(
             select(_map.c.product_id, _map.c.product_key).where(
-                _map.c.source == source, _map.c.account == account, _map.c.source_product_id == source_product_id)
+                _map.c.target == target, _map.c.source == source, _map.c.account == account,
+                _map.c.source_product_id == source_product_id)
         ).first()
     if row is None:
         return None
@@ -54,7 +56,7 @@ def import_csv(engine: Engine, stream: IO[str], *, now: datetime) -> ImportResul
     if rows:
         statement = insert_for(engine, _map).values([row | {"updated_at": now} for row in rows])
         statement = statement.on_conflict_do_update(
-            index_elements=["source", "account", "source_product_id"],
+            index_elements=["target", "source", "account", "source_product_id"],
             set_={"product_key": statement.excluded.product_key, "product_id": statement.excluded.product_id,
                   "updated_at": statement.excluded.updated_at},
         )
@@ -80,6 +82,7 @@ def _read(stream: IO[str]) -> Iterable[dict]:
         raise MappingError(f"the CSV header lacks {', '.join(sorted(missing))} (columns: {', '.join(CSV_COLUMNS)})")
     for line, raw in enumerate(reader, start=2):
         row = {name: (raw.get(name) or "").strip() or None for name in CSV_COLUMNS}
+        row["target"] = row["target"] or DEFAULT_TARGET
         if not (row["source"] and row["account"] and row["source_product_id"]):
             raise MappingError(f"line {line}: source, account and source_product_id are required")
         if bool(row["product_key"]) == bool(row["product_id"]):

@@ -219,8 +219,14 @@ class WebhookSource(Protocol):
     def parse(self, account: str, topic: str | None, headers: Mapping[str, str], body: bytes) -> Sequence[Event]:
         """Split a verified delivery into events; raise PayloadError when it is unusable."""
 
-    def review_from_event(self, event: Event) -> Review:
-        """Map an upsert event's payload to the canonical Review (PayloadError if it cannot)."""
+    def resolve(self, event: Event) -> Review | None:
+        """The review the event is about, as it stands at the source; None when it is gone there.
+
+        PayloadError when the payload cannot be mapped."""
+
+    def echo_key(self, event: Event) -> str | None:
+        """For a platform that is also a target: the key under which ReviewBridge would have
+        recorded writing this very review there (see ReviewTarget.key_for), else None."""
 
 
 @runtime_checkable
@@ -234,9 +240,16 @@ class ReviewSource(Protocol):
 @runtime_checkable
 class ReviewTarget(Protocol):
     name: str
+    #: True when the target itself makes a repeated create harmless (a unique key). False means
+    #: the pipeline reserves the ledger row before each write and says when an outcome is in doubt.
+    idempotent: bool
 
-    def upsert(self, review: Review, known: TargetRef | None = None) -> TargetRef:
-        """Create or update the review so the target matches it; idempotent by key."""
+    def key_for(self, review: Review) -> str:
+        """The key the review has, or will have, at this target."""
+
+    def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
+        """Create or update the review so the target matches it. `in_doubt`: an earlier write may
+        or may not have happened; look before writing again."""
 
     def delete(self, ref: TargetRef) -> None:
         """Remove the review; deleting what is already gone is not an error."""

@@ -61,6 +61,7 @@ class CommercetoolsConfig:
 
 class CommercetoolsTarget:
     name = "commercetools"
+    idempotent = True  # key + uniquenessValue: a repeated create is a DuplicateField, not a copy
 
     def __init__(self, config: CommercetoolsConfig, *, product_map: ProductMap | None = None,
                  transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.time,
@@ -93,7 +94,7 @@ class CommercetoolsTarget:
     def key_for(self, review: Review) -> str:
         return review_key(review.source, review.account, review.source_id)
 
-    def upsert(self, review: Review, known: TargetRef | None = None) -> TargetRef:
+    def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
         ids = self.setup_ids()
         desired = desired_review(
             review, product_id=self._product_id(review), type_id=ids["type"], rating_scale=self.config.rating_scale,

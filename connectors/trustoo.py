@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.base import (
     Event,
@@ -28,7 +28,7 @@ from connectors.base import (
     first_present,
 )
 
-__all__ = ["TOPICS", "TrustooWebhookVerifier", "TrustooWebhooks", "map_review"]
+__all__ = ["TOPICS", "TrustooWebhookVerifier", "TrustooWebhooks", "fingerprint", "map_review"]
 
 SOURCE = "trustoo"
 
@@ -104,12 +104,18 @@ class TrustooWebhookVerifier:
 
 
 class TrustooWebhooks:
-    """The `WebhookSource` for Trustoo deliveries."""
+    """The `WebhookSource` for Trustoo deliveries.
+
+    With an Open API client (`api`), events are checked against Trustoo itself: review/deleted
+    means deleted *or hidden* (§1.7), so it is re-fetched to tell the two apart, and an upsert
+    whose item lacks what the mapping needs is re-fetched too.
+    """
 
     name = SOURCE
 
-    def __init__(self, verifier: TrustooWebhookVerifier):
+    def __init__(self, verifier: TrustooWebhookVerifier, api: ReviewLookup | None = None):
         self._verifier = verifier
+        self._api = api
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         return self._verifier.verify(headers, body)
@@ -128,8 +134,31 @@ class TrustooWebhooks:
         delivery_id = lowered.get(REQUEST_ID_HEADER) or None
         return [_event(account, topic, item, occurred_at, delivery_id) for item in items]
 
-    def review_from_event(self, event: Event) -> Review:
-        return map_review(event.account, event.payload)
+    def resolve(self, event: Event) -> Review | None:
+        item: Mapping[str, Any] | None = event.payload
+        if self._api is not None and (event.kind is EventKind.DELETE or _incomplete(item)):
+            item = self._api.get_review(event.account, event.subject_id)
+        elif event.kind is EventKind.DELETE:
+            item = None  # without the Open API, hidden and deleted look alike: take it as deleted
+        return None if item is None else map_review(event.account, item)
+
+    def echo_key(self, event: Event) -> str | None:
+        return fingerprint(event.payload) if event.kind is EventKind.UPSERT else None
+
+
+class ReviewLookup(Protocol):
+    def get_review(self, shop: str, review_id: str) -> Mapping[str, Any] | None: ...
+
+
+def _incomplete(item: Mapping[str, Any]) -> bool:
+    return item.get("rating") in (None, "") and item.get("star") in (None, "")
+
+
+def fingerprint(item: Mapping[str, Any]) -> str:
+    """What identifies a review's content in Trustoo, whoever wrote it: product, rating, author
+    and text. A review ReviewBridge created is recognised by it when Trustoo echoes it back."""
+    parts = [str(item.get(name) or "").strip() for name in ("product_id", "rating", "author", "content")]
+    return "tfp-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from tests.builders import TRUSTOO_OLD_PRIVATE_TOKEN, TRUSTOO_PRIVATE_TOKEN, TRU
 from tests.fakes.memory_target import RecordingTarget
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-_TABLES = ("inbox", "ledger", "webhook_rejection", "product_map")
+_TABLES = ("inbox", "ledger", "webhook_rejection", "product_map", "account")
 
 
 def _psycopg_url(url: str):

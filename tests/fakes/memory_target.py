@@ -19,6 +19,7 @@ from connectors.base import Review, TargetError, TargetRef
 @dataclass
 class RecordingTarget:
     name: str = "memory"
+    idempotent: bool = True
     latency_s: float = 0.0
     reviews: dict[str, Review] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
@@ -35,7 +36,7 @@ class RecordingTarget:
         with self._lock:
             self._failures.extend(errors)
 
-    def upsert(self, review: Review, known: TargetRef | None = None) -> TargetRef:
+    def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
         key = self.key_for(review)
         self._enter("upsert", key)
         with self._lock:

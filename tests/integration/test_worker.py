@@ -51,10 +51,10 @@ def test_two_concurrent_workers_process_each_event_exactly_once_in_review_order(
     lock = threading.Lock()
     original_upsert = target.upsert
 
-    def recording_upsert(review, known=None):
+    def recording_upsert(review, known=None, **options):
         with lock:
             applied.setdefault(review.source_id, []).append(review.body)
-        return original_upsert(review, known)
+        return original_upsert(review, known, **options)
 
     target.upsert = recording_upsert
     engines = [make_engine(database_url) for _ in range(2)]

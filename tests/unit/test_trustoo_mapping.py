@@ -193,7 +193,7 @@ def test_trustoo_batch_gives_one_upsert_event_per_item():
 def test_trustoo_event_payload_is_the_item_and_maps_back_to_the_review():
     event = _parse(_payload("review_created_batch.json"))[0]
 
-    assert _webhooks().review_from_event(event) == map_review(SHOP, _items("review_created_batch.json")[0])
+    assert _webhooks().resolve(event) == map_review(SHOP, _items("review_created_batch.json")[0])
 
 
 def test_trustoo_redelivery_of_same_item_gives_same_event_id():
