@@ -50,6 +50,7 @@ def build_worker(rt: Runtime) -> Worker:
     settings = rt.settings
     deps = Collaborators(
         engine=rt.engine, sources=rt.sources, targets=rt.targets, clock=rt.clock, metrics=rt.metrics,
+        routes=settings.routes_by_source(),
         max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s, retry_cap_s=settings.retry_cap_s,
     )
     return Worker(deps, concurrency=settings.worker_concurrency, lease_s=settings.lease_s,

@@ -58,6 +58,20 @@ class Settings:
     ctp_on_source_delete: str = "delete"
     ctp_product_key_template: str = "{source_product_id}"
     product_recheck_s: int = 900
+    ctp_store_review_channel: str | None = None
+    routes: tuple[tuple[str, str], ...] = (("trustoo", "commercetools"), ("wix", "commercetools"))
+    trustoo_rate_limit: float = 2.0
+    trustoo_sign_scheme: str = "hmac_sorted_pipe_body"
+    trustoo_client_id: str | None = None
+    trustoo_client_secret: str | None = field(default=None, repr=False)
+    trustoo_target_shop: str | None = None
+    trustoo_create_source: str = "ChatWILL"
+
+    def routes_by_source(self) -> dict[str, tuple[str, ...]]:
+        table: dict[str, tuple[str, ...]] = {}
+        for source, target in self.routes:
+            table[source] = table.get(source, ()) + (target,)
+        return table
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,6 +101,7 @@ class Settings:
                          f"{self.ctp_rating_scale}, on source delete: {self.ctp_on_source_delete}")
         else:
             lines.append("commercetools: off (set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET)")
+        lines.append("routes: " + ", ".join(f"{source} → {target}" for source, target in self.routes))
         lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
         lines.append(
@@ -127,16 +142,46 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ctp_on_source_delete=env.choice("CTP_ON_SOURCE_DELETE", "delete", ("delete", "hide")),
         ctp_product_key_template=_product_key_template(env.text("CTP_PRODUCT_KEY_TEMPLATE")),
         product_recheck_s=env.integer("PRODUCT_RECHECK_S", 900, low=10, high=86400),
+        ctp_store_review_channel=env.text("CTP_STORE_REVIEW_CHANNEL"),
+        routes=_routes(env.text("ROUTES")),
+        trustoo_rate_limit=env.number("TRUSTOO_RATE_LIMIT", 2.0, low=0.1, high=100),
+        trustoo_sign_scheme=env.choice("TRUSTOO_SIGN_SCHEME", "hmac_sorted_pipe_body",
+                                       ("hmac_sorted_pipe_body", "legacy_sha256_salt")),
+        trustoo_client_id=env.text("TRUSTOO_CLIENT_ID"),
+        trustoo_client_secret=env.secret("TRUSTOO_CLIENT_SECRET", min_length=8),
+        trustoo_target_shop=env.text("TRUSTOO_TARGET_SHOP"),
+        trustoo_create_source=env.text("TRUSTOO_CREATE_SOURCE") or "ChatWILL",
     )
     ctp = {"CTP_PROJECT_KEY": settings.ctp_project_key, "CTP_CLIENT_ID": settings.ctp_client_id,
            "CTP_CLIENT_SECRET": settings.ctp_client_secret}
     if any(ctp.values()) and not all(ctp.values()):
         missing = next(name for name, value in ctp.items() if not value)
         raise SettingsError(missing, "is required when the other CTP_* credentials are set")
+    if bool(settings.trustoo_client_id) != bool(settings.trustoo_client_secret):
+        missing = "TRUSTOO_CLIENT_SECRET" if settings.trustoo_client_id else "TRUSTOO_CLIENT_ID"
+        raise SettingsError(missing, "is required when the other Trustoo OAuth variable is set")
     if bool(settings.trustoo_public_token) != bool(settings.trustoo_private_tokens):
         missing = "TRUSTOO_PRIVATE_TOKEN" if settings.trustoo_public_token else "TRUSTOO_PUBLIC_TOKEN"
         raise SettingsError(missing, "is required when the other Trustoo token is set")
     return settings
+
+
+_SOURCES = ("trustoo", "wix")
+_TARGETS = ("commercetools", "trustoo")
+
+
+def _routes(value: str | None) -> tuple[tuple[str, str], ...]:
+    """ROUTES: comma-separated source:target pairs, e.g. trustoo:commercetools,wix:trustoo."""
+    if value is None:
+        return (("trustoo", "commercetools"), ("wix", "commercetools"))
+    routes = []
+    for part in value.split(","):
+        source, _, target = part.strip().partition(":")
+        if source not in _SOURCES or target not in _TARGETS or source == target:
+            raise SettingsError("ROUTES", f"{part.strip()!r} is not source:target with a source in "
+                                f"{', '.join(_SOURCES)} and another platform of {', '.join(_TARGETS)} as target")
+        routes.append((source, target))
+    return tuple(dict.fromkeys(routes))
 
 
 _TEMPLATE_FIELDS = {"source": "trustoo", "account": "shop", "source_product_id": "1", "sku": "s", "handle": "h"}

@@ -18,7 +18,7 @@ from connectors.base import Review, TargetError, TargetRef
 
 @dataclass
 class RecordingTarget:
-    name: str = "memory"
+    name: str = "commercetools"
     idempotent: bool = True
     latency_s: float = 0.0
     reviews: dict[str, Review] = field(default_factory=dict)
