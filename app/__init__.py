@@ -77,6 +77,7 @@ def _review_targets(settings: Settings, engine: Engine) -> list[ReviewTarget]:
         client_secret=settings.ctp_client_secret, api_url=settings.ctp_api_url, auth_url=settings.ctp_auth_url,
         scopes=settings.ctp_scopes, rating_scale=settings.ctp_rating_scale,
         on_source_delete=settings.ctp_on_source_delete, product_key_template=settings.ctp_product_key_template,
+        store_review_channel=settings.ctp_store_review_channel,
     )
     return [CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine, "commercetools"),
                                 pool_size=settings.worker_concurrency + 4)]

@@ -35,8 +35,8 @@ __all__ = ["CommercetoolsConfig", "CommercetoolsTarget"]
 
 _CONFLICT_RETRIES = 5
 _PAGE = 500
-#: Product lookups by a missing key: asked again after this long, in case the product was created.
-_MISSING_PRODUCT_TTL_S = 60.0
+#: Lookups of a missing product or channel key: asked again after this long, in case it was created.
+_MISSING_TTL_S = 60.0
 
 ProductMap = Callable[[str, str, str], tuple[str, str] | None]  # (source, account, product) → ("id"|"key", value)
 
@@ -52,6 +52,7 @@ class CommercetoolsConfig:
     rating_scale: int = 5
     on_source_delete: str = "delete"  # delete | hide
     product_key_template: str = "{source_product_id}"
+    store_review_channel: str | None = None  # channel key that reviews of the whole store attach to
 
     @property
     def token_url(self) -> str:
@@ -82,8 +83,8 @@ class CommercetoolsTarget:
                                    transport=transport, sleep=sleep, retry=retry, pool_size=pool_size)
         self._lock = threading.Lock()
         self._setup_ids: dict[str, str] | None = None
-        self._product_ids: dict[str, str] = {}
-        self._missing_products: dict[str, float] = {}
+        self._ids: dict[tuple[str, str], str] = {}  # (kind, key) → id of products and channels
+        self._missing: dict[tuple[str, str], float] = {}
 
     def close(self) -> None:
         self._api.close()
@@ -96,9 +97,10 @@ class CommercetoolsTarget:
 
     def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
         ids = self.setup_ids()
+        target_type, target_id = self._target(review)
         desired = desired_review(
-            review, product_id=self._product_id(review), type_id=ids["type"], rating_scale=self.config.rating_scale,
-            state_id=ids["published"] if review.published else ids["hidden"],
+            review, target_type=target_type, target_id=target_id, type_id=ids["type"],
+            rating_scale=self.config.rating_scale, state_id=ids["published"] if review.published else ids["hidden"],
         )
         for _ in range(_CONFLICT_RETRIES):
             current = self.get(desired.key)
@@ -215,37 +217,46 @@ class CommercetoolsTarget:
 
     # --- products -------------------------------------------------------------------------------
 
+    def _target(self, review: Review) -> tuple[str, str]:
+        """What the review is about: its product, or for a store review the configured channel."""
+        if not review.is_store_review:
+            return "product", self._product_id(review)
+        channel = self.config.store_review_channel
+        channel_id = self._cached_id("channels", channel) if channel else None
+        if channel_id is None:
+            reason = (f"no commercetools channel with key {channel!r}" if channel
+                      else "set CTP_STORE_REVIEW_CHANNEL to the key of a channel to attach them to")
+            raise ProductNotFound(review.product_id or "0", f"store review (product 0): {reason}")
+        return "channel", channel_id
+
     def _product_id(self, review: Review) -> str:
-        if review.is_store_review:
-            raise ProductNotFound(review.product_id or "0", "store review (product 0): no commercetools product "
-                                  "to attach it to")
         mapped = self._product_map(review.source, review.account, review.product_id) if self._product_map else None
         if mapped is not None and mapped[0] == "id":
             return mapped[1]
         key = mapped[1] if mapped is not None else self.config.product_key_template.format(
             source=review.source, account=review.account, source_product_id=review.product_id,
             sku=review.product_sku or "", handle=review.product_handle or "")
-        product_id = self.product_id_for_key(key)
+        product_id = self._cached_id("products", key)
         if product_id is None:
             raise ProductNotFound(review.product_id, f"no commercetools product with key {key!r} "
                                   f"for {review.source} product {review.product_id}")
         return product_id
 
-    def product_id_for_key(self, key: str) -> str | None:
-        """The product's id, asked once and cached; a miss is asked again after a minute."""
+    def _cached_id(self, kind: str, key: str) -> str | None:
+        """A product's or channel's id by key, asked once and cached; a miss is asked again after a minute."""
         with self._lock:
-            if key in self._product_ids:
-                return self._product_ids[key]
-            if self._clock() < self._missing_products.get(key, 0):
+            if (kind, key) in self._ids:
+                return self._ids[kind, key]
+            if self._clock() < self._missing.get((kind, key), 0):
                 return None
-        product = self._get_by_key("products", key)
+        resource = self._get_by_key(kind, key)
         with self._lock:
-            if product is None:
-                self._missing_products[key] = self._clock() + _MISSING_PRODUCT_TTL_S
+            if resource is None:
+                self._missing[kind, key] = self._clock() + _MISSING_TTL_S
                 return None
-            self._product_ids[key] = product["id"]
-            self._missing_products.pop(key, None)
-            return product["id"]
+            self._ids[kind, key] = resource["id"]
+            self._missing.pop((kind, key), None)
+            return resource["id"]
 
     # --- writes -----------------------------------------------------------------------------------
 

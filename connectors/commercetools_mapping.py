@@ -73,7 +73,7 @@ class Desired:
     """What the commercetools review should look like, with every reference already an id."""
 
     key: str
-    product_id: str
+    target_id: str  # a product's id, or a channel's for a store review
     state_id: str
     type_id: str
     rating: int
@@ -82,12 +82,19 @@ class Desired:
     author_name: str | None
     locale: str | None
     fields: Mapping[str, Any]
+    target_type: str = "product"  # product | channel
+
+    @property
+    def target(self) -> dict[str, str]:
+        return {"typeId": self.target_type, "id": self.target_id}
 
 
-def desired_review(review: Review, *, product_id: str, state_id: str, type_id: str, rating_scale: int) -> Desired:
+def desired_review(review: Review, *, target_id: str, state_id: str, type_id: str, rating_scale: int,
+                   target_type: str = "product") -> Desired:
     return Desired(
         key=review_key(review.source, review.account, review.source_id),
-        product_id=product_id,
+        target_id=target_id,
+        target_type=target_type,
         state_id=state_id,
         type_id=type_id,
         rating=review.rating * (20 if rating_scale == 100 else 1),
@@ -131,7 +138,7 @@ def draft_for(desired: Desired) -> dict[str, Any]:
         "key": desired.key,
         "uniquenessValue": desired.key,
         "rating": desired.rating,
-        "target": {"typeId": "product", "id": desired.product_id},
+        "target": desired.target,
         "state": {"typeId": "state", "id": desired.state_id},
         "custom": {"type": {"typeId": "type", "id": desired.type_id}, "fields": dict(desired.fields)},
     }
@@ -156,8 +163,8 @@ def update_actions(current: Mapping[str, Any], desired: Desired) -> list[dict[st
     ):
         if current.get(field) != value:
             actions.append({"action": action, field: value} if value is not None else {"action": action})
-    if (current.get("target") or {}).get("id") != desired.product_id:
-        actions.append({"action": "setTarget", "target": {"typeId": "product", "id": desired.product_id}})
+    if (current.get("target") or {}).get("id") != desired.target_id:
+        actions.append({"action": "setTarget", "target": desired.target})
     if (current.get("state") or {}).get("id") != desired.state_id:
         # force: a sync must move either way, whatever transitions a merchant has drawn.
         actions.append({"action": "transitionState", "state": {"typeId": "state", "id": desired.state_id},

@@ -48,10 +48,12 @@ __all__ = ["CommercetoolsEmulator", "LoggedRequest"]
 _WRITE_METHODS = ("POST", "DELETE")
 _READ_METHODS = ("GET", "HEAD")
 #: resource path segment → the scope family it needs (manage_<x> implies view_<x>)
-_SCOPE_FAMILY = {"reviews": "products", "products": "products", "types": "types", "states": "states"}
+_SCOPE_FAMILY = {"reviews": "products", "products": "products", "types": "types", "states": "states",
+                 "channels": "channels"}
 _ROUTES = {  # resource → (collection methods, item methods)
     "reviews": (("GET", "HEAD", "POST"), ("GET", "HEAD", "POST", "DELETE")),
     "products": (("GET", "HEAD"), ("GET", "HEAD")),
+    "channels": (("GET", "HEAD"), ("GET", "HEAD")),
     "types": (("GET", "HEAD", "POST"), ("GET", "HEAD")),
     "states": (("GET", "HEAD", "POST"), ("GET", "HEAD")),
 }
@@ -123,6 +125,11 @@ class CommercetoolsEmulator:
     def add_product(self, key: str | None = None, id: str | None = None) -> dict[str, Any]:  # noqa: A002
         with self._lock:
             return copy.deepcopy(self._project.add_product(key, id))
+
+    def add_channel(self, key: str, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+        """A channel, e.g. the one store reviews (no product) are attached to."""
+        with self._lock:
+            return copy.deepcopy(self._project.add_channel(key, id))
 
     def add_customer(self, key: str | None = None, id: str | None = None) -> dict[str, Any]:  # noqa: A002
         with self._lock:

@@ -205,12 +205,13 @@ class Project:
         self.types: dict[str, dict[str, Any]] = {}
         self.states: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
         self._review_keys: dict[str, str] = {}  # key → id
         self._review_uniqueness: dict[str, str] = {}  # uniquenessValue → id
 
     def collection(self, kind: str) -> dict[str, dict[str, Any]]:
         return {"reviews": self.reviews, "products": self.products, "types": self.types,
-                "states": self.states, "customers": self.customers}[kind]
+                "states": self.states, "customers": self.customers, "channels": self.channels}[kind]
 
     def _base(self, key: str | None, resource_id: str | None = None) -> dict[str, Any]:
         now = iso(self.clock())
@@ -237,8 +238,9 @@ class Project:
     def _reference(self, identifier: tuple[str, str, str]) -> dict[str, Any]:
         """The existing resource a (typeId, how, value) identifier names, else ReferencedResourceNotFound."""
         type_id, how, value = identifier
-        kind = {"product": "products", "state": "states", "type": "types", "customer": "customers"}.get(type_id)
-        found = self.find(kind, how, value) if kind else None  # channels are not modelled: never found
+        kind = {"product": "products", "state": "states", "type": "types", "customer": "customers",
+                "channel": "channels"}.get(type_id)
+        found = self.find(kind, how, value) if kind else None
         if found is None:
             raise referenced_not_found(type_id, how, value)
         return found
@@ -255,6 +257,13 @@ class Project:
                                  "hasStagedChanges": False}
         self.products[product["id"]] = product
         return product
+
+    def add_channel(self, key: str, resource_id: str | None = None) -> dict[str, Any]:
+        if self.find("channels", "key", key) is not None:
+            raise duplicate_field("key", key)
+        channel = self._base(key, resource_id) | {"roles": ["ProductDistribution"]}
+        self.channels[channel["id"]] = channel
+        return channel
 
     def product_json(self, product: Mapping[str, Any]) -> dict[str, Any]:
         """The product with its live reviewRatingStatistics (absent while no review counts)."""

@@ -23,14 +23,14 @@ REVIEW = Review(
 
 
 def _desired(review: Review = REVIEW, **overrides):
-    options = {"product_id": "prod-1", "state_id": "state-published", "type_id": "type-1", "rating_scale": 5}
+    options = {"target_id": "prod-1", "state_id": "state-published", "type_id": "type-1", "rating_scale": 5}
     return desired_review(review, **(options | overrides))
 
 
 def _as_stored(desired) -> dict:
     """The review as commercetools returns it after creating the draft."""
     draft = draft_for(desired)
-    return draft | {"id": "r-1", "version": 1, "target": {"typeId": "product", "id": desired.product_id},
+    return draft | {"id": "r-1", "version": 1, "target": desired.target,
                     "state": {"typeId": "state", "id": desired.state_id},
                     "custom": {"type": {"typeId": "type", "id": desired.type_id}, "fields": draft["custom"]["fields"]}}
 
@@ -119,5 +119,10 @@ def test_commercetools_review_under_another_key_is_given_ours_back():
 
 def test_commercetools_moved_product_is_a_set_target():
     stored = _as_stored(_desired())
-    assert update_actions(stored, _desired(product_id="prod-2")) == [
+    assert update_actions(stored, _desired(target_id="prod-2")) == [
         {"action": "setTarget", "target": {"typeId": "product", "id": "prod-2"}}]
+
+
+def test_commercetools_store_review_targets_a_channel():
+    draft = draft_for(_desired(replace(REVIEW, product_id="0"), target_id="chan-1", target_type="channel"))
+    assert draft["target"] == {"typeId": "channel", "id": "chan-1"}

@@ -134,8 +134,23 @@ def test_commercetools_unknown_product_raises_product_not_found_naming_it(emulat
     assert caught.value.source_product_id == "missing-1"
 
 
-def test_commercetools_store_review_waits_for_a_product(target):
-    with pytest.raises(ProductNotFound, match="store review"):
+def test_commercetools_store_review_waits_without_a_channel(target):
+    with pytest.raises(ProductNotFound, match="CTP_STORE_REVIEW_CHANNEL"):
+        target.upsert(review(product_id="0"))
+
+
+def test_commercetools_store_review_attaches_to_the_configured_channel(emulator):
+    channel = emulator.add_channel(key="webshop")
+    target = make_target(emulator, store_review_channel="webshop")
+    target.setup()
+    ref = target.upsert(review(product_id="0"))
+    assert emulator.review_by_key(ref.key)["target"] == {"typeId": "channel", "id": channel["id"]}
+
+
+def test_commercetools_store_review_with_an_unknown_channel_names_it(emulator):
+    target = make_target(emulator, store_review_channel="nowhere")
+    target.setup()
+    with pytest.raises(ProductNotFound, match="no commercetools channel with key 'nowhere'"):
         target.upsert(review(product_id="0"))
 
 
