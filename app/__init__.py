@@ -13,13 +13,14 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy import Engine
 
-from app import products
+from app import accounts, products
 from app.config import Settings, SettingsError, load_settings
 from app.db import make_engine
 from app.metrics import Metrics
 from app.models import utcnow
 from app.runtime import Runtime
 from app.status import queue_depth
+from app.vault import Vault
 from connectors.base import ReviewTarget, WebhookSource
 from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
 from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
@@ -53,10 +54,12 @@ def create_app(
         app.config["SECRET_KEY"] = settings.secret_key
 
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
+    vault = Vault(settings.secret_key) if settings.secret_key else None
     Runtime(
         settings=settings,
         engine=engine,
-        sources=_webhook_sources(settings),
+        vault=vault,
+        sources=_webhook_sources(settings, engine, vault),
         targets=tuple(_review_targets(settings, engine) if targets is None else targets),
         metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
         clock=clock,
@@ -83,12 +86,10 @@ def _review_targets(settings: Settings, engine: Engine) -> list[ReviewTarget]:
                                 pool_size=settings.worker_concurrency + 4)]
 
 
-def _webhook_sources(settings: Settings) -> dict[str, WebhookSource]:
-    sources: dict[str, WebhookSource] = {}
-    if settings.trustoo_webhooks_enabled:
-        verifier = TrustooWebhookVerifier(
-            {settings.trustoo_public_token: settings.trustoo_private_tokens},
-            tolerance_s=settings.trustoo_webhook_tolerance_s,
-        )
-        sources["trustoo"] = TrustooWebhooks(verifier)
-    return sources
+def _webhook_sources(settings: Settings, engine: Engine, vault: Vault | None) -> dict[str, WebhookSource]:
+    # Shops come from the environment and from `reviewbridge accounts add`, looked up as deliveries arrive.
+    environment = {settings.trustoo_public_token: settings.trustoo_private_tokens} \
+        if settings.trustoo_webhooks_enabled else {}
+    keys = accounts.SecretLookup(engine, vault, "trustoo", environment=environment)
+    verifier = TrustooWebhookVerifier(keys, tolerance_s=settings.trustoo_webhook_tolerance_s)
+    return {"trustoo": TrustooWebhooks(verifier)}

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from app.config import Settings
 from app.intake import Receipt
 from app.metrics import Metrics
+from app.vault import Vault
 from connectors.base import ReviewTarget, UnknownKey, WebhookSource
 
 __all__ = ["Runtime", "runtime"]
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     engine: Engine
+    vault: Vault | None  # None without SECRET_KEY: no credentials can be stored
     sources: dict[str, WebhookSource]
     targets: Sequence[ReviewTarget]
     metrics: Metrics

@@ -57,15 +57,18 @@ class TrustooWebhookVerifier:
 
     def __init__(
         self,
-        private_tokens_by_public_token: Mapping[str, Sequence[str]],
+        private_tokens_by_public_token: Mapping[str, Sequence[str]] | KeyLookup,
         *,
         tolerance_s: int = 900,
         now: Callable[[], float] = time.time,
     ):
-        for public_token, private_tokens in private_tokens_by_public_token.items():
-            if not public_token or not private_tokens or not all(private_tokens):
-                raise ValueError("every Trustoo shop needs a public token and at least one private token")
-        self._keys = {k: tuple(v) for k, v in private_tokens_by_public_token.items()}
+        """`private_tokens_by_public_token`: a mapping, or anything with `get(public_token)` that
+        looks shops up as they come (accounts added while the service runs)."""
+        if isinstance(private_tokens_by_public_token, Mapping):
+            for public_token, private_tokens in private_tokens_by_public_token.items():
+                if not public_token or not private_tokens or not all(private_tokens):
+                    raise ValueError("every Trustoo shop needs a public token and at least one private token")
+        self._keys = private_tokens_by_public_token
         self._tolerance_s = tolerance_s
         self._now = now
 
@@ -101,6 +104,10 @@ class TrustooWebhookVerifier:
             if hmac.compare_digest(expected, given):
                 return public_token
         raise SignatureError(SOURCE, "signature does not match")
+
+
+class KeyLookup(Protocol):
+    def get(self, public_token: str) -> Sequence[str] | None: ...
 
 
 class TrustooWebhooks:

@@ -1,0 +1,55 @@
+"""`reviewbridge accounts`: more Trustoo shops, kept encrypted, verifying their own webhooks."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from app.db import transaction
+from app.models import Account
+from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+
+SHOP = "SecondShopPublicToken=="
+PRIVATE = "second-shop-private-token-0123"
+
+
+def _add(app, *extra):
+    return app.test_cli_runner().invoke(args=["accounts", "add", "trustoo", "--public-token", SHOP,
+                                              "--private-token", PRIVATE, *extra])
+
+
+def test_trustoo_shop_added_by_cli_verifies_its_webhooks(app, client):
+    body = trustoo_body(trustoo_review())
+    headers = trustoo_headers(body, public_token=SHOP, private_token=PRIVATE)
+    assert client.post("/webhooks/trustoo/review-created", data=body, headers=headers).status_code == 401
+    assert _add(app, "--label", "second.myshopify.com").exit_code == 0
+    assert client.post("/webhooks/trustoo/review-created", data=body, headers=headers).status_code == 200
+
+
+def test_trustoo_private_token_is_stored_encrypted_and_never_listed(app, engine):
+    _add(app)
+    with transaction(engine) as session:
+        stored = session.execute(select(Account.secret)).scalar_one()
+    assert PRIVATE not in stored
+    listing = app.test_cli_runner().invoke(args=["accounts", "list"]).output
+    assert SHOP in listing and PRIVATE not in listing and "private token" in listing
+    rows = json.loads(app.test_cli_runner().invoke(args=["accounts", "list", "--json"]).output)
+    assert [row["label"] for row in rows][0] == "(environment)" and PRIVATE not in json.dumps(rows)
+
+
+def test_removed_trustoo_shop_is_forgotten(app):
+    _add(app)
+    result = app.test_cli_runner().invoke(args=["accounts", "remove", "trustoo", SHOP])
+    assert result.exit_code == 0
+    again = app.test_cli_runner().invoke(args=["accounts", "remove", "trustoo", SHOP])
+    assert again.exit_code != 0 and "no trustoo account" in again.output
+
+
+def test_accounts_need_a_secret_key(environ, target):
+    from app import create_app
+
+    app = create_app({k: v for k, v in environ.items() if k != "SECRET_KEY"}, targets=[target])
+    result = _add(app)
+    assert result.exit_code != 0 and "SECRET_KEY" in result.output
+    app.extensions["reviewbridge"].engine.dispose()
