@@ -13,7 +13,7 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy import Engine
 
-from app import accounts, products
+from app import products, trustoo
 from app.config import Settings, SettingsError, load_settings
 from app.db import make_engine
 from app.metrics import Metrics
@@ -21,9 +21,9 @@ from app.models import utcnow
 from app.runtime import Runtime
 from app.status import queue_depth
 from app.vault import Vault
-from connectors.base import ReviewTarget, WebhookSource
+from connectors.base import ReviewTarget
 from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
-from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
+from connectors.trustoo_api import TrustooApi
 
 __all__ = ["create_app"]
 
@@ -55,12 +55,14 @@ def create_app(
 
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
     vault = Vault(settings.secret_key) if settings.secret_key else None
+    trustoo_api = trustoo.build_api(settings, engine, vault, clock)
     Runtime(
         settings=settings,
         engine=engine,
         vault=vault,
-        sources=_webhook_sources(settings, engine, vault),
-        targets=tuple(_review_targets(settings, engine) if targets is None else targets),
+        sources={"trustoo": trustoo.build_source(settings, engine, vault, trustoo_api)},
+        targets=tuple(_review_targets(settings, engine, trustoo_api) if targets is None else targets),
+        trustoo_api=trustoo_api,
         metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
         clock=clock,
     ).init_app(app)
@@ -72,9 +74,17 @@ def create_app(
     return app
 
 
-def _review_targets(settings: Settings, engine: Engine) -> list[ReviewTarget]:
-    if not settings.commercetools_enabled:
-        return []
+def _review_targets(settings: Settings, engine: Engine, trustoo_api: TrustooApi) -> list[ReviewTarget]:
+    targets: list[ReviewTarget] = []
+    if settings.commercetools_enabled:
+        targets.append(_commercetools(settings, engine))
+    trustoo_target = trustoo.build_target(settings, engine, trustoo_api)
+    if trustoo_target is not None:
+        targets.append(trustoo_target)
+    return targets
+
+
+def _commercetools(settings: Settings, engine: Engine) -> CommercetoolsTarget:
     config = CommercetoolsConfig(
         project_key=settings.ctp_project_key, client_id=settings.ctp_client_id,
         client_secret=settings.ctp_client_secret, api_url=settings.ctp_api_url, auth_url=settings.ctp_auth_url,
@@ -82,14 +92,5 @@ def _review_targets(settings: Settings, engine: Engine) -> list[ReviewTarget]:
         on_source_delete=settings.ctp_on_source_delete, product_key_template=settings.ctp_product_key_template,
         store_review_channel=settings.ctp_store_review_channel,
     )
-    return [CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine, "commercetools"),
-                                pool_size=settings.worker_concurrency + 4)]
-
-
-def _webhook_sources(settings: Settings, engine: Engine, vault: Vault | None) -> dict[str, WebhookSource]:
-    # Shops come from the environment and from `reviewbridge accounts add`, looked up as deliveries arrive.
-    environment = {settings.trustoo_public_token: settings.trustoo_private_tokens} \
-        if settings.trustoo_webhooks_enabled else {}
-    keys = accounts.SecretLookup(engine, vault, "trustoo", environment=environment)
-    verifier = TrustooWebhookVerifier(keys, tolerance_s=settings.trustoo_webhook_tolerance_s)
-    return {"trustoo": TrustooWebhooks(verifier)}
+    return CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine, "commercetools"),
+                               pool_size=settings.worker_concurrency + 4)

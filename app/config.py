@@ -157,6 +157,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if any(ctp.values()) and not all(ctp.values()):
         missing = next(name for name, value in ctp.items() if not value)
         raise SettingsError(missing, "is required when the other CTP_* credentials are set")
+    if any(target == "trustoo" for _, target in settings.routes) and not (
+            settings.trustoo_target_shop or settings.trustoo_public_token):
+        raise SettingsError("TRUSTOO_TARGET_SHOP", "is required when ROUTES sends reviews to Trustoo "
+                            "(the shop to write them into; TRUSTOO_PUBLIC_TOKEN's shop by default)")
     if bool(settings.trustoo_client_id) != bool(settings.trustoo_client_secret):
         missing = "TRUSTOO_CLIENT_SECRET" if settings.trustoo_client_id else "TRUSTOO_CLIENT_ID"
         raise SettingsError(missing, "is required when the other Trustoo OAuth variable is set")

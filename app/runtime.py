@@ -18,6 +18,7 @@ from app.intake import Receipt
 from app.metrics import Metrics
 from app.vault import Vault
 from connectors.base import ReviewTarget, UnknownKey, WebhookSource
+from connectors.trustoo_api import TrustooApi
 
 __all__ = ["Runtime", "runtime"]
 
@@ -34,6 +35,7 @@ class Runtime:
     targets: Sequence[ReviewTarget]
     metrics: Metrics
     clock: Callable[[], datetime]
+    trustoo_api: TrustooApi | None = None
     #: Called after a delivery is stored; the embedded worker uses it to start draining at once.
     on_stored: list[Callable[[], None]] = field(default_factory=list)
 

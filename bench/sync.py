@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app({
             "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "WORKER_CONCURRENCY": str(args.concurrency),
             "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
+            "TRUSTOO_API_URL": "http://127.0.0.1:9",  # only review/created events: no Trustoo call is made
             "CTP_PROJECT_KEY": "bench", "CTP_CLIENT_ID": "bench", "CTP_CLIENT_SECRET": "bench-secret-0123456789",
             "CTP_API_URL": url, "CTP_AUTH_URL": url,
         })

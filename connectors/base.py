@@ -101,9 +101,12 @@ class TargetError(ReviewBridgeError):
 class RetryableTargetError(TargetError):
     """Worth trying again later; `retry_after` (seconds) is the platform's own hint, if any."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 outcome_unknown: bool = False):
         super().__init__(message, status=status)
         self.retry_after = retry_after
+        #: The request may have reached the platform and been applied (a timeout, a 5xx after send).
+        self.outcome_unknown = outcome_unknown
 
 
 class FixAndReplayError(TargetError):

@@ -183,7 +183,7 @@ class PlatformClient:
             if not retry or attempt >= self._retry.attempts or (wait or 0) > self._retry.max_inline_wait_s:
                 raise RetryableTargetError(
                     f"{self.platform} answered HTTP {response.status_code} to {method} {_path(url)}",
-                    status=response.status_code, retry_after=wait)
+                    status=response.status_code, retry_after=wait, outcome_unknown=response.status_code != 429)
             self._sleep(self._delay(attempt, wait))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -198,11 +198,16 @@ class PlatformClient:
         except httpx.TimeoutException as exc:
             if last:
                 raise RetryableTargetError(f"{self.platform} timed out on {method} {_path(url)} "
-                                           f"({type(exc).__name__})") from None
+                                           f"({type(exc).__name__})", outcome_unknown=_maybe_sent(exc)) from None
         except httpx.TransportError as exc:
             if last:
                 raise RetryableTargetError(f"{self.platform} unreachable on {method} {_path(url)} "
-                                           f"({type(exc).__name__})") from None
+                                           f"({type(exc).__name__})", outcome_unknown=_maybe_sent(exc)) from None
+
+
+def _maybe_sent(exc: httpx.TransportError) -> bool:
+    """False only when the request surely never left: no connection was ever made."""
+    return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 def _path(url: str) -> str:

@@ -20,6 +20,8 @@ from app.db import make_engine, upgrade
 from app.runtime import Runtime
 from tests.builders import TRUSTOO_OLD_PRIVATE_TOKEN, TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 from tests.fakes.memory_target import RecordingTarget
+from tests.fakes.serving import serve_wsgi
+from tests.fakes.trustoo import TrustooEmulator
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _TABLES = ("inbox", "ledger", "webhook_rejection", "product_map", "account")
@@ -80,9 +82,24 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def environ(database_url):
+def trustoo():
+    """The Trustoo emulator, holding the test shop: the app's Open API calls go here, never out."""
+    emulator = TrustooEmulator(shops={TRUSTOO_PUBLIC_TOKEN: TRUSTOO_PRIVATE_TOKEN}, retry_delays_s=(0,) * 10)
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def trustoo_url(trustoo):
+    with serve_wsgi(trustoo) as url:
+        yield url
+
+
+@pytest.fixture
+def environ(database_url, trustoo_url):
     return {
         "DATABASE_URL": database_url,
+        "TRUSTOO_API_URL": trustoo_url,
         "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN,
         "TRUSTOO_PRIVATE_TOKEN": f"{TRUSTOO_PRIVATE_TOKEN},{TRUSTOO_OLD_PRIVATE_TOKEN}",
         "SECRET_KEY": "test-secret-key-0123456789abcdef",

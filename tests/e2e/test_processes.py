@@ -32,7 +32,8 @@ def _readme_snippet() -> str:
 
 def _environ(**extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "DATABASE_URL"))}
-    return keep | {"LOG_LEVEL": "INFO"} | extra
+    # Nothing here calls Trustoo; if something did, it would find a closed loopback port, not the internet.
+    return keep | {"LOG_LEVEL": "INFO", "TRUSTOO_API_URL": "http://127.0.0.1:9"} | extra
 
 
 def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 30) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from app.pipeline import Collaborators
 from connectors.base import Event, EventKind
+from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
 
 
 class Clock:
@@ -28,7 +29,9 @@ def clock():
 
 @pytest.fixture
 def deps(rt, target, clock):
-    return Collaborators(engine=rt.engine, sources=rt.sources, targets=[target], clock=clock,
+    # The pipeline on its own: the Trustoo source without an Open API, so events are taken as sent.
+    sources = {"trustoo": TrustooWebhooks(TrustooWebhookVerifier({"shop-a": ["unused-private-token"]}))}
+    return Collaborators(engine=rt.engine, sources=sources, targets=[target], clock=clock,
                          metrics=rt.metrics, max_attempts=3, retry_base_s=1.0, retry_cap_s=60.0)
 
 
