@@ -37,7 +37,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
 ) -> Flask:
     """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
-    from app import cli, errors, health, webhooks
+    from app import cli, errors, health, oauth, webhooks
     from app.logs import configure_logging
 
     try:
@@ -70,6 +70,7 @@ def create_app(
     errors.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(oauth.bp)
     cli.init_app(app)
     return app
 

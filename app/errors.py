@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app import queue
 from app.runtime import runtime
-from connectors.base import StaleRequest, UnknownKey, WebhookRejected
+from connectors.base import StaleRequest, TargetError, UnknownKey, WebhookRejected
 
 __all__ = ["init_app"]
 
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(WebhookRejected, _webhook_rejected)
+    app.register_error_handler(TargetError, _platform_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -29,6 +30,12 @@ def _webhook_rejected(exc: WebhookRejected):
     queue.count_rejection(rt.engine, exc.source, reason, now=rt.clock())
     log.warning("rejected %s webhook: %s", exc.source, exc.reason)
     return jsonify(error="unauthorized", message=exc.reason), 401
+
+
+def _platform_error(exc: TargetError):
+    """A platform call made while answering (an OAuth code exchange) failed: say so, as a gateway would."""
+    log.warning("platform call failed while answering: %s", exc)
+    return jsonify(error="platform_error", message=str(exc)), 502
 
 
 def _http_error(exc: HTTPException):

@@ -8,10 +8,12 @@ is called with its Bearer token, refreshed when it expires or Trustoo answers co
 from __future__ import annotations
 
 import functools
+import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine
 
 from app import accounts, products
@@ -22,9 +24,27 @@ from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
 from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
 from connectors.trustoo_target import TrustooTarget
 
-__all__ = ["TrustooCredentials", "build_api", "build_source", "build_target", "store_oauth_tokens"]
+__all__ = [
+    "OAuthStateError",
+    "TOPIC_ROUTES",
+    "TrustooCredentials",
+    "authorization_url",
+    "build_api",
+    "build_source",
+    "build_target",
+    "complete_authorization",
+    "store_oauth_tokens",
+]
 
 SOURCE = "trustoo"
+#: Trustoo topic → the route slug it is delivered to (one URL per topic).
+TOPIC_ROUTES = {"review/created": "review-created", "review/updated": "review-updated",
+                "review/deleted": "review-deleted"}
+_STATE_MAX_AGE_S = 3600
+
+
+class OAuthStateError(ValueError):
+    """The callback's `state` is missing, forged or too old."""
 
 
 class TrustooCredentials:
@@ -102,3 +122,37 @@ def build_target(settings: Settings, engine: Engine, api: TrustooApi) -> Trustoo
     shop = settings.trustoo_target_shop or settings.trustoo_public_token  # load_settings ensured one
     return TrustooTarget(api, shop=shop, source_label=settings.trustoo_create_source,
                          product_map=functools.partial(products.lookup, engine, SOURCE))
+
+
+# --- OAuth2 platform mode (§1.8) ------------------------------------------------------------------
+
+
+def _state_serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="reviewbridge-trustoo-oauth")
+
+
+def authorization_url(settings: Settings, api: TrustooApi, *, shop: str, redirect_uri: str) -> str:
+    """Where the merchant approves ReviewBridge; `state` is signed and names the shop and the return URL."""
+    if not (settings.trustoo_client_id and settings.secret_key):
+        raise ConfigError("OAuth platform mode needs TRUSTOO_CLIENT_ID, TRUSTOO_CLIENT_SECRET and SECRET_KEY")
+    state = _state_serializer(settings.secret_key).dumps({"shop": shop, "redirect_uri": redirect_uri,
+                                                           "nonce": secrets.token_urlsafe(8)})
+    return api.authorize_url(settings.trustoo_client_id, redirect_uri, state)
+
+
+def complete_authorization(settings: Settings, engine: Engine, vault: Vault | None, api: TrustooApi, *,
+                           code: str, state: str, now: datetime) -> str:
+    """Check `state`, exchange the code, store the tokens encrypted; return the shop."""
+    if not (settings.trustoo_client_id and settings.secret_key):
+        raise ConfigError("OAuth platform mode needs TRUSTOO_CLIENT_ID, TRUSTOO_CLIENT_SECRET and SECRET_KEY")
+    try:
+        claims = _state_serializer(settings.secret_key).loads(state, max_age=_STATE_MAX_AGE_S)
+    except SignatureExpired:
+        raise OAuthStateError("the authorization took too long: start again with `reviewbridge trustoo "
+                              "authorize-url`") from None
+    except BadSignature:
+        raise OAuthStateError("state does not match one ReviewBridge issued") from None
+    tokens = api.exchange_code(settings.trustoo_client_id, settings.trustoo_client_secret, code,
+                               claims["redirect_uri"])
+    store_oauth_tokens(engine, vault, claims["shop"], tokens, now=now)
+    return claims["shop"]

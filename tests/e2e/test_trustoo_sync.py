@@ -1,0 +1,165 @@
+"""Trustoo end to end: the Trustoo emulator's own webhooks reach the commercetools emulator through
+ReviewBridge served on loopback; and reviews routed into Trustoo land there exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app
+from app.cli import build_worker
+from app.db import transaction
+from app.models import InboxEvent
+from app.pipeline import Collaborators, run
+from app import queue
+from connectors.base import Event, EventKind, Review
+from connectors.commercetools_mapping import review_key
+from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
+from tests.fakes.commercetools import CommercetoolsEmulator
+from tests.fakes.serving import serve_wsgi
+
+PRODUCT = "7982301249581"
+
+
+@pytest.fixture
+def ct():
+    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client",
+                                     client_secret="ct-secret-0123456789")
+    emulator.add_product(key=PRODUCT)
+    with serve_wsgi(emulator) as url:
+        yield emulator, url
+
+
+@pytest.fixture
+def service(environ, ct):
+    """ReviewBridge with both targets, served on loopback, Trustoo's webhooks registered to it."""
+    _, ct_url = ct
+    app = create_app(environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
+                                "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": ct_url,
+                                "CTP_AUTH_URL": ct_url, "ROUTES": "trustoo:commercetools,wix:trustoo"})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["setup", "commercetools"]).exit_code == 0
+    with serve_wsgi(app) as base_url:
+        result = runner.invoke(args=["trustoo", "webhooks", "register", "--base-url", base_url])
+        assert result.output.count("registered") == 3, result.output
+        yield app
+    app.extensions["reviewbridge"].engine.dispose()
+
+
+def _settle(app, trustoo) -> None:
+    trustoo.flush_deliveries()
+    build_worker(app.extensions["reviewbridge"]).drain()
+
+
+def _inbox(app) -> list[InboxEvent]:
+    with transaction(app.extensions["reviewbridge"].engine) as session:
+        return list(session.execute(select(InboxEvent).order_by(InboxEvent.id)).scalars())
+
+
+def test_trustoo_webhooks_register_twice_finds_the_first(service):
+    output = service.test_cli_runner().invoke(args=["trustoo", "webhooks", "list"]).output
+    assert output.count("/webhooks/trustoo/review-") == 3
+
+
+def test_trustoo_review_lifecycle_reaches_commercetools_through_webhooks_alone(service, trustoo, ct):
+    emulator, _ = ct
+    item = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5, author="Ada Lovelace",
+                              content="Keeps the tea hot.")
+    key = review_key("trustoo", TRUSTOO_PUBLIC_TOKEN, str(item["id"]))
+    _settle(service, trustoo)
+    assert emulator.review_by_key(key)["rating"] == 5
+
+    time.sleep(1.01)  # Trustoo stamps deliveries in whole seconds
+    trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, item["id"], rating=3, content="Lid cracked.")
+    _settle(service, trustoo)
+    assert (emulator.review_by_key(key)["rating"], emulator.review_by_key(key)["text"]) == (3, "Lid cracked.")
+
+    time.sleep(1.01)
+    trustoo.hide_review(TRUSTOO_PUBLIC_TOKEN, item["id"])  # arrives as review/deleted
+    _settle(service, trustoo)
+    assert emulator.review_by_key(key)["includedInStatistics"] is False
+
+    time.sleep(1.01)
+    trustoo.publish_review(TRUSTOO_PUBLIC_TOKEN, item["id"])
+    _settle(service, trustoo)
+    assert emulator.review_by_key(key)["includedInStatistics"] is True
+
+    time.sleep(1.01)
+    trustoo.delete_review_in_admin(TRUSTOO_PUBLIC_TOKEN, item["id"])
+    _settle(service, trustoo)
+    assert emulator.review_by_key(key) is None
+    assert [row.status for row in _inbox(service)] == ["done"] * 5
+    assert len(emulator.reviews) == 0
+
+
+class _WixStandIn:
+    """A source that takes event payloads as reviews, for routing tests before the Wix connector."""
+
+    name = "wix"
+
+    def resolve(self, event: Event) -> Review | None:
+        return None if event.kind is EventKind.DELETE else Review(**event.payload)
+
+    def echo_key(self, event: Event) -> str | None:
+        return None
+
+
+def _wix_event(review: Review, version: int, at) -> Event:
+    payload = {field.name: getattr(review, field.name) for field in dataclasses.fields(Review)
+               if field.name not in ("media", "reply", "created_at", "updated_at", "extra")}
+    return Event(source="wix", account="wix-site-1", event_id=f"wix-{review.source_id}-{version}",
+                 kind=EventKind.UPSERT, subject_id=review.source_id, topic="review_created", occurred_at=at,
+                 payload=payload)
+
+
+def _route_to_trustoo(service, *events) -> list[str]:
+    rt = service.extensions["reviewbridge"]
+    deps = Collaborators(engine=rt.engine, sources={**rt.sources, "wix": _WixStandIn()}, targets=rt.targets,
+                         clock=rt.clock, metrics=rt.metrics, routes=rt.settings.routes_by_source(),
+                         retry_base_s=0.01, retry_cap_s=0.01)
+    queue.enqueue(rt.engine, "wix", "wix-site-1", list(events), now=rt.clock(), quarantine_id="q")
+    statuses = []
+    for _ in range(10):
+        claimed = queue.claim(rt.engine, "test", now=rt.clock(), lease_s=30)
+        if not claimed:
+            break
+        statuses.append(run(claimed[0], deps))
+        time.sleep(0.02)
+    return statuses
+
+
+def _wix_review(**changes) -> Review:
+    base = Review(source="wix", account="wix-site-1", source_id="5f1b2c3d-wix-review", product_id=PRODUCT,
+                  rating=4, title="Nice", body="Arrived quickly.", author_name="Grace Hopper")
+    return dataclasses.replace(base, **changes)
+
+
+def test_review_routed_to_trustoo_is_created_once_even_when_the_reply_is_lost(service, trustoo):
+    trustoo.inject(503, after_apply=True, path_contains="create_review")  # stored, then the reply is lost
+    statuses = _route_to_trustoo(service, _wix_event(_wix_review(), 1, service.extensions["reviewbridge"].clock()))
+    assert statuses[:2] == ["retry", "done"]  # then perhaps Trustoo's webhook for the copy: an echo
+    [wix] = [row for row in _inbox(service) if row.source == "wix"]
+    assert (wix.status, wix.attempts) == ("done", 2)
+    assert trustoo.create_calls(TRUSTOO_PUBLIC_TOKEN) == 1
+    assert [r["author"] for r in trustoo.reviews(TRUSTOO_PUBLIC_TOKEN)] == ["Grace Hopper"]
+
+
+def test_review_routed_to_trustoo_comes_back_as_a_webhook_and_is_not_sent_on(service, trustoo, ct):
+    emulator, _ = ct
+    _route_to_trustoo(service, _wix_event(_wix_review(), 1, service.extensions["reviewbridge"].clock()))
+    _settle(service, trustoo)  # Trustoo's review/created for the copy we made
+    assert [row.outcome for row in _inbox(service) if row.source == "trustoo"] == ["echo"]
+    assert emulator.reviews == {}
+
+
+def test_edit_of_a_review_routed_to_trustoo_replaces_the_copy(service, trustoo):
+    clock = service.extensions["reviewbridge"].clock
+    _route_to_trustoo(service, _wix_event(_wix_review(), 1, clock()))
+    time.sleep(0.01)
+    _route_to_trustoo(service, _wix_event(_wix_review(rating=2, body="Broke after a week."), 2, clock()))
+    [copy] = trustoo.reviews(TRUSTOO_PUBLIC_TOKEN)
+    assert (copy["rating"], copy["content"]) == (2, "Broke after a week.")
+    assert trustoo.create_calls(TRUSTOO_PUBLIC_TOKEN) == 2
