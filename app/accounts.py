@@ -17,8 +17,8 @@ from app.db import insert_for, transaction
 from app.models import Account
 from app.vault import Vault
 
-__all__ = ["AccountView", "SecretLookup", "Tokens", "add", "list_accounts", "remove", "save_tokens", "secret",
-           "tokens"]
+__all__ = ["AccountView", "SecretLookup", "Tokens", "add", "is_authorized", "list_accounts", "remove", "save_tokens",
+           "secret", "tokens"]
 
 _accounts = Account.__table__
 _CACHE_LIMIT = 10_000
@@ -71,6 +71,12 @@ def list_accounts(engine: Engine, source: str | None = None) -> list[AccountView
     return [AccountView(source=r["source"], account=r["account"], label=r["label"], enabled=r["enabled"],
                         has_secret=r["secret"] is not None, has_tokens=r["access_token"] is not None,
                         token_expires_at=r["token_expires_at"], updated_at=r["updated_at"]) for r in rows]
+
+
+def is_authorized(engine: Engine, source: str, account: str) -> bool:
+    """The account holds OAuth tokens (it approved ReviewBridge) and is enabled."""
+    row = _row(engine, source, account)
+    return row is not None and row["access_token"] is not None and row["enabled"]
 
 
 def secret(engine: Engine, vault: Vault | None, source: str, account: str) -> str | None:

@@ -66,6 +66,7 @@ class Settings:
     trustoo_client_secret: str | None = field(default=None, repr=False)
     trustoo_target_shop: str | None = None
     trustoo_create_source: str = "ChatWILL"
+    trustoo_webhook_key_source: str = "private_token"
 
     def routes_by_source(self) -> dict[str, tuple[str, ...]]:
         table: dict[str, tuple[str, ...]] = {}
@@ -151,6 +152,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trustoo_client_secret=env.secret("TRUSTOO_CLIENT_SECRET", min_length=8),
         trustoo_target_shop=env.text("TRUSTOO_TARGET_SHOP"),
         trustoo_create_source=env.text("TRUSTOO_CREATE_SOURCE") or "ChatWILL",
+        # Which secret signs webhooks in OAuth platform mode is not documented (specs/trustoo.md §2.4).
+        trustoo_webhook_key_source=env.choice("TRUSTOO_WEBHOOK_KEY_SOURCE", "private_token",
+                                              ("private_token", "client_secret")),
     )
     ctp = {"CTP_PROJECT_KEY": settings.ctp_project_key, "CTP_CLIENT_ID": settings.ctp_client_id,
            "CTP_CLIENT_SECRET": settings.ctp_client_secret}
@@ -161,6 +165,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             settings.trustoo_target_shop or settings.trustoo_public_token):
         raise SettingsError("TRUSTOO_TARGET_SHOP", "is required when ROUTES sends reviews to Trustoo "
                             "(the shop to write them into; TRUSTOO_PUBLIC_TOKEN's shop by default)")
+    if settings.trustoo_webhook_key_source == "client_secret" and not settings.trustoo_client_secret:
+        raise SettingsError("TRUSTOO_WEBHOOK_KEY_SOURCE", "client_secret needs TRUSTOO_CLIENT_ID and "
+                            "TRUSTOO_CLIENT_SECRET")
     if bool(settings.trustoo_client_id) != bool(settings.trustoo_client_secret):
         missing = "TRUSTOO_CLIENT_SECRET" if settings.trustoo_client_id else "TRUSTOO_CLIENT_ID"
         raise SettingsError(missing, "is required when the other Trustoo OAuth variable is set")

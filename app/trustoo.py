@@ -20,7 +20,7 @@ from app import accounts, products
 from app.config import Settings
 from app.vault import Vault
 from connectors.base import ConfigError
-from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
+from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
 from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
 from connectors.trustoo_target import TrustooTarget
 
@@ -106,13 +106,27 @@ def build_api(settings: Settings, engine: Engine, vault: Vault | None, clock: Ca
     return api
 
 
-def build_source(settings: Settings, engine: Engine, vault: Vault | None, api: TrustooApi) -> TrustooWebhooks:
+def build_source(settings: Settings, engine: Engine, vault: Vault | None, api: TrustooApi) -> TrustooSource:
     # Shops come from the environment and from `reviewbridge accounts add`, looked up as deliveries arrive.
     environment = {settings.trustoo_public_token: settings.trustoo_private_tokens} \
         if settings.trustoo_webhooks_enabled else {}
     keys = accounts.SecretLookup(engine, vault, SOURCE, environment=environment)
+    if settings.trustoo_webhook_key_source == "client_secret":
+        keys = _AuthorizedShops(engine, settings.trustoo_client_secret)
     verifier = TrustooWebhookVerifier(keys, tolerance_s=settings.trustoo_webhook_tolerance_s)
-    return TrustooWebhooks(verifier, api=api)
+    return TrustooSource(verifier, api=api)
+
+
+class _AuthorizedShops:
+    """Webhook keys in OAuth platform mode when Trustoo signs with our client secret: valid for
+    every shop that authorized ReviewBridge, and for no other."""
+
+    def __init__(self, engine: Engine, client_secret: str):
+        self._engine = engine
+        self._client_secret = client_secret
+
+    def get(self, shop: str) -> tuple[str, ...] | None:
+        return (self._client_secret,) if accounts.is_authorized(self._engine, SOURCE, shop) else None
 
 
 def build_target(settings: Settings, engine: Engine, api: TrustooApi) -> TrustooTarget | None:

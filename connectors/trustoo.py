@@ -11,11 +11,12 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from connectors.base import (
+    ConfigError,
     Event,
     EventKind,
     Media,
@@ -28,7 +29,7 @@ from connectors.base import (
     first_present,
 )
 
-__all__ = ["TOPICS", "TrustooWebhookVerifier", "TrustooWebhooks", "fingerprint", "map_review"]
+__all__ = ["TOPICS", "TrustooWebhookVerifier", "TrustooSource", "fingerprint", "map_review"]
 
 SOURCE = "trustoo"
 
@@ -110,8 +111,9 @@ class KeyLookup(Protocol):
     def get(self, public_token: str) -> Sequence[str] | None: ...
 
 
-class TrustooWebhooks:
-    """The `WebhookSource` for Trustoo deliveries.
+class TrustooSource:
+    """Trustoo as a source: its webhooks (`WebhookSource`) and, with the Open API, its review list
+    (`ReviewSource`, for resync and the periodic poll).
 
     With an Open API client (`api`), events are checked against Trustoo itself: review/deleted
     means deleted *or hidden* (§1.7), so it is re-fetched to tell the two apart, and an upsert
@@ -152,9 +154,21 @@ class TrustooWebhooks:
     def echo_key(self, event: Event) -> str | None:
         return fingerprint(event.payload) if event.kind is EventKind.UPSERT else None
 
+    def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review | PayloadError]:
+        """The shop's reviews, newest first and lazily, back to `since` (with the client's overlap).
+        A review that cannot be mapped comes as a PayloadError, so one bad review stops nothing."""
+        if self._api is None:
+            raise ConfigError("reading Trustoo's reviews needs its Open API (TRUSTOO_API_URL and a shop's tokens)")
+        for item in self._api.iter_reviews(account, since=since):
+            try:
+                yield map_review(account, item)
+            except PayloadError as exc:
+                yield PayloadError(exc.reason, payload=item)
+
 
 class ReviewLookup(Protocol):
     def get_review(self, shop: str, review_id: str) -> Mapping[str, Any] | None: ...
+    def iter_reviews(self, shop: str, *, since: datetime | None = None) -> Iterator[Mapping[str, Any]]: ...
 
 
 def _incomplete(item: Mapping[str, Any]) -> bool:

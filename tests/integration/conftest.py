@@ -6,7 +6,7 @@ import pytest
 
 from app.pipeline import Collaborators
 from connectors.base import Event, EventKind
-from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier
+from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
 
 
 class Clock:
@@ -30,7 +30,7 @@ def clock():
 @pytest.fixture
 def deps(rt, target, clock):
     # The pipeline on its own: the Trustoo source without an Open API, so events are taken as sent.
-    sources = {"trustoo": TrustooWebhooks(TrustooWebhookVerifier({"shop-a": ["unused-private-token"]}))}
+    sources = {"trustoo": TrustooSource(TrustooWebhookVerifier({"shop-a": ["unused-private-token"]}))}
     return Collaborators(engine=rt.engine, sources=sources, targets=[target], clock=clock,
                          metrics=rt.metrics, max_attempts=3, retry_base_s=1.0, retry_cap_s=60.0)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Event, EventKind, Media, PayloadError, Reply, Review
-from connectors.trustoo import TrustooWebhooks, TrustooWebhookVerifier, map_review
+from connectors.trustoo import TrustooSource, TrustooWebhookVerifier, map_review
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "trustoo"
@@ -28,8 +28,8 @@ def _items(name: str) -> list:
     return json.loads(_payload(name))["list"]
 
 
-def _webhooks() -> TrustooWebhooks:
-    return TrustooWebhooks(TrustooWebhookVerifier({SHOP: (TRUSTOO_PRIVATE_TOKEN,)}, now=lambda: NOW))
+def _webhooks() -> TrustooSource:
+    return TrustooSource(TrustooWebhookVerifier({SHOP: (TRUSTOO_PRIVATE_TOKEN,)}, now=lambda: NOW))
 
 
 def _parse(body: bytes, topic: str | None = "review/created", **header_overrides):
