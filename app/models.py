@@ -37,6 +37,7 @@ class EventStatus(str, enum.Enum):
     DEAD = "dead"  # gave up: attempts exhausted or a person must fix something; replayable
     QUARANTINED = "quarantined"  # verified but unusable; kept with the reason
     WAITING_FOR_PRODUCT = "waiting_for_product"  # no product match yet; a product mapping releases it
+    IGNORED = "ignored"  # an event type ReviewBridge does not act on; kept for the record
 
 
 #: Statuses of events that still have work ahead; later events of the same review wait for them.

@@ -5,6 +5,7 @@
                            │ └──────▶ dead (attempts used up, or a person must fix something)
                            └─ lease expired (worker died) ──▶ claimable again
     quarantined: verified but unusable, never claimed; a person replays or discards it
+    ignored: an event type we do not act on, stored as it came and never claimed
     waiting_for_product: no product match yet; a new product mapping (or the periodic recheck)
                          makes it pending again
 
@@ -22,7 +23,7 @@ from sqlalchemy import Engine, exists, func, select, update
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, EventStatus, InboxEvent, WebhookRejection
-from connectors.base import Event, PayloadError
+from connectors.base import Event, EventKind, PayloadError
 from connectors.http import backoff_delay
 
 __all__ = [
@@ -97,7 +98,7 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
             "finished_at": now,
             "next_attempt_at": None,
         }
-    return common | {
+    row = common | {
         "event_id": item.event_id,
         "topic": item.topic,
         "kind": item.kind.value,
@@ -108,6 +109,9 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
         "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
         "status": EventStatus.PENDING.value,
     }
+    if item.kind is EventKind.IGNORED:
+        row |= {"status": EventStatus.IGNORED.value, "next_attempt_at": None, "finished_at": now}
+    return row
 
 
 def _insert_ignoring_duplicates(engine: Engine):

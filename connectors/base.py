@@ -129,9 +129,11 @@ class ConfigError(TargetError):
 
 
 class EventKind(str, enum.Enum):
-    UPSERT = "upsert"
-    DELETE = "delete"
-    ORDER = "order"
+    UPSERT = "upsert"  # a review was written or changed
+    DELETE = "delete"  # a review was removed (or, for some platforms, perhaps only hidden)
+    ORDER = "order"  # an order that may earn a review request
+    ACCOUNT = "account"  # the platform installed or removed us for an account
+    IGNORED = "ignored"  # an event we do not act on; kept, not processed
 
 
 @dataclass(frozen=True)

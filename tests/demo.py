@@ -1,5 +1,7 @@
-"""`make demo`: the commercetools emulator, `reviewbridge serve` against it, a few signed Trustoo
-webhooks, and a table of what landed in commercetools. Everything stays on loopback.
+"""`make demo`: the commercetools and Trustoo emulators, `reviewbridge serve` against them, signed
+Trustoo webhooks (sent by hand, then by the Trustoo emulator as reviews are written, edited,
+hidden, re-published and deleted there), and a table of what landed in commercetools.
+Everything stays on loopback.
 
     python -m tests.demo [--keep-running]
 """
@@ -22,6 +24,7 @@ import httpx
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
+from tests.fakes.trustoo import TrustooEmulator
 
 PUBLIC_TOKEN = "demo-public-token"
 PRIVATE_TOKEN = "demo-private-token"
@@ -37,15 +40,17 @@ def main() -> int:
     emulator = CommercetoolsEmulator(project_key="demo", client_id="demo-client", client_secret="demo-secret-0123456789")
     emulator.add_product(key=PRODUCT)
     emulator.add_product(key="mug-green")
-    with serve_wsgi(emulator) as ct_url, tempfile.TemporaryDirectory() as scratch:
+    trustoo = TrustooEmulator(shops={PUBLIC_TOKEN: PRIVATE_TOKEN}, retry_delays_s=(0, 1, 1, 1, 1, 1, 1, 1, 1, 1))
+    with serve_wsgi(emulator) as ct_url, serve_wsgi(trustoo) as trustoo_url, \
+            tempfile.TemporaryDirectory() as scratch:
         port = _free_port()
         env = os.environ | {
             "DATABASE_URL": f"sqlite:///{scratch}/demo.db", "PORT": str(port), "LOG_LEVEL": "WARNING",
             "TRUSTOO_PUBLIC_TOKEN": PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": PRIVATE_TOKEN,
             "CTP_PROJECT_KEY": "demo", "CTP_CLIENT_ID": "demo-client", "CTP_CLIENT_SECRET": "demo-secret-0123456789",
-            "CTP_API_URL": ct_url, "CTP_AUTH_URL": ct_url,
+            "CTP_API_URL": ct_url, "CTP_AUTH_URL": ct_url, "TRUSTOO_API_URL": trustoo_url,
         }
-        _say(f"commercetools emulator on {ct_url}")
+        _say(f"commercetools emulator on {ct_url}, Trustoo emulator on {trustoo_url}")
         _run([REVIEWBRIDGE, "db", "upgrade"], env)
         _say("reviewbridge setup commercetools")
         print(_run([REVIEWBRIDGE, "setup", "commercetools"], env), end="")
@@ -53,9 +58,12 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base)
-            _say(f"ReviewBridge serving on {base}; sending signed Trustoo webhooks")
+            _say(f"ReviewBridge serving on {base}; sending signed Trustoo webhooks by hand")
             _story(base)
             _wait_settled(env)
+            _say("reviewbridge trustoo webhooks register (the Trustoo emulator now calls ReviewBridge itself)")
+            print(_run([REVIEWBRIDGE, "trustoo", "webhooks", "register", "--base-url", base], env), end="")
+            _trustoo_story(trustoo, env)
             _say("reviewbridge products import (a mapping for the waiting review)")
             mapping = Path(scratch) / "products.csv"
             mapping.write_text(f"source,account,source_product_id,product_key\ntrustoo,{PUBLIC_TOKEN},8000000000001,"
@@ -92,6 +100,29 @@ def _story(base: str) -> None:
         time.sleep(1.05)  # Trustoo stamps deliveries in whole seconds; a second apart keeps their order
 
 
+def _trustoo_story(trustoo: TrustooEmulator, env: dict) -> None:
+    linus = trustoo.add_review(PUBLIC_TOKEN, product_id=PRODUCT, rating=3, author="Linus Pauling", title="Fine",
+                               content="Does the job.")
+    print(f"  written in Trustoo: review {linus['id']} by Linus (3 stars)")
+    steps = [
+        (lambda: trustoo.update_review(PUBLIC_TOKEN, linus["id"], rating=5, title="Grew on me"), "edited: 5 stars"),
+        (lambda: trustoo.hide_review(PUBLIC_TOKEN, linus["id"]), "hidden (Trustoo says review/deleted)"),
+        (lambda: trustoo.publish_review(PUBLIC_TOKEN, linus["id"]), "published again"),
+    ]
+    marie = trustoo.add_review(PUBLIC_TOKEN, product_id=PRODUCT, rating=1, author="Marie Curie", title="Glows",
+                               content="Not what I ordered.")
+    print(f"  written in Trustoo: review {marie['id']} by Marie (1 star)")
+    steps.append((lambda: trustoo.delete_review_in_admin(PUBLIC_TOKEN, marie["id"]), "Marie's deleted"))
+    for action, what in steps:
+        time.sleep(1.05)  # one second apart, as Trustoo stamps its deliveries
+        action()
+        print(f"  in Trustoo: {what}")
+    trustoo.flush_deliveries(timeout_s=30)
+    _wait_settled(env)
+    delivered = [d for d in trustoo.deliveries if d.ok]
+    print(f"  Trustoo delivered {len(delivered)} webhook(s), every one acknowledged")
+
+
 def _post(base: str, topic: str, item: dict, what: str) -> None:
     body = trustoo_body(item)
     headers = trustoo_headers(body, public_token=PUBLIC_TOKEN, private_token=PRIVATE_TOKEN)
@@ -102,11 +133,11 @@ def _post(base: str, topic: str, item: dict, what: str) -> None:
 def _print_reviews(emulator: CommercetoolsEmulator) -> None:
     states = {s["id"]: s["key"] for s in emulator.states.values()}
     products = {p["id"]: p["key"] for p in emulator.products.values()}
-    print(f"  {'key':46} {'product':14} {'rating':6} {'state':22} title")
+    print(f"  {'key':52} {'product':14} {'rating':6} {'state':22} title")
     for review in sorted(emulator.reviews.values(), key=lambda r: r["key"]):
         state = states.get((review.get("state") or {}).get("id"), "-")
         product = products.get(review["target"]["id"], review["target"]["id"])
-        print(f"  {review['key']:46} {product:14} {review['rating']:<6} {state:22} {review.get('title', '')}")
+        print(f"  {review['key']:52} {product:14} {review['rating']:<6} {state:22} {review.get('title', '')}")
 
 
 def _wait_ready(base: str) -> None:
