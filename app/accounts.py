@@ -18,7 +18,7 @@ from app.models import Account
 from app.vault import Vault
 
 __all__ = ["AccountView", "SecretLookup", "Tokens", "add", "is_authorized", "list_accounts", "remove", "save_tokens",
-           "secret", "tokens"]
+           "secret", "set_enabled", "tokens"]
 
 _accounts = Account.__table__
 _CACHE_LIMIT = 10_000
@@ -50,6 +50,15 @@ def add(engine: Engine, vault: Vault, *, source: str, account: str, secret: str 
     """Add the account, or replace its secret and label."""
     values = {"label": label, "secret": vault.encrypt(secret) if secret else None, "enabled": True,
               "updated_at": now}
+    statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
+    statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+def set_enabled(engine: Engine, *, source: str, account: str, enabled: bool, now: datetime) -> None:
+    """Record that a platform installed (or removed) us for an account; its credentials stay as they are."""
+    values = {"enabled": enabled, "updated_at": now}
     statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
     statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
     with transaction(engine) as session:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,16 @@ class Settings:
     trustoo_target_shop: str | None = None
     trustoo_create_source: str = "ChatWILL"
     trustoo_webhook_key_source: str = "private_token"
+    wix_app_id: str | None = None
+    wix_app_secret: str | None = field(default=None, repr=False)
+    wix_api_url: str = "https://www.wixapis.com"
+    wix_public_keys: tuple[str, ...] = ()
+    wix_review_request_trigger: str = "fulfilled"
+    wix_review_request_delay_s: int = 0
+
+    @property
+    def wix_enabled(self) -> bool:
+        return bool(self.wix_public_keys)
 
     def routes_by_source(self) -> dict[str, tuple[str, ...]]:
         table: dict[str, tuple[str, ...]] = {}
@@ -102,6 +113,12 @@ class Settings:
                          f"{self.ctp_rating_scale}, on source delete: {self.ctp_on_source_delete}")
         else:
             lines.append("commercetools: off (set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET)")
+        if self.wix_enabled:
+            lines.append(f"wix webhooks: on ({len(self.wix_public_keys)} key(s)); review requests: "
+                         f"{self.wix_review_request_trigger}"
+                         + (f" after {self.wix_review_request_delay_s} s" if self.wix_review_request_delay_s else ""))
+        else:
+            lines.append("wix webhooks: off (set WIX_PUBLIC_KEY)")
         lines.append("routes: " + ", ".join(f"{source} → {target}" for source, target in self.routes))
         lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
@@ -155,6 +172,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # Which secret signs webhooks in OAuth platform mode is not documented (specs/trustoo.md §2.4).
         trustoo_webhook_key_source=env.choice("TRUSTOO_WEBHOOK_KEY_SOURCE", "private_token",
                                               ("private_token", "client_secret")),
+        wix_app_id=env.text("WIX_APP_ID"),
+        wix_app_secret=env.secret("WIX_APP_SECRET", min_length=8),
+        wix_api_url=env.url("WIX_API_URL", "https://www.wixapis.com"),
+        wix_public_keys=_public_keys(env.text("WIX_PUBLIC_KEY")),
+        wix_review_request_trigger=env.choice("WIX_REVIEW_REQUEST_TRIGGER", "fulfilled",
+                                              ("fulfilled", "approved", "off")),
+        wix_review_request_delay_s=_duration("WIX_REVIEW_REQUEST_DELAY", env.text("WIX_REVIEW_REQUEST_DELAY")),
     )
     ctp = {"CTP_PROJECT_KEY": settings.ctp_project_key, "CTP_CLIENT_ID": settings.ctp_client_id,
            "CTP_CLIENT_SECRET": settings.ctp_client_secret}
@@ -165,6 +189,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             settings.trustoo_target_shop or settings.trustoo_public_token):
         raise SettingsError("TRUSTOO_TARGET_SHOP", "is required when ROUTES sends reviews to Trustoo "
                             "(the shop to write them into; TRUSTOO_PUBLIC_TOKEN's shop by default)")
+    if bool(settings.wix_app_id) != bool(settings.wix_app_secret):
+        missing = "WIX_APP_SECRET" if settings.wix_app_id else "WIX_APP_ID"
+        raise SettingsError(missing, "is required when the other Wix app variable is set")
     if settings.trustoo_webhook_key_source == "client_secret" and not settings.trustoo_client_secret:
         raise SettingsError("TRUSTOO_WEBHOOK_KEY_SOURCE", "client_secret needs TRUSTOO_CLIENT_ID and "
                             "TRUSTOO_CLIENT_SECRET")
@@ -175,6 +202,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         missing = "TRUSTOO_PRIVATE_TOKEN" if settings.trustoo_public_token else "TRUSTOO_PUBLIC_TOKEN"
         raise SettingsError(missing, "is required when the other Trustoo token is set")
     return settings
+
+
+_PEM = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _public_keys(value: str | None) -> tuple[str, ...]:
+    """WIX_PUBLIC_KEY: one PEM or several (a rotation overlap), with real or literal \\n line breaks."""
+    if value is None:
+        return ()
+    text = value.replace("\\n", "\n")
+    keys = tuple(match.group(0) for match in _PEM.finditer(text))
+    if not keys:
+        raise SettingsError("WIX_PUBLIC_KEY", "holds no -----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY----- block")
+    return keys
+
+
+def _duration(name: str, value: str | None) -> int:
+    """Seconds, or a number with s, m, h or d: 90, 15m, 72h, 3d."""
+    if value is None:
+        return 0
+    match = _DURATION.fullmatch(value.strip().lower())
+    if match is None:
+        raise SettingsError(name, f"{value!r} is not a duration like 90, 15m, 72h or 3d")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
 _SOURCES = ("trustoo", "wix")

@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "OPEN_STATUSES",
     "Account",
+    "ReviewRequest",
     "EventStatus",
     "InboxEvent",
     "LedgerEntry",
@@ -164,5 +165,25 @@ class Account(SQLModel, table=True):
     refresh_token: str | None = Field(default=None, sa_column=Column(Text))  # encrypted
     token_expires_at: datetime | None = Field(default=None)
     enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    created_at: datetime = Field(nullable=False)
+    updated_at: datetime = Field(nullable=False)
+
+
+class ReviewRequest(SQLModel, table=True):
+    """One review request per (site, order), reserved before Wix is asked: Wix itself would make two."""
+
+    __tablename__ = "review_request"
+    __table_args__ = (UniqueConstraint("source", "account", "order_id", name="uq_review_request_order"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    order_id: str = Field(sa_column=Column(String(255), nullable=False))
+    #: reserved → sending → requested | adopted; or skipped / failed, with the reason
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    request_id: str | None = Field(default=None, sa_column=Column(String(255)))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    event_id: str | None = Field(default=None, sa_column=Column(String(255)))
     created_at: datetime = Field(nullable=False)
     updated_at: datetime = Field(nullable=False)

@@ -17,13 +17,15 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from app import ledger, queue
+from app import accounts, ledger, queue, review_requests
 from app.ledger import Decision
 from app.metrics import Metrics
 from app.queue import ClaimedEvent
+from app.review_requests import ReviewRequester
 from connectors.base import (
     ConfigError,
     Event,
@@ -42,6 +44,10 @@ __all__ = ["Collaborators", "process", "run"]
 
 log = logging.getLogger(__name__)
 
+
+class ReviewRequests(ReviewRequester, Protocol):
+    def body_for(self, order: Mapping[str, Any]) -> dict: ...
+
 #: Outcome words for an event's targets, in the order a summary prefers them.
 _OUTCOMES = ("created", "updated", "deleted", "unchanged", "tombstoned", "stale", "echo")
 _WORD = {Decision.UNCHANGED: "unchanged", Decision.DELETE: "deleted", Decision.TOMBSTONE: "tombstoned",
@@ -56,6 +62,8 @@ class Collaborators:
     clock: Callable[[], datetime]
     metrics: Metrics
     routes: Mapping[str, Sequence[str]] | None = None  # source → target names; None: every other target
+    review_requests: ReviewRequests | None = None  # orders → review requests (Wix)
+    review_request_delay_s: int = 0
     max_attempts: int = 12
     retry_base_s: float = 2.0
     retry_cap_s: float = 3600.0
@@ -69,6 +77,9 @@ def run(claimed: ClaimedEvent, deps: Collaborators) -> str:
     except PayloadError as exc:
         queue.quarantine_claimed(deps.engine, claimed, exc.reason, now=deps.clock())
         return "quarantined"
+    except review_requests.Deferred as exc:
+        queue.defer(deps.engine, claimed, exc.until, "delayed", now=deps.clock())
+        return "pending"
     except ProductNotFound as exc:
         queue.wait_for_product(deps.engine, claimed, exc.source_product_id, str(exc), now=deps.clock())
         return "waiting_for_product"
@@ -101,12 +112,31 @@ def retry_or_give_up(claimed: ClaimedEvent, deps: Collaborators, error: str,
 def process(claimed: ClaimedEvent, deps: Collaborators) -> str:
     """Apply one event to every target it is routed to; return one outcome word."""
     event = to_event(claimed)
+    if event.kind is EventKind.ORDER:
+        return _order(event, deps)
+    if event.kind is EventKind.ACCOUNT:
+        return _account(event, deps)
     source = _source(event, deps.sources)
     if ledger.is_echo(deps.engine, platform=event.source, review_id=event.subject_id, key=source.echo_key(event)):
         return "echo"  # a review ReviewBridge itself wrote into this platform, coming back
     review = source.resolve(event)
     outcomes = [sync(event, review, target, deps) for target in route(event, deps.targets, deps.routes)]
     return next((word for word in _OUTCOMES if word in outcomes), "routed-nowhere")
+
+
+def _order(event: Event, deps: Collaborators) -> str:
+    if deps.review_requests is None:
+        raise ConfigError("review requests need WIX_APP_ID and WIX_APP_SECRET")
+    return review_requests.handle_order(
+        event, engine=deps.engine, requester=deps.review_requests, body_for=deps.review_requests.body_for,
+        delay_s=deps.review_request_delay_s, clock=deps.clock)
+
+
+def _account(event: Event, deps: Collaborators) -> str:
+    installed = event.payload.get("action") == "installed"
+    accounts.set_enabled(deps.engine, source=event.source, account=event.account, enabled=installed,
+                         now=deps.clock())
+    return "account_installed" if installed else "account_removed"
 
 
 def to_event(claimed: ClaimedEvent) -> Event:

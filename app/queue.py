@@ -31,6 +31,7 @@ __all__ = [
     "backoff_delay",
     "claim",
     "count_rejection",
+    "defer",
     "enqueue",
     "finish",
     "give_up",
@@ -199,6 +200,12 @@ def wait_for_product(engine: Engine, event: ClaimedEvent, source_product_id: str
     # Waiting is not failing: the attempt is given back, so rechecks never make an event dead.
     return _settle(engine, event, status=EventStatus.WAITING_FOR_PRODUCT, now=now, last_error=reason,
                    waiting_on=source_product_id, attempts=_inbox.c.attempts - 1)
+
+
+def defer(engine: Engine, event: ClaimedEvent, until: datetime, reason: str, *, now: datetime) -> bool:
+    """Not yet, and not a failure: due again at `until`, the attempt given back."""
+    return _settle(engine, event, status=EventStatus.PENDING, now=now, last_error=None, outcome=reason,
+                   next_attempt_at=until, attempts=_inbox.c.attempts - 1)
 
 
 def release_waiting(engine: Engine, *, now: datetime, source: str | None = None, account: str | None = None,

@@ -109,7 +109,7 @@ def _free_port() -> int:
 
 def _reset(rt: Runtime) -> None:
     with rt.engine.begin() as connection:
-        for table in ("inbox", "ledger", "product_map", "webhook_rejection", "account"):
+        for table in ("inbox", "ledger", "product_map", "webhook_rejection", "account", "review_request"):
             connection.execute(text(f"DELETE FROM {table}"))
 
 

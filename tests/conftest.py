@@ -24,7 +24,7 @@ from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-_TABLES = ("inbox", "ledger", "webhook_rejection", "product_map", "account")
+_TABLES = ("inbox", "ledger", "webhook_rejection", "product_map", "account", "review_request")
 
 
 def _psycopg_url(url: str):
