@@ -9,6 +9,7 @@ service's own functions.
     reviewbridge products import FILE|list     product mappings; an import releases waiting events
     reviewbridge accounts add|list|remove      platform accounts kept in the database (secrets encrypted)
     reviewbridge trustoo webhooks|authorize-url  Trustoo webhook registration and OAuth platform mode
+    reviewbridge replay ID…|--dead, discard ID… --reason TEXT   settle what the worker could not
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ log = logging.getLogger(__name__)
 
 def init_app(app: Flask) -> None:
     from app.cli_accounts import accounts_group, trustoo_group
+    from app.cli_events import discard, replay
     from app.cli_targets import products_group, setup_group
 
-    for command in (serve, worker, db_group, status, setup_group, products_group, accounts_group, trustoo_group):
+    for command in (serve, worker, db_group, status, setup_group, products_group, accounts_group, trustoo_group,
+                    replay, discard):
         app.cli.add_command(command)
 
 

@@ -14,6 +14,9 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "OPEN_STATUSES",
     "Account",
+    "Attempt",
+    "Checkpoint",
+    "Lease",
     "ReviewRequest",
     "EventStatus",
     "InboxEvent",
@@ -39,6 +42,7 @@ class EventStatus(str, enum.Enum):
     QUARANTINED = "quarantined"  # verified but unusable; kept with the reason
     WAITING_FOR_PRODUCT = "waiting_for_product"  # no product match yet; a product mapping releases it
     IGNORED = "ignored"  # an event type ReviewBridge does not act on; kept for the record
+    DISCARDED = "discarded"  # a person decided it needs no processing, and said why
 
 
 #: Statuses of events that still have work ahead; later events of the same review wait for them.
@@ -187,3 +191,46 @@ class ReviewRequest(SQLModel, table=True):
     event_id: str | None = Field(default=None, sa_column=Column(String(255)))
     created_at: datetime = Field(nullable=False)
     updated_at: datetime = Field(nullable=False)
+
+
+class Attempt(SQLModel, table=True):
+    """One try at processing an event: who, when, how it ended, and the error if any."""
+
+    __tablename__ = "attempt"
+    __table_args__ = (Index("ix_attempt_event", "event_pk", "number"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    event_pk: int = Field(sa_column=Column(BigInteger, nullable=False))
+    number: int = Field(sa_column=Column(Integer, nullable=False))
+    worker_id: str = Field(sa_column=Column(String(64), nullable=False))
+    started_at: datetime = Field(nullable=False)
+    finished_at: datetime = Field(nullable=False)
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Checkpoint(SQLModel, table=True):
+    """Where a resync or poll of one source account got to, so it can resume."""
+
+    __tablename__ = "checkpoint"
+
+    source: str = Field(sa_column=Column(String(32), primary_key=True))
+    account: str = Field(sa_column=Column(String(255), primary_key=True))
+    name: str = Field(sa_column=Column(String(32), primary_key=True))  # resync | poll
+    position: str | None = Field(default=None, sa_column=Column(Text))  # the source's page or cursor
+    since: datetime | None = Field(default=None)
+    counts: str | None = Field(default=None, sa_column=Column(Text))  # JSON of the run's counts so far
+    started_at: datetime | None = Field(default=None)
+    updated_at: datetime = Field(nullable=False)
+    finished_at: datetime | None = Field(default=None)
+
+
+class Lease(SQLModel, table=True):
+    """A named lease: one holder at a time across worker processes (periodic jobs)."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(sa_column=Column(String(255), primary_key=True))
+    holder: str = Field(sa_column=Column(String(64), nullable=False))
+    until: datetime = Field(nullable=False)

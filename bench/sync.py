@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import httpx
-from sqlalchemy import text
+from sqlmodel import SQLModel
 
 from app import create_app
 from app.cli import build_worker
@@ -109,8 +109,8 @@ def _free_port() -> int:
 
 def _reset(rt: Runtime) -> None:
     with rt.engine.begin() as connection:
-        for table in ("inbox", "ledger", "product_map", "webhook_rejection", "account", "review_request"):
-            connection.execute(text(f"DELETE FROM {table}"))
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 def _ingest(rt: Runtime, count: int) -> None:

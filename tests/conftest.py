@@ -14,6 +14,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
 
 from app import create_app
 from app.db import make_engine, upgrade
@@ -24,7 +25,6 @@ from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-_TABLES = ("inbox", "ledger", "webhook_rejection", "product_map", "account", "review_request")
 
 
 def _psycopg_url(url: str):
@@ -76,7 +76,8 @@ def database_url(request, tmp_path):
     url = request.getfixturevalue("postgres_url")
     engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY"))
+        tables = ", ".join(table.name for table in SQLModel.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
     engine.dispose()
     return url
 

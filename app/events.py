@@ -1,0 +1,145 @@
+"""Events as a person sees them: find, read with their attempts, replay, discard.
+
+Replaying is always safe: the event goes through the same pipeline and ledger again, so an event
+that was applied already changes nothing unless the target drifted meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, or_, select, update
+
+from app.db import transaction
+from app.models import Attempt, EventStatus, InboxEvent, LedgerEntry
+
+__all__ = ["EventFilter", "discard", "find", "get", "record_attempt", "replay", "replay_matching", "resolve_ids"]
+
+_inbox = InboxEvent.__table__
+_attempts = Attempt.__table__
+_ledger = LedgerEntry.__table__
+_REPLAYABLE = (EventStatus.DONE.value, EventStatus.DEAD.value, EventStatus.QUARANTINED.value,
+               EventStatus.WAITING_FOR_PRODUCT.value, EventStatus.DISCARDED.value, EventStatus.RETRY.value,
+               EventStatus.IGNORED.value)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    status: str | None = None
+    source: str | None = None
+    account: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None  # in the event id, the review or order id, the topic or the last error
+
+    def where(self):
+        clauses = []
+        if self.status:
+            clauses.append(_inbox.c.status == self.status)
+        if self.source:
+            clauses.append(_inbox.c.source == self.source)
+        if self.account:
+            clauses.append(_inbox.c.account == self.account)
+        if self.since:
+            clauses.append(_inbox.c.received_at >= self.since)
+        if self.until:
+            clauses.append(_inbox.c.received_at < self.until)
+        if self.text:
+            pattern = f"%{self.text}%"
+            clauses.append(or_(_inbox.c.event_id.like(pattern), _inbox.c.subject_id.like(pattern),
+                               _inbox.c.topic.like(pattern), _inbox.c.last_error.like(pattern)))
+        return clauses
+
+
+_LIST_COLUMNS = ("id", "source", "account", "event_id", "topic", "kind", "subject_id", "status", "outcome",
+                 "attempts", "last_error", "received_at", "next_attempt_at", "finished_at")
+
+
+def find(engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None) -> list[dict]:
+    """Newest first; page on with `before_id` = the last id of the previous page."""
+    query = select(*(_inbox.c[name] for name in _LIST_COLUMNS)).where(*where.where())
+    if before_id is not None:
+        query = query.where(_inbox.c.id < before_id)
+    query = query.order_by(_inbox.c.id.desc()).limit(limit)
+    with transaction(engine) as session:
+        return [_plain(row) for row in session.execute(query).mappings()]
+
+
+def get(engine: Engine, event_pk: int) -> dict | None:
+    """One event with its payload, its attempts and the ledger rows of the review it names."""
+    with transaction(engine) as session:
+        row = session.execute(select(_inbox).where(_inbox.c.id == event_pk)).mappings().first()
+        if row is None:
+            return None
+        attempts = session.execute(select(_attempts).where(_attempts.c.event_pk == event_pk)
+                                   .order_by(_attempts.c.number)).mappings().all()
+        ledger = session.execute(select(_ledger).where(
+            _ledger.c.source == row["source"], _ledger.c.account == row["account"],
+            _ledger.c.source_review_id == row["subject_id"])).mappings().all()
+    event = _plain(row)
+    event["payload"] = _json_or_text(row["payload"])
+    event["attempt_history"] = [_plain(a) for a in attempts]
+    event["ledger"] = [_plain(entry) for entry in ledger]
+    return event
+
+
+def record_attempt(engine: Engine, event_pk: int, number: int, worker_id: str, *, started_at: datetime,
+                   finished_at: datetime, status: str) -> None:
+    """The attempt, with the error the event carries now (one statement)."""
+    error = select(_inbox.c.last_error).where(_inbox.c.id == event_pk).scalar_subquery()
+    with transaction(engine) as session:
+        session.execute(insert(_attempts).values(
+            event_pk=event_pk, number=number, worker_id=worker_id, started_at=started_at, finished_at=finished_at,
+            status=status, error=error))
+
+
+def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:
+    """Make the events due again with fresh attempts; events still in flight are left alone."""
+    statement = update(_inbox).where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE)).values(
+        status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def replay_matching(engine: Engine, where: EventFilter, *, now: datetime) -> int:
+    ids = select(_inbox.c.id).where(*where.where(), _inbox.c.status.in_(_REPLAYABLE)).scalar_subquery()
+    statement = update(_inbox).where(_inbox.c.id.in_(ids)).values(
+        status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datetime) -> int:
+    """Settle events a person decided need nothing more; the reason is kept. Not for events in flight."""
+    if not reason.strip():
+        raise ValueError("a reason is required to discard events")
+    statement = update(_inbox).where(
+        _inbox.c.id.in_(list(event_pks)), _inbox.c.status != EventStatus.PROCESSING.value,
+    ).values(status=EventStatus.DISCARDED.value, last_error=f"discarded: {reason.strip()}", next_attempt_at=None,
+             finished_at=now, lease_until=None)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def resolve_ids(engine: Engine, references: Sequence[str]) -> list[int]:
+    """Row ids from what a person types: the number shown in lists, or the platform's event id."""
+    numbers = [int(ref) for ref in references if ref.isdigit()]
+    names = [ref for ref in references if not ref.isdigit()]
+    with transaction(engine) as session:
+        found = session.execute(select(_inbox.c.id).where(
+            or_(_inbox.c.id.in_(numbers), _inbox.c.event_id.in_(names)))).scalars().all()
+    return sorted(found)
+
+
+def _plain(row) -> dict:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in dict(row).items()}
+
+
+def _json_or_text(payload: str):
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload

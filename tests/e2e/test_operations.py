@@ -1,0 +1,67 @@
+"""replay and discard: a person settles what the worker could not, through the CLI."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app import events
+from app.cli import build_worker
+from app.db import transaction
+from app.models import InboxEvent
+from connectors.base import FixAndReplayError
+from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+
+
+def _deliver(client, *items):
+    body = trustoo_body(*items)
+    assert client.post("/webhooks/trustoo/review-created", data=body, headers=trustoo_headers(body)).status_code == 200
+
+
+def _rows(engine) -> list[InboxEvent]:
+    with transaction(engine) as session:
+        return list(session.execute(select(InboxEvent).order_by(InboxEvent.id)).scalars())
+
+
+def test_dead_letter_replayed_succeeds_and_keeps_its_attempt_history(app, client, rt, target, engine):
+    target.fail_next(FixAndReplayError("review text rejected", status=400))
+    _deliver(client, trustoo_review())
+    build_worker(rt).drain()
+    [row] = _rows(engine)
+    assert row.status == "dead"
+    result = app.test_cli_runner().invoke(args=["replay", "--dead", "--error", "rejected"])
+    assert "1 event(s) queued again" in result.output
+    build_worker(rt).drain()
+    assert _rows(engine)[0].status == "done" and len(target.reviews) == 1
+    detail = events.get(engine, row.id)
+    assert [a["status"] for a in detail["attempt_history"]] == ["dead", "done"]
+    assert "review text rejected" in detail["attempt_history"][0]["error"]
+    assert detail["ledger"][0]["last_action"] == "created"
+
+
+def test_replaying_a_done_event_writes_nothing_new(app, client, rt, target, engine):
+    _deliver(client, trustoo_review())
+    build_worker(rt).drain()
+    [row] = _rows(engine)
+    app.test_cli_runner().invoke(args=["replay", row.event_id])
+    build_worker(rt).drain()
+    assert len(target.calls) == 1 and _rows(engine)[0].outcome == "unchanged"
+
+
+def test_discarded_event_keeps_the_reason_and_is_never_processed(app, client, rt, target, engine):
+    _deliver(client, trustoo_review())
+    [row] = _rows(engine)
+    result = app.test_cli_runner().invoke(args=["discard", str(row.id), "--reason", "test review from QA"])
+    assert "1 event(s) discarded" in result.output
+    build_worker(rt).drain()
+    [row] = _rows(engine)
+    assert row.status == "discarded" and row.last_error == "discarded: test review from QA" and target.calls == []
+
+
+def test_replay_needs_ids_or_dead(app):
+    result = app.test_cli_runner().invoke(args=["replay"])
+    assert result.exit_code != 0 and "--dead" in result.output
+
+
+def test_replay_of_an_unknown_event_says_so(app):
+    result = app.test_cli_runner().invoke(args=["replay", "no-such-event"])
+    assert result.exit_code != 0 and "no event matches" in result.output
