@@ -17,7 +17,7 @@ from app.db import insert_for, transaction
 from app.models import Account
 from app.vault import Vault
 
-__all__ = ["AccountView", "SecretLookup", "Tokens", "add", "is_authorized", "list_accounts", "remove", "save_tokens",
+__all__ = ["AccountView", "SecretLookup", "Tokens", "add", "enabled_accounts", "is_authorized", "list_accounts", "remove", "save_tokens",
            "secret", "set_enabled", "tokens"]
 
 _accounts = Account.__table__
@@ -63,6 +63,12 @@ def set_enabled(engine: Engine, *, source: str, account: str, enabled: bool, now
     statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
     with transaction(engine) as session:
         session.execute(statement)
+
+
+def enabled_accounts(engine: Engine, source: str) -> list[str]:
+    with transaction(engine) as session:
+        return list(session.execute(select(_accounts.c.account).where(
+            _accounts.c.source == source, _accounts.c.enabled.is_(True)).order_by(_accounts.c.account)).scalars())
 
 
 def remove(engine: Engine, source: str, account: str) -> bool:

@@ -37,10 +37,11 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask) -> None:
     from app.cli_accounts import accounts_group, trustoo_group
     from app.cli_events import discard, replay
+    from app.cli_resync import resync
     from app.cli_targets import products_group, setup_group
 
     for command in (serve, worker, db_group, status, setup_group, products_group, accounts_group, trustoo_group,
-                    replay, discard):
+                    replay, discard, resync):
         app.cli.add_command(command)
 
 

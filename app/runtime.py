@@ -42,6 +42,13 @@ class Runtime:
     def init_app(self, app: Flask) -> None:
         app.extensions[_EXTENSION] = self
 
+    def accounts_of(self, source: str) -> list[str]:
+        """The accounts to read from a source: the environment's, then those added in the database."""
+        from app.accounts import enabled_accounts
+
+        env = [self.settings.trustoo_public_token] if source == "trustoo" and self.settings.trustoo_public_token else []
+        return list(dict.fromkeys(env + enabled_accounts(self.engine, source)))
+
     def webhook_source(self, name: str) -> WebhookSource:
         source = self.sources.get(name)
         if source is None:

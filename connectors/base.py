@@ -40,6 +40,7 @@ __all__ = [
     "ReviewBridgeError",
     "ReviewSource",
     "ReviewTarget",
+    "SourcePage",
     "SignatureError",
     "StaleRequest",
     "TargetError",
@@ -203,6 +204,15 @@ class Review:
 
 
 @dataclass(frozen=True)
+class SourcePage:
+    """One page of a source's reviews: a resumable resync stores `next_position` after each."""
+
+    items: Sequence[Review | PayloadError]
+    next_position: str | None  # where the next page starts; None after the last
+    total: int | None = None  # reviews in the whole listing, when the platform says
+
+
+@dataclass(frozen=True)
 class TargetRef:
     """Where a review lives at a target: its id, its key and the version we last saw."""
 
@@ -238,8 +248,12 @@ class WebhookSource(Protocol):
 class ReviewSource(Protocol):
     name: str
 
-    def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review]:
+    def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review | PayloadError]:
         """Yield the account's reviews lazily, newest first, stopping past `since`."""
+
+    def iter_pages(self, account: str, since: datetime | None = None,
+                   start: str | None = None) -> Iterator[SourcePage]:
+        """The same, a page at a time, from `start` (a `next_position` given earlier)."""
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from connectors.base import (
     Reply,
     Review,
     SignatureError,
+    SourcePage,
     StaleRequest,
     UnknownKey,
     first_present,
@@ -157,18 +158,30 @@ class TrustooSource:
     def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review | PayloadError]:
         """The shop's reviews, newest first and lazily, back to `since` (with the client's overlap).
         A review that cannot be mapped comes as a PayloadError, so one bad review stops nothing."""
+        for page in self.iter_pages(account, since):
+            yield from page.items
+
+    def iter_pages(self, account: str, since: datetime | None = None,
+                   start: str | None = None) -> Iterator[SourcePage]:
         if self._api is None:
             raise ConfigError("reading Trustoo's reviews needs its Open API (TRUSTOO_API_URL and a shop's tokens)")
-        for item in self._api.iter_reviews(account, since=since):
-            try:
-                yield map_review(account, item)
-            except PayloadError as exc:
-                yield PayloadError(exc.reason, payload=item)
+        for page, items in self._api.iter_pages(account, since=since, start_page=int(start or 1)):
+            last = page.page >= page.total_page or not page.items
+            yield SourcePage(items=[_mapped(account, item) for item in items],
+                             next_position=None if last else str(page.page + 1), total=page.count)
+
+
+def _mapped(account: str, item: Mapping[str, Any]) -> Review | PayloadError:
+    try:
+        return map_review(account, item)
+    except PayloadError as exc:
+        return PayloadError(exc.reason, payload=item)
 
 
 class ReviewLookup(Protocol):
     def get_review(self, shop: str, review_id: str) -> Mapping[str, Any] | None: ...
-    def iter_reviews(self, shop: str, *, since: datetime | None = None) -> Iterator[Mapping[str, Any]]: ...
+    def iter_pages(self, shop: str, *, since: datetime | None = None,
+                   start_page: int = 1) -> Iterator[tuple[Any, list[Mapping[str, Any]]]]: ...
 
 
 def _incomplete(item: Mapping[str, Any]) -> bool:

@@ -137,22 +137,26 @@ class TrustooApi:
 
     def iter_reviews(self, shop: str, *, since: datetime | None = None, overlap_s: float = 3600,
                      page_size: int = 100, **filters: Any) -> Iterator[dict]:
-        """The shop's reviews newest first, one page in memory, back to `since` minus `overlap_s`.
+        """The shop's reviews newest first, one page in memory, back to `since` minus `overlap_s`."""
+        for _, items in self.iter_pages(shop, since=since, overlap_s=overlap_s, page_size=page_size, **filters):
+            yield from items
+
+    def iter_pages(self, shop: str, *, since: datetime | None = None, overlap_s: float = 3600,
+                   page_size: int = 100, start_page: int = 1, **filters: Any) -> Iterator[tuple[Page, list[dict]]]:
+        """Page by page, newest first, from `start_page` (a resumed resync) back to `since` minus `overlap_s`.
 
         Trustoo has no updated-since filter and pages by number (§1.5, §2 item 6), so this is the
         backstop sweep: it stops after the first page whose oldest review is older than the cutoff.
         A review written meanwhile shifts the pages and shows up twice; the caller dedupes. Items
-        whose `commented_at` cannot be read are yielded: we cannot tell they are too old.
+        whose `commented_at` cannot be read are kept: we cannot tell they are too old.
         """
         cutoff = None if since is None else _utc(since) - timedelta(seconds=overlap_s)
-        page_number = 1
+        page_number = start_page
         while True:
             page = self.get_reviews(shop, page=page_number, page_size=page_size, sort_by="created-descending",
                                     **filters)
             times = [_commented_at(item) for item in page.items]
-            for item, at in zip(page.items, times):
-                if cutoff is None or at is None or at >= cutoff:
-                    yield item
+            yield page, [item for item, at in zip(page.items, times) if cutoff is None or at is None or at >= cutoff]
             known = [at for at in times if at is not None]
             if cutoff is not None and known and min(known) < cutoff:
                 return
