@@ -14,6 +14,7 @@ service's own functions.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -24,6 +25,7 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app import db
 from app.pipeline import Collaborators
+from app.poll import poll_all
 from app.runtime import Runtime, runtime
 from app.status import read_status
 from app.worker import Worker
@@ -59,8 +61,10 @@ def build_worker(rt: Runtime) -> Worker:
         routes=settings.routes_by_source(),
         max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s, retry_cap_s=settings.retry_cap_s,
     )
+    poll = functools.partial(poll_all, deps, rt.sources, rt.accounts_of, interval_s=settings.poll_interval_s)
     return Worker(deps, concurrency=settings.worker_concurrency, lease_s=settings.lease_s,
-                  drain_interval_s=settings.drain_interval_s, recheck_waiting_s=settings.product_recheck_s)
+                  drain_interval_s=settings.drain_interval_s, recheck_waiting_s=settings.product_recheck_s,
+                  poll=lambda holder: poll(holder=holder), poll_interval_s=settings.poll_interval_s)
 
 
 def check_targets(rt: Runtime) -> None:

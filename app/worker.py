@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -38,13 +39,16 @@ class _SkipOverlapNotice(logging.Filter):
 
 class Worker:
     def __init__(self, deps: Collaborators, *, concurrency: int = 4, lease_s: int = 60,
-                 drain_interval_s: float = 0.5, recheck_waiting_s: float = 900, worker_id: str | None = None):
+                 drain_interval_s: float = 0.5, recheck_waiting_s: float = 900, worker_id: str | None = None,
+                 poll: Callable[[str], int] | None = None, poll_interval_s: float = 0):
         self.deps = deps
         self.id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._concurrency = concurrency
         self._lease_s = lease_s
         self._drain_interval_s = drain_interval_s
         self._recheck_waiting_s = recheck_waiting_s
+        self._poll = poll
+        self._poll_interval_s = poll_interval_s
         self._stopping = threading.Event()
         self._in_flight: set[int] = set()
         self._idle = threading.Condition()
@@ -72,6 +76,10 @@ class Worker:
         if released:
             log.info("released %d event(s) waiting for a product", released)
         return released
+
+    def poll(self) -> int:
+        """Read each source account for what webhooks missed (one worker per account, by lease)."""
+        return self._poll(self.id) if self._poll is not None else 0
 
     def _process(self, event: ClaimedEvent) -> None:
         with self._idle:
@@ -106,6 +114,9 @@ class Worker:
                               max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
         scheduler.add_job(self.recheck_waiting, "interval", seconds=self._recheck_waiting_s, id="recheck-waiting",
                           max_instances=1, coalesce=True)
+        if self._poll is not None and self._poll_interval_s and self.deps.targets:
+            scheduler.add_job(self.poll, "interval", seconds=self._poll_interval_s, id="poll", max_instances=1,
+                              coalesce=True, next_run_time=datetime.now(timezone.utc) + timedelta(seconds=30))
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)

@@ -6,35 +6,11 @@ import json
 
 import pytest
 
-from app import create_app
 from app.cli import build_worker
 from app.resync import resync
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
-from tests.fakes.commercetools import CommercetoolsEmulator
-from tests.fakes.serving import serve_wsgi
-
-PRODUCT = "7982301249581"
-
-
-@pytest.fixture
-def ct():
-    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client",
-                                     client_secret="ct-secret-0123456789")
-    emulator.add_product(key=PRODUCT)
-    with serve_wsgi(emulator) as url:
-        yield emulator, url
-
-
-@pytest.fixture
-def app(environ, ct):
-    _, url = ct
-    app = create_app(environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
-                                "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": url, "CTP_AUTH_URL": url,
-                                "TRUSTOO_RATE_LIMIT": "100"})
-    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
-    yield app
-    app.extensions["reviewbridge"].engine.dispose()
+from tests.e2e.conftest import PRODUCT
 
 
 def _key(item) -> str:
@@ -45,45 +21,45 @@ def _resync(app, *args):
     return app.test_cli_runner().invoke(args=["resync", "trustoo", "--json", *args])
 
 
-def test_resync_recovers_reviews_whose_webhooks_were_lost_and_a_second_run_writes_nothing(app, trustoo, ct):
+def test_resync_recovers_reviews_whose_webhooks_were_lost_and_a_second_run_writes_nothing(synced_app, trustoo, ct):
     emulator, _ = ct
     items = [trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=r) for r in (5, 4, 3)]
     hidden = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=1)
     trustoo.hide_review(TRUSTOO_PUBLIC_TOKEN, hidden["id"])
-    result = _resync(app)
+    result = _resync(synced_app)
     assert result.exit_code == 0, result.output
     [report] = json.loads(result.output)
     assert report["counts"]["created"] == 4 and report["counts"]["hidden"] == 1
     assert {r["key"] for r in emulator.reviews.values()} == {_key(i) for i in items + [hidden]}
     writes = sum(1 for r in emulator.requests if r.method in ("POST", "DELETE"))
-    [again] = json.loads(_resync(app).output)
+    [again] = json.loads(_resync(synced_app).output)
     assert again["counts"]["unchanged"] == 4 and again["counts"].get("created", 0) == 0
     assert sum(1 for r in emulator.requests if r.method in ("POST", "DELETE")) == writes
 
 
-def test_resync_follows_edits_and_deletes_made_while_webhooks_were_lost(app, trustoo, ct):
+def test_resync_follows_edits_and_deletes_made_while_webhooks_were_lost(synced_app, trustoo, ct):
     emulator, _ = ct
     kept, gone = (trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5) for _ in range(2))
-    _resync(app)
+    _resync(synced_app)
     trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, kept["id"], rating=2)
     trustoo.delete_review_in_admin(TRUSTOO_PUBLIC_TOKEN, gone["id"])
-    [report] = json.loads(_resync(app).output)
+    [report] = json.loads(_resync(synced_app).output)
     assert report["counts"]["updated"] == 1 and report["counts"]["deleted"] == 1
     assert emulator.review_by_key(_key(kept))["rating"] == 2 and emulator.review_by_key(_key(gone)) is None
 
 
-def test_resync_dry_run_writes_nothing_and_says_what_it_would_do(app, trustoo, ct):
+def test_resync_dry_run_writes_nothing_and_says_what_it_would_do(synced_app, trustoo, ct):
     emulator, _ = ct
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
-    [report] = json.loads(_resync(app, "--dry-run").output)
+    [report] = json.loads(_resync(synced_app, "--dry-run").output)
     assert report["counts"]["would write"] == 1 and emulator.reviews == {}
 
 
-def test_interrupted_resync_resumes_at_its_checkpoint(app, trustoo, ct):
+def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):
     emulator, _ = ct
     for _ in range(250):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=4)
-    rt = app.extensions["reviewbridge"]
+    rt = synced_app.extensions["reviewbridge"]
     deps = build_worker(rt).deps
 
     class Interrupted(Exception):
@@ -95,19 +71,19 @@ def test_interrupted_resync_resumes_at_its_checkpoint(app, trustoo, ct):
     with pytest.raises(Interrupted):
         resync(deps, rt.sources["trustoo"], TRUSTOO_PUBLIC_TOKEN, progress=stop_after_first_page)
     first_pages = [r for r in trustoo.requests if "get_reviews" in r.path]
-    [report] = json.loads(_resync(app).output)
+    [report] = json.loads(_resync(synced_app).output)
     assert report["resumed_from"] == "2" and report["counts"]["created"] == 250
     pages = [r.query.get("page") for r in trustoo.requests if "get_reviews" in r.path][len(first_pages):]
     assert pages == [["2"], ["3"]]
     assert len(emulator.reviews) == 250
 
 
-def test_resync_with_a_product_commercetools_lacks_parks_it_with_the_reason(app, trustoo):
+def test_resync_with_a_product_commercetools_lacks_parks_it_with_the_reason(synced_app, trustoo):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id="999", rating=5)
-    [report] = json.loads(_resync(app).output)
+    [report] = json.loads(_resync(synced_app).output)
     assert list(report["parked"].values()) == [1] and "999" in list(report["parked"])[0]
 
 
-def test_resync_of_an_unknown_source_is_a_usage_error(app):
-    result = app.test_cli_runner().invoke(args=["resync", "shopify"])
+def test_resync_of_an_unknown_source_is_a_usage_error(synced_app):
+    result = synced_app.test_cli_runner().invoke(args=["resync", "shopify"])
     assert result.exit_code == 2 and "cannot read reviews" in result.output

@@ -1,0 +1,38 @@
+"""End-to-end fixtures: the commercetools emulator on loopback and an app pointed at it."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from tests.fakes.commercetools import CommercetoolsEmulator
+from tests.fakes.serving import serve_wsgi
+
+PRODUCT = "7982301249581"
+
+
+@pytest.fixture
+def ct():
+    """(emulator, base URL), with one product whose key is the builders' Trustoo product id."""
+    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client",
+                                     client_secret="ct-secret-0123456789")
+    emulator.add_product(key=PRODUCT)
+    with serve_wsgi(emulator) as url:
+        yield emulator, url
+
+
+@pytest.fixture
+def ct_environ(environ, ct):
+    _, url = ct
+    return environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
+                      "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": url, "CTP_AUTH_URL": url,
+                      "TRUSTOO_RATE_LIMIT": "100"}
+
+
+@pytest.fixture
+def synced_app(ct_environ):
+    """ReviewBridge with commercetools configured and set up."""
+    app = create_app(ct_environ)
+    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    yield app
+    app.extensions["reviewbridge"].engine.dispose()
