@@ -32,6 +32,7 @@ run: $(VENV)/.installed
 
 # pytest runs every storage test twice: on SQLite and on PostgreSQL (TEST_DATABASE_URL).
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check app connectors tests bench
 	$(BIN)/python -m pytest
 
 test-unit: $(VENV)/.installed-dev

@@ -21,6 +21,7 @@ import httpx
 from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
 from connectors.commercetools_mapping import (
     CUSTOM_FIELDS,
+    Desired,
     CUSTOM_TYPE_KEY,
     HIDDEN_STATE_KEY,
     PUBLISHED_STATE_KEY,
@@ -95,13 +96,21 @@ class CommercetoolsTarget:
     def key_for(self, review: Review) -> str:
         return review_key(review.source, review.account, review.source_id)
 
-    def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
+    def desired(self, review: Review) -> Desired:
+        """The commercetools review this source review should be (ProductNotFound when it has no target)."""
         ids = self.setup_ids()
         target_type, target_id = self._target(review)
-        desired = desired_review(
+        return desired_review(
             review, target_type=target_type, target_id=target_id, type_id=ids["type"],
             rating_scale=self.config.rating_scale, state_id=ids["published"] if review.published else ids["hidden"],
         )
+
+    def drift(self, review: Review, current: Mapping[str, Any]) -> list[str]:
+        """What differs between the review at commercetools and the source's: the update actions' names."""
+        return [action["action"] for action in update_actions(current, self.desired(review))]
+
+    def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
+        desired = self.desired(review)
         for _ in range(_CONFLICT_RETRIES):
             current = self.get(desired.key)
             if current is None:

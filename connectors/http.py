@@ -29,6 +29,7 @@ from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError
 
 __all__ = [
     "PlatformClient",
+    "RateLimit",
     "RetryPolicy",
     "Token",
     "TokenCache",
@@ -101,6 +102,30 @@ def error_for(response: httpx.Response, platform: str, detail: str) -> TargetErr
     if status in (401, 403):
         return ConfigError(message, status=status)
     return FixAndReplayError(message, status=status)
+
+
+class RateLimit:
+    """A token bucket per account (a shop, a site): at most `rate` calls a second after a burst of `burst`.
+
+    A caller reserves its slot under the lock (the balance may go negative) and waits outside
+    it, so threads queue in order and none holds the lock while sleeping.
+    """
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+        if rate <= 0 or burst < 1:
+            raise ValueError("a rate limit needs rate > 0 and burst >= 1")
+        self._rate, self._burst, self._clock, self._sleep = rate, burst, clock, sleep
+        self._buckets: dict[str, tuple[float, float]] = {}  # account → (tokens, at)
+        self._lock = threading.Lock()
+
+    def acquire(self, account: str) -> None:
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(account, (self._burst, now))
+            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate) - 1
+            self._buckets[account] = (tokens, now)
+        if tokens < 0:
+            self._sleep(-tokens / self._rate)
 
 
 def retry_after_seconds(response: httpx.Response, *, now: Callable[[], float] = time.time) -> float | None:

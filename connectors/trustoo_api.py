@@ -16,7 +16,6 @@ Messages carry Trustoo's `message` and `request_id`, never a token or a signatur
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RetryPolicy, error_for, retry_after_seconds
+from connectors.http import PlatformClient, RateLimit, RetryPolicy, error_for, retry_after_seconds
 from connectors.trustoo_signing import SCHEMES, json_body, query_params, sign
 
 __all__ = ["Credentials", "OAuthTokens", "Page", "ShopCredentials", "TrustooApi", "sign"]
@@ -73,30 +72,6 @@ class Page:
     count: int
 
 
-class _RateLimit:
-    """A token bucket per shop: at most `rate` calls a second after a burst of `burst`.
-
-    A caller reserves its slot under the lock (the balance may go negative) and waits outside
-    it, so threads queue in order and none holds the lock while sleeping.
-    """
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float], sleep: Callable[[float], None]):
-        if rate <= 0 or burst < 1:
-            raise ValueError("the Trustoo rate limit needs rate > 0 and burst >= 1")
-        self._rate, self._burst, self._clock, self._sleep = rate, burst, clock, sleep
-        self._buckets: dict[str, tuple[float, float]] = {}  # shop → (tokens, at)
-        self._lock = threading.Lock()
-
-    def acquire(self, shop: str) -> None:
-        with self._lock:
-            now = self._clock()
-            tokens, at = self._buckets.get(shop, (self._burst, now))
-            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate) - 1
-            self._buckets[shop] = (tokens, now)
-        if tokens < 0:
-            self._sleep(-tokens / self._rate)
-
-
 class TrustooApi:
     def __init__(self, base_url: str, credentials: Credentials, *, transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
@@ -109,7 +84,7 @@ class TrustooApi:
         self._clock = clock
         self._scheme = scheme
         self._source_name = source_name
-        self._limit = _RateLimit(rate_limit_per_s, rate_limit_burst, clock, sleep)
+        self._limit = RateLimit(rate_limit_per_s, rate_limit_burst, clock, sleep)
         self._http = PlatformClient(PLATFORM, base_url.rstrip("/"), transport=transport, retry=retry, sleep=sleep,
                                     credentials_hint=f"{HMAC_HINT}, or {OAUTH_HINT}")
 

@@ -35,7 +35,15 @@ from connectors.base import (
     SignatureError,
     StaleRequest,
 )
-from connectors.wix_mapping import SOURCE, map_review, parse_time, review_request_body
+from connectors.wix_mapping import (
+    SOURCE,
+    event_body,
+    event_sequence,
+    json_layer,
+    map_review,
+    parse_time,
+    review_request_body,
+)
 
 __all__ = [
     "ACCOUNT_EVENT_TYPES",
@@ -63,10 +71,6 @@ ACCOUNT_EVENT_TYPES = {"AppInstalled": "installed", "AppRemoved": "removed"}
 #: Which order event earns a review request (§3): fulfilled (to FULFILLED), approved, or none.
 TRIGGERS = ("fulfilled", "approved", "off")
 
-# Where each domain event keeps its entity or body: (event key, body key), tried in order.
-_BODIES = (("createdEvent", "entity"), ("updatedEvent", "currentEntity"), ("deletedEvent", "deletedEntity"),
-           ("actionEvent", "body"))
-
 
 class WixWebhookVerifier:
     """Checks a Wix delivery on its raw bytes: a JWT, RS256 only, against every public key we hold,
@@ -93,11 +97,9 @@ class WixWebhookVerifier:
 
         A correctly signed token whose envelope is unreadable or names no instance returns "":
         it is Wix's, so it is kept, and `parse` quarantines it with the reason."""
-        claims = self.claims(body)
-        return _instance_id(claims)
+        return _instance_id(self._claims(body))
 
-    def claims(self, body: bytes) -> dict[str, Any]:
-        """The verified claims of the token in the body."""
+    def _claims(self, body: bytes) -> dict[str, Any]:
         token = _token_text(body)
         try:
             header = jwt.get_unverified_header(token)
@@ -128,7 +130,9 @@ class WixWebhookVerifier:
             raise StaleRequest(SOURCE, f"token expired {int(now - exp)} s ago (leeway {self._leeway_s:g} s)")
         for name in ("nbf", "iat"):
             value = claims.get(name)
-            if value is not None and (not _is_number(value) or value > now + self._leeway_s):
+            if value is not None and not _is_number(value):
+                raise SignatureError(SOURCE, f"token {name} claim is not a number")
+            if value is not None and value > now + self._leeway_s:
                 raise StaleRequest(SOURCE, f"token {name} lies in the future (leeway {self._leeway_s:g} s)")
 
 
@@ -160,10 +164,12 @@ class WixSource:
               body: bytes) -> list[Event | PayloadError]:
         """One Event for the delivery, or one PayloadError naming the layer that is unusable.
         Call only after `verify`: the claims are read here without checking them again."""
+        claims: Any = body.decode("utf-8", "backslashreplace")
         try:
-            return [self._event(account, _unverified_claims(body))]
-        except PayloadError as exc:
-            return [exc]
+            claims = _unverified_claims(body)
+            return [self._event(account, claims)]
+        except PayloadError as exc:  # kept with what a person needs to see: the layer, else the claims
+            return [exc if exc.payload is not None else PayloadError(exc.reason, payload=claims)]
 
     def resolve(self, event: Event) -> Review | None:
         """The review as the event shows it; re-read from Wix when the entity is too thin to map."""
@@ -200,7 +206,7 @@ class WixSource:
     # --- the layers -----------------------------------------------------------------------------
 
     def _event(self, account: str, claims: Mapping[str, Any]) -> Event:
-        envelope = _layer(claims.get("data"), "the token's data claim")
+        envelope = json_layer(claims.get("data"), "the token's data claim")
         event_type = envelope.get("eventType")
         if not isinstance(event_type, str) or not event_type:
             raise PayloadError("the envelope has no eventType", payload=envelope)
@@ -215,7 +221,7 @@ class WixSource:
         kind = REVIEW_EVENT_TYPES.get(event_type)
         if kind is None and event_type not in (ORDER_FULFILLED, ORDER_APPROVED):
             return _ignored(instance_id, event_type, envelope, claims, "Wix event type ReviewBridge does not use")
-        domain = _layer(envelope.get("data"), f"the {event_type} envelope's data")
+        domain = json_layer(envelope.get("data"), f"the {event_type} envelope's data")
         if kind is not None:
             return _review_event(instance_id, event_type, kind, domain, claims)
         return self._order_event(instance_id, event_type, domain, envelope, claims)
@@ -226,18 +232,18 @@ class WixSource:
         if event_type != wanted:
             return _ignored(instance_id, event_type, envelope, claims,
                             f"review requests are triggered by {self._trigger}, not by this event")
-        _, body = _body(domain, event_type)
-        order = _layer(body.get("order"), f"the {event_type} body's order")
+        _, body = event_body(domain, event_type)
         if event_type == ORDER_FULFILLED and body.get("newFulfillmentStatus") != "FULFILLED":
             return _ignored(instance_id, event_type, envelope, claims,
                             f"fulfillment status became {body.get('newFulfillmentStatus')!r}, not FULFILLED")
+        order = json_layer(body.get("order"), f"the {event_type} body's order")
         order_id = _id(order.get("id")) or _id(domain.get("entityId"))
         if order_id is None:
             raise PayloadError(f"the {event_type} order has no id", payload=dict(domain))
         return Event(source=SOURCE, account=instance_id, event_id=_event_id(domain, event_type),
                      kind=EventKind.ORDER, subject_id=order_id, topic=event_type,
                      occurred_at=_occurred_at(domain, claims, event_type), payload=order,
-                     sequence=_sequence(domain))
+                     sequence=event_sequence(domain))
 
 
 class ReviewApi(Protocol):
@@ -251,11 +257,11 @@ class ReviewApi(Protocol):
 
 def _review_event(instance_id: str, event_type: str, kind: EventKind, domain: Mapping[str, Any],
                   claims: Mapping[str, Any]) -> Event:
-    holder, body = _body(domain, event_type)
+    holder, body = event_body(domain, event_type)
     entity: Mapping[str, Any] | None = body
     if holder == "actionEvent":  # moderation_status_changed, review_published: {review, …}
         review = body.get("review")
-        entity = None if review is None else _layer(review, f"the {event_type} body's review")
+        entity = None if review is None else json_layer(review, f"the {event_type} body's review")
     review_id = (_id(entity.get("id")) if entity else None) or _id(domain.get("entityId"))
     if review_id is None:
         raise PayloadError(f"the {event_type} event names no review id", payload=dict(domain))
@@ -268,7 +274,7 @@ def _review_event(instance_id: str, event_type: str, kind: EventKind, domain: Ma
         raise PayloadError(f"the {event_type} event carries no review", payload=dict(domain))
     return Event(source=SOURCE, account=instance_id, event_id=_event_id(domain, event_type), kind=kind,
                  subject_id=review_id, topic=event_type, occurred_at=_occurred_at(domain, claims, event_type),
-                 payload=payload, sequence=_sequence(domain))
+                 payload=payload, sequence=event_sequence(domain))
 
 
 def _account_event(instance_id: str, event_type: str, envelope: Mapping[str, Any],
@@ -277,67 +283,32 @@ def _account_event(instance_id: str, event_type: str, envelope: Mapping[str, Any
     delivery with its `iat`, so a reinstall is not taken for a duplicate of the first install; a
     re-signed retry may then come twice, which installing or removing again makes harmless."""
     try:
-        data = _layer(envelope.get("data"), f"the {event_type} envelope's data")
+        data = json_layer(envelope.get("data"), f"the {event_type} envelope's data")
     except PayloadError:
         data = {}  # nothing in it is needed
     raw = json.dumps([event_type, instance_id, envelope.get("data"), claims.get("iat")], sort_keys=True, default=str)
     payload = {"action": ACCOUNT_EVENT_TYPES[event_type], **{k: v for k, v in data.items() if k != "action"}}
-    occurred_at = _claims_time(claims)
-    if occurred_at is None:
-        raise PayloadError(f"the {event_type} token has no iat", payload=dict(envelope))
     return Event(source=SOURCE, account=instance_id, event_id=f"{event_type}:{_digest(raw)}",
-                 kind=EventKind.ACCOUNT, subject_id=instance_id, topic=event_type, occurred_at=occurred_at,
-                 payload=payload)
+                 kind=EventKind.ACCOUNT, subject_id=instance_id, topic=event_type,
+                 occurred_at=_claims_time(claims), payload=payload)
 
 
 def _ignored(instance_id: str, event_type: str, envelope: Mapping[str, Any], claims: Mapping[str, Any],
              reason: str) -> Event:
     """Kept as `ignored`, never an error: a broken inner layer here quarantines nothing."""
     try:
-        domain: Mapping[str, Any] = _layer(envelope.get("data"), "data")
+        domain: Mapping[str, Any] = json_layer(envelope.get("data"), "data")
     except PayloadError:
         domain = {}
     event_id = _id(domain.get("id")) or f"{event_type}:{_digest(str(envelope.get('data')))}"
-    occurred_at = parse_time(domain.get("eventTime")) or _claims_time(claims) or datetime.now(timezone.utc)
+    occurred_at = parse_time(domain.get("eventTime")) or _claims_time(claims)
     summary = {k: domain.get(k) for k in ("entityFqdn", "slug", "entityId") if domain.get(k) is not None}
     return Event(source=SOURCE, account=instance_id, event_id=event_id, kind=EventKind.IGNORED,
                  subject_id=_id(domain.get("entityId")) or event_id, topic=event_type, occurred_at=occurred_at,
-                 payload={"reason": reason, **summary}, sequence=_sequence(domain))
+                 payload={"reason": reason, **summary}, sequence=event_sequence(domain))
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def _body(domain: Mapping[str, Any], event_type: str) -> tuple[str, dict[str, Any]]:
-    """(where, what) of the one entity or body of a domain event: an object, a JSON string, or its
-    `…AsJson` twin (§3: parse both forms)."""
-    for event_key, key in _BODIES:
-        holder = domain.get(event_key)
-        if not isinstance(holder, Mapping):
-            continue
-        for name in (key, f"{key}AsJson"):
-            if holder.get(name) is not None:
-                return event_key, _layer(holder[name], f"the {event_type} event's {event_key}.{name}")
-    raise PayloadError(f"the {event_type} event has no entity or body", payload=dict(domain))
-
-
-def _layer(value: Any, where: str) -> dict[str, Any]:
-    """One layer as an object: Wix sends most of them as JSON strings, some as objects."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if value is None:
-        raise PayloadError(f"{where} is missing")
-    if not isinstance(value, str):
-        raise PayloadError(f"{where} is neither a JSON string nor an object", payload=value)
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not JSON: {exc.msg} at column {exc.colno}", payload=value) from None
-    except RecursionError:
-        raise PayloadError(f"{where} is nested too deeply") from None
-    if not isinstance(parsed, dict):
-        raise PayloadError(f"{where} is not a JSON object", payload=value)
-    return parsed
 
 
 def _unverified_claims(body: bytes) -> dict[str, Any]:
@@ -352,7 +323,7 @@ def _unverified_claims(body: bytes) -> dict[str, Any]:
 
 def _instance_id(claims: Mapping[str, Any]) -> str:
     try:
-        envelope = _layer(claims.get("data"), "data")
+        envelope = json_layer(claims.get("data"), "data")
     except PayloadError:
         return ""
     instance_id = envelope.get("instanceId")
@@ -373,36 +344,24 @@ def _event_id(domain: Mapping[str, Any], event_type: str) -> str:
 
 def _occurred_at(domain: Mapping[str, Any], claims: Mapping[str, Any], event_type: str) -> datetime:
     value = domain.get("eventTime")
-    if value is not None:
-        moment = parse_time(value)
-        if moment is None:
-            raise PayloadError(f"the {event_type} eventTime {str(value)[:40]!r} is not a date", payload=dict(domain))
-        return moment
-    moment = _claims_time(claims)
+    if value is None:
+        return _claims_time(claims)
+    moment = parse_time(value)
     if moment is None:
-        raise PayloadError(f"the {event_type} event has no eventTime", payload=dict(domain))
+        raise PayloadError(f"the {event_type} eventTime {str(value)[:40]!r} is not a date", payload=dict(domain))
     return moment
 
 
-def _claims_time(claims: Mapping[str, Any]) -> datetime | None:
-    iat = claims.get("iat")
-    if not _is_number(iat):
-        return None
-    try:
-        return datetime.fromtimestamp(iat, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _sequence(domain: Mapping[str, Any]) -> int | None:
-    """entityEventSequence: an int64, sent as a string."""
-    value = domain.get("entityEventSequence")
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
+def _claims_time(claims: Mapping[str, Any]) -> datetime:
+    """When the token was issued; else its expiry, which `verify` made sure is a number."""
+    for name in ("iat", "exp"):
+        value = claims.get(name)
+        if _is_number(value):
+            try:
+                return datetime.fromtimestamp(value, tz=timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                continue
+    raise PayloadError("the token has no usable iat or exp")
 
 
 def _id(value: Any) -> str | None:

@@ -30,10 +30,9 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RetryPolicy, Token, TokenCache, error_for
+from connectors.http import PlatformClient, RateLimit, RetryPolicy, Token, TokenCache, error_for
 
 # The token bucket Trustoo's client uses; it belongs in connectors/http.py (see the report).
-from connectors.trustoo_api import _RateLimit
 
 __all__ = ["CREDENTIALS_HINT", "FIX_AND_REPLAY_CODES", "WixApi"]
 
@@ -200,7 +199,7 @@ class WixApi:
             raise _error(response, document, f"{method} {path}")
 
 
-def _per_minute(limit: int, clock: Callable[[], float], sleep: Callable[[float], None]) -> _RateLimit:
+def _per_minute(limit: int, clock: Callable[[], float], sleep: Callable[[float], None]) -> RateLimit:
     """At most `limit` calls in any 60 s: a burst of a tenth of them, the rest spread over the minute.
 
     Wix counts per instance over a minute (§1.7); a bucket of `burst` refilled at (limit − burst)/60
@@ -208,7 +207,7 @@ def _per_minute(limit: int, clock: Callable[[], float], sleep: Callable[[float],
     """
     burst = max(1, limit // 10)
     rate = (limit - burst if limit > burst else limit) / 60.0
-    return _RateLimit(rate, burst, clock, sleep)
+    return RateLimit(rate, burst, clock, sleep)
 
 
 def _error(response: httpx.Response, document: Any, what: str) -> TargetError:

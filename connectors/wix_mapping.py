@@ -1,4 +1,5 @@
-"""Wix Reviews entities as canonical Reviews, and orders as Review Request bodies (specs/wix.md §1.4-§1.6).
+"""Wix JSON read into our terms (specs/wix.md §1.2, §1.4-§1.6): review entities as canonical Reviews,
+orders as Review Request bodies, and the JSON-string layers of a webhook as objects.
 
 Pure functions over the REST/webhook JSON (``id``, ``createdDate``; not the SDK's ``_id``).
 Unknown keys are ignored; what a Review cannot do without (an id, a rating 1-5) raises PayloadError.
@@ -6,6 +7,7 @@ Unknown keys are ignored; what a Review cannot do without (an id, a rating 1-5) 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -18,6 +20,9 @@ __all__ = [
     "REVIEW_REQUEST_ITEMS_MAX",
     "SOURCE",
     "STORES_APP_ID",
+    "event_body",
+    "event_sequence",
+    "json_layer",
     "map_review",
     "media_url",
     "parse_time",
@@ -30,6 +35,10 @@ STORES_APP_ID = "215238eb-22a5-4c36-9e7b-e7c08025e04e"
 REVIEW_REQUEST_ITEMS_MAX = 5  # Create Review Request takes at most 5 items (§1.5)
 #: Only an APPROVED review is on the site; IN_MODERATION, SUBMITTED, REJECTED and UNKNOWN are not.
 PUBLISHED_STATUSES = frozenset({"APPROVED"})
+
+# Where each domain event keeps its entity or body: (event key, body key), tried in order.
+_BODIES = (("createdEvent", "entity"), ("updatedEvent", "currentEntity"), ("deletedEvent", "deletedEntity"),
+           ("actionEvent", "body"))
 
 _IMAGE_BASE = "https://static.wixstatic.com/media/"
 # Wix serves each video in several renditions; 480p exists for every upload, higher ones may not.
@@ -124,6 +133,52 @@ def _price(line: Mapping[str, Any]) -> float:
         return float(_object(line.get("price")).get("amount") or 0)
     except (TypeError, ValueError):
         return 0.0
+
+
+# --- the layers of a webhook (§1.2) ---------------------------------------------------------------
+
+
+def json_layer(value: Any, where: str) -> dict[str, Any]:
+    """One layer as an object: Wix sends most of them as JSON strings, some as objects."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if value is None:
+        raise PayloadError(f"{where} is missing")
+    if not isinstance(value, str):
+        raise PayloadError(f"{where} is neither a JSON string nor an object", payload=value)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{where} is not JSON: {exc.msg} at column {exc.colno}", payload=value) from None
+    except RecursionError:
+        raise PayloadError(f"{where} is nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise PayloadError(f"{where} is not a JSON object", payload=value)
+    return parsed
+
+
+def event_body(domain: Mapping[str, Any], event_type: str) -> tuple[str, dict[str, Any]]:
+    """(where, what) of the one entity or body of a domain event: an object, a JSON string, or its
+    `…AsJson` twin (§3: parse both forms)."""
+    for event_key, key in _BODIES:
+        holder = domain.get(event_key)
+        if not isinstance(holder, Mapping):
+            continue
+        for name in (key, f"{key}AsJson"):
+            if holder.get(name) is not None:
+                return event_key, json_layer(holder[name], f"the {event_type} event's {event_key}.{name}")
+    raise PayloadError(f"the {event_type} event has no entity or body", payload=dict(domain))
+
+
+def event_sequence(domain: Mapping[str, Any]) -> int | None:
+    """entityEventSequence: an int64, sent as a string."""
+    value = domain.get("entityEventSequence")
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -8,7 +8,7 @@ import random
 import httpx
 import pytest
 
-from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
+from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review
 from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
 from connectors.http import RetryPolicy
 from tests.fakes.commercetools import CommercetoolsEmulator
