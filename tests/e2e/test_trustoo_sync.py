@@ -17,7 +17,7 @@ from app.pipeline import Collaborators, run
 from app import queue
 from connectors.base import Event, EventKind, Review
 from connectors.commercetools_mapping import review_key
-from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
+from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 
