@@ -13,7 +13,7 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy import Engine
 
-from app import products, trustoo
+from app import products, trustoo, wix
 from app.config import Settings, SettingsError, load_settings
 from app.db import make_engine
 from app.metrics import Metrics
@@ -37,7 +37,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
 ) -> Flask:
     """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
-    from app import cli, errors, health, oauth, webhooks
+    from app import admin_api, cli, errors, health, oauth, webhooks
     from app.logs import configure_logging
 
     try:
@@ -56,13 +56,17 @@ def create_app(
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
     vault = Vault(settings.secret_key) if settings.secret_key else None
     trustoo_api = trustoo.build_api(settings, engine, vault, clock)
+    wix_api = wix.build_api(settings)
+    sources = {"trustoo": trustoo.build_source(settings, engine, vault, trustoo_api),
+               "wix": wix.build_source(settings, wix_api)}
     Runtime(
         settings=settings,
         engine=engine,
         vault=vault,
-        sources={"trustoo": trustoo.build_source(settings, engine, vault, trustoo_api)},
+        sources={name: source for name, source in sources.items() if source is not None},
         targets=tuple(_review_targets(settings, engine, trustoo_api) if targets is None else targets),
         trustoo_api=trustoo_api,
+        review_requests=wix.WixReviewRequests(wix_api) if wix_api else None,
         metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
         clock=clock,
     ).init_app(app)
@@ -71,6 +75,7 @@ def create_app(
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth.bp)
+    app.register_blueprint(admin_api.bp)
     cli.init_app(app)
     return app
 

@@ -9,7 +9,9 @@ service's own functions.
     reviewbridge products import FILE|list     product mappings; an import releases waiting events
     reviewbridge accounts add|list|remove      platform accounts kept in the database (secrets encrypted)
     reviewbridge trustoo webhooks|authorize-url  Trustoo webhook registration and OAuth platform mode
+    reviewbridge wix review-requests list      the review requests made for fulfilled orders
     reviewbridge replay ID…|--dead, discard ID… --reason TEXT   settle what the worker could not
+    reviewbridge resync SOURCE, reconcile [--fix]  recover what webhooks missed; report and fix drift
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    from app.cli_accounts import accounts_group, trustoo_group
+    from app.cli_platforms import accounts_group, trustoo_group, wix_group
     from app.cli_events import discard, replay
+    from app.cli_reconcile import reconcile
     from app.cli_resync import resync
     from app.cli_targets import products_group, setup_group
 
     for command in (serve, worker, db_group, status, setup_group, products_group, accounts_group, trustoo_group,
-                    replay, discard, resync):
+                    replay, discard, resync, reconcile, wix_group):
         app.cli.add_command(command)
 
 
@@ -59,6 +62,7 @@ def build_worker(rt: Runtime) -> Worker:
     deps = Collaborators(
         engine=rt.engine, sources=rt.sources, targets=rt.targets, clock=rt.clock, metrics=rt.metrics,
         routes=settings.routes_by_source(),
+        review_requests=rt.review_requests, review_request_delay_s=settings.wix_review_request_delay_s,
         max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s, retry_cap_s=settings.retry_cap_s,
     )
     poll = functools.partial(poll_all, deps, rt.sources, rt.accounts_of, interval_s=settings.poll_interval_s)

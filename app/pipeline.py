@@ -44,6 +44,9 @@ __all__ = ["Collaborators", "process", "run"]
 
 log = logging.getLogger(__name__)
 
+#: Events `reconcile --fix` queues: the ledger may agree with the source while the target drifted.
+RECONCILE_TOPIC = "reconcile"
+
 
 class ReviewRequests(ReviewRequester, Protocol):
     def body_for(self, order: Mapping[str, Any]) -> dict: ...
@@ -168,6 +171,8 @@ def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collab
     new_hash = ledger.content_hash(review) if review is not None else None
     kind = EventKind.DELETE if review is None else EventKind.UPSERT  # what the source says now
     decision = ledger.decide(state, kind, event.occurred_at, event.sequence, new_hash)
+    if decision is Decision.UNCHANGED and event.topic == RECONCILE_TOPIC and target.idempotent:
+        decision = Decision.UPSERT  # reconcile found the target drifted: let the target compare and mend
     if decision is Decision.STALE:
         return "stale"
     ref = state.ref if state else None

@@ -22,12 +22,13 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from app import queue
+from app.pipeline import RECONCILE_TOPIC
 from connectors.base import Event, EventKind, PayloadError, ProductNotFound, ReviewSource
 from connectors.commercetools import CommercetoolsTarget
+from connectors.commercetools_mapping import update_actions
 
-__all__ = ["Drift", "DriftReport", "RECONCILE_TOPIC", "reconcile"]
+__all__ = ["Drift", "DriftReport", "reconcile"]
 
-RECONCILE_TOPIC = "reconcile"
 _EXAMPLES = 5
 
 
@@ -70,14 +71,15 @@ def reconcile(engine: Engine, source: ReviewSource, account: str, target: Commer
         key = target.key_for(review)
         current = ours.pop(key, None)
         try:
-            drift = target.drift(review, current) if current is not None else None
+            desired = target.desired(review)
         except ProductNotFound as exc:
             _add(report, Drift("unmatched", source.name, account, review.source_id, key, str(exc)))
             continue
         if current is None:
             _add(report, Drift("missing", source.name, account, review.source_id, key))
-        elif drift:
-            _add(report, Drift("stale", source.name, account, review.source_id, key, ", ".join(drift)))
+        elif actions := update_actions(current, desired):
+            names = ", ".join(dict.fromkeys(action["action"] for action in actions))
+            _add(report, Drift("stale", source.name, account, review.source_id, key, names))
     for key, current in ours.items():
         source_id = (current.get("custom") or {}).get("fields", {}).get("sourceReviewId", "")
         _add(report, Drift("orphaned", source.name, account, source_id, key))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from datetime import datetime
 
 from flask import Flask, current_app
@@ -19,6 +20,9 @@ from app.metrics import Metrics
 from app.vault import Vault
 from connectors.base import ReviewTarget, UnknownKey, WebhookSource
 from connectors.trustoo_api import TrustooApi
+
+if TYPE_CHECKING:
+    from app.pipeline import ReviewRequests
 
 __all__ = ["Runtime", "runtime"]
 
@@ -36,6 +40,7 @@ class Runtime:
     metrics: Metrics
     clock: Callable[[], datetime]
     trustoo_api: TrustooApi | None = None
+    review_requests: ReviewRequests | None = None
     #: Called after a delivery is stored; the embedded worker uses it to start draining at once.
     on_stored: list[Callable[[], None]] = field(default_factory=list)
 

@@ -28,3 +28,13 @@ def trustoo(topic: str | None):
                              now=rt.clock())
     rt.record_delivery("trustoo", receipt)
     return Response(TRUSTOO_SUCCESS, status=200, mimetype="application/json")
+
+
+@bp.post("/wix")
+def wix():
+    """The whole body is a signed JWT (specs/wix.md §1.1); Wix wants an empty 200 well within 1.25 s."""
+    rt = runtime()
+    body = request.get_data(cache=False)
+    receipt = intake.receive(rt.engine, rt.webhook_source("wix"), None, request.headers, body, now=rt.clock())
+    rt.record_delivery("wix", receipt)
+    return Response(b"", status=200)

@@ -21,7 +21,7 @@ Errors (each carries context, never a secret)::
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -275,6 +275,15 @@ class ReviewTarget(Protocol):
 
     def check(self) -> None:
         """Raise ConfigError, saying how to fix it, when the target is not set up for us."""
+
+
+def mapped(mapper: Callable[[str, Mapping[str, Any]], Review], account: str,
+           item: Mapping[str, Any]) -> Review | PayloadError:
+    """A listed item as a Review, or as a PayloadError carrying it: one bad review stops no listing."""
+    try:
+        return mapper(account, item)
+    except PayloadError as exc:
+        return PayloadError(exc.reason, payload=item)
 
 
 def first_present(mapping: Mapping[str, Any], names: Iterable[str]) -> Any:

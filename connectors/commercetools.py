@@ -105,10 +105,6 @@ class CommercetoolsTarget:
             rating_scale=self.config.rating_scale, state_id=ids["published"] if review.published else ids["hidden"],
         )
 
-    def drift(self, review: Review, current: Mapping[str, Any]) -> list[str]:
-        """What differs between the review at commercetools and the source's: the update actions' names."""
-        return [action["action"] for action in update_actions(current, self.desired(review))]
-
     def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
         desired = self.desired(review)
         for _ in range(_CONFLICT_RETRIES):

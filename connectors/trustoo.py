@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from connectors.base import (
     ConfigError,
+    mapped,
     Event,
     EventKind,
     Media,
@@ -167,15 +168,8 @@ class TrustooSource:
             raise ConfigError("reading Trustoo's reviews needs its Open API (TRUSTOO_API_URL and a shop's tokens)")
         for page, items in self._api.iter_pages(account, since=since, start_page=int(start or 1)):
             last = page.page >= page.total_page or not page.items
-            yield SourcePage(items=[_mapped(account, item) for item in items],
+            yield SourcePage(items=[mapped(map_review, account, item) for item in items],
                              next_position=None if last else str(page.page + 1), total=page.count)
-
-
-def _mapped(account: str, item: Mapping[str, Any]) -> Review | PayloadError:
-    try:
-        return map_review(account, item)
-    except PayloadError as exc:
-        return PayloadError(exc.reason, payload=item)
 
 
 class ReviewLookup(Protocol):

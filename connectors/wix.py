@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from connectors.base import (
     ConfigError,
+    SourcePage,
+    mapped,
     Event,
     EventKind,
     PayloadError,
@@ -190,16 +192,19 @@ class WixSource:
     def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review | PayloadError]:
         """The instance's reviews, private ones included, newest first and lazily (one page in memory),
         created at or after `since`. A review that cannot be mapped comes as a PayloadError."""
+        for page in self.iter_pages(account, since):
+            yield from page.items
+
+    def iter_pages(self, account: str, since: datetime | None = None,
+                   start: str | None = None) -> Iterator[SourcePage]:
+        """A page at a time; `start` is a cursor handed out as `next_position` (a resumed resync)."""
         if self._api is None:
             raise ConfigError("reading Wix reviews needs its REST API (WIX_APP_ID, WIX_APP_SECRET)")
-        cursor = None
+        cursor = start
         while True:
             items, cursor = self._api.query_reviews(account, since=since, cursor=cursor)
-            for item in items:
-                try:
-                    yield map_review(account, item)
-                except PayloadError as exc:
-                    yield PayloadError(exc.reason, payload=item)
+            yield SourcePage(items=[mapped(map_review, account, item) for item in items],
+                             next_position=cursor if items else None)
             if not cursor or not items:
                 return
 

@@ -1,4 +1,5 @@
-"""`reviewbridge accounts …`: platform accounts kept in the database, secrets encrypted."""
+"""Platform commands: `reviewbridge accounts …` (accounts kept in the database, secrets encrypted),
+`reviewbridge trustoo …` (webhook registration, OAuth) and `reviewbridge wix …` (review requests)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import json
 import click
 from flask.cli import AppGroup
 
-from app import accounts, trustoo
+from app import accounts, review_requests, trustoo
 from app.runtime import Runtime, runtime
 from connectors.base import TargetError
 
-__all__ = ["accounts_group", "trustoo_group"]
+__all__ = ["accounts_group", "trustoo_group", "wix_group"]
 
 
 def _vault(rt: Runtime):
@@ -157,3 +158,27 @@ def trustoo_authorize_url(shop: str, base_url: str) -> None:
     redirect_uri = f"{base_url.rstrip('/')}/oauth/trustoo/callback"
     click.echo(_platform_call(lambda: trustoo.authorization_url(rt.settings, rt.trustoo_api, shop=shop,
                                                                redirect_uri=redirect_uri)))
+
+
+@click.group("wix", cls=AppGroup)
+def wix_group() -> None:
+    """Wix: the review requests ReviewBridge made for fulfilled orders."""
+
+
+@wix_group.group("review-requests", cls=AppGroup)
+def wix_review_requests() -> None:
+    """One review request per fulfilled order."""
+
+
+@wix_review_requests.command("list")
+@click.option("--order", "order_id", default=None, help="Only this order's.")
+@click.option("--json", "as_json", is_flag=True)
+def wix_review_requests_list(order_id: str | None, as_json: bool) -> None:
+    """What was asked, for which order, and how it stands (requested, adopted, skipped, failed)."""
+    rows = review_requests.list_requests(runtime().engine, order_id=order_id)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        click.echo(f"{row['account'][:36]:36} {row['order_id'][:36]:36} {row['status']:10} "
+                   f"{row['request_id'] or '':36} {row['reason'] or ''}")

@@ -1,0 +1,347 @@
+"""/admin/api: the operator's JSON view of the queue, with replay, discard and background resyncs."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
+from app.cli import build_worker
+from app.db import transaction
+from app.models import InboxEvent
+from connectors.base import FixAndReplayError
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.e2e.conftest import PRODUCT
+
+TOKEN = "admin-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def admin_app(environ, target):
+    app = create_app(environ | {"ADMIN_TOKEN": TOKEN}, targets=[target])
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["reviewbridge"].engine.dispose()
+
+
+@pytest.fixture
+def admin(admin_app):
+    return admin_app.test_client()
+
+
+@pytest.fixture
+def admin_rt(admin_app):
+    return admin_app.extensions["reviewbridge"]
+
+
+@pytest.fixture
+def synced_admin(ct_environ):
+    """The app against the commercetools and Trustoo emulators, set up, with the admin API on."""
+    app = create_app(ct_environ | {"ADMIN_TOKEN": TOKEN})
+    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    client = app.test_client()
+    yield client
+    _wait_for_resyncs(client)  # no background thread may outlive the database and the emulators
+    app.extensions["reviewbridge"].engine.dispose()
+
+
+def _deliver(client, *items) -> None:
+    body = trustoo_body(*items)
+    assert client.post("/webhooks/trustoo/review-created", data=body, headers=trustoo_headers(body)).status_code == 200
+
+
+def _db_counts(engine) -> dict[str, int]:
+    with transaction(engine) as session:
+        return dict(session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all())
+
+
+def _ids(events: list[dict]) -> list[int]:
+    return [event["id"] for event in events]
+
+
+def _wait_for_resyncs(client, timeout_s: float = 10) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        resyncs = client.get("/admin/api/resyncs", headers=AUTH).get_json()["resyncs"]
+        if not any(entry["running"] for entry in resyncs):
+            return resyncs
+        assert time.monotonic() < deadline, f"resync still running after {timeout_s} s: {resyncs}"
+        time.sleep(0.05)
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+
+def test_admin_api_without_admin_token_set_is_off_and_answers_404(client):
+    response = client.get("/admin/api/status", headers=AUTH)
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "not_found", "message": "the admin API is off: set ADMIN_TOKEN"}
+
+
+@pytest.mark.parametrize("authorization", [
+    None, "Bearer", "Bearer wrong-token-0123456789abcdef", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN,
+    "Bearer tökén",
+])
+def test_admin_api_without_the_right_bearer_token_answers_401_and_never_echoes_it(admin, authorization, caplog):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    with caplog.at_level(logging.DEBUG):
+        response = admin.get("/admin/api/events", headers=headers)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.get_json()["error"] == "unauthorized"
+    assert TOKEN not in response.get_data(as_text=True)
+    assert TOKEN not in caplog.text and "wrong-token" not in caplog.text
+
+
+def test_admin_api_refuses_writes_without_the_token_and_changes_nothing(admin, admin_rt):
+    _deliver(admin, trustoo_review())
+    response = admin.post("/admin/api/events/discard", json={"ids": [1], "reason": "spam"})
+    assert response.status_code == 401 and _db_counts(admin_rt.engine) == {"pending": 1}
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def test_admin_api_status_numbers_match_the_database_after_webhooks(admin, admin_rt, target):
+    for _ in range(3):
+        _deliver(admin, trustoo_review())
+    target.fail_next(FixAndReplayError("review text rejected", status=400))
+    build_worker(admin_rt).drain()
+    _deliver(admin, trustoo_review())
+    status = admin.get("/admin/api/status", headers=AUTH).get_json()
+    database = _db_counts(admin_rt.engine)
+    assert database == {"done": 2, "dead": 1, "pending": 1}
+    assert {k: v for k, v in status["totals"].items() if v} == database == {
+        k: v for k, v in status["events"]["trustoo"].items() if v}
+    assert status["dead_letters"] == 1 and "review text rejected" in status["last_error"]["trustoo"]["error"]
+    assert status["oldest_pending_age_s"] is not None
+
+
+def test_admin_api_events_filter_by_status_source_and_text(admin, admin_rt):
+    first, second = trustoo_review(), trustoo_review()
+    _deliver(admin, first)
+    _deliver(admin, second)
+    build_worker(admin_rt).drain()
+    third = trustoo_review()
+    _deliver(admin, third)
+
+    def found(query: str) -> list[str]:
+        response = admin.get(f"/admin/api/events?{query}", headers=AUTH)
+        assert response.status_code == 200, response.get_json()
+        return [event["subject_id"] for event in response.get_json()["events"]]
+
+    assert found("status=pending") == [str(third["id"])]
+    assert found("status=done") == [str(second["id"]), str(first["id"])]
+    assert found("source=trustoo") == [str(third["id"]), str(second["id"]), str(first["id"])]
+    assert found("source=wix") == []
+    assert found(f"q={first['id']}") == [str(first["id"])]
+    assert found(f"status=done&q={third['id']}") == []
+    assert found("since=2000-01-01") == found("source=trustoo") and found("until=2000-01-01T00:00:00Z") == []
+
+
+def test_admin_api_events_page_newest_first_with_before(admin):
+    for _ in range(5):
+        _deliver(admin, trustoo_review())
+    everything = _ids(admin.get("/admin/api/events", headers=AUTH).get_json()["events"])
+    assert everything == sorted(everything, reverse=True) and len(everything) == 5
+    pages, before = [], None
+    while True:
+        query = "limit=2" + (f"&before={before}" if before else "")
+        page = admin.get(f"/admin/api/events?{query}", headers=AUTH).get_json()
+        pages.append(_ids(page["events"]))
+        before = page["next_before"]
+        if before is None:
+            break
+        assert before == pages[-1][-1]
+    assert pages == [everything[0:2], everything[2:4], everything[4:]]
+
+
+def test_admin_api_event_after_a_drain_shows_payload_attempts_and_ledger(admin, admin_rt):
+    review = trustoo_review()
+    _deliver(admin, review)
+    build_worker(admin_rt).drain()
+    [listed] = admin.get("/admin/api/events", headers=AUTH).get_json()["events"]
+    event = admin.get(f"/admin/api/events/{listed['id']}", headers=AUTH).get_json()
+    assert event["status"] == "done" and event["subject_id"] == str(review["id"])
+    assert event["payload"]["id"] == review["id"]
+    assert [attempt["status"] for attempt in event["attempt_history"]] == ["done"]
+    assert [entry["last_action"] for entry in event["ledger"]] == ["created"]
+
+
+@pytest.mark.parametrize("event_id", [999999, 10**20])
+def test_admin_api_event_that_does_not_exist_answers_404_json(admin, event_id):
+    response = admin.get(f"/admin/api/events/{event_id}", headers=AUTH)
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
+
+
+def test_admin_api_dead_letters_are_listed_and_grouped_by_reason(admin, admin_rt, target):
+    long_reason = "product description " + "x" * 300
+    target.fail_next(*(FixAndReplayError(reason, status=400)
+                       for reason in ("review text rejected", "review text rejected", long_reason)))
+    for _ in range(4):
+        _deliver(admin, trustoo_review())
+    build_worker(admin_rt).drain()
+    letters = admin.get("/admin/api/dead-letters?limit=2", headers=AUTH).get_json()
+    assert len(letters["events"]) == 2 and letters["next_before"] == letters["events"][-1]["id"]
+    assert all(event["status"] == "dead" for event in letters["events"])
+    assert sorted(letters["by_reason"].values()) == [1, 2]
+    assert all(len(reason) <= 120 for reason in letters["by_reason"])
+    by_text = {("rejected" if "review text rejected" in r else "long"): n for r, n in letters["by_reason"].items()}
+    assert by_text == {"rejected": 2, "long": 1}
+    other = admin.get("/admin/api/dead-letters?source=wix", headers=AUTH).get_json()
+    assert other == {"events": [], "next_before": None, "by_reason": {}}
+
+
+# --- settling -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("by", ["row id", "platform event id"])
+def test_admin_api_replay_by_id_turns_a_dead_letter_done_after_a_drain(admin, admin_rt, target, by):
+    target.fail_next(FixAndReplayError("review text rejected", status=400))
+    _deliver(admin, trustoo_review())
+    build_worker(admin_rt).drain()
+    [dead] = admin.get("/admin/api/dead-letters", headers=AUTH).get_json()["events"]
+    reference = dead["id"] if by == "row id" else dead["event_id"]
+    response = admin.post("/admin/api/events/replay", json={"ids": [reference]}, headers=AUTH)
+    assert response.status_code == 200 and response.get_json() == {"replayed": 1}
+    build_worker(admin_rt).drain()
+    event = admin.get(f"/admin/api/events/{dead['id']}", headers=AUTH).get_json()
+    assert event["status"] == "done" and [a["status"] for a in event["attempt_history"]] == ["dead", "done"]
+    assert len(target.reviews) == 1
+
+
+def test_admin_api_replay_of_dead_letters_by_error_text_queues_only_those(admin, admin_rt, target):
+    target.fail_next(FixAndReplayError("review text rejected", status=400),
+                     FixAndReplayError("rating out of range", status=400))
+    _deliver(admin, trustoo_review())
+    _deliver(admin, trustoo_review())
+    build_worker(admin_rt).drain()
+    response = admin.post("/admin/api/events/replay", json={"dead": True, "source": "trustoo", "error": "rating"},
+                          headers=AUTH)
+    assert response.get_json() == {"replayed": 1} and _db_counts(admin_rt.engine) == {"dead": 1, "pending": 1}
+
+
+def test_admin_api_replay_of_ids_that_match_nothing_answers_404(admin):
+    response = admin.post("/admin/api/events/replay", json={"ids": ["no-such-event", 424242]}, headers=AUTH)
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "   "}, {"reason": 7}])
+def test_admin_api_discard_without_a_reason_answers_400_and_changes_nothing(admin, admin_rt, body):
+    _deliver(admin, trustoo_review())
+    response = admin.post("/admin/api/events/discard", json={"ids": [1]} | body, headers=AUTH)
+    assert response.status_code == 400 and "reason" in response.get_json()["message"]
+    assert _db_counts(admin_rt.engine) == {"pending": 1}
+
+
+def test_admin_api_discard_keeps_the_reason_and_the_worker_leaves_it(admin, admin_rt, target):
+    _deliver(admin, trustoo_review())
+    [event] = admin.get("/admin/api/events", headers=AUTH).get_json()["events"]
+    response = admin.post("/admin/api/events/discard", json={"ids": [event["id"]], "reason": "test review from QA"},
+                          headers=AUTH)
+    assert response.get_json() == {"discarded": 1}
+    build_worker(admin_rt).drain()
+    event = admin.get(f"/admin/api/events/{event['id']}", headers=AUTH).get_json()
+    assert (event["status"], event["last_error"]) == ("discarded", "discarded: test review from QA")
+    assert target.calls == []
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("GET", "/events?limit=abc", None, "limit"),
+    ("GET", "/events?limit=0", None, "limit"),
+    ("GET", "/events?limit=501", None, "limit"),
+    ("GET", "/events?before=-3", None, "before"),
+    ("GET", "/events?before=100000000000000000000", None, "before"),
+    ("GET", "/events?q=%00", None, "q"),
+    ("GET", "/events?since=yesterday", None, "since"),
+    ("GET", "/events?until=2026-13-01", None, "until"),
+    ("GET", "/events?until=9999-12-31T23:59:59-01:00", None, "until"),
+    ("GET", "/events?status=sleeping", None, "status"),
+    ("GET", "/dead-letters?limit=abc", None, "limit"),
+    ("POST", "/events/replay", b"not json", "body"),
+    ("POST", "/events/replay", b'["a list"]', "body"),
+    ("POST", "/events/replay", {"ids": "5"}, "ids"),
+    ("POST", "/events/replay", {"ids": []}, "ids"),
+    ("POST", "/events/replay", {"ids": [True]}, "ids"),
+    ("POST", "/events/replay", {"ids": [0]}, "ids"),
+    ("POST", "/events/replay", {"ids": [10**20]}, "ids"),
+    ("POST", "/events/replay", {"ids": ["100000000000000000000"]}, "ids"),
+    ("POST", "/events/replay", {"ids": [1], "dead": True}, "ids"),
+    ("POST", "/events/replay", {"dead": "yes"}, "dead"),
+    ("POST", "/events/replay", {"dead": True, "since": "yesterday"}, "since"),
+    ("POST", "/events/replay", {"dead": True, "source": ["trustoo"]}, "source"),
+    ("POST", "/events/discard", {"ids": [{"id": 1}], "reason": "spam"}, "ids"),
+    ("POST", "/events/discard", {"ids": [1], "reason": "spam\x00"}, "reason"),
+    ("POST", "/resyncs", b"", "body"),
+    ("POST", "/resyncs", {}, "source"),
+    ("POST", "/resyncs", {"source": "shopify"}, "source"),
+    ("POST", "/resyncs", {"source": "trustoo", "dry_run": "yes"}, "dry_run"),
+    ("POST", "/resyncs", {"source": "trustoo", "restart": 1}, "restart"),
+    ("POST", "/resyncs", {"source": "trustoo", "since": "yesterday"}, "since"),
+    ("POST", "/resyncs", {"source": "trustoo", "until": 20261120}, "until"),
+])
+def test_admin_api_bad_input_answers_400_json_naming_the_field(admin, method, path, body, field):
+    options = {"json": body} if isinstance(body, dict) else {"data": body}
+    response = admin.open(f"/admin/api{path}", method=method, headers=AUTH, **options)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert answer["error"] == "bad_request" and answer["message"].startswith(field)
+
+
+# --- resyncs --------------------------------------------------------------------------------------
+
+
+def test_admin_api_resync_runs_in_the_background_and_reports_its_counts(synced_admin, trustoo, ct):
+    emulator, _ = ct
+    for rating in (5, 4, 3):
+        trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=rating)
+    response = synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH)
+    assert response.status_code == 202
+    assert response.get_json() == {"started": [{"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN}],
+                                   "progress": "/admin/api/resyncs?source=trustoo"}
+    [entry] = _wait_for_resyncs(synced_admin)
+    assert (entry["source"], entry["account"], entry["running"], entry["error"]) == (
+        "trustoo", TRUSTOO_PUBLIC_TOKEN, False, None)
+    assert entry["finished_at"] is not None and entry["position"] is None
+    assert entry["counts"]["counts"]["seen"] == 3 and entry["counts"]["counts"]["created"] == 3
+    assert len(emulator.reviews) == 3
+    assert synced_admin.get("/admin/api/resyncs?source=wix", headers=AUTH).get_json() == {"resyncs": []}
+
+
+def test_admin_api_second_resync_start_while_one_runs_answers_409(synced_admin, trustoo):
+    for _ in range(3):
+        trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    trustoo.latency_s = 0.2
+    start = {"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN}
+    assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202
+    second = synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH)
+    assert second.status_code == 409 and second.get_json()["error"] == "conflict"
+    [running] = synced_admin.get("/admin/api/resyncs", headers=AUTH).get_json()["resyncs"]
+    assert running["running"] is True
+    [entry] = _wait_for_resyncs(synced_admin)
+    assert entry["counts"]["counts"]["created"] == 3
+    assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202  # free again
+
+
+def test_admin_api_dry_run_resync_writes_nothing_and_reports_what_it_would_do(synced_admin, trustoo, ct):
+    emulator, _ = ct
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    response = synced_admin.post("/admin/api/resyncs", json={"source": "trustoo", "dry_run": True}, headers=AUTH)
+    assert response.status_code == 202
+    [entry] = _wait_for_resyncs(synced_admin)
+    assert entry["dry_run"] is True and entry["counts"]["counts"]["would write"] == 1
+    assert emulator.reviews == {}
+
+
+def test_admin_api_resync_that_fails_reports_the_error(synced_admin):
+    start = {"source": "trustoo", "account": "unknown-shop-public-token"}
+    assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202
+    [entry] = _wait_for_resyncs(synced_admin)
+    assert entry["account"] == "unknown-shop-public-token" and entry["running"] is False
+    assert "no credentials" in entry["error"] and entry["finished_at"] is not None

@@ -1,0 +1,143 @@
+"""Wix end to end: the Wix emulator's signed webhooks, delivered twice and out of order, reach the
+commercetools emulator; fulfilled orders become exactly one review request each."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app
+from app.cli import build_worker
+from app.db import transaction
+from app.models import InboxEvent
+from app.review_requests import list_requests
+from connectors.commercetools_mapping import review_key
+from tests.fakes.serving import serve_wsgi
+from tests.fakes.wix import WixEmulator
+
+
+@pytest.fixture
+def wix():
+    emulator = WixEmulator()
+    with serve_wsgi(emulator) as url:
+        yield emulator, url, emulator.add_instance()
+
+
+@pytest.fixture
+def service(ct_environ, wix):
+    emulator, url, _ = wix
+    app = create_app(ct_environ | {"WIX_APP_ID": emulator.app_id, "WIX_APP_SECRET": emulator.app_secret,
+                                   "WIX_API_URL": url, "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
+                                   "RETRY_BASE_S": "0.01", "RETRY_CAP_S": "1"})
+    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    with serve_wsgi(app) as base_url:
+        yield app, f"{base_url}/webhooks/wix"
+    app.extensions["reviewbridge"].engine.dispose()
+
+
+def _drain_until_settled(app, timeout_s: float = 30) -> None:
+    rt = app.extensions["reviewbridge"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        build_worker(rt).drain()
+        with transaction(rt.engine) as session:
+            open_rows = session.execute(select(InboxEvent.id).where(
+                InboxEvent.status.in_(("pending", "retry", "processing")))).first()
+        if open_rows is None:
+            return
+        time.sleep(0.05)
+    raise AssertionError("events did not settle")
+
+
+def test_wix_answers_an_empty_200_and_refuses_a_forged_delivery(service, wix):
+    app, url = service
+    emulator, _, instance = wix
+    review = emulator.add_review(instance)
+    good = emulator.review_webhook(instance, review["id"], "created")
+    [ok] = emulator.deliver(url, good)
+    assert (ok.status, ok.body) == (200, b"") and ok.ok
+    [forged] = emulator.deliver(url, emulator.review_webhook(instance, review["id"], "created", wrong_key=True))
+    assert forged.status == 401
+
+
+def test_wix_review_history_delivered_twice_and_shuffled_lands_in_its_final_state(service, wix, ct):
+    app, url = service
+    emulator, _, instance = wix
+    ct_emulator, _ = ct
+    review = emulator.add_review(instance, rating=4, moderationStatus="IN_MODERATION", title="Solid",
+                                 body="Sturdy and warm.")
+    ct_emulator.add_product(key=review["entityId"])
+    bodies = [emulator.review_webhook(instance, review["id"], "created")]
+    emulator.moderate(instance, review["id"], "APPROVED")
+    bodies.append(emulator.review_webhook(instance, review["id"], "moderation_status_changed"))
+    emulator.update_review(instance, review["id"], rating=2, body="The handle came off.")
+    bodies.append(emulator.review_webhook(instance, review["id"], "updated"))
+    emulator.moderate(instance, review["id"], "REJECTED")
+    bodies.append(emulator.review_webhook(instance, review["id"], "moderation_status_changed"))
+    emulator.moderate(instance, review["id"], "APPROVED")
+    bodies.append(emulator.review_webhook(instance, review["id"], "moderation_status_changed"))
+    deliveries = emulator.deliver_many(url, bodies, duplicates=2, seed=7)
+    assert all(d.ok for d in deliveries)
+    _drain_until_settled(app)
+    stored = ct_emulator.review_by_key(review_key("wix", instance, review["id"]))
+    assert (stored["rating"], stored["text"], stored["includedInStatistics"]) == (2, "The handle came off.", True)
+
+    emulator.delete_review(instance, review["id"])
+    emulator.deliver(url, emulator.review_webhook(instance, review["id"], "deleted"), times=2)
+    _drain_until_settled(app)
+    assert ct_emulator.review_by_key(review_key("wix", instance, review["id"])) is None
+
+
+def test_wix_rejected_review_is_hidden_in_commercetools(service, wix, ct):
+    app, url = service
+    emulator, _, instance = wix
+    ct_emulator, _ = ct
+    review = emulator.add_review(instance, rating=1)
+    ct_emulator.add_product(key=review["entityId"])
+    emulator.moderate(instance, review["id"], "REJECTED")
+    emulator.deliver(url, emulator.review_webhook(instance, review["id"], "moderation_status_changed"))
+    _drain_until_settled(app)
+    assert ct_emulator.review_by_key(review_key("wix", instance, review["id"]))["includedInStatistics"] is False
+
+
+def test_twenty_fulfilled_orders_delivered_three_times_with_timeouts_give_twenty_review_requests(service, wix):
+    app, url = service
+    emulator, _, instance = wix
+    bodies = []
+    for _ in range(20):
+        order = emulator.make_order(instance)
+        bodies.append(emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
+                                            emulator.order_fulfilled_event(instance, order)))
+    emulator.inject(503, times=6, after_apply=True, path_contains="review-requests")  # created, reply lost
+    deliveries = emulator.deliver_many(url, bodies, duplicates=3, seed=3)
+    assert all(d.ok for d in deliveries)
+    _drain_until_settled(app)
+    assert len(emulator.review_request_creates) == 20
+    requests = list_requests(app.extensions["reviewbridge"].engine)
+    assert len(requests) == 20 and {r["status"] for r in requests} <= {"requested", "adopted"}
+    assert sum(r["status"] == "adopted" for r in requests) >= 1
+
+
+def test_wix_order_without_stores_items_is_skipped_with_the_reason(service, wix):
+    app, url = service
+    emulator, _, instance = wix
+    order = emulator.make_order(instance, stores_items=0, other_items=2)
+    emulator.deliver(url, emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
+                                                emulator.order_fulfilled_event(instance, order)))
+    _drain_until_settled(app)
+    [request] = list_requests(app.extensions["reviewbridge"].engine)
+    assert request["status"] == "skipped" and request["reason"]
+    assert emulator.review_request_creates == []
+
+
+def test_wix_review_requests_list_shows_each_order_once(service, wix):
+    app, url = service
+    emulator, _, instance = wix
+    order = emulator.make_order(instance)
+    emulator.deliver(url, emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
+                                                emulator.order_fulfilled_event(instance, order)), times=2)
+    _drain_until_settled(app)
+    output = app.test_cli_runner().invoke(args=["wix", "review-requests", "list", "--order", order["id"]]).output
+    assert output.count(order["id"]) == 1 and "requested" in output
