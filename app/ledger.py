@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,9 +27,11 @@ __all__ = [
     "decide",
     "is_echo",
     "load",
+    "load_many",
     "note_error",
     "record",
     "reserve",
+    "written_by_us",
 ]
 
 _ledger = LedgerEntry.__table__
@@ -92,13 +95,21 @@ def _is_older(state: LedgerState, occurred_at: datetime, sequence: int | None) -
 
 
 def load(engine: Engine, source: str, account: str, review_id: str, target: str) -> LedgerState | None:
+    return load_many(engine, source, account, [review_id], target).get(review_id)
+
+
+def load_many(engine: Engine, source: str, account: str, review_ids: Sequence[str],
+              target: str) -> dict[str, LedgerState]:
+    """The ledger states of several reviews at one target, in one query (a resync reads a page at once)."""
     with transaction(engine) as session:
-        row = session.execute(
+        rows = session.execute(
             select(_ledger).where(_ledger.c.source == source, _ledger.c.account == account,
-                                  _ledger.c.source_review_id == review_id, _ledger.c.target == target)
-        ).mappings().first()
-    if row is None:
-        return None
+                                  _ledger.c.source_review_id.in_(list(review_ids)), _ledger.c.target == target)
+        ).mappings().all()
+    return {row["source_review_id"]: _state(row) for row in rows}
+
+
+def _state(row) -> LedgerState:
     ref = TargetRef(key=row["target_key"], id=row["target_id"], version=row["target_version"]) \
         if row["target_key"] else None
     return LedgerState(ref=ref, content_hash=row["content_hash"], source_updated_at=row["source_updated_at"],
@@ -158,9 +169,17 @@ def reserve(engine: Engine, *, source: str, account: str, review_id: str, target
 def is_echo(engine: Engine, *, platform: str, review_id: str, key: str | None) -> bool:
     """Is this review on `platform` one that ReviewBridge wrote there (by its id, or by the key
     reserved before the write, for an echo that outruns the write's answer)?"""
-    match = _ledger.c.target_id == review_id
-    if key is not None:
-        match = match | (_ledger.c.target_key == key)
+    if written_by_us(engine, platform=platform, review_ids=[review_id]):
+        return True
+    if key is None:
+        return False
     with transaction(engine) as session:
-        return session.execute(select(_ledger.c.id).where(_ledger.c.target == platform, match).limit(1)).first() \
-            is not None
+        return session.execute(select(_ledger.c.id).where(_ledger.c.target == platform, _ledger.c.target_key == key)
+                               .limit(1)).first() is not None
+
+
+def written_by_us(engine: Engine, *, platform: str, review_ids: Sequence[str]) -> set[str]:
+    """Which of these reviews on `platform` ReviewBridge created there, by the ids the platform gave them."""
+    with transaction(engine) as session:
+        return set(session.execute(select(_ledger.c.target_id).where(
+            _ledger.c.target == platform, _ledger.c.target_id.in_(list(review_ids)))).scalars())

@@ -72,13 +72,13 @@ def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: da
     seen_ids: set[str] | None = set() if since is None and until is None and start is None else None
     for page in source.iter_pages(account, since, start):
         report.total = page.total if report.total is None else report.total
-        for item in page.items:
-            if isinstance(item, Review) and until is not None and item.created_at and item.created_at >= until:
-                continue
-            report.counts["seen"] += 1
-            if seen_ids is not None and isinstance(item, Review):
-                seen_ids.add(item.source_id)
-            _one(deps, item, report, dry_run=dry_run)
+        items = [item for item in page.items
+                 if not (isinstance(item, Review) and until is not None and item.created_at
+                         and item.created_at >= until)]
+        report.counts["seen"] += len(items)
+        if seen_ids is not None:
+            seen_ids.update(item.source_id for item in items if isinstance(item, Review))
+        _page(deps, source.name, account, items, report, dry_run=dry_run)
         if not dry_run:
             _save(deps.engine, report, name, page.next_position, since, now=deps.clock())
         if progress is not None:
@@ -90,32 +90,50 @@ def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: da
     return report
 
 
-def _one(deps: Collaborators, item: Review | PayloadError, report: ResyncReport, *, dry_run: bool) -> None:
-    if isinstance(item, PayloadError):
-        _fail(report, f"unusable review: {item.reason}")
-        return
-    event = Event(source=item.source, account=item.account, event_id=f"resync:{item.source_id}",
-                  kind=EventKind.UPSERT, subject_id=item.source_id, topic="resync", occurred_at=deps.clock(),
+def _page(deps: Collaborators, source: str, account: str, items: list[Review | PayloadError], report: ResyncReport,
+          *, dry_run: bool) -> None:
+    """One page: the ledger is read for all its reviews at once, and only what changed is written."""
+    reviews = [item for item in items if isinstance(item, Review)]
+    for item in items:
+        if isinstance(item, PayloadError):
+            _fail(report, f"unusable review: {item.reason}")
+    ids = [review.source_id for review in reviews]
+    ours = ledger.written_by_us(deps.engine, platform=source, review_ids=ids) if ids else set()
+    probe = Event(source=source, account=account, event_id="resync", kind=EventKind.UPSERT, subject_id="",
+                  topic="resync", occurred_at=deps.clock(), payload={})
+    targets = route(probe, deps.targets, deps.routes)
+    states = {target.name: ledger.load_many(deps.engine, source, account, ids, target.name) for target in targets}
+    for review in reviews:
+        if review.source_id in ours:
+            report.counts["echo"] += 1  # a copy ReviewBridge wrote into this platform, not a review of its own
+            continue
+        _one(deps, review, report, targets, states, dry_run=dry_run)
+
+
+def _one(deps: Collaborators, review: Review, report: ResyncReport, targets, states, *, dry_run: bool) -> None:
+    event = Event(source=review.source, account=review.account, event_id=f"resync:{review.source_id}",
+                  kind=EventKind.UPSERT, subject_id=review.source_id, topic="resync", occurred_at=deps.clock(),
                   payload={})
-    for target in route(event, deps.targets, deps.routes):
+    new_hash = ledger.content_hash(review)
+    for target in targets:
+        state = states.get(target.name, {}).get(review.source_id)
+        decision = ledger.decide(state, EventKind.UPSERT, event.occurred_at, None, new_hash)
+        if decision is ledger.Decision.UNCHANGED or dry_run:
+            report.counts[_WOULD[decision] if dry_run else "unchanged"] += 1
+            continue
         try:
-            word = _decide_only(deps, event, item, target.name) if dry_run else sync(event, item, target, deps)
+            word = sync(event, review, target, deps)
         except ProductNotFound as exc:
             report.parked[str(exc)] += 1
             continue
         except ConfigError:
             raise  # wrong credentials: every other review would fail the same way
         except TargetError as exc:
-            _fail(report, f"{item.source_id} → {target.name}: {exc}")
+            _fail(report, f"{review.source_id} → {target.name}: {exc}")
             continue
         report.counts[word] += 1
-        if not item.published and word in ("created", "updated", "would write"):
+        if not review.published and word in ("created", "updated"):
             report.counts["hidden"] += 1
-
-
-def _decide_only(deps: Collaborators, event: Event, review: Review, target: str) -> str:
-    state = ledger.load(deps.engine, event.source, event.account, event.subject_id, target)
-    return _WOULD[ledger.decide(state, EventKind.UPSERT, event.occurred_at, None, ledger.content_hash(review))]
 
 
 def _deleted_at_source(deps: Collaborators, source: ReviewSource, account: str, seen: set[str],
@@ -131,7 +149,7 @@ def _deleted_at_source(deps: Collaborators, source: ReviewSource, account: str, 
                       payload={"id": review_id})
         current = source.resolve(event)
         if current is not None:  # still there after all (the listing moved under us): sync it as it is
-            _one(deps, current, report, dry_run=dry_run)
+            _page(deps, source.name, account, [current], report, dry_run=dry_run)
             continue
         for target in route(event, deps.targets, deps.routes):
             if dry_run:
