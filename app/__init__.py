@@ -49,7 +49,7 @@ def create_app(
         log.info("config: %s", line)
 
     app = Flask(__name__, instance_relative_config=False)
-    app.config.update(MAX_CONTENT_LENGTH=settings.webhook_max_bytes, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.webhook_max_bytes)
     if settings.secret_key:
         app.config["SECRET_KEY"] = settings.secret_key
 

@@ -42,12 +42,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
-from sqlalchemy import Engine, func, select
 
 from app import events
+from app import resync as resyncing
 from app.cli import build_worker
-from app.db import transaction
-from app.models import Checkpoint, EventStatus, InboxEvent
+from app.models import EventStatus
 from app.pipeline import Collaborators
 from app.resync import ResyncReport, resync
 from app.runtime import runtime
@@ -62,7 +61,6 @@ log = logging.getLogger(__name__)
 _MAX_LIMIT = 500
 _MAX_IDS = 1000
 _MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id, and both databases refuse one in a query
-_REASON_CHARS = 120
 _STATUSES = tuple(status.value for status in EventStatus)
 _RESYNCS_EXTENSION = "reviewbridge.admin_resyncs"
 
@@ -111,7 +109,7 @@ def show_event(event_id: int):
 def dead_letters():
     source = _text(request.args, "source")
     page = _page(events.EventFilter(status=EventStatus.DEAD.value, source=source))
-    return jsonify(page | {"by_reason": _dead_by_reason(runtime().engine, source)})
+    return jsonify(page | {"by_reason": events.dead_by_reason(runtime().engine, source)})
 
 
 @bp.post("/events/replay")
@@ -162,7 +160,7 @@ def start_resyncs():
 @bp.get("/resyncs")
 def list_resyncs():
     source, account = _text(request.args, "source"), _text(request.args, "account")
-    rows = _resync_checkpoints(runtime().engine, source, account)
+    rows = resyncing.checkpoints(runtime().engine, source=source, account=account)
     return jsonify(resyncs=_resyncs().describe(rows, source=source, account=account))
 
 
@@ -349,28 +347,3 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # --- readings not (yet) in app/events.py and app/resync.py ------------------------------------------
-
-_inbox = InboxEvent.__table__
-_checkpoints = Checkpoint.__table__
-
-
-def _dead_by_reason(engine: Engine, source: str | None) -> dict[str, int]:
-    reason = func.substr(_inbox.c.last_error, 1, _REASON_CHARS)
-    query = select(reason, func.count()).where(_inbox.c.status == EventStatus.DEAD.value).group_by(reason)
-    if source:
-        query = query.where(_inbox.c.source == source)
-    with transaction(engine) as session:
-        return {text or "(no error recorded)": count for text, count in session.execute(query).all()}
-
-
-def _resync_checkpoints(engine: Engine, source: str | None, account: str | None) -> list[dict]:
-    query = select(_checkpoints).where(_checkpoints.c.name == "resync")
-    if source:
-        query = query.where(_checkpoints.c.source == source)
-    if account:
-        query = query.where(_checkpoints.c.account == account)
-    with transaction(engine) as session:
-        rows = session.execute(query).mappings().all()
-    return [{"source": row["source"], "account": row["account"], "position": row["position"],
-             "counts": json.loads(row["counts"]) if row["counts"] else None, "started_at": row["started_at"],
-             "updated_at": row["updated_at"], "finished_at": row["finished_at"]} for row in rows]

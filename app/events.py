@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 
 from app.db import transaction
 from app.models import Attempt, EventStatus, InboxEvent, LedgerEntry
 
-__all__ = ["EventFilter", "discard", "find", "get", "record_attempt", "replay", "replay_matching", "resolve_ids"]
+__all__ = ["EventFilter", "dead_by_reason", "discard", "find", "get", "record_attempt", "replay", "replay_matching", "resolve_ids"]
 
 _inbox = InboxEvent.__table__
 _attempts = Attempt.__table__
@@ -126,12 +126,22 @@ def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datet
 
 def resolve_ids(engine: Engine, references: Sequence[str]) -> list[int]:
     """Row ids from what a person types: the number shown in lists, or the platform's event id."""
-    numbers = [int(ref) for ref in references if ref.isdigit()]
+    numbers = [int(ref) for ref in references if ref.isdigit() and int(ref) < 2**63]
     names = [ref for ref in references if not ref.isdigit()]
     with transaction(engine) as session:
         found = session.execute(select(_inbox.c.id).where(
             or_(_inbox.c.id.in_(numbers), _inbox.c.event_id.in_(names)))).scalars().all()
     return sorted(found)
+
+
+def dead_by_reason(engine: Engine, source: str | None = None, *, chars: int = 120) -> dict[str, int]:
+    """Dead letters counted by the start of their error: what keeps failing, and how often."""
+    reason = func.substr(_inbox.c.last_error, 1, chars)
+    query = select(reason, func.count()).where(_inbox.c.status == EventStatus.DEAD.value).group_by(reason)
+    if source:
+        query = query.where(_inbox.c.source == source)
+    with transaction(engine) as session:
+        return {text or "(no error recorded)": count for text, count in session.execute(query).all()}
 
 
 def _plain(row) -> dict:

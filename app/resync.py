@@ -32,7 +32,7 @@ from connectors.base import (
     TargetError,
 )
 
-__all__ = ["ResyncReport", "resync"]
+__all__ = ["ResyncReport", "checkpoints", "resync"]
 
 log = logging.getLogger(__name__)
 _checkpoints = Checkpoint.__table__
@@ -70,6 +70,7 @@ def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: da
     start = None if restart or dry_run else _resume(deps.engine, source.name, account, name, report)
     # Deletions show as absences, so only a whole listing read in one go can find them.
     seen_ids: set[str] | None = set() if since is None and until is None and start is None else None
+    fresh = start is None
     for page in source.iter_pages(account, since, start):
         report.total = page.total if report.total is None else report.total
         items = [item for item in page.items
@@ -80,7 +81,8 @@ def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: da
             seen_ids.update(item.source_id for item in items if isinstance(item, Review))
         _page(deps, source.name, account, items, report, dry_run=dry_run)
         if not dry_run:
-            _save(deps.engine, report, name, page.next_position, since, now=deps.clock())
+            _save(deps.engine, report, name, page.next_position, since, now=deps.clock(), first=fresh)
+            fresh = False
         if progress is not None:
             progress(report)
     if seen_ids is not None:
@@ -182,11 +184,26 @@ def _resume(engine: Engine, source: str, account: str, name: str, report: Resync
 
 
 def _save(engine: Engine, report: ResyncReport, name: str, position: str | None, since: datetime | None, *,
-          now: datetime, finished: bool = False) -> None:
-    values = {"position": position, "since": since, "updated_at": now, "finished_at": now if finished else None,
+          now: datetime, finished: bool = False, first: bool = False) -> None:
+    values = ({"started_at": now} if first else {}) | {"position": position, "since": since, "updated_at": now, "finished_at": now if finished else None,
               "counts": json.dumps({"counts": dict(report.counts), "parked": dict(report.parked)})}
     statement = insert_for(engine, _checkpoints).values(
-        source=report.source, account=report.account, name=name, started_at=now, **values)
+        **({"source": report.source, "account": report.account, "name": name, "started_at": now} | values))
     statement = statement.on_conflict_do_update(index_elements=["source", "account", "name"], set_=values)
     with transaction(engine) as session:
         session.execute(statement)
+
+
+def checkpoints(engine: Engine, *, source: str | None = None, account: str | None = None,
+                name: str = "resync") -> list[dict]:
+    """Where each resync (or poll) stands: position, counts so far, when it started, moved and finished."""
+    query = select(_checkpoints).where(_checkpoints.c.name == name)
+    if source:
+        query = query.where(_checkpoints.c.source == source)
+    if account:
+        query = query.where(_checkpoints.c.account == account)
+    with transaction(engine) as session:
+        rows = session.execute(query).mappings().all()
+    return [{"source": row["source"], "account": row["account"], "position": row["position"],
+             "counts": json.loads(row["counts"]) if row["counts"] else None, "started_at": row["started_at"],
+             "updated_at": row["updated_at"], "finished_at": row["finished_at"]} for row in rows]
