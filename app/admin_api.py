@@ -33,7 +33,6 @@ Paths are under `/admin/api`:
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -42,6 +41,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from sqlalchemy import Engine
 
 from app import events
 from app import resync as resyncing
