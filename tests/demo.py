@@ -1,4 +1,4 @@
-"""`make demo`: the commercetools and Trustoo emulators, `reviewbridge serve` against them, signed
+"""`make demo`: the commercetools, Trustoo and Wix emulators, `reviewbridge serve` against them, signed
 Trustoo webhooks (sent by hand, then by the Trustoo emulator as reviews are written, edited,
 hidden, re-published and deleted there), and a table of what landed in commercetools.
 Everything stays on loopback.
@@ -25,6 +25,7 @@ from tests.builders import trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
+from tests.fakes.wix import WixEmulator
 
 PUBLIC_TOKEN = "demo-public-token"
 PRIVATE_TOKEN = "demo-private-token"
@@ -41,7 +42,9 @@ def main() -> int:
     emulator.add_product(key=PRODUCT)
     emulator.add_product(key="mug-green")
     trustoo = TrustooEmulator(shops={PUBLIC_TOKEN: PRIVATE_TOKEN}, retry_delays_s=(0, 1, 1, 1, 1, 1, 1, 1, 1, 1))
-    with serve_wsgi(emulator) as ct_url, serve_wsgi(trustoo) as trustoo_url, \
+    wix = WixEmulator()
+    site = wix.add_instance()
+    with serve_wsgi(emulator) as ct_url, serve_wsgi(trustoo) as trustoo_url, serve_wsgi(wix) as wix_url, \
             tempfile.TemporaryDirectory() as scratch:
         port = _free_port()
         env = os.environ | {
@@ -49,8 +52,10 @@ def main() -> int:
             "TRUSTOO_PUBLIC_TOKEN": PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": PRIVATE_TOKEN,
             "CTP_PROJECT_KEY": "demo", "CTP_CLIENT_ID": "demo-client", "CTP_CLIENT_SECRET": "demo-secret-0123456789",
             "CTP_API_URL": ct_url, "CTP_AUTH_URL": ct_url, "TRUSTOO_API_URL": trustoo_url,
+            "WIX_APP_ID": wix.app_id, "WIX_APP_SECRET": wix.app_secret, "WIX_API_URL": wix_url,
+            "WIX_PUBLIC_KEY": wix.public_key_pem, "ROUTES": "trustoo:commercetools,wix:commercetools,wix:trustoo",
         }
-        _say(f"commercetools emulator on {ct_url}, Trustoo emulator on {trustoo_url}")
+        _say(f"emulators: commercetools {ct_url}, Trustoo {trustoo_url}, Wix {wix_url}")
         _run([REVIEWBRIDGE, "db", "upgrade"], env)
         _say("reviewbridge setup commercetools")
         print(_run([REVIEWBRIDGE, "setup", "commercetools"], env), end="")
@@ -64,12 +69,20 @@ def main() -> int:
             _say("reviewbridge trustoo webhooks register (the Trustoo emulator now calls ReviewBridge itself)")
             print(_run([REVIEWBRIDGE, "trustoo", "webhooks", "register", "--base-url", base], env), end="")
             _trustoo_story(trustoo, env)
-            _say("reviewbridge products import (a mapping for the waiting review)")
+            _say("Wix: a review approved after moderation, and fulfilled orders delivered three times each")
+            wix_product = _wix_story(wix, site, emulator, base, env)
+            _say("reviewbridge wix review-requests list")
+            print(_run([REVIEWBRIDGE, "wix", "review-requests", "list"], env), end="")
+            _say("reviewbridge products import (mappings for the reviews waiting for a product)")
             mapping = Path(scratch) / "products.csv"
-            mapping.write_text(f"source,account,source_product_id,product_key\ntrustoo,{PUBLIC_TOKEN},8000000000001,"
-                               "mug-green\n")
+            mapping.write_text("source,account,source_product_id,product_key,target\n"
+                               f"trustoo,{PUBLIC_TOKEN},8000000000001,mug-green,commercetools\n"
+                               f"wix,{site},{wix_product},{PRODUCT},trustoo\n")
             print(_run([REVIEWBRIDGE, "products", "import", str(mapping)], env), end="")
             _wait_settled(env)
+            copies = [r for r in trustoo.reviews(PUBLIC_TOKEN) if r.get("author") == "Ada"]
+            print(f"  Ada's Wix review, copied into Trustoo by the route wix:trustoo: {len(copies)} copy "
+                  f"(its echo webhook recorded as such, not sent on)")
             _say("reviewbridge status")
             print(_run([REVIEWBRIDGE, "status"], env))
             _say("what landed in commercetools")
@@ -121,6 +134,25 @@ def _trustoo_story(trustoo: TrustooEmulator, env: dict) -> None:
     _wait_settled(env)
     delivered = [d for d in trustoo.deliveries if d.ok]
     print(f"  Trustoo delivered {len(delivered)} webhook(s), every one acknowledged")
+
+
+def _wix_story(wix: WixEmulator, site: str, ct: CommercetoolsEmulator, base: str, env: dict) -> str:
+    """Returns the Wix product the review is about (its Trustoo copy waits for a mapping)."""
+    review = wix.add_review(site, rating=4, title="Cosy", body="Soft and warm.", authorName="Ada",
+                            moderationStatus="IN_MODERATION")
+    ct.add_product(key=review["entityId"])
+    bodies = [wix.review_webhook(site, review["id"], "created")]
+    wix.moderate(site, review["id"], "APPROVED")
+    bodies.append(wix.review_webhook(site, review["id"], "moderation_status_changed"))
+    orders = [wix.make_order(site) for _ in range(3)]
+    bodies += [wix.sign_webhook("wix.ecom.v1.order_fulfilled", site, wix.order_fulfilled_event(site, order))
+               for order in orders]
+    deliveries = wix.deliver_many(f"{base}/webhooks/wix", bodies, duplicates=3, seed=1)
+    print(f"  Wix delivered {len(deliveries)} webhooks (each three times, shuffled); "
+          f"{sum(d.ok for d in deliveries)} acknowledged within 1.25 s")
+    _wait_settled(env)
+    print(f"  review requests Wix holds: {len(wix.review_request_creates)} for {len(orders)} orders")
+    return review["entityId"]
 
 
 def _post(base: str, topic: str, item: dict, what: str) -> None:
