@@ -14,24 +14,17 @@ from app.db import transaction
 from app.models import InboxEvent
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
-from tests.fakes.commercetools import CommercetoolsEmulator
-from tests.fakes.serving import serve_wsgi
-
-PRODUCT = "7982301249581"
+from tests.e2e.conftest import PRODUCT
 
 
 @pytest.fixture
-def emulator():
-    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client",
-                                     client_secret="ct-secret-0123456789")
-    emulator.add_product(key=PRODUCT)
-    return emulator
+def emulator(ct):
+    return ct[0]
 
 
 @pytest.fixture
-def ct_url(emulator):
-    with serve_wsgi(emulator) as url:
-        yield url
+def ct_url(ct):
+    return ct[1]
 
 
 def _app(environ, ct_url, **extra):

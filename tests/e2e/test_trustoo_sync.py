@@ -18,19 +18,9 @@ from app import queue
 from connectors.base import Event, EventKind, Review
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
-from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 
-PRODUCT = "7982301249581"
-
-
-@pytest.fixture
-def ct():
-    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client",
-                                     client_secret="ct-secret-0123456789")
-    emulator.add_product(key=PRODUCT)
-    with serve_wsgi(emulator) as url:
-        yield emulator, url
+from tests.e2e.conftest import PRODUCT
 
 
 @pytest.fixture
