@@ -5,6 +5,7 @@ service's own functions.
     reviewbridge worker                        the worker process (SIGTERM: clean stop)
     reviewbridge db upgrade|current            Alembic migrations
     reviewbridge status [--json]               queue, dead letters, last errors, rejections
+    reviewbridge doctor                        configuration, database and platforms: ✓ or ✗ with the fix
     reviewbridge setup commercetools           create the Custom Type and States (idempotent)
     reviewbridge products import FILE|list     product mappings; an import releases waiting events
     reviewbridge accounts add|list|remove      platform accounts kept in the database (secrets encrypted)
@@ -20,6 +21,7 @@ import functools
 import json
 import logging
 import signal
+import sys
 
 import click
 from flask import Flask
@@ -45,7 +47,7 @@ def init_app(app: Flask) -> None:
     from app.cli_resync import resync
     from app.cli_targets import products_group, setup_group
 
-    for command in (serve, worker, db_group, status, setup_group, products_group, accounts_group, trustoo_group,
+    for command in (serve, worker, db_group, status, doctor, setup_group, products_group, accounts_group, trustoo_group,
                     replay, discard, resync, reconcile, wix_group):
         app.cli.add_command(command)
 
@@ -150,6 +152,22 @@ def db_current() -> None:
     """Show the database's revision and the newest one."""
     rt = runtime()
     click.echo(f"current: {db.current_revision(rt.engine)}  head: {db.head_revision(rt.engine)}")
+
+
+@click.command()
+@with_appcontext
+def doctor() -> None:
+    """Check the configuration, the database and each platform; say how to fix what is wrong."""
+    from app.doctor import run_checks
+
+    checks = run_checks(runtime())
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        click.echo(f"{'✓' if check.ok else '✗'} {check.name:{width}}  {check.detail}")
+    failed = sum(not check.ok for check in checks)
+    click.echo(f"\n{len(checks) - failed} of {len(checks)} checks passed")
+    if failed:
+        sys.exit(1)
 
 
 @click.command()
