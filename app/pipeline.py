@@ -120,7 +120,7 @@ def process(claimed: ClaimedEvent, deps: Collaborators) -> str:
     if event.kind is EventKind.ACCOUNT:
         return _account(event, deps)
     source = _source(event, deps.sources)
-    if ledger.is_echo(deps.engine, platform=event.source, review_id=event.subject_id, key=source.echo_key(event)):
+    if _is_echo(event, source, deps):
         return "echo"  # a review ReviewBridge itself wrote into this platform, coming back
     review = source.resolve(event)
     outcomes = [sync(event, review, target, deps) for target in route(event, deps.targets, deps.routes)]
@@ -148,6 +148,13 @@ def to_event(claimed: ClaimedEvent) -> Event:
         kind=EventKind(claimed.kind), subject_id=claimed.subject_id, topic=claimed.topic,
         occurred_at=claimed.occurred_at, sequence=claimed.sequence, payload=json.loads(claimed.payload),
     )
+
+
+def _is_echo(event: Event, source: WebhookSource, deps: Collaborators) -> bool:
+    """Only a platform we also write into can send our own reviews back."""
+    if not any(target.name == event.source for target in deps.targets):
+        return False
+    return ledger.is_echo(deps.engine, platform=event.source, review_id=event.subject_id, key=source.echo_key(event))
 
 
 def _source(event: Event, sources: Mapping[str, WebhookSource]) -> WebhookSource:

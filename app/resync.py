@@ -100,7 +100,8 @@ def _page(deps: Collaborators, source: str, account: str, items: list[Review | P
         if isinstance(item, PayloadError):
             _fail(report, f"unusable review: {item.reason}")
     ids = [review.source_id for review in reviews]
-    ours = ledger.written_by_us(deps.engine, platform=source, review_ids=ids) if ids else set()
+    writes_here = any(target.name == source for target in deps.targets)  # only then can a review be our copy
+    ours = ledger.written_by_us(deps.engine, platform=source, review_ids=ids) if ids and writes_here else set()
     probe = Event(source=source, account=account, event_id="resync", kind=EventKind.UPSERT, subject_id="",
                   topic="resync", occurred_at=deps.clock(), payload={})
     targets = route(probe, deps.targets, deps.routes)
