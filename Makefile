@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-unit test-integration test-e2e demo bench clean
+.PHONY: run test test-unit test-integration test-e2e reliability demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test-integration: $(VENV)/.installed-dev
 test-e2e: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/e2e
 
+# The reliability scenarios R1-R6 at full size (make test runs them reduced), with their figures.
+reliability: $(VENV)/.installed-dev
+	RELIABILITY_SCALE=full $(BIN)/python -m pytest tests/reliability -s
+
 # The commercetools emulator, `reviewbridge serve` against it, signed webhooks, what landed.
 demo: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.demo
@@ -51,6 +55,7 @@ demo: $(VENV)/.installed-dev
 # Benchmarks print their figures and a final ratio line (see bench/).
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.sync
+	$(BIN)/python -m bench.resync
 
 clean:
 	rm -rf $(VENV) .pytest_cache

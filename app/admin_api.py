@@ -175,7 +175,10 @@ def _page(where: events.EventFilter) -> dict:
 
 
 def _body() -> dict:
-    body = request.get_json(force=True, silent=True)  # any Content-Type: curl users forget it
+    try:
+        body = request.get_json(force=True, silent=True)  # any Content-Type: curl users forget it
+    except RecursionError:
+        abort(400, description="body: nested too deeply")
     if not isinstance(body, dict):
         abort(400, description="body: send a JSON object")
     return body

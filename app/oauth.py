@@ -14,12 +14,14 @@ bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 
 @bp.get("/trustoo/callback")
 def trustoo_callback():
+    rt = runtime()
+    if not rt.settings.trustoo_client_id:
+        abort(404, description="Trustoo OAuth platform mode is off (TRUSTOO_CLIENT_ID is not set)")
     if request.args.get("error"):
         abort(400, description=f"the merchant did not approve ReviewBridge ({request.args['error']})")
     code, state = request.args.get("code"), request.args.get("state")
     if not code or not state:
         abort(400, description="code and state are required")
-    rt = runtime()
     try:
         shop = trustoo.complete_authorization(rt.settings, rt.engine, rt.vault, rt.trustoo_api, code=code,
                                               state=state, now=rt.clock())
