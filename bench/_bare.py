@@ -1,0 +1,24 @@
+"""The ingest benchmark's baseline: a Flask app that reads the request body and answers 200, nothing more.
+
+    gunicorn 'bench._bare:create_app()' …   (bench.ingest starts it with the Procfile's web settings)
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.post("/", defaults={"path": ""})
+    @app.post("/<path:path>")
+    def receive(path: str):
+        request.get_data(cache=False)
+        return Response(b"", status=200)
+
+    @app.get("/-/health")
+    def health():
+        return Response(b"ok", status=200)
+
+    return app
