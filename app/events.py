@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 
 from app.db import transaction
 from app.models import Attempt, EventStatus, InboxEvent, LedgerEntry
 
-__all__ = ["EventFilter", "dead_by_reason", "discard", "find", "get", "record_attempt", "replay", "replay_matching", "resolve_ids"]
+__all__ = ["EventFilter", "dead_by_reason", "discard", "find", "get", "replay", "replay_matching", "resolve_ids"]
 
 _inbox = InboxEvent.__table__
 _attempts = Attempt.__table__
@@ -84,16 +84,6 @@ def get(engine: Engine, event_pk: int) -> dict | None:
     event["attempt_history"] = [_plain(a) for a in attempts]
     event["ledger"] = [_plain(entry) for entry in ledger]
     return event
-
-
-def record_attempt(engine: Engine, event_pk: int, number: int, worker_id: str, *, started_at: datetime,
-                   finished_at: datetime, status: str) -> None:
-    """The attempt, with the error the event carries now (one statement)."""
-    error = select(_inbox.c.last_error).where(_inbox.c.id == event_pk).scalar_subquery()
-    with transaction(engine) as session:
-        session.execute(insert(_attempts).values(
-            event_pk=event_pk, number=number, worker_id=worker_id, started_at=started_at, finished_at=finished_at,
-            status=status, error=error))
 
 
 def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, exists, func, select, update
+from sqlalchemy import Engine, exists, func, insert, select, update
 
 from app.db import insert_for, transaction
-from app.models import OPEN_STATUSES, EventStatus, InboxEvent, WebhookRejection
+from app.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
 from connectors.base import Event, EventKind, PayloadError
 from connectors.http import backoff_delay
 
@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _inbox = InboxEvent.__table__
+_attempts = Attempt.__table__
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ class ClaimedEvent:
     payload: str
     attempts: int
     worker_id: str
+    claimed_at: datetime | None = None  # when this attempt began; settling records the attempt
 
+
+_CLAIMED_COLUMNS = [name for name in ClaimedEvent.__dataclass_fields__ if name != "claimed_at"]
 
 # --- intake ---------------------------------------------------------------------------------
 
@@ -170,11 +174,11 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
             worker_id=worker_id,
             attempts=_inbox.c.attempts + 1,
         )
-        .returning(*(_inbox.c[name] for name in ClaimedEvent.__dataclass_fields__))
+        .returning(*(_inbox.c[name] for name in _CLAIMED_COLUMNS))
     )
     with transaction(engine) as session:
         rows = session.execute(statement).mappings().all()
-    return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
+    return sorted((ClaimedEvent(**row, claimed_at=now) for row in rows), key=lambda event: event.id)
 
 
 # --- finishing ------------------------------------------------------------------------------
@@ -228,6 +232,7 @@ def quarantine_claimed(engine: Engine, event: ClaimedEvent, reason: str, *, now:
 
 
 def _settle(engine: Engine, event: ClaimedEvent, *, status: EventStatus, now: datetime, **values) -> bool:
+    """Move the event on and, in the same transaction, record how this attempt ended."""
     statement = (
         update(_inbox)
         .where(_inbox.c.id == event.id, _inbox.c.worker_id == event.worker_id,
@@ -235,7 +240,13 @@ def _settle(engine: Engine, event: ClaimedEvent, *, status: EventStatus, now: da
         .values(**({"status": status.value, "lease_until": None, "next_attempt_at": None} | values))
     )
     with transaction(engine) as session:
-        return session.execute(statement).rowcount == 1
+        settled = session.execute(statement).rowcount == 1
+        if settled:
+            session.execute(insert(_attempts).values(
+                event_pk=event.id, number=event.attempts, worker_id=event.worker_id,
+                started_at=event.claimed_at or now, finished_at=now, status=status.value,
+                error=values.get("last_error")))
+        return settled
 
 
 def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterable[int] | None = None) -> int:

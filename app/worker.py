@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app import events, pipeline, queue
+from app import pipeline, queue
 from app.pipeline import Collaborators
 from app.queue import ClaimedEvent
 
@@ -85,7 +85,6 @@ class Worker:
         with self._idle:
             self._in_flight.add(event.id)
         started = time.perf_counter()
-        started_at = self.deps.clock()
         try:
             status = pipeline.run(event, self.deps)
         except Exception as exc:  # the outer loop: anything unforeseen is retried, never a crash
@@ -95,8 +94,6 @@ class Worker:
             with self._idle:
                 self._in_flight.discard(event.id)
                 self._idle.notify_all()
-        events.record_attempt(self.deps.engine, event.id, event.attempts, self.id, started_at=started_at,
-                              finished_at=self.deps.clock(), status=status)
         self.deps.metrics.processing_seconds.labels(event.source, status).observe(time.perf_counter() - started)
         log.info("event %s %s", event.event_id, status, extra={"event_id": event.event_id})
 
