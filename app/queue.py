@@ -38,6 +38,7 @@ __all__ = [
     "quarantine_claimed",
     "release",
     "release_waiting",
+    "renew",
     "retry_later",
     "wait_for_product",
 ]
@@ -62,7 +63,9 @@ class ClaimedEvent:
     payload: str
     attempts: int
     worker_id: str
-    claimed_at: datetime | None = None  # when this attempt began; settling records the attempt
+    #: When work on this attempt began (set by the worker once the claim is committed); settling
+    #: records the attempt from then to its own time.
+    claimed_at: datetime | None = None
 
 
 _CLAIMED_COLUMNS = [name for name in ClaimedEvent.__dataclass_fields__ if name != "claimed_at"]
@@ -178,7 +181,7 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
     )
     with transaction(engine) as session:
         rows = session.execute(statement).mappings().all()
-    return sorted((ClaimedEvent(**row, claimed_at=now) for row in rows), key=lambda event: event.id)
+    return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
 
 
 # --- finishing ------------------------------------------------------------------------------
@@ -247,6 +250,19 @@ def _settle(engine: Engine, event: ClaimedEvent, *, status: EventStatus, now: da
                 started_at=event.claimed_at or now, finished_at=now, status=status.value,
                 error=values.get("last_error")))
         return settled
+
+
+def renew(engine: Engine, worker_id: str, event_ids: Iterable[int], *, now: datetime, lease_s: int) -> int:
+    """Extend the leases a live worker holds, so a slow platform call is not mistaken for a dead worker."""
+    ids = list(event_ids)
+    if not ids:
+        return 0
+    until = now + timedelta(seconds=lease_s)
+    statement = update(_inbox).where(
+        _inbox.c.id.in_(ids), _inbox.c.worker_id == worker_id, _inbox.c.status == EventStatus.PROCESSING.value,
+    ).values(lease_until=until, next_attempt_at=until)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
 
 
 def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterable[int] | None = None) -> int:

@@ -7,6 +7,7 @@ events in hand to finish, then whatever is still held goes back to the queue, du
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -66,7 +67,7 @@ class Worker:
             if not claimed:
                 break
             for event in claimed:
-                self._process(event)
+                self._process(dataclasses.replace(event, claimed_at=self.deps.clock()))
             processed += len(claimed)
         return processed
 
@@ -76,6 +77,12 @@ class Worker:
         if released:
             log.info("released %d event(s) waiting for a product", released)
         return released
+
+    def renew_leases(self) -> int:
+        """The heartbeat: leases of the events in hand are extended while they are worked on."""
+        with self._idle:
+            held = list(self._in_flight)
+        return queue.renew(self.deps.engine, self.id, held, now=self.deps.clock(), lease_s=self._lease_s)
 
     def poll(self) -> int:
         """Read each source account for what webhooks missed (one worker per account, by lease)."""
@@ -109,6 +116,8 @@ class Worker:
         for index in range(self._concurrency):
             scheduler.add_job(self.drain, "interval", seconds=self._drain_interval_s, id=f"drain-{index}",
                               max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
+        scheduler.add_job(self.renew_leases, "interval", seconds=max(1.0, self._lease_s / 3), id="renew-leases",
+                          max_instances=1, coalesce=True)
         scheduler.add_job(self.recheck_waiting, "interval", seconds=self._recheck_waiting_s, id="recheck-waiting",
                           max_instances=1, coalesce=True)
         if self._poll is not None and self._poll_interval_s and self.deps.targets:

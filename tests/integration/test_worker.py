@@ -80,3 +80,14 @@ def test_two_concurrent_workers_process_each_event_exactly_once_in_review_order(
     assert all(outcome in ("created", "updated") for _, _, outcome in rows)
     assert set(target.writes_per_key().values()) == {versions}
     assert all(bodies == [f"v{v}" for v in range(1, versions + 1)] for bodies in applied.values())
+
+
+def test_live_worker_keeps_its_lease_while_a_call_is_slow(engine, deps, clock):
+    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
+    worker = Worker(deps, worker_id="w-slow", lease_s=30)
+    [claimed] = queue.claim(engine, worker.id, now=clock(), lease_s=30)
+    worker._in_flight.add(claimed.id)  # as while _process runs
+    clock.advance(25)
+    assert worker.renew_leases() == 1
+    clock.advance(25)  # past the first lease, within the renewed one
+    assert queue.claim(engine, "w-other", now=clock(), lease_s=30) == []
