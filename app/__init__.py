@@ -48,7 +48,7 @@ def create_app(
     for line in settings.describe():
         log.info("config: %s", line)
 
-    app = Flask(__name__, instance_relative_config=False)
+    app = Flask(__name__, instance_relative_config=False, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=settings.webhook_max_bytes)
     if settings.secret_key:
         app.config["SECRET_KEY"] = settings.secret_key

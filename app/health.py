@@ -39,4 +39,4 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(runtime().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(runtime().metrics.registry), content_type=CONTENT_TYPE_LATEST)
