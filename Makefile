@@ -54,7 +54,10 @@ demo: $(VENV)/.installed-dev
 
 # Benchmarks print their figures and a final ratio line (see bench/).
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.sync
+	-$(BIN)/python -m bench.sync
+	-$(BIN)/python -m bench.resync
+	-$(BIN)/python -m bench.ingest
+	-$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.resync
 
 clean:
