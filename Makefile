@@ -58,7 +58,6 @@ bench: $(VENV)/.installed-dev
 	-$(BIN)/python -m bench.resync
 	-$(BIN)/python -m bench.ingest
 	-$(BIN)/python -m bench.queue
-	$(BIN)/python -m bench.resync
 
 clean:
 	rm -rf $(VENV) .pytest_cache
