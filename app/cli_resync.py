@@ -38,7 +38,8 @@ def resync(source: str, account: str | None, since: datetime | None, until: date
         raise click.UsageError(f"cannot read reviews from {source!r}; sources: {', '.join(sorted(rt.sources))}")
     accounts = [account] if account else rt.accounts_of(source)
     if not accounts:
-        raise click.ClickException(f"no {source} account is configured")
+        raise click.ClickException(f"no {source} account is known: name one with --account (Wix sites register "
+                                   f"themselves when the app is installed; Trustoo shops: reviewbridge accounts add)")
     deps = build_worker(rt).deps
     reports = []
     for name in accounts:

@@ -141,3 +141,25 @@ def test_wix_review_requests_list_shows_each_order_once(service, wix):
     _drain_until_settled(app)
     output = app.test_cli_runner().invoke(args=["wix", "review-requests", "list", "--order", order["id"]]).output
     assert output.count(order["id"]) == 1 and "requested" in output
+
+
+def test_wix_resync_recovers_reviews_whose_webhooks_were_lost(service, wix, ct):
+    import json
+
+    app, _ = service
+    emulator, _, instance = wix
+    ct_emulator, _ = ct
+    kept, edited, gone = (emulator.add_review(instance, rating=5) for _ in range(3))
+    for review in (kept, edited, gone):
+        ct_emulator.add_product(key=review["entityId"])
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["resync", "wix", "--account", instance, "--json"])
+    assert result.exit_code == 0, result.output
+    [first] = json.loads(result.output)
+    assert first["counts"]["created"] == 3
+    emulator.update_review(instance, edited["id"], rating=2)
+    emulator.delete_review(instance, gone["id"])
+    [second] = json.loads(runner.invoke(args=["resync", "wix", "--account", instance, "--json"]).output)
+    assert (second["counts"]["updated"], second["counts"]["deleted"], second["counts"]["unchanged"]) == (1, 1, 1)
+    assert ct_emulator.review_by_key(review_key("wix", instance, edited["id"]))["rating"] == 2
+    assert ct_emulator.review_by_key(review_key("wix", instance, gone["id"])) is None
