@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.faults import FaultSchedule
 from tests.fakes.commercetools_model import (
     ApiError,
     Project,
@@ -116,7 +117,7 @@ class CommercetoolsEmulator:
         self._lock = threading.RLock()
         self._project = Project(clock=clock, client_id=client_id)
         self._tokens: dict[str, _Token] = {}
-        self._faults: list[_Fault] = []
+        self._faults: FaultSchedule[_Fault] = FaultSchedule()
         self._writes: Counter[str] = Counter()
         self.requests: list[LoggedRequest] = []
 
@@ -184,7 +185,7 @@ class CommercetoolsEmulator:
                path_contains: str | None = None, retry_after: float | str | None = None, body: Any = None,
                after_apply: bool = False, timeout_s: float = 5.0) -> None:
         with self._lock:
-            self._faults.append(_Fault(status, times, method, path_contains, retry_after, body, after_apply,
+            self._faults.add(_Fault(status, times, method, path_contains, retry_after, body, after_apply,
                                        timeout_s))
 
     def issue_token(self, scope: str | None = None) -> str:
@@ -245,12 +246,9 @@ class CommercetoolsEmulator:
     # --- faults -----------------------------------------------------------------------------------
 
     def _take_fault(self, request: Request) -> _Fault | None:
-        for fault in self._faults:
-            if fault.matches(request.method, request.path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
+        scheduled = self._faults.take(lambda fault: fault.matches(request.method, request.path))
+        if scheduled is not None:
+            return scheduled
         if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             status = self._rng.choice((503, 502, 429))
             write = request.method in _WRITE_METHODS

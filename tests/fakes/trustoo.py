@@ -33,6 +33,7 @@ import httpx
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.faults import FaultSchedule
 from tests.fakes.trustoo_model import (
     ApiError,
     Shop,
@@ -168,7 +169,7 @@ class TrustooEmulator:
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._state = TrustooState(shops or {}, oauth_clients or {}, lambda: self.clock())
-        self._faults: list[_Fault] = []
+        self._faults: FaultSchedule[_Fault] = FaultSchedule()
         self._creates: Counter[str] = Counter()
         self._jobs: list[_Job] = []
         self._in_flight = 0
@@ -262,7 +263,7 @@ class TrustooEmulator:
         answered (the reply is lost). hang_s: sleep that long before answering. status=None and
         code=None with hang_s: a slow but normal answer."""
         with self._lock:
-            self._faults.append(_Fault(status, code, times, path_contains, after_apply, retry_after, hang_s))
+            self._faults.add(_Fault(status, code, times, path_contains, after_apply, retry_after, hang_s))
 
     def pending_deliveries(self) -> int:
         with self._lock:
@@ -353,12 +354,9 @@ class TrustooEmulator:
         return response
 
     def _take_fault(self, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.path_contains is None or fault.path_contains in path:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
+        scheduled = self._faults.take(lambda fault: fault.path_contains is None or fault.path_contains in path)
+        if scheduled is not None:
+            return scheduled
         if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             kind = self._rng.choice(("503", "429", "13"))
             if kind == "13":

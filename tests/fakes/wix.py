@@ -47,6 +47,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.faults import FaultSchedule
 from tests.fakes.wix_model import (
     BOOKINGS_APP_ID,
     ORDER_EVENT_TYPES,
@@ -159,7 +160,7 @@ class WixEmulator:
         self._state = WixState(clock, app_id)
         self._tokens: dict[str, _Token] = {}
         self._windows: dict[str, deque[float]] = {}
-        self._faults: list[_Fault] = []
+        self._faults: FaultSchedule[_Fault] = FaultSchedule()
         self.requests: list[LoggedRequest] = []
         self.deliveries: list[Delivery] = []
         if private_key_pem is None:
@@ -339,7 +340,7 @@ class WixEmulator:
         hang_s: wait that long before answering (a client timeout). body: dict → JSON, str/bytes → text.
         The token endpoint is touched only by a fault whose path_contains matches `/oauth2/token`."""
         with self._lock:
-            self._faults.append(_Fault(status, times, path_contains, method, after_apply, hang_s, body, retry_after))
+            self._faults.add(_Fault(status, times, path_contains, method, after_apply, hang_s, body, retry_after))
 
     def reset(self) -> None:
         """Forget all instances' data, events, the request and delivery logs and the faults; keep the key,
@@ -478,12 +479,9 @@ class WixEmulator:
         return response
 
     def _take_fault(self, request: Request) -> _Fault | None:
-        for fault in self._faults:
-            if fault.matches(request.method, request.path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
+        scheduled = self._faults.take(lambda fault: fault.matches(request.method, request.path))
+        if scheduled is not None:
+            return scheduled
         if request.path != TOKEN_PATH and self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             write = request.method in ("PATCH", "PUT", "DELETE") or (
                 request.method == "POST" and not request.path.endswith(("/query", "/count")))
