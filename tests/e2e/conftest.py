@@ -9,6 +9,7 @@ from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 
 PRODUCT = "7982301249581"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
 
 
 @pytest.fixture
@@ -27,6 +28,20 @@ def ct_environ(environ, ct):
     return environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
                       "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": url, "CTP_AUTH_URL": url,
                       "TRUSTOO_RATE_LIMIT": "100"}
+
+
+@pytest.fixture
+def admin_app(environ, target):
+    """The app with the admin API on (ADMIN_TOKEN) and the recording target."""
+    app = create_app(environ | {"ADMIN_TOKEN": ADMIN_TOKEN}, targets=[target])
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["reviewbridge"].engine.dispose()
+
+
+@pytest.fixture
+def admin(admin_app):
+    return admin_app.test_client()
 
 
 @pytest.fixture

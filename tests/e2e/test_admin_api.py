@@ -16,21 +16,9 @@ from connectors.base import FixAndReplayError
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.e2e.conftest import PRODUCT
 
-TOKEN = "admin-token-0123456789abcdef"
+from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def admin_app(environ, target):
-    app = create_app(environ | {"ADMIN_TOKEN": TOKEN}, targets=[target])
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["reviewbridge"].engine.dispose()
-
-
-@pytest.fixture
-def admin(admin_app):
-    return admin_app.test_client()
 
 
 @pytest.fixture

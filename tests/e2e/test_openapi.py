@@ -21,7 +21,8 @@ from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 from connectors.trustoo import TrustooWebhookVerifier
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
 
-TOKEN = "admin-token-0123456789abcdef"
+from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 _AUTOMATIC = {"HEAD", "OPTIONS"}  # Flask adds them to every rule; the document leaves them out
 _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -30,19 +31,6 @@ _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trac
 @pytest.fixture(scope="module")
 def document() -> dict:
     return json.loads(resources.files("app").joinpath("openapi.json").read_bytes())
-
-
-@pytest.fixture
-def admin_app(environ, target):
-    app = create_app(environ | {"ADMIN_TOKEN": TOKEN}, targets=[target])
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["reviewbridge"].engine.dispose()
-
-
-@pytest.fixture
-def admin(admin_app):
-    return admin_app.test_client()
 
 
 def _openapi_path(flask_rule: str) -> str:
