@@ -172,10 +172,14 @@ def route(event: Event, targets: Sequence[ReviewTarget],
             if target.name != event.source and (wanted is None or target.name in wanted)]
 
 
-def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collaborators) -> str:
-    """Ledger check → target call → ledger update, for one target."""
-    state = ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name)
-    new_hash = ledger.content_hash(review) if review is not None else None
+def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collaborators, *,
+         read: tuple[ledger.LedgerState | None, str | None] | None = None) -> str:
+    """Ledger check → target call → ledger update, for one target. `read` is the ledger state and
+    content hash when the caller has them already (a resync reads a page at once)."""
+    if read is None:
+        read = (ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name),
+                ledger.content_hash(review) if review is not None else None)
+    state, new_hash = read
     kind = EventKind.DELETE if review is None else EventKind.UPSERT  # what the source says now
     decision = ledger.decide(state, kind, event.occurred_at, event.sequence, new_hash)
     if decision is Decision.UNCHANGED and event.topic == RECONCILE_TOPIC and target.idempotent:

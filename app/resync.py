@@ -125,7 +125,7 @@ def _one(deps: Collaborators, review: Review, report: ResyncReport, targets, sta
             report.counts[_WOULD[decision] if dry_run else "unchanged"] += 1
             continue
         try:
-            word = sync(event, review, target, deps)
+            word = sync(event, review, target, deps, read=(state, new_hash))
         except ProductNotFound as exc:
             report.parked[str(exc)] += 1
             continue
