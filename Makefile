@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-unit test-integration test-e2e reliability demo bench clean
+.PHONY: run test test-unit test-integration test-e2e test-browser reliability demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test-integration: $(VENV)/.installed-dev
 
 test-e2e: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/e2e
+
+# The admin page in headless Chromium (Debian's /usr/bin/chromium; never `playwright install`).
+# Screenshots of every page land in build/screenshots/ (BROWSER_SCREENSHOTS_DIR to change it).
+test-browser: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/browser
 
 # The reliability scenarios R1-R6 at full size (make test runs them reduced), with their figures.
 reliability: $(VENV)/.installed-dev
