@@ -37,7 +37,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
 ) -> Flask:
     """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
-    from app import admin_api, cli, errors, health, oauth, openapi, webhooks
+    from app import admin_api, admin_page, cli, errors, health, oauth, openapi, webhooks
     from app.logs import configure_logging
 
     try:
@@ -76,6 +76,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(admin_page.bp)
     app.register_blueprint(openapi.bp)
     cli.init_app(app)
     return app

@@ -34,24 +34,23 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, jsonify, request, url_for
 from sqlalchemy import Engine
 
-from app import events
+from app import events, runs
 from app import resync as resyncing
 from app.cli import build_worker
 from app.models import EventStatus
-from app.pipeline import Collaborators
-from app.resync import ResyncReport, resync
+from app.params import flag as _flag
+from app.params import status as _status
+from app.params import text as _text
+from app.params import when as _when
+from app.params import whole as _whole
 from app.runtime import runtime
 from app.status import read_status
-from connectors.base import ReviewBridgeError, ReviewSource
 
 __all__ = ["bp"]
 
@@ -61,8 +60,6 @@ log = logging.getLogger(__name__)
 _MAX_LIMIT = 500
 _MAX_IDS = 1000
 _MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id, and both databases refuse one in a query
-_STATUSES = tuple(status.value for status in EventStatus)
-_RESYNCS_EXTENSION = "reviewbridge.admin_resyncs"
 
 
 @bp.before_request
@@ -137,21 +134,16 @@ def discard():
 @bp.post("/resyncs")
 def start_resyncs():
     rt, body = runtime(), _body()
-    source = _text(body, "source")
-    if source is None:
-        abort(400, description="source: name the platform to read reviews from, e.g. trustoo")
-    connector = rt.sources.get(source)
-    if connector is None or not hasattr(connector, "iter_pages"):
-        abort(400, description=f"source: cannot read reviews from {source!r}; sources: {', '.join(sorted(rt.sources))}")
-    account = _text(body, "account")
-    accounts = [account] if account else rt.accounts_of(source)
-    if not accounts:
-        abort(400, description=f"account: no {source} account is configured")
+    source, account = _text(body, "source"), _text(body, "account")
+    try:
+        connector, accounts = runs.resync_plan(rt.sources, rt.accounts_of, source, account)
+    except runs.Refused as exc:
+        abort(400, description=str(exc))
     options = {"since": _when(body, "since"), "until": _when(body, "until"), "dry_run": _flag(body, "dry_run"),
                "restart": _flag(body, "restart")}
     try:
-        _resyncs().start(build_worker(rt).deps, connector, accounts, **options)
-    except _Busy as exc:
+        runs.registry().start_resyncs(build_worker(rt).deps, connector, accounts, **options)
+    except runs.Busy as exc:
         abort(409, description=f"a resync of {source} {', '.join(exc.accounts)} is running already")
     return jsonify(started=[{"source": source, "account": name} for name in accounts],
                    progress=url_for(".list_resyncs", source=source)), 202
@@ -161,7 +153,7 @@ def start_resyncs():
 def list_resyncs():
     source, account = _text(request.args, "source"), _text(request.args, "account")
     rows = resyncing.checkpoints(runtime().engine, source=source, account=account)
-    return jsonify(resyncs=_resyncs().describe(rows, source=source, account=account))
+    return jsonify(resyncs=runs.registry().describe_resyncs(rows, source=source, account=account))
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -182,50 +174,6 @@ def _body() -> dict:
     if not isinstance(body, dict):
         abort(400, description="body: send a JSON object")
     return body
-
-
-def _whole(args: Mapping[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        abort(400, description=f"{name}: expected a whole number from {low} to {high}")
-    return value
-
-
-def _when(values: Mapping[str, Any], name: str) -> datetime | None:
-    raw = values.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        when = datetime.fromisoformat(raw)
-        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-    except (TypeError, ValueError, OverflowError):  # not text, not a time, or past the year 9999 in UTC
-        abort(400, description=f"{name}: expected an ISO 8601 date or time, e.g. 2026-11-20T09:15:00Z")
-
-
-def _status(raw: str | None) -> str | None:
-    if raw and raw not in _STATUSES:
-        abort(400, description=f"status: expected one of {', '.join(_STATUSES)}")
-    return raw or None
-
-
-def _text(values: Mapping[str, Any], name: str) -> str | None:
-    value = values.get(name)
-    if value is not None and (not isinstance(value, str) or "\x00" in value):  # PostgreSQL refuses NUL
-        abort(400, description=f"{name}: expected text (without NUL characters)")
-    return value or None
-
-
-def _flag(body: Mapping[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        abort(400, description=f"{name}: expected true or false")
-    return value
 
 
 def _event_ids(engine: Engine, body: Mapping[str, Any]) -> list[int]:
@@ -252,101 +200,6 @@ def _reference(item: Any) -> str | None:
     if text.isdigit() and not (text.isascii() and int(text) <= _MAX_ID):
         return None
     return text
-
-
-# --- background resyncs ---------------------------------------------------------------------------
-
-
-class _Busy(Exception):
-    def __init__(self, accounts: list[str]):
-        super().__init__(", ".join(accounts))
-        self.accounts = accounts
-
-
-@dataclass
-class _Run:
-    source: str
-    account: str
-    dry_run: bool
-    started_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None = None
-    counts: dict | None = None  # a snapshot taken by the resync's own thread after each page
-    error: str | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.finished_at is None
-
-
-class _Resyncs:
-    """This process's background resyncs: at most one at a time per (source, account)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._runs: dict[tuple[str, str], _Run] = {}
-
-    def start(self, deps: Collaborators, connector: ReviewSource, accounts: list[str], **options: Any) -> None:
-        """Start one thread per account, or none when any of them runs already (_Busy)."""
-        now = deps.clock()
-        with self._lock:
-            busy = [a for a in accounts if (run := self._runs.get((connector.name, a))) and run.running]
-            if busy:
-                raise _Busy(busy)
-            runs = [_Run(connector.name, account, options["dry_run"], now, now) for account in accounts]
-            self._runs.update({(run.source, run.account): run for run in runs})
-        for run in runs:
-            threading.Thread(target=self._run, args=(run, deps, connector, options), daemon=True,
-                             name=f"resync-{run.source}").start()
-
-    @staticmethod
-    def _run(run: _Run, deps: Collaborators, connector: ReviewSource, options: dict) -> None:
-        def progress(report: ResyncReport) -> None:
-            run.counts, run.updated_at = _counts(report), deps.clock()
-
-        try:
-            progress(resync(deps, connector, run.account, progress=progress, **options))
-        except ReviewBridgeError as exc:  # ours carry no secret: show the reason
-            log.warning("admin API: resync of %s %s failed: %s", run.source, run.account, exc)
-            run.error = str(exc)
-        except Exception as exc:  # this thread's outer loop: keep the reason for GET /resyncs
-            log.exception("admin API: resync of %s %s failed", run.source, run.account)
-            run.error = f"{type(exc).__name__} (details in the service log)"
-        finally:
-            run.finished_at = deps.clock()
-
-    def describe(self, rows: list[dict], *, source: str | None, account: str | None) -> list[dict]:
-        """The resync checkpoints and this process's runs, one entry per (source, account). A run here is
-        the newest word on its pair: its counts and times replace the row's (a dry run writes no row)."""
-        with self._lock:
-            runs = {key: run for key, run in self._runs.items()
-                    if (source is None or key[0] == source) and (account is None or key[1] == account)}
-        saved = {(row["source"], row["account"]): row for row in rows}
-        described = []
-        for key in sorted(saved.keys() | runs.keys()):
-            entry = saved.get(key) or {"source": key[0], "account": key[1], "position": None}
-            run = runs.get(key)
-            if run is not None:
-                entry = entry | {"counts": run.counts, "started_at": run.started_at, "updated_at": run.updated_at,
-                                 "finished_at": run.finished_at}
-                entry["position"] = None if run.dry_run else entry["position"]
-            described.append(entry | {
-                "started_at": _iso(entry["started_at"]), "updated_at": _iso(entry["updated_at"]),
-                "finished_at": _iso(entry["finished_at"]), "running": bool(run and run.running),
-                "dry_run": bool(run and run.dry_run), "error": run.error if run else None})
-        return described
-
-
-def _resyncs() -> _Resyncs:
-    return current_app.extensions.setdefault(_RESYNCS_EXTENSION, _Resyncs())
-
-
-def _counts(report: ResyncReport) -> dict:
-    return {"counts": dict(report.counts), "parked": dict(report.parked)}  # the checkpoint's shape
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # --- readings not (yet) in app/events.py and app/resync.py ------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from connectors.commercetools_mapping import update_actions
 __all__ = ["Drift", "DriftReport", "reconcile"]
 
 _EXAMPLES = 5
+_PROGRESS_EVERY = 50  # reviews compared between two progress calls
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,17 @@ class DriftReport:
 
 
 def reconcile(engine: Engine, source: ReviewSource, account: str, target: CommercetoolsTarget, *,
-              fix: bool = False, now: datetime) -> DriftReport:
+              fix: bool = False, now: datetime,
+              progress: Callable[[DriftReport], None] | None = None) -> DriftReport:
+    """Compare every review of the account; `progress` hears the report every few dozen reviews."""
     report = DriftReport(source=source.name, account=account)
     ours = _our_reviews(target, source.name, account)
     for review in source.iter_reviews(account):
         if isinstance(review, PayloadError):
             continue
         report.compared += 1
+        if progress is not None and report.compared % _PROGRESS_EVERY == 0:
+            progress(report)
         key = target.key_for(review)
         current = ours.pop(key, None)
         try:

@@ -1,0 +1,16 @@
+"""The operator's admin page at /admin: server-rendered, behind ADMIN_TOKEN, a session and CSRF.
+
+    auth.py          the blueprint, sign-in and sign-out, the gate every route passes, error pages
+    home_views.py    dashboard and connection checks
+    event_views.py   events (filter, detail, replay, discard), dead letters and waiting events
+    run_views.py     resyncs and reconciles: start one, watch it, read its summary
+
+Views read their input, call one service function (app.dashboard, app.events, app.products,
+app.runs, app.doctor) and render a template from templates/admin/. The page's elements carry
+`data-testid` attributes, listed in SELECTORS.md, for browser tests.
+"""
+
+from app.admin_page import home_views  # noqa: F401  (its routes join bp)
+from app.admin_page.auth import bp
+
+__all__ = ["bp"]
