@@ -10,11 +10,11 @@ import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from app.db import insert_for, transaction
 from app.models import LedgerEntry
@@ -25,12 +25,15 @@ __all__ = [
     "LedgerState",
     "content_hash",
     "decide",
+    "entry",
     "is_echo",
     "load",
+    "load_for",
     "load_many",
     "note_error",
     "record",
     "reserve",
+    "write",
     "written_by_us",
 ]
 
@@ -117,30 +120,60 @@ def _state(row) -> LedgerState:
                        last_action=row["last_action"])
 
 
-def record(engine: Engine, *, source: str, account: str, review_id: str, target: str, action: str,
-           event_id: str, occurred_at: datetime, sequence: int | None, now: datetime,
-           ref: TargetRef | None = None, new_hash: str | None = None, deleted: bool = False) -> None:
-    """Write what was just done; the first write of a review creates its row."""
-    values = {
+def load_for(engine: Engine, reviews: Iterable[tuple[str, str, str]],
+             targets: Sequence[str]) -> dict[tuple[str, str, str, str], LedgerState]:
+    """The ledger states of a batch of (source, account, review) at several targets, in one query;
+    keyed by (source, account, review, target). A worker reads its batch of events at once."""
+    wanted = set(reviews)
+    if not wanted or not targets:
+        return {}
+    with transaction(engine) as session:
+        rows = session.execute(select(_ledger).where(
+            _ledger.c.source_review_id.in_(sorted({review_id for _, _, review_id in wanted})),
+            _ledger.c.target.in_(list(targets)))).mappings().all()
+    return {(row["source"], row["account"], row["source_review_id"], row["target"]): _state(row) for row in rows
+            if (row["source"], row["account"], row["source_review_id"]) in wanted}
+
+
+def entry(*, source: str, account: str, review_id: str, target: str, action: str, event_id: str,
+          occurred_at: datetime, sequence: int | None, now: datetime, ref: TargetRef | None = None,
+          new_hash: str | None = None, deleted: bool = False) -> dict:
+    """The ledger row for what was just done at a target (`write` stores it)."""
+    return {
+        "source": source, "account": account, "source_review_id": review_id, "target": target,
         "last_action": action,
         "last_event_id": event_id,
         "source_updated_at": occurred_at,
         "source_sequence": sequence,
         "content_hash": None if deleted else new_hash,
         "deleted_at": occurred_at if deleted else None,
+        "first_synced_at": now,
         "last_synced_at": now,
         "last_error": None,
+        "target_key": ref.key if ref else None,
+        "target_id": ref.id if ref else None,
+        "target_version": ref.version if ref else None,
     }
-    if ref is not None:
-        values |= {"target_key": ref.key, "target_id": ref.id, "target_version": ref.version}
-    statement = insert_for(engine, _ledger).values(
-        source=source, account=account, source_review_id=review_id, target=target, first_synced_at=now, **values
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["source", "account", "source_review_id", "target"], set_=values
-    )
+
+
+def write(session, entries: Sequence[dict]) -> None:
+    """Store ledger rows in the caller's transaction; the first write of a review creates its row."""
+    if not entries:
+        return
+    statement = insert_for(session.get_bind(), _ledger)
+    kept = {"source", "account", "source_review_id", "target", "first_synced_at"}
+    updated = {name: statement.excluded[name] for name in entries[0] if name not in kept}
+    # A row written without a target reference (a tombstone) keeps the one it had.
+    updated |= {name: func.coalesce(statement.excluded[name], _ledger.c[name])
+                for name in ("target_key", "target_id", "target_version")}
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["source", "account", "source_review_id", "target"], set_=updated), list(entries))
+
+
+def record(engine: Engine, **what) -> None:
+    """Write what was just done (the fields of `entry`), in a transaction of its own."""
     with transaction(engine) as session:
-        session.execute(statement)
+        write(session, [entry(**what)])
 
 
 def note_error(engine: Engine, *, source: str, account: str, review_id: str, target: str, error: str,

@@ -2,15 +2,17 @@
 
     parse → canonical Review → route to targets → ledger check → target call → ledger update
 
-`run` is the one place that turns an error into a queue outcome: a PayloadError quarantines,
-a RetryableTargetError retries after backoff, a ProductNotFound waits for a product mapping,
-a FixAndReplayError waits dead for a person,
-a ConfigError retries slowly while the operator fixes the variable it names. No database
-transaction stays open across a platform call; the event's lease guards it meanwhile.
+A worker takes events in batches (`Batch`): their ledger rows are read at once and their outcomes
+committed at once. `Batch` is the one place that turns an error into a queue outcome: a
+PayloadError quarantines, a RetryableTargetError retries after backoff, a ProductNotFound waits
+for a product mapping, a FixAndReplayError waits dead for a person, a ConfigError retries slowly
+while the operator fixes the variable it names. No database transaction stays open across a
+platform call; the events' leases guard them meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from app import accounts, ledger, queue, review_requests
+from app.db import transaction
 from app.ledger import Decision
 from app.metrics import Metrics
 from app.queue import ClaimedEvent
@@ -40,7 +43,7 @@ from connectors.base import (
     WebhookSource,
 )
 
-__all__ = ["Collaborators", "process", "run"]
+__all__ = ["Batch", "Collaborators", "process", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -75,45 +78,88 @@ class Collaborators:
 
 def run(claimed: ClaimedEvent, deps: Collaborators) -> str:
     """Process one claimed event and settle it in the queue; return the status it ends in."""
-    try:
-        outcome = process(claimed, deps)
-    except PayloadError as exc:
-        queue.quarantine_claimed(deps.engine, claimed, exc.reason, now=deps.clock())
-        return "quarantined"
-    except review_requests.Deferred as exc:
-        queue.defer(deps.engine, claimed, exc.until, "delayed", now=deps.clock())
-        return "pending"
-    except ProductNotFound as exc:
-        queue.wait_for_product(deps.engine, claimed, exc.source_product_id, str(exc), now=deps.clock())
-        return "waiting_for_product"
-    except FixAndReplayError as exc:
-        queue.give_up(deps.engine, claimed, _describe(exc), now=deps.clock())
-        return "dead"
-    except ConfigError as exc:
-        log.error("configuration error, event %s will retry: %s", claimed.event_id, exc,
-                  extra={"event_id": claimed.event_id})
-        return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=deps.retry_cap_s)
-    except RetryableTargetError as exc:
-        return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=exc.retry_after)
-    queue.finish(deps.engine, claimed, outcome, now=deps.clock())
-    return "done"
+    batch = Batch(deps, [claimed])
+    status = batch.run(claimed)
+    batch.commit()
+    return status
+
+
+class Batch:
+    """A worker's batch of claimed events: their ledger rows read in one query, the events processed
+    one by one, then settled together — each event's new status and attempt, and the ledger rows its
+    target calls produced, in one transaction.
+
+    Until that commit the events stay `processing` under this worker's lease. A worker that dies
+    before it leaves them to be claimed again, and a replayed target call is no second write: the
+    targets upsert by deterministic key, and a write they cannot make idempotent is reserved in the
+    ledger (committed at once) before it is made.
+    """
+
+    def __init__(self, deps: Collaborators, claimed: Sequence[ClaimedEvent]):
+        self.deps = deps
+        reviews = [(c.source, c.account, c.subject_id) for c in claimed
+                   if c.kind in (EventKind.UPSERT.value, EventKind.DELETE.value)]
+        self._states = ledger.load_for(deps.engine, reviews, [target.name for target in deps.targets])
+        self._entries: list[dict] = []
+        self._settlements: list[queue.Settlement] = []
+
+    def run(self, claimed: ClaimedEvent) -> str:
+        """Process one event of the batch; its settlement waits for `commit`."""
+        try:
+            settlement = self._outcome(claimed)
+        except Exception as exc:  # the outer loop: anything unforeseen is retried, never a crash
+            log.exception("event %s failed unexpectedly", claimed.event_id, extra={"event_id": claimed.event_id})
+            settlement = retry_or_give_up(claimed, self.deps, f"{type(exc).__name__}: {exc}")
+        self._settlements.append(settlement)
+        return settlement.status.value
+
+    def commit(self) -> int:
+        """Store the batch's ledger rows and settle its events; return how many were still ours."""
+        with transaction(self.deps.engine) as session:
+            ledger.write(session, self._entries)
+            return queue.settle(session, self._settlements)
+
+    def state(self, event: Event, target: ReviewTarget) -> ledger.LedgerState | None:
+        return self._states.get((event.source, event.account, event.subject_id, target.name))
+
+    def record(self, **what) -> None:
+        self._entries.append(ledger.entry(**what))
+
+    def _outcome(self, claimed: ClaimedEvent) -> queue.Settlement:
+        deps, now = self.deps, self.deps.clock
+        try:
+            outcome = process(claimed, deps, batch=self)
+        except PayloadError as exc:
+            return queue.quarantined(claimed, exc.reason, now=now())
+        except review_requests.Deferred as exc:
+            return queue.deferred(claimed, exc.until, "delayed", now=now())
+        except ProductNotFound as exc:
+            return queue.waiting(claimed, exc.source_product_id, str(exc), now=now())
+        except FixAndReplayError as exc:
+            return queue.dead(claimed, _describe(exc), now=now())
+        except ConfigError as exc:
+            log.error("configuration error, event %s will retry: %s", claimed.event_id, exc,
+                      extra={"event_id": claimed.event_id})
+            return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=deps.retry_cap_s)
+        except RetryableTargetError as exc:
+            return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=exc.retry_after)
+        return queue.done(claimed, outcome, now=now())
 
 
 def retry_or_give_up(claimed: ClaimedEvent, deps: Collaborators, error: str,
-                     *, retry_after_s: float | None = None) -> str:
-    """Schedule the next attempt, or mark the event dead once its attempts are used up."""
+                     *, retry_after_s: float | None = None) -> queue.Settlement:
+    """The next attempt after a backoff, or a dead letter once the event's attempts are used up."""
     now = deps.clock()
     if claimed.attempts >= deps.max_attempts:
-        queue.give_up(deps.engine, claimed, f"gave up after {claimed.attempts} attempts: {error}", now=now)
-        return "dead"
+        return queue.dead(claimed, f"gave up after {claimed.attempts} attempts: {error}", now=now)
     delay = queue.backoff_delay(claimed.attempts, base_s=deps.retry_base_s, cap_s=deps.retry_cap_s,
                                 retry_after_s=retry_after_s, rng=deps.rng)
-    queue.retry_later(deps.engine, claimed, error, now=now, delay_s=delay)
-    return "retry"
+    return queue.retrying(claimed, error, now=now, delay_s=delay)
 
 
-def process(claimed: ClaimedEvent, deps: Collaborators) -> str:
-    """Apply one event to every target it is routed to; return one outcome word."""
+def process(claimed: ClaimedEvent, deps: Collaborators, *, batch: Batch | None = None) -> str:
+    """Apply one event to every target it is routed to; return one outcome word. With a `batch`,
+    the ledger is read from it and what was done is recorded into it."""
     event = to_event(claimed)
     if event.kind is EventKind.ORDER:
         return _order(event, deps)
@@ -123,7 +169,11 @@ def process(claimed: ClaimedEvent, deps: Collaborators) -> str:
     if _is_echo(event, source, deps):
         return "echo"  # a review ReviewBridge itself wrote into this platform, coming back
     review = source.resolve(event)
-    outcomes = [sync(event, review, target, deps) for target in route(event, deps.targets, deps.routes)]
+    new_hash = ledger.content_hash(review) if review is not None else None
+    outcomes = [sync(event, review, target, deps,
+                     read=(batch.state(event, target), new_hash) if batch else None,
+                     record=batch.record if batch else None)
+                for target in route(event, deps.targets, deps.routes)]
     return next((word for word in _OUTCOMES if word in outcomes), "routed-nowhere")
 
 
@@ -173,9 +223,11 @@ def route(event: Event, targets: Sequence[ReviewTarget],
 
 
 def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collaborators, *,
-         read: tuple[ledger.LedgerState | None, str | None] | None = None) -> str:
+         read: tuple[ledger.LedgerState | None, str | None] | None = None,
+         record: Callable[..., None] | None = None) -> str:
     """Ledger check → target call → ledger update, for one target. `read` is the ledger state and
-    content hash when the caller has them already (a resync reads a page at once)."""
+    content hash when the caller has them already (a resync reads a page at once); `record` keeps
+    the ledger update for the caller to write (a worker's batch), instead of writing it at once."""
     if read is None:
         read = (ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name),
                 ledger.content_hash(review) if review is not None else None)
@@ -205,8 +257,8 @@ def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collab
         ledger.note_error(deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
                           target=target.name, error=_describe(exc), now=deps.clock())
         raise
-    ledger.record(
-        deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
+    (record or functools.partial(ledger.record, deps.engine))(
+        source=event.source, account=event.account, review_id=event.subject_id,
         target=target.name, action=word, event_id=event.event_id, occurred_at=event.occurred_at,
         sequence=event.sequence, now=deps.clock(), ref=ref, new_hash=new_hash,
         deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),

@@ -14,12 +14,13 @@ Every function takes the time as `now`; nothing here reads a clock.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, exists, func, insert, select, update
+from sqlalchemy import Engine, bindparam, exists, func, insert, select, update
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
@@ -28,6 +29,7 @@ from connectors.http import backoff_delay
 
 __all__ = [
     "ClaimedEvent",
+    "Settlement",
     "backoff_delay",
     "claim",
     "count_rejection",
@@ -40,6 +42,7 @@ __all__ = [
     "release_waiting",
     "renew",
     "retry_later",
+    "settle",
     "wait_for_product",
 ]
 
@@ -146,11 +149,23 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
 
     Due means next_attempt_at has come: a new event, a retry after its backoff, or an event whose
     lease ran out because its worker died. Walking the (next_attempt_at, id) index in order, the
-    first due rows are found without sorting the queue. An event waits while an earlier event of the same review is still open, so
-    one review's events never run at once and apply in arrival order. On PostgreSQL the
-    candidates are locked with SKIP LOCKED, so concurrent workers pass each other by instead of
-    queueing; SQLite serialises writers with its own lock (BEGIN IMMEDIATE).
+    first due rows are found without sorting the queue. An event waits while an earlier event of the
+    same review is still open, so one review's events never run at once and apply in arrival order.
+    On PostgreSQL the candidates are locked with SKIP LOCKED, so concurrent workers pass each other
+    by instead of queueing; SQLite serialises writers with its own lock (BEGIN IMMEDIATE).
     """
+    until = now + timedelta(seconds=lease_s)
+    with transaction(engine) as session:
+        rows = session.execute(_claim_statement(engine.dialect.name, limit),
+                               {"now": now, "until": until, "worker_id": worker_id}).mappings().all()
+    return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
+
+
+@functools.lru_cache(maxsize=128)
+def _claim_statement(dialect: str, limit: int):
+    """Built once per dialect and batch size, with the time and worker as parameters: a busy worker
+    claims hundreds of times a second, and building the statement cost more than running it."""
+    when = _inbox.c.next_attempt_at.type  # the column's own type, so SQLite stores times its way
     earlier = _inbox.alias("earlier")
     earlier_open = exists().where(
         earlier.c.source == _inbox.c.source,
@@ -161,58 +176,125 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
     )
     candidates = (
         select(_inbox.c.id)
-        .where(_inbox.c.next_attempt_at <= now, ~earlier_open)
+        .where(_inbox.c.next_attempt_at <= bindparam("now", type_=when), ~earlier_open)
         .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
         .limit(limit)
     )
-    if engine.dialect.name == "postgresql":
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=_inbox)
-    statement = (
+    return (
         update(_inbox)
         .where(_inbox.c.id.in_(candidates.scalar_subquery()))
         .values(
             status=EventStatus.PROCESSING.value,
-            lease_until=now + timedelta(seconds=lease_s),
-            next_attempt_at=now + timedelta(seconds=lease_s),
-            worker_id=worker_id,
+            lease_until=bindparam("until", type_=when),
+            next_attempt_at=bindparam("until", type_=when),
+            worker_id=bindparam("worker_id"),
             attempts=_inbox.c.attempts + 1,
         )
         .returning(*(_inbox.c[name] for name in _CLAIMED_COLUMNS))
     )
-    with transaction(engine) as session:
-        rows = session.execute(statement).mappings().all()
-    return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
 
 
 # --- finishing ------------------------------------------------------------------------------
-# Each guards on (id, worker_id, processing): a worker whose lease was taken over changes nothing.
+# How an attempt ended is first a Settlement in memory; `settle` writes a batch of them in the
+# caller's transaction (the worker commits a batch's settlements with the ledger rows its target
+# calls produced). Each guards on (id, worker_id, processing): a worker whose lease was taken over
+# changes nothing.
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One attempt's end: the status the event moves to, and the columns that go with it."""
+
+    event: ClaimedEvent
+    status: EventStatus
+    at: datetime
+    values: dict
+
+    @property
+    def error(self) -> str | None:
+        return self.values.get("last_error")
+
+
+def done(event: ClaimedEvent, outcome: str, *, now: datetime) -> Settlement:
+    return Settlement(event, EventStatus.DONE, now, {"outcome": outcome, "last_error": None, "finished_at": now})
+
+
+def retrying(event: ClaimedEvent, error: str, *, now: datetime, delay_s: float) -> Settlement:
+    return Settlement(event, EventStatus.RETRY, now,
+                      {"last_error": error, "next_attempt_at": now + timedelta(seconds=delay_s)})
+
+
+def dead(event: ClaimedEvent, error: str, *, now: datetime) -> Settlement:
+    return Settlement(event, EventStatus.DEAD, now, {"last_error": error, "finished_at": now})
+
+
+def waiting(event: ClaimedEvent, source_product_id: str, reason: str, *, now: datetime) -> Settlement:
+    # Waiting is not failing: the attempt is given back, so rechecks never make an event dead.
+    return Settlement(event, EventStatus.WAITING_FOR_PRODUCT, now,
+                      {"last_error": reason, "waiting_on": source_product_id, "attempts": _inbox.c.attempts - 1})
+
+
+def deferred(event: ClaimedEvent, until: datetime, reason: str, *, now: datetime) -> Settlement:
+    """Not yet, and not a failure: due again at `until`, the attempt given back."""
+    return Settlement(event, EventStatus.PENDING, now, {"last_error": None, "outcome": reason,
+                                                        "next_attempt_at": until, "attempts": _inbox.c.attempts - 1})
+
+
+def quarantined(event: ClaimedEvent, reason: str, *, now: datetime) -> Settlement:
+    return Settlement(event, EventStatus.QUARANTINED, now, {"last_error": reason, "finished_at": now})
+
+
+def settle(session, settlements: Sequence[Settlement]) -> int:
+    """Move each event on and record how its attempt ended, in the caller's transaction; return
+    how many were still this worker's to settle."""
+    attempts = []
+    for item in settlements:
+        event = item.event
+        statement = (
+            update(_inbox)
+            .where(_inbox.c.id == event.id, _inbox.c.worker_id == event.worker_id,
+                   _inbox.c.status == EventStatus.PROCESSING.value)
+            .values(**({"status": item.status.value, "lease_until": None, "next_attempt_at": None} | item.values))
+        )
+        if session.execute(statement).rowcount == 1:
+            attempts.append({"event_pk": event.id, "number": event.attempts, "worker_id": event.worker_id,
+                             "started_at": event.claimed_at or item.at, "finished_at": item.at,
+                             "status": item.status.value, "error": item.error})
+    if attempts:
+        session.execute(insert(_attempts), attempts)
+    return len(attempts)
+
+
+def _settle_now(engine: Engine, settlement: Settlement) -> bool:
+    with transaction(engine) as session:
+        return settle(session, [settlement]) == 1
 
 
 def finish(engine: Engine, event: ClaimedEvent, outcome: str, *, now: datetime) -> bool:
-    return _settle(engine, event, status=EventStatus.DONE, now=now, outcome=outcome, last_error=None,
-                   finished_at=now)
+    return _settle_now(engine, done(event, outcome, now=now))
 
 
 def retry_later(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime, delay_s: float) -> bool:
-    return _settle(engine, event, status=EventStatus.RETRY, now=now, last_error=error,
-                   next_attempt_at=now + timedelta(seconds=delay_s))
+    return _settle_now(engine, retrying(event, error, now=now, delay_s=delay_s))
 
 
 def give_up(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime) -> bool:
-    return _settle(engine, event, status=EventStatus.DEAD, now=now, last_error=error, finished_at=now)
+    return _settle_now(engine, dead(event, error, now=now))
 
 
 def wait_for_product(engine: Engine, event: ClaimedEvent, source_product_id: str, reason: str, *,
                      now: datetime) -> bool:
-    # Waiting is not failing: the attempt is given back, so rechecks never make an event dead.
-    return _settle(engine, event, status=EventStatus.WAITING_FOR_PRODUCT, now=now, last_error=reason,
-                   waiting_on=source_product_id, attempts=_inbox.c.attempts - 1)
+    return _settle_now(engine, waiting(event, source_product_id, reason, now=now))
 
 
 def defer(engine: Engine, event: ClaimedEvent, until: datetime, reason: str, *, now: datetime) -> bool:
-    """Not yet, and not a failure: due again at `until`, the attempt given back."""
-    return _settle(engine, event, status=EventStatus.PENDING, now=now, last_error=None, outcome=reason,
-                   next_attempt_at=until, attempts=_inbox.c.attempts - 1)
+    return _settle_now(engine, deferred(event, until, reason, now=now))
+
+
+def quarantine_claimed(engine: Engine, event: ClaimedEvent, reason: str, *, now: datetime) -> bool:
+    return _settle_now(engine, quarantined(event, reason, now=now))
 
 
 def release_waiting(engine: Engine, *, now: datetime, source: str | None = None, account: str | None = None,
@@ -228,28 +310,6 @@ def release_waiting(engine: Engine, *, now: datetime, source: str | None = None,
     statement = statement.values(status=EventStatus.PENDING.value, next_attempt_at=now, waiting_on=None)
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
-
-
-def quarantine_claimed(engine: Engine, event: ClaimedEvent, reason: str, *, now: datetime) -> bool:
-    return _settle(engine, event, status=EventStatus.QUARANTINED, now=now, last_error=reason, finished_at=now)
-
-
-def _settle(engine: Engine, event: ClaimedEvent, *, status: EventStatus, now: datetime, **values) -> bool:
-    """Move the event on and, in the same transaction, record how this attempt ended."""
-    statement = (
-        update(_inbox)
-        .where(_inbox.c.id == event.id, _inbox.c.worker_id == event.worker_id,
-               _inbox.c.status == EventStatus.PROCESSING.value)
-        .values(**({"status": status.value, "lease_until": None, "next_attempt_at": None} | values))
-    )
-    with transaction(engine) as session:
-        settled = session.execute(statement).rowcount == 1
-        if settled:
-            session.execute(insert(_attempts).values(
-                event_pk=event.id, number=event.attempts, worker_id=event.worker_id,
-                started_at=event.claimed_at or now, finished_at=now, status=status.value,
-                error=values.get("last_error")))
-        return settled
 
 
 def renew(engine: Engine, worker_id: str, event_ids: Iterable[int], *, now: datetime, lease_s: int) -> int:

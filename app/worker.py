@@ -1,6 +1,9 @@
 """The worker: APScheduler runs the queue drain (which also picks up due retries) and, in later
 rooms, the periodic jobs. Several worker processes can share one PostgreSQL database.
 
+A drain claims a batch of due events in one statement, processes them one by one and settles the
+batch in one transaction (see pipeline.Batch).
+
 Stopping (SIGTERM, or the embedded server shutting down): no new claims, up to 10 s for the
 events in hand to finish, then whatever is still held goes back to the queue, due at once.
 """
@@ -38,6 +41,19 @@ class _SkipOverlapNotice(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
+#: A drain claims about as many events as it gets through in this long: many at a time when events
+#: are quick (one claim and one commit serve the batch), one at a time when the target is slow, so
+#: that the drain threads share out a short queue instead of one thread holding it.
+_BATCH_SECONDS = 0.2
+_MAX_BATCH = 50
+
+
+def _next_batch_size(processed: int, elapsed_s: float) -> int:
+    if processed == 0:
+        return 1
+    return max(1, min(_MAX_BATCH, int(_BATCH_SECONDS * processed / max(elapsed_s, 1e-6))))
+
+
 class Worker:
     def __init__(self, deps: Collaborators, *, concurrency: int = 4, lease_s: int = 60,
                  drain_interval_s: float = 0.5, recheck_waiting_s: float = 900, worker_id: str | None = None,
@@ -58,18 +74,40 @@ class Worker:
     # --- the work ---------------------------------------------------------------------------
 
     def drain(self) -> int:
-        """Claim and process due events one at a time until none is due or the worker stops."""
+        """Claim and process due events, a batch at a time, until none is due or the worker stops."""
         if not self.deps.targets:
             return 0
-        processed = 0
+        processed, size = 0, 1
         while not self._stopping.is_set():
-            claimed = queue.claim(self.deps.engine, self.id, now=self.deps.clock(), lease_s=self._lease_s)
+            claimed = queue.claim(self.deps.engine, self.id, now=self.deps.clock(), lease_s=self._lease_s,
+                                  limit=size)
             if not claimed:
                 break
-            for event in claimed:
-                self._process(dataclasses.replace(event, claimed_at=self.deps.clock()))
-            processed += len(claimed)
+            started = time.perf_counter()
+            done = self._process_batch(claimed)
+            processed += done
+            size = _next_batch_size(done, time.perf_counter() - started)
         return processed
+
+    def _process_batch(self, claimed: list[ClaimedEvent]) -> int:
+        """Process a claimed batch and settle it in one transaction; on stop, what was not begun is
+        left to `stop`, which hands it back to the queue."""
+        with self._idle:
+            self._in_flight.update(event.id for event in claimed)
+        try:
+            batch = pipeline.Batch(self.deps, claimed)
+            done = 0
+            for event in claimed:
+                if self._stopping.is_set():
+                    break
+                self._process(batch, dataclasses.replace(event, claimed_at=self.deps.clock()))
+                done += 1
+            batch.commit()
+            return done
+        finally:
+            with self._idle:
+                self._in_flight.difference_update(event.id for event in claimed)
+                self._idle.notify_all()
 
     def recheck_waiting(self) -> int:
         """Give events waiting for a product another go: the product may exist by now."""
@@ -88,19 +126,9 @@ class Worker:
         """Read each source account for what webhooks missed (one worker per account, by lease)."""
         return self._poll(self.id) if self._poll is not None else 0
 
-    def _process(self, event: ClaimedEvent) -> None:
-        with self._idle:
-            self._in_flight.add(event.id)
+    def _process(self, batch: pipeline.Batch, event: ClaimedEvent) -> None:
         started = time.perf_counter()
-        try:
-            status = pipeline.run(event, self.deps)
-        except Exception as exc:  # the outer loop: anything unforeseen is retried, never a crash
-            log.exception("event %s failed unexpectedly", event.event_id, extra={"event_id": event.event_id})
-            status = pipeline.retry_or_give_up(event, self.deps, f"{type(exc).__name__}: {exc}")
-        finally:
-            with self._idle:
-                self._in_flight.discard(event.id)
-                self._idle.notify_all()
+        status = batch.run(event)
         self.deps.metrics.processing_seconds.labels(event.source, status).observe(time.perf_counter() - started)
         log.info("event %s %s", event.event_id, status, extra={"event_id": event.event_id})
 

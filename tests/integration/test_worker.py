@@ -6,12 +6,13 @@ import threading
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import queue
 from app.db import make_engine, transaction
-from app.models import InboxEvent
-from app.worker import Worker
+from app.models import Attempt, InboxEvent, LedgerEntry
+from app.pipeline import Batch
+from app.worker import Worker, _next_batch_size
 from tests.integration.conftest import make_event
 
 
@@ -91,3 +92,49 @@ def test_live_worker_keeps_its_lease_while_a_call_is_slow(engine, deps, clock):
     assert worker.renew_leases() == 1
     clock.advance(25)  # past the first lease, within the renewed one
     assert queue.claim(engine, "w-other", now=clock(), lease_s=30) == []
+
+
+def test_a_batch_claims_many_quick_events_and_one_at_a_time_when_the_target_is_slow():
+    assert _next_batch_size(processed=10, elapsed_s=0.002) == 50  # quick: the most a claim takes
+    assert _next_batch_size(processed=4, elapsed_s=0.02) == 40
+    assert _next_batch_size(processed=2, elapsed_s=1.0) == 1  # 500 ms a call: share the queue out
+    assert _next_batch_size(processed=0, elapsed_s=0.0) == 1
+
+
+def test_a_batch_that_dies_before_its_commit_is_claimed_again_and_settles_once(engine, deps, target, clock):
+    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 3, 1), now=clock(), quarantine_id="q")
+    claimed = queue.claim(engine, "w-dies", now=clock(), lease_s=30, limit=10)
+    batch = Batch(deps, claimed)
+    for event in claimed:
+        batch.run(event)  # the target calls happen; the worker dies before batch.commit()
+    with transaction(engine) as session:
+        assert set(session.execute(select(InboxEvent.status)).scalars()) == {"processing"}
+        assert session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one() == 0
+
+    clock.advance(31)  # the lease runs out
+    assert Worker(deps, worker_id="w-next").drain() == 3
+    with transaction(engine) as session:
+        assert set(session.execute(select(InboxEvent.status)).scalars()) == {"done"}
+        assert session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one() == 3
+        attempts = session.execute(select(Attempt.worker_id, Attempt.status)).all()
+    assert sorted(attempts) == [("w-next", "done")] * 3  # the dead worker's attempts left nothing behind
+    assert len(target.reviews) == 3  # the repeated upserts wrote the same keys: still one review each
+
+
+def test_a_stopping_worker_settles_what_it_finished_and_hands_back_the_rest_of_its_batch(engine, deps, clock,
+                                                                                         monkeypatch):
+    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 4, 1), now=clock(), quarantine_id="q")
+    worker = Worker(deps, worker_id="w-batch")
+    claimed = queue.claim(engine, worker.id, now=clock(), lease_s=30, limit=4)
+    original_run = Batch.run
+
+    def run_then_stop(self, event):
+        worker._stopping.set()  # SIGTERM arrives while the first event is processed
+        return original_run(self, event)
+
+    monkeypatch.setattr(Batch, "run", run_then_stop)
+    assert worker._process_batch(claimed) == 1
+    assert worker.stop(timeout_s=0) == 3
+    with transaction(engine) as session:
+        statuses = sorted(session.execute(select(InboxEvent.status)).scalars())
+    assert statuses == ["done", "retry", "retry", "retry"]
