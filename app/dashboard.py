@@ -16,13 +16,15 @@ from app.db import transaction
 from app.models import OPEN_STATUSES, EventStatus, InboxEvent, LedgerEntry
 from app.pipeline import RECONCILE_TOPIC
 
-__all__ = ["AccountHealth", "Dashboard", "TargetHealth", "chart", "read_dashboard"]
+__all__ = ["QUEUED", "AccountHealth", "Dashboard", "TargetHealth", "chart", "read_dashboard"]
 
 _inbox = InboxEvent.__table__
 _ledger = LedgerEntry.__table__
 _HOUR = timedelta(hours=1)
 _HOURS = 24
 _WAITING = (EventStatus.PENDING.value, EventStatus.RETRY.value)
+#: Events due or waiting to be processed: the dashboard's queue depth.
+QUEUED = (*OPEN_STATUSES, EventStatus.WAITING_FOR_PRODUCT.value)
 _FAILED = (EventStatus.DEAD.value, EventStatus.QUARANTINED.value)
 
 
@@ -30,7 +32,7 @@ _FAILED = (EventStatus.DEAD.value, EventStatus.QUARANTINED.value)
 class AccountHealth:
     source: str
     account: str
-    received_hour: int = 0  # deliveries stored in the last hour (reconcile's own corrections not counted)
+    received_hour: int = 0  # inbox rows created in the last hour (reconcile's own corrections not counted)
     received_day: int = 0
     statuses: dict[str, int] = field(default_factory=lambda: {status.value: 0 for status in EventStatus})
     oldest_pending: datetime | None = None  # received_at of the oldest event still due (pending or retry)
@@ -39,7 +41,7 @@ class AccountHealth:
 
     @property
     def queue_depth(self) -> int:
-        return sum(self.statuses[status] for status in OPEN_STATUSES)
+        return sum(self.statuses[status] for status in QUEUED)
 
 
 @dataclass
@@ -58,6 +60,14 @@ class Dashboard:
     accounts: list[AccountHealth]
     targets: list[TargetHealth]
     hours: list[dict]  # oldest first: {start, received, done, failed}
+
+    @property
+    def queue_depth(self) -> int:
+        return sum(account.queue_depth for account in self.accounts)
+
+    @property
+    def oldest_pending(self) -> datetime | None:
+        return min((a.oldest_pending for a in self.accounts if a.oldest_pending), default=None)
 
     @property
     def totals(self) -> dict[str, int]:

@@ -14,7 +14,7 @@ from app import db
 from app.runtime import Runtime
 from connectors.base import ReviewBridgeError
 
-__all__ = ["Check", "run_checks"]
+__all__ = ["PLATFORMS", "Check", "check_platform", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ def run_checks(rt: Runtime) -> list[Check]:
     for probe in (_secrets, _routes, _commercetools, _trustoo, _wix):
         checks.extend(probe(rt))
     return checks
+
+
+def check_platform(rt: Runtime, platform: str) -> list[Check]:
+    """One platform's checks alone (the admin page's "check" button); unconfigured says what to set."""
+    probe, variables = PLATFORMS[platform]
+    return list(probe(rt)) or [Check(f"{platform} connection", False, f"{platform} is not configured: set {variables}")]
 
 
 def _database(rt: Runtime) -> Iterator[Check]:
@@ -92,6 +98,15 @@ def _wix(rt: Runtime) -> Iterator[Check]:
     for site in rt.accounts_of("wix"):
         yield _probe(f"wix site {site}", lambda site=site: next(rt.sources["wix"].iter_pages(site)),
                      "token issued, reviews readable")
+
+
+#: Platform → (its checks, the variables that configure it).
+PLATFORMS: dict[str, tuple[Callable[[Runtime], Iterator[Check]], str]] = {
+    "commercetools": (_commercetools, "CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"),
+    "trustoo": (_trustoo, "TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN (or add a shop with "
+                          "`reviewbridge accounts add trustoo`)"),
+    "wix": (_wix, "WIX_PUBLIC_KEY, WIX_APP_ID and WIX_APP_SECRET"),
+}
 
 
 def _probe(name: str, call: Callable[[], object], success: str) -> Check:

@@ -15,12 +15,16 @@ from sqlalchemy import Engine, func, or_, select, update
 
 from app.db import transaction
 from app.models import Attempt, EventStatus, InboxEvent, LedgerEntry
+from connectors.base import EventKind
+from connectors.commercetools_mapping import review_key
 
-__all__ = ["EventFilter", "dead_by_reason", "discard", "find", "get", "replay", "replay_matching", "resolve_ids"]
+__all__ = ["EventFilter", "commercetools_key", "dead_by_reason", "dead_letter_groups", "discard", "find", "get",
+           "replay", "replay_dead_by_reason", "replay_matching", "resolve_ids", "waiting_by_product"]
 
 _inbox = InboxEvent.__table__
 _attempts = Attempt.__table__
 _ledger = LedgerEntry.__table__
+_NO_ERROR = "(no error recorded)"
 _REPLAYABLE = (EventStatus.DONE.value, EventStatus.DEAD.value, EventStatus.QUARANTINED.value,
                EventStatus.WAITING_FOR_PRODUCT.value, EventStatus.DISCARDED.value, EventStatus.RETRY.value,
                EventStatus.IGNORED.value)
@@ -131,7 +135,52 @@ def dead_by_reason(engine: Engine, source: str | None = None, *, chars: int = 12
     if source:
         query = query.where(_inbox.c.source == source)
     with transaction(engine) as session:
-        return {text or "(no error recorded)": count for text, count in session.execute(query).all()}
+        return {text or _NO_ERROR: count for text, count in session.execute(query).all()}
+
+
+def dead_letter_groups(engine: Engine, *, chars: int = 120, rows: int = 500) -> list[dict]:
+    """Dead letters by the start of their error, most first: {reason, count, events}, with the newest
+    `rows` dead letters shared out among their groups (the counts cover all of them)."""
+    groups = {reason: {"reason": reason, "count": count, "events": []}
+              for reason, count in dead_by_reason(engine, chars=chars).items()}
+    for event in find(engine, EventFilter(status=EventStatus.DEAD.value), limit=rows):
+        reason = (event["last_error"] or "")[:chars] or _NO_ERROR
+        if reason in groups:  # (a dead letter that arrived between the two reads waits for the next view)
+            groups[reason]["events"].append(event)
+    return sorted(groups.values(), key=lambda group: (-group["count"], group["reason"]))
+
+
+def replay_dead_by_reason(engine: Engine, reason: str, *, chars: int = 120, now: datetime) -> int:
+    """Replay the dead letters whose error starts with `reason` (a group of dead_letter_groups)."""
+    matches = (or_(_inbox.c.last_error.is_(None), _inbox.c.last_error == "") if reason == _NO_ERROR
+               else func.substr(_inbox.c.last_error, 1, chars) == reason)
+    statement = update(_inbox).where(_inbox.c.status == EventStatus.DEAD.value, matches).values(
+        status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def waiting_by_product(engine: Engine) -> list[dict]:
+    """Events waiting for a product match, by source product: {source, account, product, count, oldest, error}."""
+    query = select(_inbox.c.source, _inbox.c.account, _inbox.c.waiting_on, func.count(),
+                   func.min(_inbox.c.received_at), func.max(_inbox.c.last_error)).where(
+        _inbox.c.status == EventStatus.WAITING_FOR_PRODUCT.value).group_by(
+        _inbox.c.source, _inbox.c.account, _inbox.c.waiting_on).order_by(
+        func.count().desc(), _inbox.c.source, _inbox.c.account, _inbox.c.waiting_on)
+    with transaction(engine) as session:
+        rows = session.execute(query).all()
+    return [{"source": source, "account": account, "product": product or "", "count": count, "oldest": oldest,
+             "error": error} for source, account, product, count, oldest, error in rows]
+
+
+def commercetools_key(event: dict) -> str | None:
+    """The commercetools review key of the event's review: the ledger's, else the one a sync would give it."""
+    for entry in event.get("ledger", ()):
+        if entry["target"] == "commercetools" and entry["target_key"]:
+            return entry["target_key"]
+    if event["kind"] == EventKind.ORDER.value or not event["subject_id"]:
+        return None
+    return review_key(event["source"], event["account"], event["subject_id"])
 
 
 def _plain(row) -> dict:

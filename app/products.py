@@ -19,7 +19,7 @@ from app import queue
 from app.db import insert_for, transaction
 from app.models import ProductMapping
 
-__all__ = ["ImportResult", "MappingError", "import_csv", "list_mappings", "lookup", "CSV_COLUMNS"]
+__all__ = ["ImportResult", "MappingError", "import_csv", "list_mappings", "lookup", "map_one", "CSV_COLUMNS"]
 
 _map = ProductMapping.__table__
 CSV_COLUMNS = ("source", "account", "source_product_id", "product_key", "product_id", "target")
@@ -53,19 +53,26 @@ def lookup(engine: Engine, target: str, source: str, account: str, source_produc
 def import_csv(engine: Engine, stream: IO[str], *, now: datetime) -> ImportResult:
     """Upsert every row, then release the waiting events of the mapped products."""
     rows = list(_read(stream))
-    if rows:
-        statement = insert_for(engine, _map).values([row | {"updated_at": now} for row in rows])
-        statement = statement.on_conflict_do_update(
-            index_elements=["target", "source", "account", "source_product_id"],
-            set_={"product_key": statement.excluded.product_key, "product_id": statement.excluded.product_id,
-                  "updated_at": statement.excluded.updated_at},
-        )
-        with transaction(engine) as session:
-            session.execute(statement)
+    _upsert(engine, rows, now=now)
     released = 0
     for (source, account), products in _group(rows).items():
         released += queue.release_waiting(engine, now=now, source=source, account=account, product_ids=products)
     return ImportResult(mappings=len(rows), released=released)
+
+
+def map_one(engine: Engine, *, source: str, account: str, source_product_id: str, product_key: str | None = None,
+            product_id: str | None = None, target: str = DEFAULT_TARGET, now: datetime) -> int:
+    """Map one source product (as one CSV row would) and release its waiting events; how many were released."""
+    row = {"source": source, "account": account, "source_product_id": source_product_id,
+           "product_key": product_key, "product_id": product_id, "target": target}
+    row = {name: (value or "").strip() or None for name, value in row.items()}
+    if not (row["source"] and row["account"] and row["source_product_id"]):
+        raise MappingError("source, account and source_product_id are required")
+    if bool(row["product_key"]) == bool(row["product_id"]):
+        raise MappingError("give exactly one of product_key and product_id")
+    _upsert(engine, [row], now=now)
+    return queue.release_waiting(engine, now=now, source=row["source"], account=row["account"],
+                                 product_ids=[row["source_product_id"]])
 
 
 def list_mappings(engine: Engine) -> list[dict]:
@@ -73,6 +80,19 @@ def list_mappings(engine: Engine) -> list[dict]:
         rows = session.execute(select(*(_map.c[name] for name in CSV_COLUMNS)).order_by(
             _map.c.source, _map.c.account, _map.c.source_product_id)).mappings().all()
     return [dict(row) for row in rows]
+
+
+def _upsert(engine: Engine, rows: list[dict], *, now: datetime) -> None:
+    if not rows:
+        return
+    statement = insert_for(engine, _map).values([row | {"updated_at": now} for row in rows])
+    statement = statement.on_conflict_do_update(
+        index_elements=["target", "source", "account", "source_product_id"],
+        set_={"product_key": statement.excluded.product_key, "product_id": statement.excluded.product_id,
+              "updated_at": statement.excluded.updated_at},
+    )
+    with transaction(engine) as session:
+        session.execute(statement)
 
 
 def _read(stream: IO[str]) -> Iterable[dict]:

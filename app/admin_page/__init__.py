@@ -10,7 +10,7 @@ app.runs, app.doctor) and render a template from templates/admin/. The page's el
 `data-testid` attributes, listed in SELECTORS.md, for browser tests.
 """
 
-from app.admin_page import home_views  # noqa: F401  (its routes join bp)
+from app.admin_page import event_views, home_views, run_views  # noqa: F401  (their routes join bp)
 from app.admin_page.auth import bp
 
 __all__ = ["bp"]

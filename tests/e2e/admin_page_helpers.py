@@ -6,9 +6,14 @@ import html
 import re
 from html.parser import HTMLParser
 
+from sqlalchemy import func, select
+
+from app.db import transaction
+from app.models import InboxEvent
+from tests.builders import trustoo_body, trustoo_headers
 from tests.e2e.conftest import ADMIN_TOKEN
 
-__all__ = ["csrf_token", "post_form", "sign_in", "texts"]
+__all__ = ["csrf_token", "db_counts", "deliver", "only_event", "post_form", "sign_in", "texts"]
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -33,25 +38,41 @@ def post_form(client, page_url: str, action: str, data: dict | None = None):
     return client.post(action, data=(data or {}) | {"csrf_token": csrf_token(page.get_data(as_text=True))})
 
 
+_VOID = ("input", "meta", "br", "img", "link", "hr")
+
+
 class _Collector(HTMLParser):
-    def __init__(self, testid: str, attrs: dict[str, str]):
+    def __init__(self, tag: str | None, attrs: dict[str, str]):
         super().__init__(convert_charrefs=True)
-        self._testid, self._attrs = testid, attrs
+        self._tag, self._attrs = tag, attrs
         self._open: list[list] = []  # [depth, text parts] of the matching elements still open
         self._depth = 0
         self.found: list[str] = []
 
+    def _matches(self, tag: str, values: dict) -> bool:
+        if self._tag and tag != self._tag:
+            return False
+        for name, wanted in self._attrs.items():
+            if name == "class":
+                if not set(wanted.split()) <= set((values.get("class") or "").split()):
+                    return False
+            elif values.get(name) != wanted:
+                return False
+        return True
+
     def handle_starttag(self, tag, attrs):
         values = dict(attrs)
-        if tag not in ("input", "meta", "br", "img", "link", "hr"):
+        if tag not in _VOID:
             self._depth += 1
-        if values.get("data-testid") == self._testid and all(values.get(k) == v for k, v in self._attrs.items()):
-            if tag in ("input", "meta", "br", "img", "link", "hr"):
+        if self._matches(tag, values):
+            if tag in _VOID:
                 self.found.append(values.get("value") or "")
             else:
                 self._open.append([self._depth, []])
 
     def handle_endtag(self, tag):
+        if tag in _VOID:
+            return
         if self._open and self._open[-1][0] == self._depth:
             _, parts = self._open.pop()
             self.found.append(" ".join("".join(parts).split()))
@@ -62,8 +83,25 @@ class _Collector(HTMLParser):
             parts.append(data)
 
 
-def texts(page: str, testid: str, **attrs: str) -> list[str]:
-    """The text of every element with this data-testid (and these data-* attributes: data_source=...)."""
-    collector = _Collector(testid, {name.replace("_", "-"): value for name, value in attrs.items()})
+def texts(page: str, tag: str | None = None, **attrs: str) -> list[str]:
+    """The text (or an input's value) of every element of this tag with these attributes, in order:
+    `texts(html, "td", data_count="trustoo/x/done")`, `texts(html, id="queue-depth")`, `cls="flash error"`."""
+    wanted = {("class" if name == "cls" else name.replace("_", "-")): value for name, value in attrs.items()}
+    collector = _Collector(tag, wanted)
     collector.feed(page)
     return collector.found
+
+
+def deliver(client, *items) -> None:
+    body = trustoo_body(*items)
+    assert client.post("/webhooks/trustoo/review-created", data=body, headers=trustoo_headers(body)).status_code == 200
+
+
+def db_counts(engine) -> dict[str, int]:
+    with transaction(engine) as session:
+        return dict(session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all())
+
+
+def only_event(engine) -> InboxEvent:
+    with transaction(engine) as session:
+        return session.execute(select(InboxEvent)).scalar_one()

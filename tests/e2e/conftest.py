@@ -45,6 +45,21 @@ def admin(admin_app):
 
 
 @pytest.fixture
+def page(admin_app):
+    """A browser signed in to the admin page of admin_app (tests/e2e/admin_page_helpers.py sends its forms)."""
+    from tests.e2e.admin_page_helpers import sign_in
+
+    client = admin_app.test_client()
+    assert sign_in(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def page_rt(admin_app):
+    return admin_app.extensions["reviewbridge"]
+
+
+@pytest.fixture
 def synced_app(ct_environ):
     """ReviewBridge with commercetools configured and set up."""
     app = create_app(ct_environ)

@@ -1,6 +1,7 @@
 """/admin: the operator's web page. Sign-in, session and CSRF guard every page; the dashboard tells the truth.
 
 Forms are sent as a browser sends them: the CSRF token is read from the page that holds the form.
+Selectors are the ones tests/browser/CONTRACT.md fixes.
 """
 
 from __future__ import annotations
@@ -15,45 +16,25 @@ from sqlalchemy import func, select
 from app import create_app
 from app.cli import build_worker
 from app.db import transaction
-from app.models import InboxEvent, LedgerEntry
+from app.models import EventStatus, LedgerEntry
 from connectors.base import FixAndReplayError, ProductNotFound
-from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
-from tests.e2e.admin_page_helpers import csrf_token, post_form, sign_in, texts
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
+from tests.e2e.admin_page_helpers import csrf_token, db_counts, deliver, post_form, sign_in, texts
 from tests.e2e.conftest import ADMIN_TOKEN
 
 #: Every page and action but the sign-in form, with sample path values.
-PAGES = ["/admin"]
-ACTIONS = ["/admin/logout"]
-
-
-@pytest.fixture
-def page(admin_app):
-    """A browser signed in to the admin page."""
-    client = admin_app.test_client()
-    assert sign_in(client).status_code == 302
-    return client
-
-
-@pytest.fixture
-def page_rt(admin_app):
-    return admin_app.extensions["reviewbridge"]
-
-
-def _deliver(client, *items) -> None:
-    body = trustoo_body(*items)
-    assert client.post("/webhooks/trustoo/review-created", data=body, headers=trustoo_headers(body)).status_code == 200
-
-
-def _db_counts(engine) -> dict[str, int]:
-    with transaction(engine) as session:
-        return dict(session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all())
+PAGES = ["/admin/", "/admin/events", "/admin/events/1", "/admin/dead-letters", "/admin/waiting", "/admin/runs",
+         "/admin/runs/1", "/admin/connections"]
+ACTIONS = ["/admin/logout", "/admin/events/1/replay", "/admin/events/1/discard", "/admin/dead-letters/replay",
+           "/admin/waiting/map", "/admin/runs/resync", "/admin/runs/reconcile", "/admin/connections/trustoo/check"]
+ACCOUNT = f"trustoo/{TRUSTOO_PUBLIC_TOKEN}"
 
 
 # --- access ---------------------------------------------------------------------------------------
 
 
 def test_admin_page_without_admin_token_is_off_and_answers_404_saying_so(client):
-    for url in ["/admin", "/admin/login"]:
+    for url in ["/admin/", "/admin/login", "/admin/events"]:
         response = client.get(url)
         assert response.status_code == 404 and response.mimetype == "text/html"
         assert "set ADMIN_TOKEN" in response.get_data(as_text=True)
@@ -74,18 +55,19 @@ def test_admin_page_with_admin_token_but_no_secret_key_refuses_with_503_saying_t
 def test_admin_page_every_page_without_sign_in_redirects_to_the_form_and_back(admin, url):
     response = admin.get(url)
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("/admin/login?next=")
+    assert response.headers["Location"] == "/admin/login?next=" + url.replace("/", "%2F").replace("%2F", "/")
 
 
 @pytest.mark.parametrize("url", ACTIONS)
 def test_admin_page_every_action_without_sign_in_is_refused_before_csrf_and_changes_nothing(admin, page_rt, url):
-    _deliver(admin, trustoo_review())
-    response = admin.post(url, data={"reason": "spam", "source": "trustoo"})
+    deliver(admin, trustoo_review())
+    response = admin.post(url, data={"reason": "spam", "source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN,
+                                     "source_product_id": "1", "product_key": "mug"})
     assert response.status_code == 302 and response.headers["Location"] == "/admin/login"
-    assert _db_counts(page_rt.engine) == {"pending": 1}
+    assert db_counts(page_rt.engine) == {"pending": 1}
 
 
-def test_admin_page_routes_are_all_guarded_by_these_tests(admin_app):
+def test_admin_page_routes_are_all_in_these_lists(admin_app):
     rules = {(rule.rule, method) for rule in admin_app.url_map.iter_rules() if rule.endpoint.startswith("admin_page.")
              for method in rule.methods - {"HEAD", "OPTIONS"}}
     samples = {"<int:event_id>": "1", "<int:run_id>": "1", "<platform>": "trustoo"}
@@ -96,33 +78,32 @@ def test_admin_page_routes_are_all_guarded_by_these_tests(admin_app):
         return rule
 
     tested = {(url, "GET") for url in PAGES} | {(url, "POST") for url in ACTIONS}
-    assert {(sample(rule), method) for rule, method in rules} - tested == {("/admin/login", "GET"),
-                                                                            ("/admin/login", "POST")}
+    assert {(sample(rule), method) for rule, method in rules} ^ tested == {("/admin/login", "GET"),
+                                                                           ("/admin/login", "POST")}
 
 
 @pytest.mark.parametrize("token", ["wrong-token-0123456789abcdef", ADMIN_TOKEN + "x", "", "tökén"])
 def test_admin_page_sign_in_with_a_wrong_token_answers_401_and_never_echoes_it(admin, token, caplog):
     with caplog.at_level(logging.DEBUG):
         response = sign_in(admin, token)
-    assert response.status_code == 401 and texts(response.get_data(as_text=True), "login-error")
-    assert ADMIN_TOKEN not in response.get_data(as_text=True)
-    assert ADMIN_TOKEN not in caplog.text and (not token or token not in caplog.text)
-    assert admin.get("/admin").status_code == 302
+    page_html = response.get_data(as_text=True)
+    assert response.status_code == 401 and texts(page_html, "div", cls="flash error")
+    assert texts(page_html, "form", id="login-form") and not texts(page_html, "form", id="logout-form")
+    assert ADMIN_TOKEN not in page_html and ADMIN_TOKEN not in caplog.text
+    assert not token or token not in caplog.text
+    assert admin.get("/admin/").status_code == 302
 
 
-def test_admin_page_sign_in_sets_a_signed_http_only_lax_cookie_for_12_hours(admin, page_rt):
+def test_admin_page_sign_in_sets_a_signed_http_only_lax_cookie_for_12_hours(admin):
     response = sign_in(admin)
-    assert response.status_code == 302 and response.headers["Location"] == "/admin"
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie and "Secure" not in cookie
     assert ADMIN_TOKEN not in cookie
-    assert admin_cookie_lifetime(admin) == timedelta(hours=12)
-    assert admin.get("/admin").status_code == 200
-
-
-def admin_cookie_lifetime(client) -> timedelta:
-    expires = client.get_cookie("session", path="/admin").expires
-    return timedelta(hours=round((expires - datetime.now(timezone.utc)).total_seconds() / 3600))
+    expires = admin.get_cookie("session", path="/admin").expires
+    assert round((expires - datetime.now(timezone.utc)) / timedelta(hours=1)) == 12
+    dashboard = admin.get("/admin/")
+    assert dashboard.status_code == 200 and texts(dashboard.get_data(as_text=True), "form", id="logout-form")
 
 
 def test_admin_page_cookie_is_secure_over_https(admin):
@@ -133,12 +114,12 @@ def test_admin_page_cookie_is_secure_over_https(admin):
 
 
 def test_admin_page_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_page(admin, admin_app):
-    assert admin.get("/admin?x=1").headers["Location"] == "/admin/login?next=/admin?x%3D1"
-    form = admin.get("/admin/login?next=/admin?x%3D1").get_data(as_text=True)
-    assert 'value="/admin?x=1"' in form
-    for next_url, expected in [("/admin?x=1", "/admin?x=1"), ("https://evil.example/admin", "/admin"),
-                               ("//evil.example/admin", "/admin"), ("/admin/api/status", "/admin"),
-                               ("/\\evil.example", "/admin")]:
+    assert admin.get("/admin/events?status=dead").headers["Location"] == "/admin/login?next=/admin/events?status%3Ddead"
+    form = admin.get("/admin/login?next=/admin/events?status%3Ddead").get_data(as_text=True)
+    assert texts(form, "input", name="next") == ["/admin/events?status=dead"]
+    for next_url, expected in [("/admin/events?status=dead", "/admin/events?status=dead"),
+                               ("https://evil.example/admin", "/admin/"), ("//evil.example/admin", "/admin/"),
+                               ("/admin/api/status", "/admin/"), ("/\\evil.example", "/admin/")]:
         browser = admin_app.test_client()
         form = browser.get("/admin/login").get_data(as_text=True)
         response = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "next": next_url,
@@ -147,10 +128,10 @@ def test_admin_page_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_pa
 
 
 def test_admin_page_sign_out_ends_the_session(page):
-    response = post_form(page, "/admin", "/admin/logout")
+    response = post_form(page, "/admin/", "/admin/logout")
     assert response.status_code == 302 and response.headers["Location"] == "/admin/login"
-    assert "Signed out" in page.get("/admin/login").get_data(as_text=True)
-    assert page.get("/admin").status_code == 302
+    assert texts(page.get("/admin/login").get_data(as_text=True), "div", cls="flash success") == ["Signed out."]
+    assert page.get("/admin/").status_code == 302
 
 
 def test_admin_page_session_ends_when_admin_token_changes(environ, target, admin_app):
@@ -161,77 +142,90 @@ def test_admin_page_session_ends_when_admin_token_changes(environ, target, admin
     try:
         other = rotated.test_client()
         other.set_cookie("session", cookie, path="/admin")
-        assert other.get("/admin").status_code == 302
+        assert other.get("/admin/").status_code == 302
     finally:
         rotated.extensions["reviewbridge"].engine.dispose()
 
 
 @pytest.mark.parametrize("csrf", [None, "", "forged-token"])
-def test_admin_page_form_without_its_csrf_token_answers_400_and_stays_signed_in(page, csrf):
-    data = {} if csrf is None else {"csrf_token": csrf}
-    page.get("/admin")  # the page's forms hold a token; this post does not send it
-    response = page.post("/admin/logout", data=data)
+def test_admin_page_form_without_its_csrf_token_answers_400_and_changes_nothing(page, page_rt, csrf):
+    deliver(page, trustoo_review())
+    data = {"reason": "spam"} | ({} if csrf is None else {"csrf_token": csrf})
+    page.get("/admin/events/1")  # the page's forms hold a token; this post does not send it
+    response = page.post("/admin/events/1/discard", data=data)
     assert response.status_code == 400 and response.mimetype == "text/html"
-    [message] = texts(response.get_data(as_text=True), "error-message")
+    [message] = texts(response.get_data(as_text=True), id="error-message")
     assert "reload the page" in message and "csrf" in message.lower()
-    assert page.get("/admin").status_code == 200
+    assert db_counts(page_rt.engine) == {"pending": 1} and page.get("/admin/").status_code == 200
 
 
 def test_admin_page_sign_in_form_needs_its_csrf_token_too(admin):
     admin.get("/admin/login")
     response = admin.post("/admin/login", data={"token": ADMIN_TOKEN})
-    assert response.status_code == 400 and admin.get("/admin").status_code == 302
+    assert response.status_code == 400 and admin.get("/admin/").status_code == 302
 
 
-def test_admin_page_json_api_and_webhooks_need_no_csrf_token(page, admin):
-    _deliver(page, trustoo_review())
+def test_admin_page_csrf_leaves_the_json_api_and_webhooks_alone(page, admin):
+    deliver(page, trustoo_review())
     response = admin.post("/admin/api/events/discard", json={"ids": [1], "reason": "spam"},
                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 200
 
 
+def test_admin_page_every_page_has_the_nav_and_a_viewport_for_phones(page):
+    for url in ("/admin/", "/admin/events", "/admin/dead-letters", "/admin/waiting", "/admin/runs",
+                "/admin/connections"):
+        html = page.get(url).get_data(as_text=True)
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html, url
+        for link in ("dashboard", "events", "dead-letters", "waiting", "runs", "connections"):
+            assert texts(html, "a", id=f"nav-{link}"), (url, link)
+        assert "<script src" not in html and "<link" not in html, url  # no external assets
+
+
 # --- dashboard ------------------------------------------------------------------------------------
+
+
+def _dashboard_numbers(html: str, attribute: str) -> dict[str, int]:
+    cells = re.findall(rf'<td[^>]*{attribute}="([^"]+)"[^>]*>(?:<a[^>]*>)?(\d+)', html)
+    return {cell: int(count) for cell, count in cells}
 
 
 def test_admin_page_dashboard_numbers_match_the_database(page, page_rt, target):
     target.fail_next(FixAndReplayError("review text rejected", status=400),
                      ProductNotFound("8000000000001", "no commercetools product for 8000000000001"))
     for _ in range(4):
-        _deliver(page, trustoo_review())
+        deliver(page, trustoo_review())
     build_worker(page_rt).drain()
-    _deliver(page, trustoo_review())
-    database = _db_counts(page_rt.engine)
+    deliver(page, trustoo_review())
+    database = db_counts(page_rt.engine)
     assert database == {"dead": 1, "waiting_for_product": 1, "done": 2, "pending": 1}
 
-    html = page.get("/admin").get_data(as_text=True)
-    row = {"data_source": "trustoo", "data_account": TRUSTOO_PUBLIC_TOKEN}
-    shown = {status: int(texts(html, "status-count", data_status=status)[0]) for status in database}
-    assert shown == database
-    assert {status: int(texts(html, "total", data_status=status)[0]) for status in database} == database
-    assert texts(html, "account-row", **row)
-    assert texts(html, "received-hour") == ["5"] and texts(html, "received-day") == ["5"]
-    assert texts(html, "queue-depth") == ["1"]
-    assert texts(html, "oldest-pending")[0].endswith("ago") and texts(html, "last-success")[0].endswith("ago")
-    assert "no commercetools product for 8000000000001" in texts(html, "last-error")[0]
+    html = page.get("/admin/").get_data(as_text=True)
+    assert _dashboard_numbers(html, "data-count") == {f"{ACCOUNT}/{status.value}": database.get(status.value, 0)
+                                                      for status in EventStatus}
+    assert _dashboard_numbers(html, "data-received") == {f"{ACCOUNT}/hour": 5, f"{ACCOUNT}/day": 5}
+    assert texts(html, id="queue-depth") == ["2"]  # pending + waiting_for_product
+    assert texts(html, id="oldest-pending")[0].endswith("ago")
+    assert texts(html, "td", cls="last-success")[0].endswith("ago")
+    assert "no commercetools product for 8000000000001" in texts(html, "td", cls="last-error")[0]
     with transaction(page_rt.engine) as session:
         written = session.execute(select(func.count()).select_from(LedgerEntry)).scalar()
-    assert texts(html, "target-reviews") == [str(written)] == ["2"]
-    hours = texts(html, "chart-hour")
-    assert len(hours) == 24
+    assert texts(html, "td", cls="target-reviews") == [str(written)] == ["2"]
 
 
-def test_admin_page_dashboard_chart_counts_the_last_24_hours(page, page_rt):
+def test_admin_page_dashboard_chart_counts_the_last_24_hours_without_external_assets(page, page_rt):
     for _ in range(3):
-        _deliver(page, trustoo_review())
+        deliver(page, trustoo_review())
     build_worker(page_rt).drain()
-    html = page.get("/admin").get_data(as_text=True)
-    assert "<svg" in html and "http" not in html.split("<svg", 1)[1].split("</svg>")[0].replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
-    received = [int(n) for n in re.findall(r'data-testid="chart-hour"[^>]*data-received="(\d+)"', html)]
-    done = [int(n) for n in re.findall(r'data-testid="chart-hour"[^>]*data-done="(\d+)"', html)]
-    assert len(received) == 24 and received[-1] == 3 and sum(received) == 3 and done[-1] == 3
+    html = page.get("/admin/").get_data(as_text=True)
+    svg = html.split('<svg id="chart-24h"', 1)[1].split("</svg>")[0]
+    assert "href" not in svg and "<image" not in svg
+    received = [int(n) for n in re.findall(r'<g class="hour"[^>]*data-received="(\d+)"', svg)]
+    done = [int(n) for n in re.findall(r'<g class="hour"[^>]*data-done="(\d+)"', svg)]
+    assert len(received) == 24 and received[-1] == sum(received) == 3 and done[-1] == 3
 
 
 def test_admin_page_dashboard_with_no_events_says_so(page):
-    html = page.get("/admin").get_data(as_text=True)
-    assert texts(html, "no-events") and texts(html, "target-row", data_target="commercetools")
+    html = page.get("/admin/").get_data(as_text=True)
+    assert texts(html, id="no-events") and texts(html, id="oldest-pending") == ["none"]
+    assert "commercetools" in texts(html, "section", id="target-health")[0]
