@@ -87,8 +87,9 @@ def enqueue(engine: Engine, source: str, account: str, items: Sequence[Event | P
     if not rows:
         return 0
     with transaction(engine) as session:
-        # RETURNING counts what was inserted; rowcount is unreliable for multi-row INSERTs.
-        inserted = session.execute(_insert_ignoring_duplicates(engine).values(rows).returning(_inbox.c.id))
+        # RETURNING counts what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
+        # as parameters of one cached statement, not as literal VALUES compiled anew for each delivery.
+        inserted = session.execute(_insert_ignoring_duplicates(engine), rows)
         return len(inserted.all())
 
 
@@ -125,8 +126,10 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
     return row
 
 
+@functools.lru_cache(maxsize=16)
 def _insert_ignoring_duplicates(engine: Engine):
-    return insert_for(engine, _inbox).on_conflict_do_nothing(index_elements=["source", "account", "event_id"])
+    return insert_for(engine, _inbox).on_conflict_do_nothing(
+        index_elements=["source", "account", "event_id"]).returning(_inbox.c.id)
 
 
 def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:
