@@ -102,6 +102,16 @@ def sign_in(page, token: str = ADMIN_TOKEN) -> None:
     expect(page.locator("#logout-form")).to_be_visible()
 
 
+def reload_until_text(page, selector: str, text: str, timeout_s: float = WAIT_S) -> None:
+    """Reload until `selector` reads `text` (the worker finishes in the background), with a deadline."""
+    locator = page.locator(selector)
+    deadline = time.monotonic() + timeout_s
+    while locator.inner_text().strip() != text and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        page.reload()
+    expect(locator).to_have_text(text, timeout=1000)
+
+
 # --- the service -----------------------------------------------------------------------------------
 
 
