@@ -37,12 +37,14 @@ __all__ = [
     "enqueue",
     "finish",
     "give_up",
+    "inbox_rows",
     "quarantine_claimed",
     "release",
     "release_waiting",
     "renew",
     "retry_later",
     "settle",
+    "store",
     "wait_for_product",
 ]
 
@@ -83,14 +85,31 @@ def enqueue(engine: Engine, source: str, account: str, items: Sequence[Event | P
     Duplicates are left to the unique constraint (ON CONFLICT DO NOTHING), never looked up first.
     An unusable item is stored as quarantined under an id derived from the delivery.
     """
-    rows = [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
-    if not rows:
-        return 0
+    return store(engine, [inbox_rows(source, account, items, now=now, quarantine_id=quarantine_id)])[0]
+
+
+def inbox_rows(source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime,
+         quarantine_id: str) -> list[dict]:
+    """The inbox rows of one delivery (`store` writes them)."""
+    return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
+
+
+def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
+    """Write the rows of several deliveries in one transaction; return how many of each were new.
+    A row that two of them share counts for the first."""
+    flat = [row for delivery in deliveries for row in delivery]
+    if not flat:
+        return [0 for _ in deliveries]
     with transaction(engine) as session:
-        # RETURNING counts what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
+        # RETURNING says what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
         # as parameters of one cached statement, not as literal VALUES compiled anew for each delivery.
-        inserted = session.execute(_insert_ignoring_duplicates(engine), rows)
-        return len(inserted.all())
+        new = {tuple(row) for row in session.execute(_insert_ignoring_duplicates(engine), flat)}
+    counts = []
+    for delivery in deliveries:
+        keys = {(row["source"], row["account"], row["event_id"]) for row in delivery}
+        counts.append(len(keys & new))
+        new -= keys
+    return counts
 
 
 def _row(item: Event | PayloadError, source: str, account: str, now: datetime, quarantine_id: str) -> dict:
@@ -129,7 +148,8 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
 @functools.lru_cache(maxsize=16)
 def _insert_ignoring_duplicates(engine: Engine):
     return insert_for(engine, _inbox).on_conflict_do_nothing(
-        index_elements=["source", "account", "event_id"]).returning(_inbox.c.id)
+        index_elements=["source", "account", "event_id"]).returning(_inbox.c.source, _inbox.c.account,
+                                                                    _inbox.c.event_id)
 
 
 def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:

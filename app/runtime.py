@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.intake import Receipt
+from app.intake import GroupCommit, Receipt
 from app.metrics import Metrics
 from app.vault import Vault
 from connectors.base import ReviewTarget, UnknownKey, WebhookSource
@@ -43,6 +43,11 @@ class Runtime:
     review_requests: ReviewRequests | None = None
     #: Called after a delivery is stored; the embedded worker uses it to start draining at once.
     on_stored: list[Callable[[], None]] = field(default_factory=list)
+    #: Where the webhook views store deliveries: the inbox, committing concurrent deliveries together.
+    inbox: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inbox = GroupCommit(self.engine)
 
     def init_app(self, app: Flask) -> None:
         app.extensions[_EXTENSION] = self

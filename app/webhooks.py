@@ -24,7 +24,7 @@ def trustoo(topic: str | None):
     rt = runtime()
     body = request.get_data(cache=False)  # over WEBHOOK_MAX_BYTES: werkzeug raises 413 here
     source = rt.webhook_source("trustoo")
-    receipt = intake.receive(rt.engine, source, TRUSTOO_TOPICS.get(topic), request.headers, body,
+    receipt = intake.receive(rt.inbox, source, TRUSTOO_TOPICS.get(topic), request.headers, body,
                              now=rt.clock())
     rt.record_delivery("trustoo", receipt)
     return Response(TRUSTOO_SUCCESS, status=200, mimetype="application/json")
@@ -35,6 +35,6 @@ def wix():
     """The whole body is a signed JWT (specs/wix.md §1.1); Wix wants an empty 200 well within 1.25 s."""
     rt = runtime()
     body = request.get_data(cache=False)
-    receipt = intake.receive(rt.engine, rt.webhook_source("wix"), None, request.headers, body, now=rt.clock())
+    receipt = intake.receive(rt.inbox, rt.webhook_source("wix"), None, request.headers, body, now=rt.clock())
     rt.record_delivery("wix", receipt)
     return Response(b"", status=200)
