@@ -1,16 +1,21 @@
-"""`make demo`: the commercetools, Trustoo and Wix emulators, `reviewbridge serve` against them, signed
-Trustoo webhooks (sent by hand, then by the Trustoo emulator as reviews are written, edited,
-hidden, re-published and deleted there), and a table of what landed in commercetools.
-Everything stays on loopback.
+"""`make demo`: the commercetools, Trustoo and Wix emulators, `reviewbridge serve` against them with
+a fresh SQLite database, and a shop's activity: signed Trustoo webhooks (sent by hand, then by the
+Trustoo emulator as reviews are written, edited, hidden, re-published and deleted there), Wix reviews
+and fulfilled orders, faults injected into commercetools (503s, a 429 with Retry-After, a reply lost
+after the write, and one refused review that becomes a dead letter), and one product left unmapped.
+It prints what landed in commercetools, then the admin page's URL and token, and keeps serving until
+Ctrl-C so that the page can be explored. Everything stays on loopback.
 
-    python -m tests.demo [--keep-running]
+    python -m tests.demo [--exit]      # --exit: stop at the end instead of serving on
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,12 +35,14 @@ from tests.fakes.wix import WixEmulator
 PUBLIC_TOKEN = "demo-public-token"
 PRIVATE_TOKEN = "demo-private-token"
 PRODUCT = "7982301249581"
+UNMAPPED = "8000000000999"  # a Trustoo product no mapping names: its review waits on the admin page
+ADMIN_TOKEN = secrets.token_urlsafe(18)
 REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep-running", action="store_true", help="leave both running until Ctrl-C")
+    parser.add_argument("--exit", action="store_true", help="stop at the end instead of serving until Ctrl-C")
     args = parser.parse_args()
 
     emulator = CommercetoolsEmulator(project_key="demo", client_id="demo-client", client_secret="demo-secret-0123456789")
@@ -54,6 +61,9 @@ def main() -> int:
             "CTP_API_URL": ct_url, "CTP_AUTH_URL": ct_url, "TRUSTOO_API_URL": trustoo_url,
             "WIX_APP_ID": wix.app_id, "WIX_APP_SECRET": wix.app_secret, "WIX_API_URL": wix_url,
             "WIX_PUBLIC_KEY": wix.public_key_pem, "ROUTES": "trustoo:commercetools,wix:commercetools,wix:trustoo",
+            "ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": secrets.token_urlsafe(32),
+            # Quick retries, so the injected faults heal within the demo.
+            "RETRY_BASE_S": "0.2", "RETRY_CAP_S": "3",
         }
         _say(f"emulators: commercetools {ct_url}, Trustoo {trustoo_url}, Wix {wix_url}")
         _run([REVIEWBRIDGE, "db", "upgrade"], env)
@@ -63,8 +73,20 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base)
+            _say("faults injected into commercetools: two 503s, a 429 with Retry-After: 1, a reply lost after "
+                 "its write was applied")
+            emulator.inject(503, times=2, method="POST")
+            emulator.inject(429, retry_after=1, method="POST")
+            emulator.inject(502, after_apply=True, method="POST", path_contains="/reviews")
             _say(f"ReviewBridge serving on {base}; sending signed Trustoo webhooks by hand")
             _story(base)
+            _wait_settled(env)
+            _say("commercetools refuses the next review (HTTP 400): a dead letter, to replay from the admin page")
+            emulator.inject(400, method="POST", path_contains="/reviews",
+                            body={"statusCode": 400, "message": "Demo: the review was refused once",
+                                  "errors": [{"code": "InvalidInput", "message": "Demo: refused once"}]})
+            _post(base, "review-created", trustoo_review(id=1004, author="Katherine Johnson", title="Precise",
+                                                         rating=5), "Katherine's review, refused by commercetools")
             _wait_settled(env)
             _say("reviewbridge trustoo webhooks register (the Trustoo emulator now calls ReviewBridge itself)")
             print(_run([REVIEWBRIDGE, "trustoo", "webhooks", "register", "--base-url", base], env), end="")
@@ -87,9 +109,16 @@ def main() -> int:
             print(_run([REVIEWBRIDGE, "status"], env))
             _say("what landed in commercetools")
             _print_reviews(emulator)
-            if args.keep_running:
-                _say("running until Ctrl-C")
-                serve.wait()
+            _say("the admin page")
+            print(f"  open      {base}/admin")
+            print(f"  token     {ADMIN_TOKEN}")
+            print(f"  to try    Dead letters: replay Katherine's review (the 400 was a one-off).\n"
+                  f"            Waiting: Hedy's review waits for Trustoo product {UNMAPPED}; map it to mug-green.\n"
+                  f"            Runs: start a resync or a reconcile. Connections: check each platform.")
+            if not args.exit:
+                _say("serving until Ctrl-C")
+                with contextlib.suppress(KeyboardInterrupt):
+                    serve.wait()
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=15)
@@ -100,11 +129,13 @@ def _story(base: str) -> None:
     ada = trustoo_review(id=1001, author="Ada Lovelace", title="Lovely mug", rating=5)
     grace = trustoo_review(id=1002, author="Grace Hopper", title="Chipped on arrival", rating=2)
     alan = trustoo_review(id=1003, author="Alan Turing", title="Solid", rating=4, product_id="8000000000001")
+    hedy = trustoo_review(id=1005, author="Hedy Lamarr", title="Inventive", rating=5, product_id=UNMAPPED)
     steps = [
         ("review-created", ada, "Ada's 5-star review"),
         ("review-created", ada, "the same delivery again (Trustoo retries): no second review"),
         ("review-created", grace, "Grace's 2-star review"),
         ("review-created", alan, "Alan's review of a product commercetools does not know yet"),
+        ("review-created", hedy, f"Hedy's review of product {UNMAPPED}, which stays unmapped"),
         ("review-updated", {**ada, "rating": 4, "content": "Still lovely; the handle gets warm."}, "Ada edits hers"),
         ("review-updated", {**grace, "is_published": 0}, "Grace's review hidden in Trustoo"),
     ]
