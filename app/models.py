@@ -59,6 +59,8 @@ class InboxEvent(SQLModel, table=True):
         Index("ix_inbox_next_attempt", "next_attempt_at", "id"),
         Index("ix_inbox_subject", "source", "account", "subject_id", "id"),
         Index("ix_inbox_waiting", "source", "account", "waiting_on"),
+        # The admin dashboard counts the deliveries of the last hour and day.
+        Index("ix_inbox_received_at", "received_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
