@@ -6,8 +6,8 @@
     run_views.py     resyncs and reconciles: start one, watch it, read its summary
 
 Views read their input, call one service function (app.dashboard, app.events, app.products,
-app.runs, app.doctor) and render a template from templates/admin/. The page's elements carry
-`data-testid` attributes, listed in SELECTORS.md, for browser tests.
+app.runs, app.doctor) and render a template from templates/admin/. The ids, classes and data-
+attributes that browser tests find elements by are fixed in tests/browser/CONTRACT.md.
 """
 
 from app.admin_page import event_views, home_views, run_views  # noqa: F401  (their routes join bp)
