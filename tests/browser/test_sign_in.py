@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from tests.browser.conftest import ADMIN_TOKEN, expect, sign_in
+from tests.builders import trustoo_review
 
 
 def _path(url: str) -> str:
@@ -50,3 +51,37 @@ def test_signed_out_operator_is_sent_back_to_login(page):
         assert _path(page.url) == "/admin/login", path
         expect(page.locator("#login-form")).to_be_visible()
 
+
+def test_form_posted_after_sign_out_is_refused_and_changes_nothing(page, service):
+    review = trustoo_review()
+    service.deliver(review)
+    done = service.wait_for_status(review, "done")
+    sign_in(page)
+    stale = page.context.new_page()  # a second tab, left open on the event
+    stale.goto(f"/admin/events/{done.id}")
+    replay = stale.locator("#replay-form")
+    action = replay.evaluate("form => form.action")
+    csrf_token = replay.locator("input[name=csrf_token]").input_value()
+
+    page.click("#logout-form button[type=submit]")
+    expect(page.locator("#login-form")).to_be_visible()
+    response = page.request.post(action, form={"csrf_token": csrf_token}, max_redirects=0)
+    assert response.status == 302 and _path(response.headers["location"]) == "/admin/login"
+    stale.click("#replay-form button[type=submit]")
+    expect(stale.locator("#login-form")).to_be_visible()
+
+    after = service.event_by_id(done.id)
+    assert (after.status, after.attempts) == ("done", done.attempts)
+
+
+def test_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(page, service):
+    review = trustoo_review()
+    service.deliver(review)
+    done = service.wait_for_status(review, "done")
+    sign_in(page)
+    page.goto(f"/admin/events/{done.id}")
+    action = page.locator("#replay-form").evaluate("form => form.action")
+    response = page.request.post(action, form={"csrf_token": "forged"}, max_redirects=0)
+    assert response.status == 400 and response.text().strip()
+    after = service.event_by_id(done.id)
+    assert (after.status, after.attempts) == ("done", done.attempts)
