@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: loopback ports, scratch PostgreSQL databases, percentiles."""
+"""Helpers shared by the benchmarks: loopback ports, scratch PostgreSQL databases, percentiles, and
+the `goal:` lines that `python -m bench` gathers into one table."""
 
 from __future__ import annotations
 
@@ -66,3 +67,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+GOAL_PREFIX = "goal: "
+
+
+def goal(name: str, measured: str, target: str, met: bool, why: str = "") -> None:
+    """One line per goal, `goal: name | measured | target | met | why`, for `python -m bench`'s table.
+    `why` is what the benchmark measured about the cause when the goal is missed."""
+    fields = (name, measured, target, "met" if met else "MISSED", "" if met else why)
+    print(GOAL_PREFIX + " | ".join(field.replace("|", "/") for field in fields), flush=True)

@@ -46,7 +46,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select
 
 from app.models import InboxEvent
-from bench._common import DEFAULT_POSTGRES_URL, free_port, percentile, scratch_postgres, wait_for_http
+from bench._common import DEFAULT_POSTGRES_URL, free_port, goal, percentile, scratch_postgres, wait_for_http
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.wix import WixEmulator
 
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="PostgreSQL server for the scratch database (default: %(default)s)")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the app's workers into this directory")
+    parser.add_argument("--cpu-sample", type=int, default=500,
+                        help="deliveries sent through each app in process to measure CPU time per delivery")
     parser.add_argument("--quick", action="store_true", help="a short run: 800 requests, 3 s open loop")
     args = parser.parse_args(argv)
     if args.quick:
@@ -127,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 bare_open = _open_loop(bare_url, open_set, args.rate, args.open_threads)
                 app_open = _open_loop(app_url, open_set, args.rate, args.open_threads)
                 stored = _count_inbox(database_url)
+                cpu_ms = _cpu_per_delivery(env, factory.make(args.cpu_sample))
             rows.append({"db": name, "bare_closed": bare_closed, "app_closed": app_closed, "bare_open": bare_open,
-                         "app_open": app_open, "sent": args.requests + open_count, "stored": stored})
+                         "app_open": app_open, "sent": args.requests + open_count, "stored": stored, "cpu": cpu_ms})
 
     cpu = os.cpu_count()
     print(f"deliveries          {args.requests} closed-loop ({args.concurrency} threads) + {open_count} open-loop "
@@ -152,12 +155,52 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {row['db']}: {error}")
         failed |= ratio < GOAL_RATIO or app_o.p(99) > GOAL_P99_MS or errors > 0 or row["stored"] != row["sent"]
     print()
+    for row in rows:
+        bare_ms, app_ms = row["cpu"]
+        print(f"{row['db']:<11} CPU per delivery in process (Flask test client, no server): bare {bare_ms:.2f} ms, "
+              f"app {app_ms:.2f} ms (verify, parse, store and commit)")
     print(f"goals               closed-loop app/bare >= {GOAL_RATIO}; open-loop p99 <= {GOAL_P99_MS:g} ms; "
           f"no errors; every delivery stored")
+    for row, ratio in zip(rows, ratios):
+        app_c, app_o = row["app_closed"], row["app_open"]
+        bare_ms, app_ms = row["cpu"]
+        goal(f"ingest {row['db']}: app / bare Flask, closed loop", f"{ratio:.2f} ({app_c.rate:.0f} of "
+             f"{row['bare_closed'].rate:.0f} req/s)", f">= {GOAL_RATIO}", ratio >= GOAL_RATIO,
+             f"CPU-bound on {cpu} CPUs shared with the client: a delivery costs the app {app_ms:.2f} ms of CPU "
+             f"in process, the bare app {bare_ms:.2f} ms")
+        goal(f"ingest {row['db']}: p99 acknowledgement at {args.rate:g}/s", f"{app_o.p(99):.1f} ms",
+             f"<= {GOAL_P99_MS:g} ms", app_o.p(99) <= GOAL_P99_MS, "")
+        goal(f"ingest {row['db']}: every delivery stored, no errors", f"{row['stored']}/{row['sent']}",
+             "all", row["stored"] == row["sent"] and not (app_c.errors or app_o.errors), "")
     worst = min(ratios)
     detail = ", ".join(f"{row['db']} {r:.2f}" for row, r in zip(rows, ratios))
     print(f"ratio: {worst:.2f} of the bare Flask app's closed-loop rate, worst database ({detail}; goal >= {GOAL_RATIO})")
     return 1 if failed else 0
+
+
+# --- CPU per delivery, in process -----------------------------------------------------------------
+
+
+def _cpu_per_delivery(env: dict[str, str], deliveries: list[Delivery]) -> tuple[float, float]:
+    """CPU milliseconds per delivery of the bare app and of ReviewBridge, each driven by Flask's test
+    client in this process: what a delivery costs without the server, the client or the network."""
+    from app import create_app
+    from bench._bare import create_app as create_bare
+
+    app = create_app(env)
+    try:
+        return tuple(_cpu_ms(flask_app.test_client(), deliveries) for flask_app in (create_bare(), app))
+    finally:
+        app.extensions["reviewbridge"].engine.dispose()
+
+
+def _cpu_ms(client, deliveries: list[Delivery]) -> float:
+    began = time.process_time()
+    for delivery in deliveries:
+        answer = client.post(delivery.path, data=delivery.body, headers=delivery.headers)
+        if answer.status_code != 200:
+            raise SystemExit(f"bench.ingest: in-process delivery answered {answer.status_code}: {answer.data[:200]!r}")
+    return 1000 * (time.process_time() - began) / len(deliveries)
 
 
 # --- deliveries -----------------------------------------------------------------------------------

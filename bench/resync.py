@@ -42,7 +42,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import SQLModel
 
-from bench._common import free_port, scratch_postgres, wait_for_http
+from bench._common import free_port, goal, scratch_postgres, wait_for_http
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +183,11 @@ def _print(results: dict[str, tuple[Run, Run]], sizes: dict[str, int], args, tot
     for reason in missed:
         print(f"missed: {reason}")
     ratio = second.rate / GOAL_COMPARED_PER_S
+    goal(f"resync: second run of {n:,} reviews", f"{second.rate:,.0f} compared/s, "
+         f"{second.written + second.writes_logged} writes", f">= {GOAL_COMPARED_PER_S:,} compared/s, 0 writes",
+         ratio >= 1 and not (second.written or second.writes_logged), "; ".join(missed))
+    goal("resync: peak memory", f"{peak_large:.1f} MB", f"<= {GOAL_PEAK_MB} MB, flat",
+         not any("RSS" in reason for reason in missed), "; ".join(r for r in missed if "RSS" in r))
     print(f"ratio: {second.rate:.0f} / {GOAL_COMPARED_PER_S} = {ratio:.2f} (goal >= 1)")
     return 0 if ratio >= 1 and not missed else 1
 
