@@ -2,7 +2,7 @@
 
 Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; without ADMIN_TOKEN the whole API answers 404.
 Errors are JSON `{"error": ..., "message": ...}`: 400 names the bad field, 401 comes with
-`WWW-Authenticate: Bearer`, 404 for an unknown event, 409 for a resync that is running already.
+`WWW-Authenticate: Bearer`, 404 for an unknown event, 409 for a resync that is queued or running already.
 Paths are under `/admin/api`:
 
 | Route                  | Input                                               | Answer                                |
@@ -22,12 +22,15 @@ Paths are under `/admin/api`:
 - `by_reason` counts every dead letter (of `source`, if given) by the first 120 characters of its error.
 - `ids` holds row ids (the numbers lists show) or platform event ids; 404 when none matches. Replaying is
   safe: a done event changes nothing unless the target drifted. A discard needs a reason, which is kept.
-- `POST /resyncs` resyncs `account`, or every account of `source`, each in a background thread of this
-  process (not across processes); `progress` is the `GET /resyncs` URL to poll. Only `source` is required.
-- `GET /resyncs` lists the resync checkpoints, each as `{source, account, running, dry_run, position, counts,
-  started_at, updated_at, finished_at, error}`; `counts` is `{"counts": {...}, "parked": {...}}`. A run this
-  process started is the newest word on its pair: `running` and `error` (why it failed) come from it, and so
-  do `counts` and the times (a dry run writes no checkpoint). A run of another process shows `running: false`.
+- `POST /resyncs` queues a resync of `account`, or of every account of `source` (one run each, all or none),
+  and answers at once; a worker process executes it (`reviewbridge worker`, or the one `serve` embeds).
+  `progress` is the `GET /resyncs` URL to poll. Only `source` is required.
+- `GET /resyncs` lists the resync checkpoints, each as `{source, account, running, state, dry_run, position,
+  counts, requested_at, started_at, updated_at, finished_at, error, run_id}`; `counts` is `{"counts": {...},
+  "parked": {...}}`. The newest resync run of a pair (started from any process) is the newest word on it:
+  `state` is queued, running, abandoned (its worker stopped beating; another takes it over), done or failed,
+  `running` is true until it is done or failed, `error` says why it failed, and `counts` and the times come
+  from it (a dry run writes no checkpoint). A pair with only a checkpoint (a CLI resync) has `state` null.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from sqlalchemy import Engine
 
 from app import events, runs
 from app import resync as resyncing
-from app.cli import build_worker
 from app.models import EventStatus
 from app.params import flag as _flag
 from app.params import status as _status
@@ -136,15 +138,15 @@ def start_resyncs():
     rt, body = runtime(), _body()
     source, account = _text(body, "source"), _text(body, "account")
     try:
-        connector, accounts = runs.resync_plan(rt.sources, rt.accounts_of, source, account)
+        _, accounts = runs.resync_plan(rt.sources, rt.accounts_of, source, account)
     except runs.Refused as exc:
         abort(400, description=str(exc))
     options = {"since": _when(body, "since"), "until": _when(body, "until"), "dry_run": _flag(body, "dry_run"),
                "restart": _flag(body, "restart")}
     try:
-        runs.registry().start_resyncs(build_worker(rt).deps, connector, accounts, **options)
+        runs.request(rt.engine, runs.RESYNC, source, accounts, options, now=rt.clock())
     except runs.Busy as exc:
-        abort(409, description=f"a resync of {source} {', '.join(exc.accounts)} is running already")
+        abort(409, description=f"a resync of {source} {', '.join(exc.accounts)} is queued or running already")
     return jsonify(started=[{"source": source, "account": name} for name in accounts],
                    progress=url_for(".list_resyncs", source=source)), 202
 
@@ -152,8 +154,9 @@ def start_resyncs():
 @bp.get("/resyncs")
 def list_resyncs():
     source, account = _text(request.args, "source"), _text(request.args, "account")
-    rows = resyncing.checkpoints(runtime().engine, source=source, account=account)
-    return jsonify(resyncs=runs.registry().describe_resyncs(rows, source=source, account=account))
+    rt = runtime()
+    rows = resyncing.checkpoints(rt.engine, source=source, account=account)
+    return jsonify(resyncs=runs.describe_resyncs(rt.engine, rows, source=source, account=account, now=rt.clock()))
 
 
 # --- input ----------------------------------------------------------------------------------------

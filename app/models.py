@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ACTIVE_RUN_STATES",
     "OPEN_STATUSES",
     "Account",
     "Attempt",
@@ -22,6 +23,8 @@ __all__ = [
     "InboxEvent",
     "LedgerEntry",
     "ProductMapping",
+    "Run",
+    "RunState",
     "WebhookRejection",
     "utcnow",
 ]
@@ -236,3 +239,46 @@ class Lease(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(255), primary_key=True))
     holder: str = Field(sa_column=Column(String(64), nullable=False))
     until: datetime = Field(nullable=False)
+
+
+class RunState(str, enum.Enum):
+    """Where a resync or reconcile run of the admin page or API stands."""
+
+    QUEUED = "queued"  # asked for; waiting for a worker to claim it
+    RUNNING = "running"  # claimed by worker_id, which beats updated_at while it works
+    DONE = "done"
+    FAILED = "failed"  # stopped early; error says why
+
+
+#: States of runs that are not over: at most one such run per (kind, source, account).
+ACTIVE_RUN_STATES = (RunState.QUEUED.value, RunState.RUNNING.value)
+_ACTIVE_RUN = text("state IN ('queued', 'running')")
+
+
+class Run(SQLModel, table=True):
+    """A resync or reconcile an operator started (admin page or API); a worker executes it."""
+
+    __tablename__ = "run"
+    __table_args__ = (
+        # The database refuses a second unfinished run of a kind for one account (app/runs.py: Busy).
+        Index("uq_run_active", "kind", "source", "account", unique=True,
+              postgresql_where=_ACTIVE_RUN, sqlite_where=_ACTIVE_RUN),
+        # The claim looks for queued runs and running ones whose heartbeat stopped.
+        Index("ix_run_state", "state", "updated_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                          primary_key=True, autoincrement=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))  # resync | reconcile
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    options: str = Field(sa_column=Column(Text, nullable=False))  # JSON: since, until, dry_run, restart, fix
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    requested_at: datetime = Field(nullable=False)
+    started_at: datetime | None = Field(default=None)  # first claimed
+    updated_at: datetime = Field(nullable=False)  # the worker's heartbeat and progress
+    finished_at: datetime | None = Field(default=None)
+    worker_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    counts: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the progress snapshot
+    summary: str | None = Field(default=None, sa_column=Column(Text))  # JSON: failures, or the first drift rows
+    error: str | None = Field(default=None, sa_column=Column(Text))

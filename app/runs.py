@@ -1,41 +1,57 @@
-"""Background resyncs and reconciles of this process: start one, watch its progress, read its summary.
+"""Resyncs and reconciles started from the admin page or API: rows in the `run` table that a worker executes.
 
-The admin JSON API (resyncs) and the admin page (both kinds) share one registry per app. A run
-is a thread of this process, never of another: at most one run of a kind at a time per
-(source, account). Runs live in memory (the newest few dozen are kept); a resync of another
-process is still seen through its checkpoint, which `describe_resyncs` merges in.
+    page / API ──request──▶ one queued row per account ──▶ answer at once
+    worker ──claim (one statement)──▶ running, worker_id ──▶ resync / reconcile
+           ──progress──▶ counts + updated_at, at most once a second; a heartbeat between pages
+           ──▶ done, or failed with the error
+
+Every process reads the same rows, so whichever web process serves the page shows every run, and a
+restart forgets none. The database allows one unfinished (queued or running) run of a kind per
+account, by a partial unique index: a second request is Busy. A running row whose heartbeat is older
+than STALE_S lost its worker: it is shown abandoned and the next claim takes it over (a resync
+resumes from its checkpoint). A stopping worker hands its run back to the queue at the next progress
+call; one killed outright leaves it to go stale.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from app.db import transaction
+from app.models import ACTIVE_RUN_STATES, RunState
+from app.models import Run as RunRow
 from app.pipeline import Collaborators
 from app.reconcile import DriftReport, reconcile
 from app.resync import ResyncReport, resync
 from connectors.base import ReviewBridgeError, ReviewSource, ReviewTarget
 
-__all__ = ["RECONCILE", "RESYNC", "Busy", "Refused", "Run", "Runs", "reconcile_plan", "registry", "resync_plan"]
+__all__ = ["DRIFT_ROWS", "RECONCILE", "RESYNC", "STALE_S", "Busy", "Refused", "Run", "claim", "describe_resyncs",
+           "execute", "get", "reconcile_plan", "recent", "request", "resync_plan", "run_queued"]
 
 log = logging.getLogger(__name__)
 
 RESYNC, RECONCILE = "resync", "reconcile"
 DRIFT_ROWS = 200  # drift rows a reconcile run keeps for the page; the counts cover all of them
-_KEEP = 50  # finished runs remembered
-_EXTENSION = "reviewbridge.runs"
+STALE_S = 180.0  # a running row whose heartbeat is older than this lost its worker
+HEARTBEAT_S = 20.0  # how often a worker touches its run's updated_at between progress calls
+PROGRESS_S = 1.0  # progress is written at most this often
+_RECENT = 50  # runs the page lists
+_run = RunRow.__table__
 
 
 class Busy(Exception):
-    """A run of this kind is going on already for these accounts."""
+    """A run of this kind is queued or running already for these accounts."""
 
     def __init__(self, kind: str, accounts: list[str]):
         super().__init__(", ".join(accounts))
@@ -47,134 +63,126 @@ class Refused(ValueError):
     """A run that cannot start; the message starts with the field to change."""
 
 
-@dataclass
+class _Interrupted(Exception):
+    """The worker is stopping: the run goes back to the queue."""
+
+
+class _Lost(Exception):
+    """Another worker took the run over (ours looked dead): this one stops writing to it."""
+
+
+@dataclass(frozen=True)
 class Run:
+    """One row of the table, as the page and the worker read it."""
+
     id: int
     kind: str  # resync | reconcile
     source: str
     account: str
-    started_at: datetime
+    options: dict  # resync: since, until, dry_run, restart; reconcile: fix
+    state: str  # RunState
+    requested_at: datetime
+    started_at: datetime | None
     updated_at: datetime
-    dry_run: bool = False  # resync: report what would be written, write nothing
-    fix: bool = False  # reconcile: queue a correction per drift
-    finished_at: datetime | None = None
-    #: A snapshot the run's own thread takes as it goes. Resync: {"counts", "parked"} (the checkpoint's
-    #: shape); reconcile: {"compared", "counts", "fixed"}.
-    counts: dict | None = None
-    failures: list[str] = field(default_factory=list)  # resync: the first few failed reviews
-    drifts: list[dict] = field(default_factory=list)  # reconcile: the first DRIFT_ROWS drifts
-    error: str | None = None  # why the run stopped early
+    finished_at: datetime | None
+    worker_id: str | None
+    #: Resync: {"counts", "parked"} (the checkpoint's shape); reconcile: {"compared", "counts", "fixed"}.
+    counts: dict | None
+    summary: dict  # resync: {"failures": the first few}; reconcile: {"drifts": the first DRIFT_ROWS}
+    error: str | None
+    abandoned: bool = False  # running, but its worker stopped beating the heartbeat
 
     @property
     def running(self) -> bool:
-        return self.finished_at is None
+        """Not over yet: queued, running or abandoned (to be taken over)."""
+        return self.state in ACTIVE_RUN_STATES
+
+    @property
+    def shown_state(self) -> str:
+        """The word the page and the API show: queued, running, abandoned, done or failed."""
+        return "abandoned" if self.abandoned else self.state
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.options.get("dry_run"))
+
+    @property
+    def fix(self) -> bool:
+        return bool(self.options.get("fix"))
+
+    @property
+    def failures(self) -> list[str]:
+        return self.summary.get("failures", [])
+
+    @property
+    def drifts(self) -> list[dict]:
+        return self.summary.get("drifts", [])
 
 
-class Runs:
-    """This process's runs, by id and by (kind, source, account)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._runs: dict[int, Run] = {}
-        self._latest: dict[tuple[str, str, str], Run] = {}
-
-    def start_resyncs(self, deps: Collaborators, connector: ReviewSource, accounts: Sequence[str],
-                      **options: Any) -> list[Run]:
-        """One thread per account, or none when any of them runs already (Busy)."""
-        runs = self._reserve(RESYNC, connector.name, accounts, deps.clock(), dry_run=options["dry_run"])
-        for run in runs:
-            def work(run: Run = run) -> None:
-                def progress(report: ResyncReport) -> None:
-                    run.counts, run.updated_at = _resync_counts(report), deps.clock()
-
-                report = resync(deps, connector, run.account, progress=progress, **options)
-                progress(report)
-                run.failures = list(report.failures)
-
-            self._launch(run, work, deps.clock)
-        return runs
-
-    def start_reconciles(self, engine: Engine, connector: ReviewSource, accounts: Sequence[str],
-                         target: ReviewTarget, *, fix: bool, clock: Callable[[], datetime]) -> list[Run]:
-        """One thread per account comparing it with `target`, or none when any of them runs already (Busy)."""
-        runs = self._reserve(RECONCILE, connector.name, accounts, clock(), fix=fix)
-        for run in runs:
-            def work(run: Run = run) -> None:
-                def progress(report: DriftReport) -> None:
-                    run.counts, run.updated_at = _drift_counts(report), clock()
-
-                report = reconcile(engine, connector, run.account, target, fix=fix, now=clock(), progress=progress)
-                progress(report)
-                run.drifts = [drift.__dict__ for drift in report.drifts[:DRIFT_ROWS]]
-
-            self._launch(run, work, clock)
-        return runs
-
-    def get(self, run_id: int) -> Run | None:
-        with self._lock:
-            return self._runs.get(run_id)
-
-    def recent(self, kind: str | None = None) -> list[Run]:
-        """Newest first."""
-        with self._lock:
-            runs = list(self._runs.values())
-        return sorted((run for run in runs if kind is None or run.kind == kind), key=lambda run: -run.id)
-
-    def describe_resyncs(self, rows: list[dict], *, source: str | None, account: str | None) -> list[dict]:
-        """The resync checkpoints and this process's resyncs, one entry per (source, account). A run here is
-        the newest word on its pair: its counts and times replace the row's (a dry run writes no row)."""
-        with self._lock:
-            runs = {(s, a): run for (kind, s, a), run in self._latest.items()
-                    if kind == RESYNC and (source is None or s == source) and (account is None or a == account)}
-        saved = {(row["source"], row["account"]): row for row in rows}
-        described = []
-        for key in sorted(saved.keys() | runs.keys()):
-            entry = saved.get(key) or {"source": key[0], "account": key[1], "position": None}
-            run = runs.get(key)
-            if run is not None:
-                entry = entry | {"counts": run.counts, "started_at": run.started_at, "updated_at": run.updated_at,
-                                 "finished_at": run.finished_at}
-                entry["position"] = None if run.dry_run else entry["position"]
-            described.append(entry | {
-                "started_at": _iso(entry["started_at"]), "updated_at": _iso(entry["updated_at"]),
-                "finished_at": _iso(entry["finished_at"]), "running": bool(run and run.running),
-                "dry_run": bool(run and run.dry_run), "error": run.error if run else None})
-        return described
-
-    def _reserve(self, kind: str, source: str, accounts: Sequence[str], now: datetime, **flags: bool) -> list[Run]:
-        with self._lock:
-            busy = [a for a in accounts if (run := self._latest.get((kind, source, a))) and run.running]
-            if busy:
-                raise Busy(kind, busy)
-            runs = [Run(next(self._ids), kind, source, account, now, now, **flags) for account in accounts]
-            for run in runs:
-                self._runs[run.id] = self._latest[(kind, source, run.account)] = run
-            finished = sorted(run_id for run_id, run in self._runs.items() if not run.running)
-            for run_id in finished[:max(0, len(finished) - _KEEP)]:
-                del self._runs[run_id]
-        return runs
-
-    @staticmethod
-    def _launch(run: Run, work: Callable[[], None], clock: Callable[[], datetime]) -> None:
-        def main() -> None:
-            try:
-                work()
-            except ReviewBridgeError as exc:  # ours carry no secret: show the reason
-                log.warning("%s of %s %s failed: %s", run.kind, run.source, run.account, exc)
-                run.error = str(exc)
-            except Exception as exc:  # this thread's outer loop: keep the reason for whoever asks
-                log.exception("%s of %s %s failed", run.kind, run.source, run.account)
-                run.error = f"{type(exc).__name__} (details in the service log)"
-            finally:
-                run.finished_at = clock()
-
-        threading.Thread(target=main, daemon=True, name=f"{run.kind}-{run.source}").start()
+# --- asking for runs and reading them (any process) ------------------------------------------------
 
 
-def registry() -> Runs:
-    """The current app's runs."""
-    return current_app.extensions.setdefault(_EXTENSION, Runs())
+def request(engine: Engine, kind: str, source: str, accounts: Sequence[str], options: Mapping[str, Any], *,
+            now: datetime) -> list[int]:
+    """Queue one run per account, all or none: Busy when any of them has an unfinished run of this kind."""
+    stored = json.dumps({name: _iso(value) if isinstance(value, datetime) else value
+                         for name, value in options.items()})
+    try:
+        with transaction(engine) as session:
+            return [session.execute(insert(_run).returning(_run.c.id), {
+                "kind": kind, "source": source, "account": account, "options": stored,
+                "state": RunState.QUEUED.value, "requested_at": now, "updated_at": now}).scalar_one()
+                for account in accounts]
+    except IntegrityError:
+        # The only constraint a well-formed row can break is uq_run_active: a run is on already.
+        with transaction(engine) as session:
+            busy = session.execute(select(_run.c.account).where(
+                _run.c.kind == kind, _run.c.source == source, _run.c.account.in_(list(accounts)),
+                _run.c.state.in_(ACTIVE_RUN_STATES))).scalars().all()
+        raise Busy(kind, sorted(busy) or list(accounts)) from None
+
+
+def recent(engine: Engine, *, now: datetime, limit: int = _RECENT) -> list[Run]:
+    """Newest first."""
+    with transaction(engine) as session:
+        rows = session.execute(select(_run).order_by(_run.c.id.desc()).limit(limit)).mappings().all()
+    return [_from_row(row, now) for row in rows]
+
+
+def get(engine: Engine, run_id: int, *, now: datetime) -> Run | None:
+    with transaction(engine) as session:
+        row = session.execute(select(_run).where(_run.c.id == run_id)).mappings().first()
+    return _from_row(row, now) if row is not None else None
+
+
+def describe_resyncs(engine: Engine, checkpoints: list[dict], *, source: str | None, account: str | None,
+                     now: datetime) -> list[dict]:
+    """The resync checkpoints and resync runs, one entry per (source, account). The newest run of a pair is
+    the newest word on it: its state, counts and times replace the checkpoint's (a dry run writes none)."""
+    newest = select(func.max(_run.c.id)).where(_run.c.kind == RESYNC).group_by(_run.c.source, _run.c.account)
+    if source is not None:
+        newest = newest.where(_run.c.source == source)
+    if account is not None:
+        newest = newest.where(_run.c.account == account)
+    with transaction(engine) as session:
+        rows = session.execute(select(_run).where(_run.c.id.in_(newest))).mappings().all()
+    runs = {(row["source"], row["account"]): _from_row(row, now) for row in rows}
+    saved = {(row["source"], row["account"]): row for row in checkpoints}
+    described = []
+    for key in sorted(saved.keys() | runs.keys()):
+        entry = saved.get(key) or {"source": key[0], "account": key[1], "position": None}
+        run = runs.get(key)
+        if run is not None:
+            entry = entry | {"counts": run.counts, "started_at": run.started_at, "updated_at": run.updated_at,
+                             "finished_at": run.finished_at}
+            entry["position"] = None if run.dry_run else entry["position"]
+        described.append(entry | {
+            "started_at": _iso(entry["started_at"]), "updated_at": _iso(entry["updated_at"]),
+            "finished_at": _iso(entry["finished_at"]), "running": bool(run and run.running),
+            "dry_run": bool(run and run.dry_run), "error": run.error if run else None,
+            "state": run.shown_state if run else None, "run_id": run.id if run else None,
+            "requested_at": _iso(run.requested_at) if run else None})
+    return described
 
 
 def resync_plan(sources: Mapping[str, ReviewSource], accounts_of: Callable[[str], list[str]],
@@ -202,12 +210,173 @@ def reconcile_plan(sources: Mapping[str, ReviewSource], accounts_of: Callable[[s
     return *resync_plan(sources, accounts_of, source, account), target
 
 
+# --- executing them (the worker) -------------------------------------------------------------------
+
+
+def run_queued(deps: Collaborators, worker_id: str, *, stopping: threading.Event) -> int:
+    """Claim and execute runs one at a time until none is waiting or the worker stops; return how many ran."""
+    executed = 0
+    while not stopping.is_set():
+        run = claim(deps.engine, worker_id, now=deps.clock())
+        if run is None:
+            break
+        execute(deps, run, worker_id, stopping=stopping)
+        executed += 1
+    return executed
+
+
+def claim(engine: Engine, worker_id: str, *, now: datetime, stale_s: float = STALE_S) -> Run | None:
+    """Take the oldest queued run, or a running one whose worker died, in one statement.
+
+    On PostgreSQL the candidate is locked with SKIP LOCKED, so workers claiming together take
+    different runs; SQLite serialises writers with its own lock (BEGIN IMMEDIATE)."""
+    when = _run.c.updated_at.type  # the column's own type, so SQLite stores times its way
+    stale = and_(_run.c.state == RunState.RUNNING.value, _run.c.updated_at < now - timedelta(seconds=stale_s))
+    candidate = (select(_run.c.id).where(or_(_run.c.state == RunState.QUEUED.value, stale))
+                 .order_by(_run.c.id).limit(1))
+    if engine.dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    statement = (update(_run).where(_run.c.id == candidate.scalar_subquery())
+                 .values(state=RunState.RUNNING.value, worker_id=worker_id, updated_at=now,
+                         started_at=func.coalesce(_run.c.started_at, bindparam("now", now, type_=when)))
+                 .returning(*_run.c))
+    with transaction(engine) as session:
+        row = session.execute(statement).mappings().first()
+    if row is None:
+        return None
+    run = _from_row(row, now)
+    log.info("run %d (%s of %s %s) claimed by %s%s", run.id, run.kind, run.source, run.account, worker_id,
+             "" if run.started_at == now else f", taken over (started {_iso(run.started_at)})")
+    return run
+
+
+def execute(deps: Collaborators, run: Run, worker_id: str, *, stopping: threading.Event) -> None:
+    """Run a claimed row to its end: done, failed with the error, or back to the queue when stopping."""
+    progress = _Progress(deps, run.id, worker_id, stopping)
+    error = None
+    try:
+        with progress.heartbeat():
+            counts, summary = (_resync if run.kind == RESYNC else _reconcile)(deps, run, progress)
+    except _Interrupted:
+        log.info("run %d: worker %s is stopping; the run goes back to the queue", run.id, worker_id)
+        _settle(deps.engine, run.id, worker_id, state=RunState.QUEUED.value, worker_id=None,
+                updated_at=deps.clock(), counts=_json(progress.latest))
+        return
+    except _Lost:
+        log.warning("run %d: another worker took it over; %s stops", run.id, worker_id)
+        return
+    except (ReviewBridgeError, Refused) as exc:  # ours carry no secret: show the reason
+        log.warning("run %d (%s of %s %s) failed: %s", run.id, run.kind, run.source, run.account, exc)
+        counts, summary, error = progress.latest, {}, str(exc)
+    except Exception as exc:  # the run's outer loop: keep the reason, never a secret, for the page
+        log.exception("run %d (%s of %s %s) failed", run.id, run.kind, run.source, run.account)
+        counts, summary, error = progress.latest, {}, f"{type(exc).__name__} (details in the service log)"
+    now = deps.clock()
+    _settle(deps.engine, run.id, worker_id, state=RunState.FAILED.value if error else RunState.DONE.value,
+            updated_at=now, finished_at=now, counts=_json(counts), summary=json.dumps(summary), error=error)
+
+
+def _resync(deps: Collaborators, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
+    connector, _ = resync_plan(deps.sources, lambda _: [run.account], run.source, run.account)
+    options = run.options
+    report = resync(deps, connector, run.account, since=_time(options.get("since")),
+                    until=_time(options.get("until")), dry_run=bool(options.get("dry_run")),
+                    restart=bool(options.get("restart")), progress=lambda r: progress(_resync_counts(r)))
+    return _resync_counts(report), {"failures": list(report.failures)}
+
+
+def _reconcile(deps: Collaborators, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
+    connector, _, target = reconcile_plan(deps.sources, lambda _: [run.account], deps.targets, run.source,
+                                          run.account)
+    report = reconcile(deps.engine, connector, run.account, target, fix=run.fix, now=deps.clock(),
+                       progress=lambda r: progress(_drift_counts(r)))
+    return _drift_counts(report), {"drifts": [drift.__dict__ for drift in report.drifts[:DRIFT_ROWS]]}
+
+
+class _Progress:
+    """The run's progress callback: writes counts and updated_at at most every PROGRESS_S, and raises
+    to stop the run when the worker is stopping or the run is no longer this worker's."""
+
+    def __init__(self, deps: Collaborators, run_id: int, worker_id: str, stopping: threading.Event):
+        self._deps, self._run_id, self._worker_id, self._stopping = deps, run_id, worker_id, stopping
+        self._written_at = time.monotonic()  # the claim itself wrote updated_at
+        self._lost = False
+        self.latest: dict | None = None
+
+    def __call__(self, counts: dict) -> None:
+        self.latest = counts
+        if self._stopping.is_set():
+            raise _Interrupted
+        if self._lost:
+            raise _Lost
+        if time.monotonic() - self._written_at >= PROGRESS_S:
+            self._write(counts=json.dumps(counts))
+
+    @contextlib.contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Between progress calls (a slow page), a thread keeps updated_at fresh so the run is not taken over."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_S):
+                try:
+                    self._write()
+                except _Lost:
+                    return
+                except Exception:  # the heartbeat's outer loop: a missed beat is retried at the next one
+                    log.exception("run %d: heartbeat failed", self._run_id)
+
+        thread = threading.Thread(target=beat, daemon=True, name=f"run-{self._run_id}-heartbeat")
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _write(self, **values: Any) -> None:
+        if not _settle(self._deps.engine, self._run_id, self._worker_id, updated_at=self._deps.clock(), **values):
+            self._lost = True
+            raise _Lost
+        self._written_at = time.monotonic()
+
+
+def _settle(engine: Engine, run_id: int, worker_id: str, **values: Any) -> bool:
+    """Update our running row; False when it is not ours any more (another worker took it over)."""
+    statement = update(_run).where(_run.c.id == run_id, _run.c.worker_id == worker_id,
+                                   _run.c.state == RunState.RUNNING.value).values(**values)
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount == 1
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _from_row(row: Mapping[str, Any], now: datetime) -> Run:
+    state = row["state"]
+    abandoned = state == RunState.RUNNING.value and row["updated_at"] < now - timedelta(seconds=STALE_S)
+    return Run(id=row["id"], kind=row["kind"], source=row["source"], account=row["account"],
+               options=json.loads(row["options"] or "{}"), state=state, requested_at=row["requested_at"],
+               started_at=row["started_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
+               worker_id=row["worker_id"], counts=json.loads(row["counts"]) if row["counts"] else None,
+               summary=json.loads(row["summary"]) if row["summary"] else {}, error=row["error"],
+               abandoned=abandoned)
+
+
 def _resync_counts(report: ResyncReport) -> dict:
     return {"counts": dict(report.counts), "parked": dict(report.parked)}  # the checkpoint's shape
 
 
 def _drift_counts(report: DriftReport) -> dict:
     return {"compared": report.compared, "counts": dict(report.counts), "fixed": report.fixed}
+
+
+def _json(value: dict | None) -> str | None:
+    return json.dumps(value) if value is not None else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,11 +1,14 @@
-"""The worker: APScheduler runs the queue drain (which also picks up due retries) and, in later
-rooms, the periodic jobs. Several worker processes can share one PostgreSQL database.
+"""The worker: APScheduler runs the queue drain (which also picks up due retries), the resyncs and
+reconciles operators asked for (app/runs.py) and the periodic jobs. Several worker processes can
+share one PostgreSQL database.
 
 A drain claims a batch of due events in one statement, processes them one by one and settles the
 batch in one transaction (see pipeline.Batch).
 
 Stopping (SIGTERM, or the embedded server shutting down): no new claims, up to 10 s for the
-events in hand to finish, then whatever is still held goes back to the queue, due at once.
+events in hand to finish, then whatever is still held goes back to the queue, due at once. A run
+in hand goes back to the queue at its next progress call (one that stays silent is taken over once
+its heartbeat is stale).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app import pipeline, queue
+from app import pipeline, queue, runs
 from app.pipeline import Collaborators
 from app.queue import ClaimedEvent
 
@@ -57,7 +60,7 @@ def _next_batch_size(processed: int, elapsed_s: float) -> int:
 class Worker:
     def __init__(self, deps: Collaborators, *, concurrency: int = 4, lease_s: int = 60,
                  drain_interval_s: float = 0.5, recheck_waiting_s: float = 900, worker_id: str | None = None,
-                 poll: Callable[[str], int] | None = None, poll_interval_s: float = 0):
+                 poll: Callable[[str], int] | None = None, poll_interval_s: float = 0, runs_interval_s: float = 2.0):
         self.deps = deps
         self.id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._concurrency = concurrency
@@ -66,6 +69,9 @@ class Worker:
         self._recheck_waiting_s = recheck_waiting_s
         self._poll = poll
         self._poll_interval_s = poll_interval_s
+        self._runs_interval_s = runs_interval_s
+        self._no_run = threading.Event()  # set while no run is in hand: `stop` waits for a run to go back
+        self._no_run.set()
         self._stopping = threading.Event()
         self._in_flight: set[int] = set()
         self._idle = threading.Condition()
@@ -126,6 +132,14 @@ class Worker:
         """Read each source account for what webhooks missed (one worker per account, by lease)."""
         return self._poll(self.id) if self._poll is not None else 0
 
+    def run_queued_runs(self) -> int:
+        """Execute the resyncs and reconciles the admin page or API queued, one at a time, until none waits."""
+        self._no_run.clear()
+        try:
+            return runs.run_queued(self.deps, self.id, stopping=self._stopping)
+        finally:
+            self._no_run.set()
+
     def _process(self, batch: pipeline.Batch, event: ClaimedEvent) -> None:
         started = time.perf_counter()
         status = batch.run(event)
@@ -139,7 +153,7 @@ class Worker:
             log.warning("no review target is configured: events stay in the inbox until one is")
         logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotice())
         scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(self._concurrency + 2)}, timezone=timezone.utc
+            executors={"default": ThreadPoolExecutor(self._concurrency + 3)}, timezone=timezone.utc
         )
         for index in range(self._concurrency):
             scheduler.add_job(self.drain, "interval", seconds=self._drain_interval_s, id=f"drain-{index}",
@@ -148,6 +162,8 @@ class Worker:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self.recheck_waiting, "interval", seconds=self._recheck_waiting_s, id="recheck-waiting",
                           max_instances=1, coalesce=True)
+        scheduler.add_job(self.run_queued_runs, "interval", seconds=self._runs_interval_s, id="runs",
+                          max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
         if self._poll is not None and self._poll_interval_s and self.deps.targets:
             scheduler.add_job(self.poll, "interval", seconds=self._poll_interval_s, id="poll", max_instances=1,
                               coalesce=True, next_run_time=datetime.now(timezone.utc) + timedelta(seconds=30))
@@ -170,6 +186,7 @@ class Worker:
             while self._in_flight and time.monotonic() < deadline:
                 self._idle.wait(deadline - time.monotonic())
             unfinished = list(self._in_flight)
+        self._no_run.wait(max(0.0, deadline - time.monotonic()))
         released = queue.release(self.deps.engine, self.id, now=self.deps.clock())
         if unfinished:
             log.warning("worker %s released %d unfinished event(s)", self.id, released)

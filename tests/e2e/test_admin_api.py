@@ -1,17 +1,17 @@
-"""/admin/api: the operator's JSON view of the queue, with replay, discard and background resyncs."""
+"""/admin/api: the operator's JSON view of the queue, with replay, discard and resyncs the worker runs."""
 
 from __future__ import annotations
 
 import logging
-import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from app import create_app
 from app.cli import build_worker
 from app.db import transaction
-from app.models import InboxEvent
+from app.models import InboxEvent, Run
 from connectors.base import FixAndReplayError
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.e2e.conftest import PRODUCT
@@ -27,14 +27,23 @@ def admin_rt(admin_app):
 
 
 @pytest.fixture
-def synced_admin(ct_environ):
+def synced_admin_app(ct_environ):
     """The app against the commercetools and Trustoo emulators, set up, with the admin API on."""
     app = create_app(ct_environ | {"ADMIN_TOKEN": TOKEN})
     assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
-    client = app.test_client()
-    yield client
-    _wait_for_resyncs(client)  # no background thread may outlive the database and the emulators
+    yield app
     app.extensions["reviewbridge"].engine.dispose()
+
+
+@pytest.fixture
+def synced_admin(synced_admin_app):
+    return synced_admin_app.test_client()
+
+
+@pytest.fixture
+def worker(synced_admin_app):
+    """The worker of the synced app; tests call its jobs (run_queued_runs) where a worker process would."""
+    return build_worker(synced_admin_app.extensions["reviewbridge"])
 
 
 def _deliver(client, *items) -> None:
@@ -51,14 +60,10 @@ def _ids(events: list[dict]) -> list[int]:
     return [event["id"] for event in events]
 
 
-def _wait_for_resyncs(client, timeout_s: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        resyncs = client.get("/admin/api/resyncs", headers=AUTH).get_json()["resyncs"]
-        if not any(entry["running"] for entry in resyncs):
-            return resyncs
-        assert time.monotonic() < deadline, f"resync still running after {timeout_s} s: {resyncs}"
-        time.sleep(0.05)
+def _resyncs(client, query: str = "") -> list[dict]:
+    response = client.get(f"/admin/api/resyncs{query}", headers=AUTH)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["resyncs"]
 
 
 # --- access ---------------------------------------------------------------------------------------
@@ -285,7 +290,8 @@ def test_admin_api_bad_input_answers_400_json_naming_the_field(admin, method, pa
 # --- resyncs --------------------------------------------------------------------------------------
 
 
-def test_admin_api_resync_runs_in_the_background_and_reports_its_counts(synced_admin, trustoo, ct):
+def test_admin_api_resync_is_queued_and_the_worker_runs_it_and_reports_its_counts(synced_admin, worker, trustoo,
+                                                                                  ct):
     emulator, _ = ct
     for rating in (5, 4, 3):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=rating)
@@ -293,43 +299,116 @@ def test_admin_api_resync_runs_in_the_background_and_reports_its_counts(synced_a
     assert response.status_code == 202
     assert response.get_json() == {"started": [{"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN}],
                                    "progress": "/admin/api/resyncs?source=trustoo"}
-    [entry] = _wait_for_resyncs(synced_admin)
-    assert (entry["source"], entry["account"], entry["running"], entry["error"]) == (
-        "trustoo", TRUSTOO_PUBLIC_TOKEN, False, None)
-    assert entry["finished_at"] is not None and entry["position"] is None
+    [queued] = _resyncs(synced_admin)
+    assert (queued["state"], queued["running"], queued["started_at"]) == ("queued", True, None)
+    assert emulator.reviews == {}, "the web process calls no platform"
+
+    assert worker.run_queued_runs() == 1
+    [entry] = _resyncs(synced_admin)
+    assert (entry["source"], entry["account"], entry["state"], entry["running"], entry["error"]) == (
+        "trustoo", TRUSTOO_PUBLIC_TOKEN, "done", False, None)
+    assert entry["finished_at"] is not None and entry["position"] is None and entry["run_id"] == queued["run_id"]
     assert entry["counts"]["counts"]["seen"] == 3 and entry["counts"]["counts"]["created"] == 3
     assert len(emulator.reviews) == 3
-    assert synced_admin.get("/admin/api/resyncs?source=wix", headers=AUTH).get_json() == {"resyncs": []}
+    assert _resyncs(synced_admin, "?source=wix") == []
 
 
-def test_admin_api_second_resync_start_while_one_runs_answers_409(synced_admin, trustoo):
+def test_admin_api_resync_started_in_one_web_process_is_seen_and_run_from_another(synced_admin, ct_environ,
+                                                                                 trustoo, ct):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
+    other = create_app(ct_environ | {"ADMIN_TOKEN": TOKEN})  # another gunicorn worker, dyno or a restart
+    try:
+        [seen] = _resyncs(other.test_client())
+        assert (seen["state"], seen["running"]) == ("queued", True)
+        busy = other.test_client().post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH)
+        assert busy.status_code == 409
+        assert build_worker(other.extensions["reviewbridge"]).run_queued_runs() == 1
+    finally:
+        other.extensions["reviewbridge"].engine.dispose()
+    [entry] = _resyncs(synced_admin)
+    assert entry["state"] == "done" and entry["counts"]["counts"]["created"] == 1
+    assert len(ct[0].reviews) == 1
+
+
+def test_admin_api_second_resync_start_while_one_is_queued_answers_409(synced_admin, worker, trustoo):
     for _ in range(3):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
-    trustoo.latency_s = 0.2
     start = {"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN}
     assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202
     second = synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH)
-    assert second.status_code == 409 and second.get_json()["error"] == "conflict"
-    [running] = synced_admin.get("/admin/api/resyncs", headers=AUTH).get_json()["resyncs"]
-    assert running["running"] is True
-    [entry] = _wait_for_resyncs(synced_admin)
+    assert second.status_code == 409 and second.get_json() == {
+        "error": "conflict", "message": f"a resync of trustoo {TRUSTOO_PUBLIC_TOKEN} is queued or running already"}
+    [queued] = _resyncs(synced_admin)
+    assert queued["running"] is True
+    assert worker.run_queued_runs() == 1
+    [entry] = _resyncs(synced_admin)
     assert entry["counts"]["counts"]["created"] == 3
     assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202  # free again
 
 
-def test_admin_api_dry_run_resync_writes_nothing_and_reports_what_it_would_do(synced_admin, trustoo, ct):
+def test_admin_api_resync_of_a_worker_that_died_shows_abandoned_and_is_taken_over(synced_admin_app, synced_admin,
+                                                                                  worker, trustoo, ct):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    rt = synced_admin_app.extensions["reviewbridge"]
+    assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
+    silent_since = rt.clock() - timedelta(minutes=10)  # claimed, then its worker was killed: no heartbeat since
+    with transaction(rt.engine) as session:
+        session.execute(update(Run).values(state="running", worker_id="dead-host:4242:abcdef",
+                                           started_at=silent_since, updated_at=silent_since))
+    [abandoned] = _resyncs(synced_admin)
+    assert (abandoned["state"], abandoned["running"]) == ("abandoned", True)
+    assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 409
+
+    assert worker.run_queued_runs() == 1
+    [entry] = _resyncs(synced_admin)
+    assert entry["state"] == "done" and entry["counts"]["counts"]["created"] == 1
+    assert entry["started_at"] == silent_since.isoformat()  # the same run, taken over
+    with transaction(rt.engine) as session:
+        assert session.execute(select(Run.worker_id)).scalar_one() == worker.id
+    assert len(ct[0].reviews) == 1
+
+
+def test_admin_api_running_resync_with_a_fresh_heartbeat_is_left_to_its_worker(synced_admin_app, synced_admin,
+                                                                             worker):
+    rt = synced_admin_app.extensions["reviewbridge"]
+    assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
+    with transaction(rt.engine) as session:
+        session.execute(update(Run).values(state="running", worker_id="busy-host:1:abcdef", updated_at=rt.clock()))
+    assert worker.run_queued_runs() == 0
+    [entry] = _resyncs(synced_admin)
+    assert (entry["state"], entry["running"]) == ("running", True)
+
+
+def test_admin_api_dry_run_resync_writes_nothing_and_reports_what_it_would_do(synced_admin, worker, trustoo, ct):
     emulator, _ = ct
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     response = synced_admin.post("/admin/api/resyncs", json={"source": "trustoo", "dry_run": True}, headers=AUTH)
     assert response.status_code == 202
-    [entry] = _wait_for_resyncs(synced_admin)
+    worker.run_queued_runs()
+    [entry] = _resyncs(synced_admin)
     assert entry["dry_run"] is True and entry["counts"]["counts"]["would write"] == 1
     assert emulator.reviews == {}
 
 
-def test_admin_api_resync_that_fails_reports_the_error(synced_admin):
+def test_admin_api_resync_that_fails_reports_the_error(synced_admin, worker):
     start = {"source": "trustoo", "account": "unknown-shop-public-token"}
     assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202
-    [entry] = _wait_for_resyncs(synced_admin)
+    worker.run_queued_runs()
+    [entry] = _resyncs(synced_admin)
     assert entry["account"] == "unknown-shop-public-token" and entry["running"] is False
-    assert "no credentials" in entry["error"] and entry["finished_at"] is not None
+    assert entry["state"] == "failed" and "no credentials" in entry["error"] and entry["finished_at"] is not None
+
+
+def test_admin_api_resync_that_crashes_records_the_error_type_and_no_secret(synced_admin_app, synced_admin, worker,
+                                                                           ct_environ):
+    rt = synced_admin_app.extensions["reviewbridge"]
+    secret = ct_environ["CTP_CLIENT_SECRET"]
+    with transaction(rt.engine) as session:  # options no code writes: reading them fails outside our error tree
+        session.execute(insert(Run).values(kind="resync", source="trustoo", account=TRUSTOO_PUBLIC_TOKEN,
+                                           options=f'{{"since": "{secret}"}}', state="queued",
+                                           requested_at=rt.clock(), updated_at=rt.clock()))
+    assert worker.run_queued_runs() == 1
+    [entry] = _resyncs(synced_admin)
+    assert (entry["state"], entry["error"]) == ("failed", "ValueError (details in the service log)")
+    assert secret not in str(entry)

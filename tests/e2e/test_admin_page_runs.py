@@ -1,47 +1,63 @@
-"""/admin runs and connections against the emulators: resync and reconcile in the background, platform checks."""
+"""/admin runs and connections against the emulators: resyncs and reconciles the worker runs, platform checks."""
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from app import create_app
+from app.cli import build_worker
+from app.db import transaction
+from app.models import Run
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.e2e.admin_page_helpers import post_form, sign_in, texts
 from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT
 
 
 @pytest.fixture
-def synced_page(ct_environ):
-    """Signed in to the admin page of an app set up against the commercetools and Trustoo emulators."""
+def synced_page_app(ct_environ):
+    """An app set up against the commercetools and Trustoo emulators, with the admin page on."""
     app = create_app(ct_environ | {"ADMIN_TOKEN": ADMIN_TOKEN})
     assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
-    client = app.test_client()
-    assert sign_in(client).status_code == 302
-    yield client
-    _wait_for_runs(client)  # no background thread may outlive the database and the emulators
+    yield app
     app.extensions["reviewbridge"].engine.dispose()
 
 
-def _wait_for_runs(client, timeout_s: float = 10) -> str:
-    """The runs page once nothing runs."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        html = client.get("/admin/runs").get_data(as_text=True)
-        if not texts(html, "tr", data_state="running"):
-            return html
-        assert time.monotonic() < deadline, f"a run is still going after {timeout_s} s"
-        time.sleep(0.05)
+@pytest.fixture
+def synced_page(synced_page_app):
+    """Signed in to the admin page of synced_page_app."""
+    client = synced_page_app.test_client()
+    assert sign_in(client).status_code == 302
+    return client
 
 
-def test_admin_page_resync_runs_in_the_background_and_shows_its_summary(synced_page, trustoo, ct):
+@pytest.fixture
+def worker(synced_page_app):
+    """The worker of the synced app; tests call its jobs (run_queued_runs) where a worker process would."""
+    return build_worker(synced_page_app.extensions["reviewbridge"])
+
+
+def _run_queued(client, worker) -> str:
+    """The runs page once the worker has run what is queued: nothing runs any more."""
+    worker.run_queued_runs()
+    html = client.get("/admin/runs").get_data(as_text=True)
+    assert not texts(html, "tr", data_state="running")
+    return html
+
+
+def test_admin_page_resync_is_queued_for_the_worker_and_shows_its_summary(synced_page, worker, trustoo, ct):
     emulator, _ = ct
     for rating in (5, 4, 3):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=rating)
     response = post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo"})
     assert response.status_code == 302 and response.headers["Location"] == "/admin/runs"
-    html = _wait_for_runs(synced_page)
+    queued = synced_page.get("/admin/runs").get_data(as_text=True)
+    [row] = texts(queued, "tr", cls="run", data_kind="resync", data_state="running")
+    assert "queued" in row and "waiting for a worker" in row
+    assert emulator.reviews == {}, "the web process calls no platform"
+    html = _run_queued(synced_page, worker)
     [row] = texts(html, "tr", cls="run", data_kind="resync", data_source="trustoo",
                   data_account=TRUSTOO_PUBLIC_TOKEN, data_state="done")
     assert "seen 3" in row and "created 3" in row
@@ -50,35 +66,72 @@ def test_admin_page_resync_runs_in_the_background_and_shows_its_summary(synced_p
     assert texts(detail, id="run-state") == ["done"] and "created 3" in texts(detail, id="run-summary")[0]
 
 
-def test_admin_page_runs_page_refreshes_itself_while_a_run_goes(synced_page, trustoo):
+def test_admin_page_runs_page_refreshes_itself_while_a_run_waits_and_refuses_a_second(synced_page, worker,
+                                                                                    trustoo):
     for _ in range(3):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
-    trustoo.latency_s = 0.2
     post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo", "dry_run": "on"})
     html = synced_page.get("/admin/runs").get_data(as_text=True)
     assert texts(html, "tr", data_state="running") and '<meta http-equiv="refresh" content="2">' in html
     second = post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo"})
-    assert second.status_code == 409 and "running already" in second.get_data(as_text=True)
-    html = _wait_for_runs(synced_page)
+    assert second.status_code == 409 and "queued or running already" in second.get_data(as_text=True)
+    html = _run_queued(synced_page, worker)
     assert 'http-equiv="refresh" content="2"' not in html and "would write 3" in html
 
 
-def test_admin_page_reconcile_reports_drift_rows(synced_page, trustoo):
+def test_admin_page_run_started_on_one_web_process_shows_on_another(synced_page, ct_environ, trustoo):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    post_form(synced_page, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
+    other = create_app(ct_environ | {"ADMIN_TOKEN": ADMIN_TOKEN})  # another gunicorn worker, dyno or a restart
+    try:
+        client = other.test_client()
+        sign_in(client)
+        [row] = texts(client.get("/admin/runs").get_data(as_text=True), "tr", cls="run", data_kind="reconcile",
+                      data_state="running")
+        assert "queued" in row
+        second = post_form(client, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
+        assert second.status_code == 409
+        build_worker(other.extensions["reviewbridge"]).run_queued_runs()
+    finally:
+        other.extensions["reviewbridge"].engine.dispose()
+    [row] = texts(synced_page.get("/admin/runs").get_data(as_text=True), "tr", cls="run", data_state="done")
+    assert "missing 1" in row
+
+
+def test_admin_page_run_whose_worker_died_shows_abandoned_and_another_worker_finishes_it(synced_page_app,
+                                                                                       synced_page, worker,
+                                                                                       trustoo):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo"})
+    rt = synced_page_app.extensions["reviewbridge"]
+    silent_since = rt.clock() - timedelta(minutes=10)
+    with transaction(rt.engine) as session:
+        session.execute(update(Run).values(state="running", worker_id="dead-host:4242:abcdef",
+                                           started_at=silent_since, updated_at=silent_since))
+    html = synced_page.get("/admin/runs").get_data(as_text=True)
+    [row] = texts(html, "tr", cls="run", data_kind="resync", data_state="running")
+    assert "abandoned" in row and '<meta http-equiv="refresh" content="2">' in html
+    html = _run_queued(synced_page, worker)
+    [row] = texts(html, "tr", cls="run", data_kind="resync", data_state="done")
+    assert "created 1" in row
+
+
+def test_admin_page_reconcile_reports_drift_rows(synced_page, worker, trustoo):
     for _ in range(2):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     response = post_form(synced_page, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
     assert response.status_code == 302
-    html = _wait_for_runs(synced_page)
+    html = _run_queued(synced_page, worker)
     [row] = texts(html, "tr", cls="run", data_kind="reconcile", data_state="done")
     assert "compared 2" in row and "missing 2" in row
     detail = synced_page.get("/admin/runs/1").get_data(as_text=True)
     assert len(texts(detail, "tr", cls="drift", data_kind="missing")) == 2
 
 
-def test_admin_page_resync_that_fails_shows_the_error(synced_page):
+def test_admin_page_resync_that_fails_shows_the_error(synced_page, worker):
     post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo",
                                                                  "account": "unknown-shop-public-token"})
-    html = _wait_for_runs(synced_page)
+    html = _run_queued(synced_page, worker)
     [row] = texts(html, "tr", cls="run", data_state="failed")
     assert "no credentials" in row
 
@@ -106,8 +159,9 @@ def test_admin_page_reconcile_without_commercetools_answers_400_naming_the_varia
         app.extensions["reviewbridge"].engine.dispose()
 
 
-def test_admin_page_unknown_run_answers_404(page):
-    assert page.get("/admin/runs/42").status_code == 404
+@pytest.mark.parametrize("run_id", [42, 10**20])
+def test_admin_page_unknown_run_answers_404(page, run_id):
+    assert page.get(f"/admin/runs/{run_id}").status_code == 404
 
 
 # --- connections ----------------------------------------------------------------------------------
