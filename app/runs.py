@@ -272,8 +272,9 @@ def execute(deps: Collaborators, run: Run, worker_id: str, *, stopping: threadin
         log.exception("run %d (%s of %s %s) failed", run.id, run.kind, run.source, run.account)
         counts, summary, error = progress.latest, {}, f"{type(exc).__name__} (details in the service log)"
     now = deps.clock()
-    _settle(deps.engine, run.id, worker_id, state=RunState.FAILED.value if error else RunState.DONE.value,
-            updated_at=now, finished_at=now, counts=_json(counts), summary=json.dumps(summary), error=error)
+    if not _settle(deps.engine, run.id, worker_id, state=RunState.FAILED.value if error else RunState.DONE.value,
+                   updated_at=now, finished_at=now, counts=_json(counts), summary=json.dumps(summary), error=error):
+        log.warning("run %d: another worker took it over; %s leaves its ending to that one", run.id, worker_id)
 
 
 def _resync(deps: Collaborators, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
@@ -341,9 +342,9 @@ class _Progress:
         self._written_at = time.monotonic()
 
 
-def _settle(engine: Engine, run_id: int, worker_id: str, **values: Any) -> bool:
-    """Update our running row; False when it is not ours any more (another worker took it over)."""
-    statement = update(_run).where(_run.c.id == run_id, _run.c.worker_id == worker_id,
+def _settle(engine: Engine, run_id: int, holder: str, **values: Any) -> bool:
+    """Update the running row `holder` holds; False when it is not its own any more (another worker took it over)."""
+    statement = update(_run).where(_run.c.id == run_id, _run.c.worker_id == holder,
                                    _run.c.state == RunState.RUNNING.value).values(**values)
     with transaction(engine) as session:
         return session.execute(statement).rowcount == 1
