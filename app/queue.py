@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, exists, func, insert, select, update
+from sqlalchemy import Engine, bindparam, exists, func, insert, literal_column, select, update
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
@@ -195,7 +195,8 @@ def _claim_statement(dialect: str, limit: int):
         earlier.c.account == _inbox.c.account,
         earlier.c.subject_id == _inbox.c.subject_id,
         earlier.c.id < _inbox.c.id,
-        earlier.c.status.in_(OPEN_STATUSES),
+        # Literal statuses, as the partial index ix_inbox_open_subject names them, so it is used.
+        earlier.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES]),
     )
     candidates = (
         select(_inbox.c.id)
