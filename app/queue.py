@@ -113,6 +113,8 @@ def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
 
 
 def _row(item: Event | PayloadError, source: str, account: str, now: datetime, quarantine_id: str) -> dict:
+    if isinstance(item, Event) and (problem := _unstorable(item)):
+        item = PayloadError(problem, payload=item.payload)  # kept, with the reason, not refused by the database
     # A multi-row INSERT needs the same keys in every row.
     common = {"source": source, "account": account, "attempts": 0, "received_at": now, "next_attempt_at": now,
               "delivery_id": None, "sequence": None, "last_error": None, "finished_at": None}
@@ -143,6 +145,20 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
     if item.kind is EventKind.IGNORED:
         row |= {"status": EventStatus.IGNORED.value, "next_attempt_at": None, "finished_at": now}
     return row
+
+
+def _unstorable(event: Event) -> str | None:
+    """Why a verified event's identifiers cannot be stored as they are, if they cannot: too long for
+    their column, or holding a NUL character, which PostgreSQL refuses in text."""
+    for name in ("event_id", "subject_id", "topic", "delivery_id"):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if "\x00" in value:
+            return f"{name} holds a NUL character"
+        if len(value) > _inbox.c[name].type.length:
+            return f"{name} is longer than {_inbox.c[name].type.length} characters"
+    return None
 
 
 @functools.lru_cache(maxsize=16)

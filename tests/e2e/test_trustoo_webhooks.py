@@ -129,6 +129,18 @@ def test_trustoo_batch_keeps_good_reviews_and_quarantines_an_item_without_id(cli
     assert sorted(r.status for r in _rows(engine)) == ["pending", "quarantined"]
 
 
+@pytest.mark.parametrize("review_id, reason", [
+    ("1001\x00", "holds a NUL character"),
+    ("9" * 300, "is longer than 255 characters"),
+])
+def test_trustoo_signed_review_whose_id_cannot_be_stored_is_quarantined_not_refused(client, engine, review_id,
+                                                                                     reason):
+    body = trustoo_body(trustoo_review(id=review_id), trustoo_review())
+    assert (_post(client, body, trustoo_headers(body)).status_code, len(_rows(engine))) == (200, 2)
+    [odd] = [row for row in _rows(engine) if row.status == "quarantined"]
+    assert reason in odd.last_error and json.loads(odd.payload)["id"] == review_id
+
+
 def test_trustoo_body_over_the_size_limit_is_refused_with_413(client, engine, rt):
     body = trustoo_body(trustoo_review(content="x" * rt.settings.webhook_max_bytes))
     response = _post(client, body, trustoo_headers(body))
