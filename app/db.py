@@ -8,6 +8,7 @@ with "database is locked" halfway through. PostgreSQL needs nothing special.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,13 +65,28 @@ def _configure_sqlite(engine: Engine) -> None:
 @contextlib.contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One short unit of work: commit at the end of the block, roll back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with _one_writer(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+_sqlite_writers: dict[str, threading.RLock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+def _one_writer(engine: Engine):
+    """On SQLite, this process's threads take turns here before BEGIN IMMEDIATE. SQLite lets one writer
+    in at a time anyway, but its busy handler makes the others sleep and retry (1, 2, 5, 10 … ms),
+    while a lock here hands over at once: with 16 drain threads that wait was a fifth of the time.
+    Reentrant, so a transaction opened inside another behaves as before."""
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    with _sqlite_writers_guard:
+        return _sqlite_writers.setdefault(engine.url.database or "", threading.RLock())
 
 
 def insert_for(engine: Engine, table: Table):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from app.db import insert_for, transaction
 from app.models import LedgerEntry
@@ -124,15 +124,18 @@ def load_for(engine: Engine, reviews: Iterable[tuple[str, str, str]],
              targets: Sequence[str]) -> dict[tuple[str, str, str, str], LedgerState]:
     """The ledger states of a batch of (source, account, review) at several targets, in one query;
     keyed by (source, account, review, target). A worker reads its batch of events at once."""
-    wanted = set(reviews)
-    if not wanted or not targets:
+    by_account: dict[tuple[str, str], set[str]] = {}
+    for source, account, review_id in reviews:
+        by_account.setdefault((source, account), set()).add(review_id)
+    if not by_account or not targets:
         return {}
+    # One query per (source, account), usually one per batch: it walks the ledger's unique index.
+    either = or_(*(and_(_ledger.c.source == source, _ledger.c.account == account,
+                        _ledger.c.source_review_id.in_(sorted(ids)))
+                   for (source, account), ids in by_account.items()))
     with transaction(engine) as session:
-        rows = session.execute(select(_ledger).where(
-            _ledger.c.source_review_id.in_(sorted({review_id for _, _, review_id in wanted})),
-            _ledger.c.target.in_(list(targets)))).mappings().all()
-    return {(row["source"], row["account"], row["source_review_id"], row["target"]): _state(row) for row in rows
-            if (row["source"], row["account"], row["source_review_id"]) in wanted}
+        rows = session.execute(select(_ledger).where(either, _ledger.c.target.in_(list(targets)))).mappings().all()
+    return {(row["source"], row["account"], row["source_review_id"], row["target"]): _state(row) for row in rows}
 
 
 def entry(*, source: str, account: str, review_id: str, target: str, action: str, event_id: str,
