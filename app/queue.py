@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, exists, func, insert, literal_column, select, update
+from sqlalchemy import Engine, Integer, bindparam, cast, column, exists, func, insert, literal_column, select, update, values
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
@@ -250,61 +250,87 @@ class Settlement:
     event: ClaimedEvent
     status: EventStatus
     at: datetime
-    values: dict
-
-    @property
-    def error(self) -> str | None:
-        return self.values.get("last_error")
+    error: str | None = None  # last_error: the reason, or None when the attempt ended well
+    outcome: str | None = None  # None keeps the event's previous outcome
+    finished_at: datetime | None = None  # None keeps the event's previous finishing time
+    next_attempt_at: datetime | None = None  # due again then; None: not due
+    waiting_on: str | None = None  # the source product a waiting event waits for
+    give_back: bool = False  # the attempt does not count (waiting or deferred is not failing)
 
 
 def done(event: ClaimedEvent, outcome: str, *, now: datetime) -> Settlement:
-    return Settlement(event, EventStatus.DONE, now, {"outcome": outcome, "last_error": None, "finished_at": now})
+    return Settlement(event, EventStatus.DONE, now, outcome=outcome, finished_at=now)
 
 
 def retrying(event: ClaimedEvent, error: str, *, now: datetime, delay_s: float) -> Settlement:
-    return Settlement(event, EventStatus.RETRY, now,
-                      {"last_error": error, "next_attempt_at": now + timedelta(seconds=delay_s)})
+    return Settlement(event, EventStatus.RETRY, now, error=error, next_attempt_at=now + timedelta(seconds=delay_s))
 
 
 def dead(event: ClaimedEvent, error: str, *, now: datetime) -> Settlement:
-    return Settlement(event, EventStatus.DEAD, now, {"last_error": error, "finished_at": now})
+    return Settlement(event, EventStatus.DEAD, now, error=error, finished_at=now)
 
 
 def waiting(event: ClaimedEvent, source_product_id: str, reason: str, *, now: datetime) -> Settlement:
     # Waiting is not failing: the attempt is given back, so rechecks never make an event dead.
-    return Settlement(event, EventStatus.WAITING_FOR_PRODUCT, now,
-                      {"last_error": reason, "waiting_on": source_product_id, "attempts": _inbox.c.attempts - 1})
+    return Settlement(event, EventStatus.WAITING_FOR_PRODUCT, now, error=reason, waiting_on=source_product_id,
+                      give_back=True)
 
 
 def deferred(event: ClaimedEvent, until: datetime, reason: str, *, now: datetime) -> Settlement:
     """Not yet, and not a failure: due again at `until`, the attempt given back."""
-    return Settlement(event, EventStatus.PENDING, now, {"last_error": None, "outcome": reason,
-                                                        "next_attempt_at": until, "attempts": _inbox.c.attempts - 1})
+    return Settlement(event, EventStatus.PENDING, now, outcome=reason, next_attempt_at=until, give_back=True)
 
 
 def quarantined(event: ClaimedEvent, reason: str, *, now: datetime) -> Settlement:
-    return Settlement(event, EventStatus.QUARANTINED, now, {"last_error": reason, "finished_at": now})
+    return Settlement(event, EventStatus.QUARANTINED, now, error=reason, finished_at=now)
 
 
 def settle(session, settlements: Sequence[Settlement]) -> int:
     """Move each event on and record how its attempt ended, in the caller's transaction; return
-    how many were still this worker's to settle."""
-    attempts = []
-    for item in settlements:
-        event = item.event
-        statement = (
-            update(_inbox)
-            .where(_inbox.c.id == event.id, _inbox.c.worker_id == event.worker_id,
-                   _inbox.c.status == EventStatus.PROCESSING.value)
-            .values(**({"status": item.status.value, "lease_until": None, "next_attempt_at": None} | item.values))
-        )
-        if session.execute(statement).rowcount == 1:
-            attempts.append({"event_pk": event.id, "number": event.attempts, "worker_id": event.worker_id,
-                             "started_at": event.claimed_at or item.at, "finished_at": item.at,
-                             "status": item.status.value, "error": item.error})
+    how many were still this worker's to settle. One UPDATE … FROM (VALUES …) serves the batch."""
+    if not settlements:
+        return 0
+    by_id = {item.event.id: item for item in settlements}
+    rows = [{"id": item.event.id, "worker_id": item.event.worker_id, "status": item.status.value,
+             "error": item.error, "outcome": item.outcome, "finished_at": item.finished_at,
+             "next_attempt_at": item.next_attempt_at, "waiting_on": item.waiting_on,
+             "give_back": int(item.give_back)} for item in settlements]
+    given = values(*_SETTLEMENT_COLUMNS, name="settled").data([tuple(row.values()) for row in rows]).cte("settled")
+    if session.get_bind().dialect.name == "postgresql":
+        def typed(name: str, like):  # a column of NULLs in VALUES is text to PostgreSQL
+            return cast(given.c[name], like.type)
+    else:
+        def typed(name: str, like):  # SQLite has no such types, and CAST would turn times into numbers
+            return given.c[name]
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id == given.c.id, _inbox.c.worker_id == given.c.worker_id,
+               _inbox.c.status == EventStatus.PROCESSING.value)
+        .values(status=given.c.status, lease_until=None,
+                next_attempt_at=typed("next_attempt_at", _inbox.c.next_attempt_at),
+                last_error=typed("error", _inbox.c.last_error),
+                outcome=func.coalesce(typed("outcome", _inbox.c.outcome), _inbox.c.outcome),
+                finished_at=func.coalesce(typed("finished_at", _inbox.c.finished_at), _inbox.c.finished_at),
+                waiting_on=typed("waiting_on", _inbox.c.waiting_on), attempts=_inbox.c.attempts - given.c.give_back)
+        .returning(_inbox.c.id)
+    )
+    settled = sorted(session.execute(statement).scalars())
+    attempts = [{"event_pk": by_id[pk].event.id, "number": by_id[pk].event.attempts,
+                 "worker_id": by_id[pk].event.worker_id, "started_at": by_id[pk].event.claimed_at or by_id[pk].at,
+                 "finished_at": by_id[pk].at, "status": by_id[pk].status.value, "error": by_id[pk].error}
+                for pk in settled]
     if attempts:
         session.execute(insert(_attempts), attempts)
     return len(attempts)
+
+
+_SETTLEMENT_COLUMNS = (
+    column("id", _inbox.c.id.type), column("worker_id", _inbox.c.worker_id.type),
+    column("status", _inbox.c.status.type), column("error", _inbox.c.last_error.type),
+    column("outcome", _inbox.c.outcome.type), column("finished_at", _inbox.c.finished_at.type),
+    column("next_attempt_at", _inbox.c.next_attempt_at.type), column("waiting_on", _inbox.c.waiting_on.type),
+    column("give_back", Integer()),
+)
 
 
 def _settle_now(engine: Engine, settlement: Settlement) -> bool:
