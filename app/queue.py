@@ -33,19 +33,19 @@ __all__ = [
     "backoff_delay",
     "claim",
     "count_rejection",
-    "defer",
+    "dead",
+    "deferred",
+    "done",
     "enqueue",
-    "finish",
-    "give_up",
     "inbox_rows",
-    "quarantine_claimed",
+    "quarantined",
     "release",
     "release_waiting",
     "renew",
-    "retry_later",
+    "retrying",
     "settle",
     "store",
-    "wait_for_product",
+    "waiting",
 ]
 
 _inbox = InboxEvent.__table__
@@ -331,36 +331,6 @@ _SETTLEMENT_COLUMNS = (
     column("next_attempt_at", _inbox.c.next_attempt_at.type), column("waiting_on", _inbox.c.waiting_on.type),
     column("give_back", Integer()),
 )
-
-
-def _settle_now(engine: Engine, settlement: Settlement) -> bool:
-    with transaction(engine) as session:
-        return settle(session, [settlement]) == 1
-
-
-def finish(engine: Engine, event: ClaimedEvent, outcome: str, *, now: datetime) -> bool:
-    return _settle_now(engine, done(event, outcome, now=now))
-
-
-def retry_later(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime, delay_s: float) -> bool:
-    return _settle_now(engine, retrying(event, error, now=now, delay_s=delay_s))
-
-
-def give_up(engine: Engine, event: ClaimedEvent, error: str, *, now: datetime) -> bool:
-    return _settle_now(engine, dead(event, error, now=now))
-
-
-def wait_for_product(engine: Engine, event: ClaimedEvent, source_product_id: str, reason: str, *,
-                     now: datetime) -> bool:
-    return _settle_now(engine, waiting(event, source_product_id, reason, now=now))
-
-
-def defer(engine: Engine, event: ClaimedEvent, until: datetime, reason: str, *, now: datetime) -> bool:
-    return _settle_now(engine, deferred(event, until, reason, now=now))
-
-
-def quarantine_claimed(engine: Engine, event: ClaimedEvent, reason: str, *, now: datetime) -> bool:
-    return _settle_now(engine, quarantined(event, reason, now=now))
 
 
 def release_waiting(engine: Engine, *, now: datetime, source: str | None = None, account: str | None = None,

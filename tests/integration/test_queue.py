@@ -15,6 +15,11 @@ def _enqueue(engine, clock, *events):
     return queue.enqueue(engine, "trustoo", "shop-a", list(events), now=clock(), quarantine_id="q")
 
 
+def _settle(engine, settlement: queue.Settlement) -> int:
+    with transaction(engine) as session:
+        return queue.settle(session, [settlement])
+
+
 def _statuses(engine) -> dict[str, str]:
     with transaction(engine) as session:
         rows = session.execute(select(InboxEvent.subject_id, InboxEvent.event_id, InboxEvent.status)).all()
@@ -46,8 +51,8 @@ def test_claimed_event_is_invisible_to_other_workers_until_its_lease_expires(eng
     [reclaimed] = queue.claim(engine, "w2", now=clock(), lease_s=30)
     assert (reclaimed.id, reclaimed.worker_id, reclaimed.attempts) == (claimed.id, "w2", 2)
     # The first worker lost its lease: finishing now changes nothing.
-    assert queue.finish(engine, claimed, "created", now=clock()) is False
-    assert queue.finish(engine, reclaimed, "created", now=clock()) is True
+    assert _settle(engine, queue.done(claimed, "created", now=clock())) == 0
+    assert _settle(engine, queue.done(reclaimed, "created", now=clock())) == 1
 
 
 def test_later_event_of_a_review_waits_for_the_earlier_one(engine, clock):
@@ -55,7 +60,7 @@ def test_later_event_of_a_review_waits_for_the_earlier_one(engine, clock):
              make_event("r2", at=clock(), version=1))
     first = queue.claim(engine, "w1", now=clock(), lease_s=30, limit=10)
     assert [(e.subject_id, e.event_id[-1]) for e in first] == [("r1", "1"), ("r2", "1")]
-    queue.finish(engine, first[0], "created", now=clock())
+    _settle(engine, queue.done(first[0], "created", now=clock()))
     [second] = queue.claim(engine, "w1", now=clock(), lease_s=30, limit=10)
     assert (second.subject_id, second.event_id[-1]) == ("r1", "2")
 
@@ -63,7 +68,7 @@ def test_later_event_of_a_review_waits_for_the_earlier_one(engine, clock):
 def test_event_waiting_for_retry_holds_back_later_events_of_its_review(engine, clock):
     _enqueue(engine, clock, make_event("r1", at=clock(), version=1), make_event("r1", at=clock(), version=2))
     [first] = queue.claim(engine, "w1", now=clock(), lease_s=30)
-    queue.retry_later(engine, first, "HTTP 503", now=clock(), delay_s=10)
+    _settle(engine, queue.retrying(first, "HTTP 503", now=clock(), delay_s=10))
     assert queue.claim(engine, "w1", now=clock(), lease_s=30) == []
     clock.advance(10)
     [again] = queue.claim(engine, "w1", now=clock(), lease_s=30)
@@ -73,7 +78,7 @@ def test_event_waiting_for_retry_holds_back_later_events_of_its_review(engine, c
 def test_dead_event_no_longer_holds_back_its_review(engine, clock):
     _enqueue(engine, clock, make_event("r1", at=clock(), version=1), make_event("r1", at=clock(), version=2))
     [first] = queue.claim(engine, "w1", now=clock(), lease_s=30)
-    queue.give_up(engine, first, "gave up", now=clock())
+    _settle(engine, queue.dead(first, "gave up", now=clock()))
     [second] = queue.claim(engine, "w1", now=clock(), lease_s=30)
     assert second.event_id.endswith(":2")
 
