@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         sequential_rate = args.sequential_events / sequential_s
 
         _ingest(rt, args.events)
+        cpu_began = time.process_time()
         concurrent_s = _drain(rt, threads=args.concurrency)
+        cpu_share = (time.process_time() - cpu_began) / concurrent_s
         rate = args.events / concurrent_s
 
     limit = args.concurrency / per_event_s
@@ -77,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"latency-bound limit    {limit:8.1f} events/s (concurrency / per-event time)")
     print(f"speed-up vs sequential {rate / sequential_rate:8.1f}x (goal >= 12x)")
     ratio = rate / limit
+    waited = (f"the draining process used {cpu_share:.0%} of one CPU ({os.cpu_count()} here): its threads spent the "
+              f"rest waiting - on the emulator, and on SQLite, which lets one writer in at a time")
+    print(f"drain CPU              {cpu_share:8.0%} of one CPU while {args.concurrency} threads drained")
     goal("sync: concurrent / latency-bound limit", f"{ratio:.2f} ({rate:.1f} of {limit:.1f} events/s)", ">= 0.8",
-         ratio >= 0.8, f"{os.cpu_count()} CPUs for {args.concurrency} threads, the emulator and the database")
+         ratio >= 0.8, waited)
     goal("sync: speed-up over one thread", f"{rate / sequential_rate:.1f}x", ">= 12x", rate / sequential_rate >= 12,
-         f"{os.cpu_count()} CPUs for {args.concurrency} threads, the emulator and the database")
+         waited)
     print(f"ratio: {ratio:.2f} of the latency-bound limit (goal >= 0.8)")
     return 0 if ratio >= 0.8 and rate / sequential_rate >= 12 else 1
 
