@@ -104,12 +104,8 @@ def load(engine: Engine, source: str, account: str, review_id: str, target: str)
 def load_many(engine: Engine, source: str, account: str, review_ids: Sequence[str],
               target: str) -> dict[str, LedgerState]:
     """The ledger states of several reviews at one target, in one query (a resync reads a page at once)."""
-    with transaction(engine) as session:
-        rows = session.execute(
-            select(_ledger).where(_ledger.c.source == source, _ledger.c.account == account,
-                                  _ledger.c.source_review_id.in_(list(review_ids)), _ledger.c.target == target)
-        ).mappings().all()
-    return {row["source_review_id"]: _state(row) for row in rows}
+    found = load_for(engine, [(source, account, review_id) for review_id in review_ids], [target])
+    return {review_id: state for (_, _, review_id, _), state in found.items()}
 
 
 def _state(row) -> LedgerState:

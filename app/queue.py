@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Integer, bindparam, cast, column, exists, func, insert, literal_column, select, update, values
+from sqlalchemy import (Engine, Integer, bindparam, cast, column, exists, func, insert, literal_column, select,
+                        update, values)
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
@@ -89,7 +90,7 @@ def enqueue(engine: Engine, source: str, account: str, items: Sequence[Event | P
 
 
 def inbox_rows(source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime,
-         quarantine_id: str) -> list[dict]:
+               quarantine_id: str) -> list[dict]:
     """The inbox rows of one delivery (`store` writes them)."""
     return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
 
@@ -291,11 +292,9 @@ def settle(session, settlements: Sequence[Settlement]) -> int:
     if not settlements:
         return 0
     by_id = {item.event.id: item for item in settlements}
-    rows = [{"id": item.event.id, "worker_id": item.event.worker_id, "status": item.status.value,
-             "error": item.error, "outcome": item.outcome, "finished_at": item.finished_at,
-             "next_attempt_at": item.next_attempt_at, "waiting_on": item.waiting_on,
-             "give_back": int(item.give_back)} for item in settlements]
-    given = values(*_SETTLEMENT_COLUMNS, name="settled").data([tuple(row.values()) for row in rows]).cte("settled")
+    given = values(*_SETTLEMENT_COLUMNS, name="settled").data([
+        (item.event.id, item.event.worker_id, item.status.value, item.error, item.outcome, item.finished_at,
+         item.next_attempt_at, item.waiting_on, int(item.give_back)) for item in settlements]).cte("settled")
     if session.get_bind().dialect.name == "postgresql":
         def typed(name: str, like):  # a column of NULLs in VALUES is text to PostgreSQL
             return cast(given.c[name], like.type)
@@ -314,17 +313,16 @@ def settle(session, settlements: Sequence[Settlement]) -> int:
                 waiting_on=typed("waiting_on", _inbox.c.waiting_on), attempts=_inbox.c.attempts - given.c.give_back)
         .returning(_inbox.c.id)
     )
-    settled = sorted(session.execute(statement).scalars())
-    attempts = [{"event_pk": by_id[pk].event.id, "number": by_id[pk].event.attempts,
-                 "worker_id": by_id[pk].event.worker_id, "started_at": by_id[pk].event.claimed_at or by_id[pk].at,
-                 "finished_at": by_id[pk].at, "status": by_id[pk].status.value, "error": by_id[pk].error}
-                for pk in settled]
+    settled = [by_id[pk] for pk in sorted(session.execute(statement).scalars())]
+    attempts = [{"event_pk": item.event.id, "number": item.event.attempts, "worker_id": item.event.worker_id,
+                 "started_at": item.event.claimed_at or item.at, "finished_at": item.at,
+                 "status": item.status.value, "error": item.error} for item in settled]
     if attempts:
         session.execute(insert(_attempts), attempts)
     return len(attempts)
 
 
-_SETTLEMENT_COLUMNS = (
+_SETTLEMENT_COLUMNS = (  # in the order settle() writes each row
     column("id", _inbox.c.id.type), column("worker_id", _inbox.c.worker_id.type),
     column("status", _inbox.c.status.type), column("error", _inbox.c.last_error.type),
     column("outcome", _inbox.c.outcome.type), column("finished_at", _inbox.c.finished_at.type),
