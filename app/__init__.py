@@ -57,8 +57,10 @@ def create_app(
     vault = Vault(settings.secret_key) if settings.secret_key else None
     trustoo_api = trustoo.build_api(settings, engine, vault, clock)
     wix_api = wix.build_api(settings)
-    sources = {"trustoo": trustoo.build_source(settings, engine, vault, trustoo_api),
-               "wix": wix.build_source(settings, wix_api)}
+    sources = {
+        "trustoo": trustoo.build_source(settings, engine, vault, trustoo_api),
+        "wix": wix.build_source(settings, wix_api),
+    }
     Runtime(
         settings=settings,
         engine=engine,
@@ -94,11 +96,19 @@ def _review_targets(settings: Settings, engine: Engine, trustoo_api: TrustooApi)
 
 def _commercetools(settings: Settings, engine: Engine) -> CommercetoolsTarget:
     config = CommercetoolsConfig(
-        project_key=settings.ctp_project_key, client_id=settings.ctp_client_id,
-        client_secret=settings.ctp_client_secret, api_url=settings.ctp_api_url, auth_url=settings.ctp_auth_url,
-        scopes=settings.ctp_scopes, rating_scale=settings.ctp_rating_scale,
-        on_source_delete=settings.ctp_on_source_delete, product_key_template=settings.ctp_product_key_template,
+        project_key=settings.ctp_project_key,
+        client_id=settings.ctp_client_id,
+        client_secret=settings.ctp_client_secret,
+        api_url=settings.ctp_api_url,
+        auth_url=settings.ctp_auth_url,
+        scopes=settings.ctp_scopes,
+        rating_scale=settings.ctp_rating_scale,
+        on_source_delete=settings.ctp_on_source_delete,
+        product_key_template=settings.ctp_product_key_template,
         store_review_channel=settings.ctp_store_review_channel,
     )
-    return CommercetoolsTarget(config, product_map=functools.partial(products.lookup, engine, "commercetools"),
-                               pool_size=settings.worker_concurrency + 4)
+    return CommercetoolsTarget(
+        config,
+        product_map=functools.partial(products.lookup, engine, "commercetools"),
+        pool_size=settings.worker_concurrency + 4,
+    )

@@ -17,8 +17,20 @@ from app.db import insert_for, transaction
 from app.models import Account
 from app.vault import Vault
 
-__all__ = ["AccountView", "SecretLookup", "Tokens", "add", "enabled_accounts", "is_authorized", "list_accounts", "remove", "save_tokens",
-           "secret", "set_enabled", "tokens"]
+__all__ = [
+    "AccountView",
+    "SecretLookup",
+    "Tokens",
+    "add",
+    "enabled_accounts",
+    "is_authorized",
+    "list_accounts",
+    "remove",
+    "save_tokens",
+    "secret",
+    "set_enabled",
+    "tokens",
+]
 
 _accounts = Account.__table__
 _CACHE_LIMIT = 10_000
@@ -45,11 +57,18 @@ class Tokens:
     expires_at: datetime | None
 
 
-def add(engine: Engine, vault: Vault, *, source: str, account: str, secret: str | None = None,
-        label: str | None = None, now: datetime) -> None:
+def add(
+    engine: Engine,
+    vault: Vault,
+    *,
+    source: str,
+    account: str,
+    secret: str | None = None,
+    label: str | None = None,
+    now: datetime,
+) -> None:
     """Add the account, or replace its secret and label."""
-    values = {"label": label, "secret": vault.encrypt(secret) if secret else None, "enabled": True,
-              "updated_at": now}
+    values = {"label": label, "secret": vault.encrypt(secret) if secret else None, "enabled": True, "updated_at": now}
     statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
     statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
     with transaction(engine) as session:
@@ -67,8 +86,13 @@ def set_enabled(engine: Engine, *, source: str, account: str, enabled: bool, now
 
 def enabled_accounts(engine: Engine, source: str) -> list[str]:
     with transaction(engine) as session:
-        return list(session.execute(select(_accounts.c.account).where(
-            _accounts.c.source == source, _accounts.c.enabled.is_(True)).order_by(_accounts.c.account)).scalars())
+        return list(
+            session.execute(
+                select(_accounts.c.account)
+                .where(_accounts.c.source == source, _accounts.c.enabled.is_(True))
+                .order_by(_accounts.c.account)
+            ).scalars()
+        )
 
 
 def remove(engine: Engine, source: str, account: str) -> bool:
@@ -83,9 +107,19 @@ def list_accounts(engine: Engine, source: str | None = None) -> list[AccountView
         query = query.where(_accounts.c.source == source)
     with transaction(engine) as session:
         rows = session.execute(query).mappings().all()
-    return [AccountView(source=r["source"], account=r["account"], label=r["label"], enabled=r["enabled"],
-                        has_secret=r["secret"] is not None, has_tokens=r["access_token"] is not None,
-                        token_expires_at=r["token_expires_at"], updated_at=r["updated_at"]) for r in rows]
+    return [
+        AccountView(
+            source=r["source"],
+            account=r["account"],
+            label=r["label"],
+            enabled=r["enabled"],
+            has_secret=r["secret"] is not None,
+            has_tokens=r["access_token"] is not None,
+            token_expires_at=r["token_expires_at"],
+            updated_at=r["updated_at"],
+        )
+        for r in rows
+    ]
 
 
 def is_authorized(engine: Engine, source: str, account: str) -> bool:
@@ -102,9 +136,13 @@ def secret(engine: Engine, vault: Vault | None, source: str, account: str) -> st
 
 
 def save_tokens(engine: Engine, vault: Vault, *, source: str, account: str, tokens: Tokens, now: datetime) -> None:
-    values = {"access_token": vault.encrypt(tokens.access_token),
-              "refresh_token": vault.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
-              "token_expires_at": tokens.expires_at, "enabled": True, "updated_at": now}
+    values = {
+        "access_token": vault.encrypt(tokens.access_token),
+        "refresh_token": vault.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
+        "token_expires_at": tokens.expires_at,
+        "enabled": True,
+        "updated_at": now,
+    }
     statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
     statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
     with transaction(engine) as session:
@@ -115,16 +153,20 @@ def tokens(engine: Engine, vault: Vault | None, source: str, account: str) -> To
     row = _row(engine, source, account)
     if row is None or row["access_token"] is None or vault is None:
         return None
-    return Tokens(access_token=vault.decrypt(row["access_token"]),
-                  refresh_token=vault.decrypt(row["refresh_token"]) if row["refresh_token"] else None,
-                  expires_at=row["token_expires_at"])
+    return Tokens(
+        access_token=vault.decrypt(row["access_token"]),
+        refresh_token=vault.decrypt(row["refresh_token"]) if row["refresh_token"] else None,
+        expires_at=row["token_expires_at"],
+    )
 
 
 def _row(engine: Engine, source: str, account: str):
     with transaction(engine) as session:
-        return session.execute(
-            select(_accounts).where(_accounts.c.source == source, _accounts.c.account == account)
-        ).mappings().first()
+        return (
+            session.execute(select(_accounts).where(_accounts.c.source == source, _accounts.c.account == account))
+            .mappings()
+            .first()
+        )
 
 
 class SecretLookup:
@@ -134,9 +176,16 @@ class SecretLookup:
     not kept: an account added with the CLI verifies its next delivery, without a restart.
     """
 
-    def __init__(self, engine: Engine, vault: Vault | None, source: str, *,
-                 environment: dict[str, Sequence[str]] | None = None, ttl_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        engine: Engine,
+        vault: Vault | None,
+        source: str,
+        *,
+        environment: dict[str, Sequence[str]] | None = None,
+        ttl_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._engine = engine
         self._vault = vault
         self._source = source

@@ -73,8 +73,12 @@ def _authorize():
     # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
         return None
-    log.warning("admin API: refused %s %s (%s)", request.method, request.path,
-                "wrong token" if scheme.lower() == "bearer" else "no bearer token")
+    log.warning(
+        "admin API: refused %s %s (%s)",
+        request.method,
+        request.path,
+        "wrong token" if scheme.lower() == "bearer" else "no bearer token",
+    )
     response = jsonify(error="unauthorized", message="send the header Authorization: Bearer <ADMIN_TOKEN>")
     return response, 401, {"WWW-Authenticate": "Bearer"}
 
@@ -90,9 +94,14 @@ def status():
 
 @bp.get("/events")
 def list_events():
-    where = events.EventFilter(status=_status(request.args.get("status")), source=_text(request.args, "source"),
-                               account=_text(request.args, "account"), since=_when(request.args, "since"),
-                               until=_when(request.args, "until"), text=_text(request.args, "q"))
+    where = events.EventFilter(
+        status=_status(request.args.get("status")),
+        source=_text(request.args, "source"),
+        account=_text(request.args, "account"),
+        since=_when(request.args, "since"),
+        until=_when(request.args, "until"),
+        text=_text(request.args, "q"),
+    )
     return jsonify(_page(where))
 
 
@@ -118,8 +127,12 @@ def replay():
     if dead == ("ids" in body):
         abort(400, description='ids, dead: name the events in ids, or send {"dead": true} (not both)')
     if dead:
-        where = events.EventFilter(status=EventStatus.DEAD.value, source=_text(body, "source"),
-                                   since=_when(body, "since"), text=_text(body, "error"))
+        where = events.EventFilter(
+            status=EventStatus.DEAD.value,
+            source=_text(body, "source"),
+            since=_when(body, "since"),
+            text=_text(body, "error"),
+        )
         return jsonify(replayed=events.replay_matching(rt.engine, where, now=rt.clock()))
     return jsonify(replayed=events.replay(rt.engine, _event_ids(rt.engine, body), now=rt.clock()))
 
@@ -141,14 +154,20 @@ def start_resyncs():
         _, accounts = runs.resync_plan(rt.sources, rt.accounts_of, source, account)
     except runs.Refused as exc:
         abort(400, description=str(exc))
-    options = {"since": _when(body, "since"), "until": _when(body, "until"), "dry_run": _flag(body, "dry_run"),
-               "restart": _flag(body, "restart")}
+    options = {
+        "since": _when(body, "since"),
+        "until": _when(body, "until"),
+        "dry_run": _flag(body, "dry_run"),
+        "restart": _flag(body, "restart"),
+    }
     try:
         runs.request(rt.engine, runs.RESYNC, source, accounts, options, now=rt.clock())
     except runs.Busy as exc:
         abort(409, description=f"a resync of {source} {', '.join(exc.accounts)} is queued or running already")
-    return jsonify(started=[{"source": source, "account": name} for name in accounts],
-                   progress=url_for(".list_resyncs", source=source)), 202
+    return jsonify(
+        started=[{"source": source, "account": name} for name in accounts],
+        progress=url_for(".list_resyncs", source=source),
+    ), 202
 
 
 @bp.get("/resyncs")

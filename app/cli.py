@@ -47,30 +47,61 @@ def init_app(app: Flask) -> None:
     from app.cli_resync import resync
     from app.cli_targets import products_group, setup_group
 
-    for command in (serve, worker, db_group, status, doctor, setup_group, products_group, accounts_group, trustoo_group,
-                    replay, discard, resync, reconcile, wix_group):
+    for command in (
+        serve,
+        worker,
+        db_group,
+        status,
+        doctor,
+        setup_group,
+        products_group,
+        accounts_group,
+        trustoo_group,
+        replay,
+        discard,
+        resync,
+        reconcile,
+        wix_group,
+    ):
         app.cli.add_command(command)
 
 
 def main() -> None:
     from app import create_app
 
-    FlaskGroup(create_app=create_app, add_version_option=False, load_dotenv=False,
-               help="ReviewBridge: product reviews in step across Trustoo, Wix and commercetools.")()
+    FlaskGroup(
+        create_app=create_app,
+        add_version_option=False,
+        load_dotenv=False,
+        help="ReviewBridge: product reviews in step across Trustoo, Wix and commercetools.",
+    )()
 
 
 def build_worker(rt: Runtime) -> Worker:
     settings = rt.settings
     deps = Collaborators(
-        engine=rt.engine, sources=rt.sources, targets=rt.targets, clock=rt.clock, metrics=rt.metrics,
+        engine=rt.engine,
+        sources=rt.sources,
+        targets=rt.targets,
+        clock=rt.clock,
+        metrics=rt.metrics,
         routes=settings.routes_by_source(),
-        review_requests=rt.review_requests, review_request_delay_s=settings.wix_review_request_delay_s,
-        max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s, retry_cap_s=settings.retry_cap_s,
+        review_requests=rt.review_requests,
+        review_request_delay_s=settings.wix_review_request_delay_s,
+        max_attempts=settings.max_attempts,
+        retry_base_s=settings.retry_base_s,
+        retry_cap_s=settings.retry_cap_s,
     )
     poll = functools.partial(poll_all, deps, rt.sources, rt.accounts_of, interval_s=settings.poll_interval_s)
-    return Worker(deps, concurrency=settings.worker_concurrency, lease_s=settings.lease_s,
-                  drain_interval_s=settings.drain_interval_s, recheck_waiting_s=settings.product_recheck_s,
-                  poll=lambda holder: poll(holder=holder), poll_interval_s=settings.poll_interval_s)
+    return Worker(
+        deps,
+        concurrency=settings.worker_concurrency,
+        lease_s=settings.lease_s,
+        drain_interval_s=settings.drain_interval_s,
+        recheck_waiting_s=settings.product_recheck_s,
+        poll=lambda holder: poll(holder=holder),
+        poll_interval_s=settings.poll_interval_s,
+    )
 
 
 def check_targets(rt: Runtime) -> None:
@@ -109,8 +140,14 @@ def serve(host: str, port: int | None, threads: int) -> None:
     click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
     try:
         # waitress: a production-grade threaded WSGI server that also runs on any OS.
-        waitress.serve(current_app._get_current_object(), host=host, port=port, threads=threads,
-                       ident="reviewbridge", max_request_body_size=rt.settings.webhook_max_bytes + 1)
+        waitress.serve(
+            current_app._get_current_object(),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="reviewbridge",
+            max_request_body_size=rt.settings.webhook_max_bytes + 1,
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -21,8 +21,9 @@ __all__ = ["discard", "replay"]
 @click.option("--since", type=click.DateTime(), default=None, help="With --dead: received since (UTC).")
 @click.option("--error", "error_text", default=None, help="With --dead: whose error mentions this text.")
 @with_appcontext
-def replay(event_ids: tuple[str, ...], dead: bool, source: str | None, since: datetime | None,
-           error_text: str | None) -> None:
+def replay(
+    event_ids: tuple[str, ...], dead: bool, source: str | None, since: datetime | None, error_text: str | None
+) -> None:
     """Process events again: by id (the number `status` and the admin API show, or the platform's event
     id), or every dead letter matching --source, --since and --error. Safe for done events: the ledger
     makes it a no-op unless the target drifted."""
@@ -30,8 +31,7 @@ def replay(event_ids: tuple[str, ...], dead: bool, source: str | None, since: da
     if dead == bool(event_ids):
         raise click.UsageError("name event ids, or use --dead (not both)")
     if dead:
-        where = events.EventFilter(status=EventStatus.DEAD.value, source=source, text=error_text,
-                                   since=_utc(since))
+        where = events.EventFilter(status=EventStatus.DEAD.value, source=source, text=error_text, since=_utc(since))
         count = events.replay_matching(rt.engine, where, now=rt.clock())
     else:
         ids = _ids(rt.engine, event_ids)

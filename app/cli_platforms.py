@@ -33,13 +33,22 @@ def accounts_add() -> None:
 
 @accounts_add.command("trustoo")
 @click.option("--public-token", required=True, help="The shop's public token (Trustoo admin).")
-@click.option("--private-token", prompt=True, hide_input=True, help="The shop's private token; asked for when left out.")
+@click.option(
+    "--private-token", prompt=True, hide_input=True, help="The shop's private token; asked for when left out."
+)
 @click.option("--label", default=None, help="A name for people, e.g. the shop's domain.")
 def accounts_add_trustoo(public_token: str, private_token: str, label: str | None) -> None:
     """A Trustoo shop: its webhooks verify with its private token, and API calls sign with it."""
     rt = runtime()
-    accounts.add(rt.engine, _vault(rt), source="trustoo", account=public_token.strip(),
-                 secret=private_token.strip(), label=label, now=rt.clock())
+    accounts.add(
+        rt.engine,
+        _vault(rt),
+        source="trustoo",
+        account=public_token.strip(),
+        secret=private_token.strip(),
+        label=label,
+        now=rt.clock(),
+    )
     click.echo(f"trustoo shop {public_token.strip()} saved (private token encrypted)")
 
 
@@ -51,22 +60,39 @@ def accounts_list(source: str | None, as_json: bool) -> None:
     rt = runtime()
     rows = [_describe(view) for view in accounts.list_accounts(rt.engine, source)]
     if rt.settings.trustoo_public_token and source in (None, "trustoo"):
-        rows.insert(0, {"source": "trustoo", "account": rt.settings.trustoo_public_token, "label": "(environment)",
-                        "enabled": True, "credentials": "private token", "token_expires_at": None})
+        rows.insert(
+            0,
+            {
+                "source": "trustoo",
+                "account": rt.settings.trustoo_public_token,
+                "label": "(environment)",
+                "enabled": True,
+                "credentials": "private token",
+                "token_expires_at": None,
+            },
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['source']:8} {row['account']:40} {row['credentials']:24} {row['label'] or ''}"
-                   + ("" if row["enabled"] else "  (disabled)"))
+        click.echo(
+            f"{row['source']:8} {row['account']:40} {row['credentials']:24} {row['label'] or ''}"
+            + ("" if row["enabled"] else "  (disabled)")
+        )
 
 
 def _describe(view: accounts.AccountView) -> dict:
-    held = [name for name, present in (("private token", view.has_secret), ("oauth tokens", view.has_tokens))
-            if present]
-    return {"source": view.source, "account": view.account, "label": view.label, "enabled": view.enabled,
-            "credentials": " + ".join(held) or "none",
-            "token_expires_at": view.token_expires_at.isoformat() if view.token_expires_at else None}
+    held = [
+        name for name, present in (("private token", view.has_secret), ("oauth tokens", view.has_tokens)) if present
+    ]
+    return {
+        "source": view.source,
+        "account": view.account,
+        "label": view.label,
+        "enabled": view.enabled,
+        "credentials": " + ".join(held) or "none",
+        "token_expires_at": view.token_expires_at.isoformat() if view.token_expires_at else None,
+    }
 
 
 @accounts_group.command("remove")
@@ -139,8 +165,11 @@ def trustoo_webhooks_delete(base_url: str | None, shop: str | None, webhook_ids:
     ids = list(webhook_ids)
     if base_url:
         prefix = f"{base_url.rstrip('/')}/webhooks/trustoo"
-        ids += [str(h["id"]) for h in _platform_call(lambda: rt.trustoo_api.get_shop_webhooks(shop))
-                if str(h.get("url", "")).startswith(prefix)]
+        ids += [
+            str(h["id"])
+            for h in _platform_call(lambda: rt.trustoo_api.get_shop_webhooks(shop))
+            if str(h.get("url", "")).startswith(prefix)
+        ]
     if not ids:
         raise click.ClickException("name webhook ids or --base-url")
     for webhook_id in ids:
@@ -150,14 +179,20 @@ def trustoo_webhooks_delete(base_url: str | None, shop: str | None, webhook_ids:
 
 @trustoo_group.command("authorize-url")
 @click.option("--shop", required=True, help="Public token of the shop that is to approve ReviewBridge.")
-@click.option("--base-url", required=True, help="Where this service is reachable; the callback is "
-                                                "<base-url>/oauth/trustoo/callback")
+@click.option(
+    "--base-url",
+    required=True,
+    help="Where this service is reachable; the callback is <base-url>/oauth/trustoo/callback",
+)
 def trustoo_authorize_url(shop: str, base_url: str) -> None:
     """OAuth platform mode: the link a merchant opens to approve ReviewBridge."""
     rt = runtime()
     redirect_uri = f"{base_url.rstrip('/')}/oauth/trustoo/callback"
-    click.echo(_platform_call(lambda: trustoo.authorization_url(rt.settings, rt.trustoo_api, shop=shop,
-                                                               redirect_uri=redirect_uri)))
+    click.echo(
+        _platform_call(
+            lambda: trustoo.authorization_url(rt.settings, rt.trustoo_api, shop=shop, redirect_uri=redirect_uri)
+        )
+    )
 
 
 @click.group("wix", cls=AppGroup)
@@ -180,5 +215,7 @@ def wix_review_requests_list(order_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     for row in rows:
-        click.echo(f"{row['account'][:36]:36} {row['order_id'][:36]:36} {row['status']:10} "
-                   f"{row['request_id'] or '':36} {row['reason'] or ''}")
+        click.echo(
+            f"{row['account'][:36]:36} {row['order_id'][:36]:36} {row['status']:10} "
+            f"{row['request_id'] or '':36} {row['reason'] or ''}"
+        )

@@ -30,8 +30,9 @@ def reconcile(source: str | None, account: str | None, fix: bool, as_json: bool,
     rt = runtime()
     target = next((t for t in rt.targets if t.name == "commercetools"), None)
     if target is None:
-        raise click.ClickException("commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and "
-                                   "CTP_CLIENT_SECRET")
+        raise click.ClickException(
+            "commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
+        )
     names = [source] if source else [name for name, s in rt.sources.items() if hasattr(s, "iter_pages")]
     reports = []
     try:
@@ -39,7 +40,7 @@ def reconcile(source: str | None, account: str | None, fix: bool, as_json: bool,
             connector = rt.sources.get(name)
             if connector is None:
                 raise click.UsageError(f"unknown source {name!r}; sources: {', '.join(sorted(rt.sources))}")
-            for one in ([account] if account else rt.accounts_of(name)):
+            for one in [account] if account else rt.accounts_of(name):
                 reports.append(reconciling.reconcile(rt.engine, connector, one, target, fix=fix, now=rt.clock()))
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None
@@ -57,12 +58,17 @@ def reconcile(source: str | None, account: str | None, fix: bool, as_json: bool,
 
 
 def _table(reports: list[reconciling.DriftReport], *, fixed: bool) -> str:
-    lines = [f"{'source':8} {'account':28} {'compared':>8} " + " ".join(f"{k:>9}" for k in _KINDS)
-             + (f" {'queued':>7}" if fixed else "")]
+    lines = [
+        f"{'source':8} {'account':28} {'compared':>8} "
+        + " ".join(f"{k:>9}" for k in _KINDS)
+        + (f" {'queued':>7}" if fixed else "")
+    ]
     for report in reports:
-        lines.append(f"{report.source:8} {report.account[:28]:28} {report.compared:>8} "
-                     + " ".join(f"{report.counts[k]:>9}" for k in _KINDS)
-                     + (f" {report.fixed:>7}" if fixed else ""))
+        lines.append(
+            f"{report.source:8} {report.account[:28]:28} {report.compared:>8} "
+            + " ".join(f"{report.counts[k]:>9}" for k in _KINDS)
+            + (f" {report.fixed:>7}" if fixed else "")
+        )
     for report in reports:
         for kind in _KINDS:
             for drift in report.examples(kind):

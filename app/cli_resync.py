@@ -16,8 +16,19 @@ from connectors.base import ConfigError
 
 __all__ = ["resync"]
 
-_ORDER = ("seen", "created", "updated", "unchanged", "deleted", "hidden", "tombstoned", "stale", "would write",
-          "would delete", "failed")
+_ORDER = (
+    "seen",
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "hidden",
+    "tombstoned",
+    "stale",
+    "would write",
+    "would delete",
+    "failed",
+)
 
 
 @click.command()
@@ -29,8 +40,15 @@ _ORDER = ("seen", "created", "updated", "unchanged", "deleted", "hidden", "tombs
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint of an interrupted run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @with_appcontext
-def resync(source: str, account: str | None, since: datetime | None, until: datetime | None, dry_run: bool,
-           restart: bool, as_json: bool) -> None:
+def resync(
+    source: str,
+    account: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    dry_run: bool,
+    restart: bool,
+    as_json: bool,
+) -> None:
     """Bring the targets in line with SOURCE's reviews (trustoo, wix); an interrupted run resumes."""
     rt = runtime()
     connector = rt.sources.get(source)
@@ -38,13 +56,25 @@ def resync(source: str, account: str | None, since: datetime | None, until: date
         raise click.UsageError(f"cannot read reviews from {source!r}; sources: {', '.join(sorted(rt.sources))}")
     accounts = [account] if account else rt.accounts_of(source)
     if not accounts:
-        raise click.ClickException(f"no {source} account is known: name one with --account (Wix sites register "
-                                   f"themselves when the app is installed; Trustoo shops: reviewbridge accounts add)")
+        raise click.ClickException(
+            f"no {source} account is known: name one with --account (Wix sites register "
+            f"themselves when the app is installed; Trustoo shops: reviewbridge accounts add)"
+        )
     deps = build_worker(rt).deps
     reports = []
     for name in accounts:
-        reports.append(_run_one(deps, connector, name, since=_utc(since), until=_utc(until), dry_run=dry_run,
-                                restart=restart, quiet=as_json))
+        reports.append(
+            _run_one(
+                deps,
+                connector,
+                name,
+                since=_utc(since),
+                until=_utc(until),
+                dry_run=dry_run,
+                restart=restart,
+                quiet=as_json,
+            )
+        )
     if as_json:
         click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
     else:
@@ -58,8 +88,10 @@ def _run_one(deps, connector, account: str, *, quiet: bool, **options) -> resync
     try:
         if quiet:
             return resyncing.resync(deps, connector, account, **options)
-        with click.progressbar(length=1, label=f"{connector.name} {account[:24]}", show_pos=True,
-                               file=sys.stderr) as bar:
+        with click.progressbar(
+            length=1, label=f"{connector.name} {account[:24]}", show_pos=True, file=sys.stderr
+        ) as bar:
+
             def progress(report: resyncing.ResyncReport) -> None:
                 bar.length = max(report.total or report.seen, report.seen, 1)
                 bar.update(report.seen - bar.pos)
@@ -70,8 +102,10 @@ def _run_one(deps, connector, account: str, *, quiet: bool, **options) -> resync
 
 
 def _summary(report: resyncing.ResyncReport, *, dry_run: bool) -> str:
-    lines = [f"{'dry run: ' if dry_run else ''}{report.source} {report.account}"
-             + (f" (resumed at page {report.resumed_from})" if report.resumed_from else "")]
+    lines = [
+        f"{'dry run: ' if dry_run else ''}{report.source} {report.account}"
+        + (f" (resumed at page {report.resumed_from})" if report.resumed_from else "")
+    ]
     for word in _ORDER:
         if report.counts[word] or word in ("seen", "created", "updated", "unchanged", "failed"):
             lines.append(f"  {word:14} {report.counts[word]:>8}")

@@ -25,8 +25,9 @@ def setup_commercetools() -> None:
     """Create the Custom Type and review States ReviewBridge needs; safe to run again."""
     target = next((t for t in runtime().targets if t.name == "commercetools"), None)
     if target is None:
-        raise click.ClickException("commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and "
-                                   "CTP_CLIENT_SECRET")
+        raise click.ClickException(
+            "commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
+        )
     try:
         report = target.setup()
     except TargetError as exc:

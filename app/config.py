@@ -110,22 +110,25 @@ class Settings:
         else:
             lines.append("trustoo webhooks: off (set TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN)")
         if self.commercetools_enabled:
-            lines.append(f"commercetools: project {self.ctp_project_key} at {self.ctp_api_url}, rating scale "
-                         f"{self.ctp_rating_scale}, on source delete: {self.ctp_on_source_delete}")
+            lines.append(
+                f"commercetools: project {self.ctp_project_key} at {self.ctp_api_url}, rating scale "
+                f"{self.ctp_rating_scale}, on source delete: {self.ctp_on_source_delete}"
+            )
         else:
             lines.append("commercetools: off (set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET)")
         if self.wix_enabled:
-            lines.append(f"wix webhooks: on ({len(self.wix_public_keys)} key(s)); review requests: "
-                         f"{self.wix_review_request_trigger}"
-                         + (f" after {self.wix_review_request_delay_s} s" if self.wix_review_request_delay_s else ""))
+            lines.append(
+                f"wix webhooks: on ({len(self.wix_public_keys)} key(s)); review requests: "
+                f"{self.wix_review_request_trigger}"
+                + (f" after {self.wix_review_request_delay_s} s" if self.wix_review_request_delay_s else "")
+            )
         else:
             lines.append("wix webhooks: off (set WIX_PUBLIC_KEY)")
         lines.append("routes: " + ", ".join(f"{source} → {target}" for source, target in self.routes))
         lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
         lines.append(
-            f"worker: {self.worker_concurrency} thread(s), {self.max_attempts} attempts, "
-            f"lease {self.lease_s} s"
+            f"worker: {self.worker_concurrency} thread(s), {self.max_attempts} attempts, lease {self.lease_s} s"
         )
         return lines
 
@@ -165,38 +168,49 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ctp_store_review_channel=env.text("CTP_STORE_REVIEW_CHANNEL"),
         routes=_routes(env.text("ROUTES")),
         trustoo_rate_limit=env.number("TRUSTOO_RATE_LIMIT", 2.0, low=0.1, high=100),
-        trustoo_sign_scheme=env.choice("TRUSTOO_SIGN_SCHEME", "hmac_sorted_pipe_body",
-                                       ("hmac_sorted_pipe_body", "legacy_sha256_salt")),
+        trustoo_sign_scheme=env.choice(
+            "TRUSTOO_SIGN_SCHEME", "hmac_sorted_pipe_body", ("hmac_sorted_pipe_body", "legacy_sha256_salt")
+        ),
         trustoo_client_id=env.text("TRUSTOO_CLIENT_ID"),
         trustoo_client_secret=env.secret("TRUSTOO_CLIENT_SECRET", min_length=8),
         trustoo_target_shop=env.text("TRUSTOO_TARGET_SHOP"),
         trustoo_create_source=env.text("TRUSTOO_CREATE_SOURCE") or "ChatWILL",
         # Which secret signs webhooks in OAuth platform mode is not documented (specs/trustoo.md §2.4).
-        trustoo_webhook_key_source=env.choice("TRUSTOO_WEBHOOK_KEY_SOURCE", "private_token",
-                                              ("private_token", "client_secret")),
+        trustoo_webhook_key_source=env.choice(
+            "TRUSTOO_WEBHOOK_KEY_SOURCE", "private_token", ("private_token", "client_secret")
+        ),
         wix_app_id=env.text("WIX_APP_ID"),
         wix_app_secret=env.secret("WIX_APP_SECRET", min_length=8),
         wix_api_url=env.url("WIX_API_URL", "https://www.wixapis.com"),
         wix_public_keys=_public_keys(env.text("WIX_PUBLIC_KEY")),
-        wix_review_request_trigger=env.choice("WIX_REVIEW_REQUEST_TRIGGER", "fulfilled",
-                                              ("fulfilled", "approved", "off")),
+        wix_review_request_trigger=env.choice(
+            "WIX_REVIEW_REQUEST_TRIGGER", "fulfilled", ("fulfilled", "approved", "off")
+        ),
         wix_review_request_delay_s=_duration("WIX_REVIEW_REQUEST_DELAY", env.text("WIX_REVIEW_REQUEST_DELAY")),
     )
-    ctp = {"CTP_PROJECT_KEY": settings.ctp_project_key, "CTP_CLIENT_ID": settings.ctp_client_id,
-           "CTP_CLIENT_SECRET": settings.ctp_client_secret}
+    ctp = {
+        "CTP_PROJECT_KEY": settings.ctp_project_key,
+        "CTP_CLIENT_ID": settings.ctp_client_id,
+        "CTP_CLIENT_SECRET": settings.ctp_client_secret,
+    }
     if any(ctp.values()) and not all(ctp.values()):
         missing = next(name for name, value in ctp.items() if not value)
         raise SettingsError(missing, "is required when the other CTP_* credentials are set")
     if any(target == "trustoo" for _, target in settings.routes) and not (
-            settings.trustoo_target_shop or settings.trustoo_public_token):
-        raise SettingsError("TRUSTOO_TARGET_SHOP", "is required when ROUTES sends reviews to Trustoo "
-                            "(the shop to write them into; TRUSTOO_PUBLIC_TOKEN's shop by default)")
+        settings.trustoo_target_shop or settings.trustoo_public_token
+    ):
+        raise SettingsError(
+            "TRUSTOO_TARGET_SHOP",
+            "is required when ROUTES sends reviews to Trustoo "
+            "(the shop to write them into; TRUSTOO_PUBLIC_TOKEN's shop by default)",
+        )
     if bool(settings.wix_app_id) != bool(settings.wix_app_secret):
         missing = "WIX_APP_SECRET" if settings.wix_app_id else "WIX_APP_ID"
         raise SettingsError(missing, "is required when the other Wix app variable is set")
     if settings.trustoo_webhook_key_source == "client_secret" and not settings.trustoo_client_secret:
-        raise SettingsError("TRUSTOO_WEBHOOK_KEY_SOURCE", "client_secret needs TRUSTOO_CLIENT_ID and "
-                            "TRUSTOO_CLIENT_SECRET")
+        raise SettingsError(
+            "TRUSTOO_WEBHOOK_KEY_SOURCE", "client_secret needs TRUSTOO_CLIENT_ID and TRUSTOO_CLIENT_SECRET"
+        )
     if bool(settings.trustoo_client_id) != bool(settings.trustoo_client_secret):
         missing = "TRUSTOO_CLIENT_SECRET" if settings.trustoo_client_id else "TRUSTOO_CLIENT_ID"
         raise SettingsError(missing, "is required when the other Trustoo OAuth variable is set")
@@ -244,8 +258,11 @@ def _routes(value: str | None) -> tuple[tuple[str, str], ...]:
     for part in value.split(","):
         source, _, target = part.strip().partition(":")
         if source not in _SOURCES or target not in _TARGETS or source == target:
-            raise SettingsError("ROUTES", f"{part.strip()!r} is not source:target with a source in "
-                                f"{', '.join(_SOURCES)} and another platform of {', '.join(_TARGETS)} as target")
+            raise SettingsError(
+                "ROUTES",
+                f"{part.strip()!r} is not source:target with a source in "
+                f"{', '.join(_SOURCES)} and another platform of {', '.join(_TARGETS)} as target",
+            )
         routes.append((source, target))
     return tuple(dict.fromkeys(routes))
 
@@ -258,8 +275,9 @@ def _product_key_template(value: str | None) -> str:
     try:
         template.format(**_TEMPLATE_FIELDS)
     except (KeyError, IndexError, ValueError) as exc:
-        raise SettingsError("CTP_PRODUCT_KEY_TEMPLATE",
-                            f"{template!r} is not a template over {', '.join(_TEMPLATE_FIELDS)} ({exc})") from None
+        raise SettingsError(
+            "CTP_PRODUCT_KEY_TEMPLATE", f"{template!r} is not a template over {', '.join(_TEMPLATE_FIELDS)} ({exc})"
+        ) from None
     return template
 
 
@@ -269,7 +287,7 @@ def _database_url(value: str | None) -> str:
     # A PaaS hands out postgres://; SQLAlchemy knows only postgresql, and we drive it with psycopg 3.
     for prefix in ("postgres://", "postgresql://"):
         if value.startswith(prefix):
-            value = "postgresql+psycopg://" + value[len(prefix):]
+            value = "postgresql+psycopg://" + value[len(prefix) :]
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number

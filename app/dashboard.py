@@ -79,27 +79,55 @@ def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime) -> 
     day_ago, hour_ago = now - _HOURS * _HOUR, now - _HOUR
     received = _inbox.c.received_at
     with transaction(engine) as session:
-        by_status = session.execute(select(_inbox.c.source, _inbox.c.account, _inbox.c.status, func.count())
-                                    .group_by(_inbox.c.source, _inbox.c.account, _inbox.c.status)).all()
+        by_status = session.execute(
+            select(_inbox.c.source, _inbox.c.account, _inbox.c.status, func.count()).group_by(
+                _inbox.c.source, _inbox.c.account, _inbox.c.status
+            )
+        ).all()
         recent = session.execute(
             select(_inbox.c.source, _inbox.c.account, func.sum(case((received >= hour_ago, 1), else_=0)), func.count())
             .where(received >= day_ago, _inbox.c.topic != RECONCILE_TOPIC)
-            .group_by(_inbox.c.source, _inbox.c.account)).all()
-        oldest = session.execute(select(_inbox.c.source, _inbox.c.account, func.min(received))
-                                 .where(_inbox.c.status.in_(_WAITING))
-                                 .group_by(_inbox.c.source, _inbox.c.account)).all()
-        success = session.execute(select(_inbox.c.source, _inbox.c.account, func.max(_inbox.c.finished_at))
-                                  .where(_inbox.c.status == EventStatus.DONE.value)
-                                  .group_by(_inbox.c.source, _inbox.c.account)).all()
-        newest_errors = select(func.max(_inbox.c.id)).where(_inbox.c.last_error.is_not(None)).group_by(
-            _inbox.c.source, _inbox.c.account)
-        errors = session.execute(select(_inbox.c.id, _inbox.c.source, _inbox.c.account, _inbox.c.event_id,
-                                        _inbox.c.status, _inbox.c.last_error, received)
-                                 .where(_inbox.c.id.in_(newest_errors))).mappings().all()
-        ledger = session.execute(select(
-            _ledger.c.target, func.count(), func.sum(case((_ledger.c.deleted_at.is_not(None), 1), else_=0)),
-            func.sum(case((_ledger.c.last_error.is_not(None), 1), else_=0)), func.max(_ledger.c.last_synced_at))
-            .group_by(_ledger.c.target)).all()
+            .group_by(_inbox.c.source, _inbox.c.account)
+        ).all()
+        oldest = session.execute(
+            select(_inbox.c.source, _inbox.c.account, func.min(received))
+            .where(_inbox.c.status.in_(_WAITING))
+            .group_by(_inbox.c.source, _inbox.c.account)
+        ).all()
+        success = session.execute(
+            select(_inbox.c.source, _inbox.c.account, func.max(_inbox.c.finished_at))
+            .where(_inbox.c.status == EventStatus.DONE.value)
+            .group_by(_inbox.c.source, _inbox.c.account)
+        ).all()
+        newest_errors = (
+            select(func.max(_inbox.c.id))
+            .where(_inbox.c.last_error.is_not(None))
+            .group_by(_inbox.c.source, _inbox.c.account)
+        )
+        errors = (
+            session.execute(
+                select(
+                    _inbox.c.id,
+                    _inbox.c.source,
+                    _inbox.c.account,
+                    _inbox.c.event_id,
+                    _inbox.c.status,
+                    _inbox.c.last_error,
+                    received,
+                ).where(_inbox.c.id.in_(newest_errors))
+            )
+            .mappings()
+            .all()
+        )
+        ledger = session.execute(
+            select(
+                _ledger.c.target,
+                func.count(),
+                func.sum(case((_ledger.c.deleted_at.is_not(None), 1), else_=0)),
+                func.sum(case((_ledger.c.last_error.is_not(None), 1), else_=0)),
+                func.max(_ledger.c.last_synced_at),
+            ).group_by(_ledger.c.target)
+        ).all()
         hours = _hours(session, now.replace(minute=0, second=0, microsecond=0) + _HOUR - _HOURS * _HOUR)
 
     accounts: dict[tuple[str, str], AccountHealth] = {}
@@ -118,14 +146,19 @@ def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime) -> 
         account(source, name).last_success = when
     for row in errors:
         account(row["source"], row["account"]).last_error = {
-            "id": row["id"], "event_id": row["event_id"], "status": row["status"], "error": row["last_error"],
-            "received_at": row["received_at"]}
-    written = {name: TargetHealth(name, name in targets, count, int(deleted or 0), int(failing or 0), last)
-               for name, count, deleted, failing, last in ledger}
+            "id": row["id"],
+            "event_id": row["event_id"],
+            "status": row["status"],
+            "error": row["last_error"],
+            "received_at": row["received_at"],
+        }
+    written = {
+        name: TargetHealth(name, name in targets, count, int(deleted or 0), int(failing or 0), last)
+        for name, count, deleted, failing, last in ledger
+    }
     target_health = [written.get(name) or TargetHealth(name, True) for name in targets]
     target_health += [health for name, health in sorted(written.items()) if name not in targets]
-    return Dashboard(now=now, accounts=[accounts[key] for key in sorted(accounts)], targets=target_health,
-                     hours=hours)
+    return Dashboard(now=now, accounts=[accounts[key] for key in sorted(accounts)], targets=target_health, hours=hours)
 
 
 def _hours(session, day_ago: datetime) -> list[dict]:
@@ -136,16 +169,30 @@ def _hours(session, day_ago: datetime) -> list[dict]:
     def in_hour(column, start: datetime):
         return and_(column >= start, column < start + _HOUR)
 
-    received = session.execute(select(*(
-        func.sum(case((in_hour(_inbox.c.received_at, start), 1), else_=0)) for start in starts))
-        .where(_inbox.c.received_at >= day_ago)).one()
-    settled = session.execute(select(*(
-        func.sum(case((and_(in_hour(_inbox.c.finished_at, start), _inbox.c.status == status), 1), else_=0))
-        for status in (EventStatus.DONE.value, *_FAILED) for start in starts))
-        .where(_inbox.c.finished_at >= day_ago)).one()
-    done, dead, quarantined = (settled[i * _HOURS:(i + 1) * _HOURS] for i in range(3))
-    return [{"start": start, "received": int(received[i] or 0), "done": int(done[i] or 0),
-             "failed": int(dead[i] or 0) + int(quarantined[i] or 0)} for i, start in enumerate(starts)]
+    received = session.execute(
+        select(*(func.sum(case((in_hour(_inbox.c.received_at, start), 1), else_=0)) for start in starts)).where(
+            _inbox.c.received_at >= day_ago
+        )
+    ).one()
+    settled = session.execute(
+        select(
+            *(
+                func.sum(case((and_(in_hour(_inbox.c.finished_at, start), _inbox.c.status == status), 1), else_=0))
+                for status in (EventStatus.DONE.value, *_FAILED)
+                for start in starts
+            )
+        ).where(_inbox.c.finished_at >= day_ago)
+    ).one()
+    done, dead, quarantined = (settled[i * _HOURS : (i + 1) * _HOURS] for i in range(3))
+    return [
+        {
+            "start": start,
+            "received": int(received[i] or 0),
+            "done": int(done[i] or 0),
+            "failed": int(dead[i] or 0) + int(quarantined[i] or 0),
+        }
+        for i, start in enumerate(starts)
+    ]
 
 
 def chart(hours: list[dict], *, width: int = 480, height: int = 120) -> dict:
@@ -157,10 +204,22 @@ def chart(hours: list[dict], *, width: int = 480, height: int = 120) -> dict:
         x = i * slot
         received_h = height * hour["received"] / peak
         done_h, failed_h = height * hour["done"] / peak, height * hour["failed"] / peak
-        bars.append({"hour": hour, "received": (round(x + 1, 1), round(height - received_h, 1),
-                                                round(slot / 2 - 1, 1), round(received_h, 1)),
-                     "done": (round(x + slot / 2, 1), round(height - done_h, 1), round(slot / 2 - 1, 1),
-                              round(done_h, 1)),
-                     "failed": (round(x + slot / 2, 1), round(height - done_h - failed_h, 1),
-                                round(slot / 2 - 1, 1), round(failed_h, 1))})
+        bars.append(
+            {
+                "hour": hour,
+                "received": (
+                    round(x + 1, 1),
+                    round(height - received_h, 1),
+                    round(slot / 2 - 1, 1),
+                    round(received_h, 1),
+                ),
+                "done": (round(x + slot / 2, 1), round(height - done_h, 1), round(slot / 2 - 1, 1), round(done_h, 1)),
+                "failed": (
+                    round(x + slot / 2, 1),
+                    round(height - done_h - failed_h, 1),
+                    round(slot / 2 - 1, 1),
+                    round(failed_h, 1),
+                ),
+            }
+        )
     return {"width": width, "height": height, "peak": peak, "bars": bars}

@@ -18,16 +18,34 @@ from app.models import Attempt, EventStatus, InboxEvent, LedgerEntry
 from connectors.base import EventKind
 from connectors.commercetools_mapping import review_key
 
-__all__ = ["EventFilter", "commercetools_key", "dead_by_reason", "dead_letter_groups", "discard", "find", "get",
-           "replay", "replay_dead_by_reason", "replay_matching", "resolve_ids", "waiting_by_product"]
+__all__ = [
+    "EventFilter",
+    "commercetools_key",
+    "dead_by_reason",
+    "dead_letter_groups",
+    "discard",
+    "find",
+    "get",
+    "replay",
+    "replay_dead_by_reason",
+    "replay_matching",
+    "resolve_ids",
+    "waiting_by_product",
+]
 
 _inbox = InboxEvent.__table__
 _attempts = Attempt.__table__
 _ledger = LedgerEntry.__table__
 _NO_ERROR = "(no error recorded)"
-_REPLAYABLE = (EventStatus.DONE.value, EventStatus.DEAD.value, EventStatus.QUARANTINED.value,
-               EventStatus.WAITING_FOR_PRODUCT.value, EventStatus.DISCARDED.value, EventStatus.RETRY.value,
-               EventStatus.IGNORED.value)
+_REPLAYABLE = (
+    EventStatus.DONE.value,
+    EventStatus.DEAD.value,
+    EventStatus.QUARANTINED.value,
+    EventStatus.WAITING_FOR_PRODUCT.value,
+    EventStatus.DISCARDED.value,
+    EventStatus.RETRY.value,
+    EventStatus.IGNORED.value,
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +71,33 @@ class EventFilter:
             clauses.append(_inbox.c.received_at < self.until)
         if self.text:
             pattern = f"%{self.text}%"
-            clauses.append(or_(_inbox.c.event_id.like(pattern), _inbox.c.subject_id.like(pattern),
-                               _inbox.c.topic.like(pattern), _inbox.c.last_error.like(pattern)))
+            clauses.append(
+                or_(
+                    _inbox.c.event_id.like(pattern),
+                    _inbox.c.subject_id.like(pattern),
+                    _inbox.c.topic.like(pattern),
+                    _inbox.c.last_error.like(pattern),
+                )
+            )
         return clauses
 
 
-_LIST_COLUMNS = ("id", "source", "account", "event_id", "topic", "kind", "subject_id", "status", "outcome",
-                 "attempts", "last_error", "received_at", "next_attempt_at", "finished_at")
+_LIST_COLUMNS = (
+    "id",
+    "source",
+    "account",
+    "event_id",
+    "topic",
+    "kind",
+    "subject_id",
+    "status",
+    "outcome",
+    "attempts",
+    "last_error",
+    "received_at",
+    "next_attempt_at",
+    "finished_at",
+)
 
 
 def find(engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None) -> list[dict]:
@@ -78,11 +116,22 @@ def get(engine: Engine, event_pk: int) -> dict | None:
         row = session.execute(select(_inbox).where(_inbox.c.id == event_pk)).mappings().first()
         if row is None:
             return None
-        attempts = session.execute(select(_attempts).where(_attempts.c.event_pk == event_pk)
-                                   .order_by(_attempts.c.number)).mappings().all()
-        ledger = session.execute(select(_ledger).where(
-            _ledger.c.source == row["source"], _ledger.c.account == row["account"],
-            _ledger.c.source_review_id == row["subject_id"])).mappings().all()
+        attempts = (
+            session.execute(select(_attempts).where(_attempts.c.event_pk == event_pk).order_by(_attempts.c.number))
+            .mappings()
+            .all()
+        )
+        ledger = (
+            session.execute(
+                select(_ledger).where(
+                    _ledger.c.source == row["source"],
+                    _ledger.c.account == row["account"],
+                    _ledger.c.source_review_id == row["subject_id"],
+                )
+            )
+            .mappings()
+            .all()
+        )
     event = _plain(row)
     event["payload"] = _json_or_text(row["payload"])
     event["attempt_history"] = [_plain(a) for a in attempts]
@@ -92,16 +141,22 @@ def get(engine: Engine, event_pk: int) -> dict | None:
 
 def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:
     """Make the events due again with fresh attempts; events still in flight are left alone."""
-    statement = update(_inbox).where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE)).values(
-        status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE))
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
 
 
 def replay_matching(engine: Engine, where: EventFilter, *, now: datetime) -> int:
     ids = select(_inbox.c.id).where(*where.where(), _inbox.c.status.in_(_REPLAYABLE)).scalar_subquery()
-    statement = update(_inbox).where(_inbox.c.id.in_(ids)).values(
-        status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id.in_(ids))
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
 
@@ -110,10 +165,20 @@ def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datet
     """Settle events a person decided need nothing more; the reason is kept. Not for events in flight."""
     if not reason.strip():
         raise ValueError("a reason is required to discard events")
-    statement = update(_inbox).where(
-        _inbox.c.id.in_(list(event_pks)), _inbox.c.status != EventStatus.PROCESSING.value,
-    ).values(status=EventStatus.DISCARDED.value, last_error=f"discarded: {reason.strip()}", next_attempt_at=None,
-             finished_at=now, lease_until=None)
+    statement = (
+        update(_inbox)
+        .where(
+            _inbox.c.id.in_(list(event_pks)),
+            _inbox.c.status != EventStatus.PROCESSING.value,
+        )
+        .values(
+            status=EventStatus.DISCARDED.value,
+            last_error=f"discarded: {reason.strip()}",
+            next_attempt_at=None,
+            finished_at=now,
+            lease_until=None,
+        )
+    )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
 
@@ -123,8 +188,11 @@ def resolve_ids(engine: Engine, references: Sequence[str]) -> list[int]:
     numbers = [int(ref) for ref in references if ref.isdigit() and int(ref) < 2**63]
     names = [ref for ref in references if not ref.isdigit()]
     with transaction(engine) as session:
-        found = session.execute(select(_inbox.c.id).where(
-            or_(_inbox.c.id.in_(numbers), _inbox.c.event_id.in_(names)))).scalars().all()
+        found = (
+            session.execute(select(_inbox.c.id).where(or_(_inbox.c.id.in_(numbers), _inbox.c.event_id.in_(names))))
+            .scalars()
+            .all()
+        )
     return sorted(found)
 
 
@@ -141,8 +209,10 @@ def dead_by_reason(engine: Engine, source: str | None = None, *, chars: int = 12
 def dead_letter_groups(engine: Engine, *, chars: int = 120, rows: int = 500) -> list[dict]:
     """Dead letters by the start of their error, most first: {reason, count, events}, with the newest
     `rows` dead letters shared out among their groups (the counts cover all of them)."""
-    groups = {reason: {"reason": reason, "count": count, "events": []}
-              for reason, count in dead_by_reason(engine, chars=chars).items()}
+    groups = {
+        reason: {"reason": reason, "count": count, "events": []}
+        for reason, count in dead_by_reason(engine, chars=chars).items()
+    }
     for event in find(engine, EventFilter(status=EventStatus.DEAD.value), limit=rows):
         reason = (event["last_error"] or "")[:chars] or _NO_ERROR
         if reason in groups:  # (a dead letter that arrived between the two reads waits for the next view)
@@ -152,25 +222,48 @@ def dead_letter_groups(engine: Engine, *, chars: int = 120, rows: int = 500) -> 
 
 def replay_dead_by_reason(engine: Engine, reason: str, *, chars: int = 120, now: datetime) -> int:
     """Replay the dead letters whose error starts with `reason` (a group of dead_letter_groups)."""
-    matches = (or_(_inbox.c.last_error.is_(None), _inbox.c.last_error == "") if reason == _NO_ERROR
-               else func.substr(_inbox.c.last_error, 1, chars) == reason)
-    statement = update(_inbox).where(_inbox.c.status == EventStatus.DEAD.value, matches).values(
-        status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    matches = (
+        or_(_inbox.c.last_error.is_(None), _inbox.c.last_error == "")
+        if reason == _NO_ERROR
+        else func.substr(_inbox.c.last_error, 1, chars) == reason
+    )
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.status == EventStatus.DEAD.value, matches)
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
 
 
 def waiting_by_product(engine: Engine) -> list[dict]:
     """Events waiting for a product match, by source product: {source, account, product, count, oldest, error}."""
-    query = select(_inbox.c.source, _inbox.c.account, _inbox.c.waiting_on, func.count(),
-                   func.min(_inbox.c.received_at), func.max(_inbox.c.last_error)).where(
-        _inbox.c.status == EventStatus.WAITING_FOR_PRODUCT.value).group_by(
-        _inbox.c.source, _inbox.c.account, _inbox.c.waiting_on).order_by(
-        func.count().desc(), _inbox.c.source, _inbox.c.account, _inbox.c.waiting_on)
+    query = (
+        select(
+            _inbox.c.source,
+            _inbox.c.account,
+            _inbox.c.waiting_on,
+            func.count(),
+            func.min(_inbox.c.received_at),
+            func.max(_inbox.c.last_error),
+        )
+        .where(_inbox.c.status == EventStatus.WAITING_FOR_PRODUCT.value)
+        .group_by(_inbox.c.source, _inbox.c.account, _inbox.c.waiting_on)
+        .order_by(func.count().desc(), _inbox.c.source, _inbox.c.account, _inbox.c.waiting_on)
+    )
     with transaction(engine) as session:
         rows = session.execute(query).all()
-    return [{"source": source, "account": account, "product": product or "", "count": count, "oldest": oldest,
-             "error": error} for source, account, product, count, oldest, error in rows]
+    return [
+        {
+            "source": source,
+            "account": account,
+            "product": product or "",
+            "count": count,
+            "oldest": oldest,
+            "error": error,
+        }
+        for source, account, product, count, oldest, error in rows
+    ]
 
 
 def commercetools_key(event: dict) -> str | None:

@@ -32,8 +32,9 @@ def readyz():
         return jsonify(status="unavailable", reason="database unreachable"), 503
     head = db.head_revision(rt.engine)
     if current != head:
-        return jsonify(status="unavailable", reason="migrations pending: run `reviewbridge db upgrade`",
-                       current=current, head=head), 503
+        return jsonify(
+            status="unavailable", reason="migrations pending: run `reviewbridge db upgrade`", current=current, head=head
+        ), 503
     return jsonify(status="ready", revision=current)
 
 

@@ -34,8 +34,15 @@ class Receipt:
         return self.events - self.stored
 
 
-def receive(inbox: GroupCommit, source: WebhookSource, topic: str | None, headers: Mapping[str, str],
-            body: bytes, *, now: datetime) -> Receipt:
+def receive(
+    inbox: GroupCommit,
+    source: WebhookSource,
+    topic: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: datetime,
+) -> Receipt:
     """Verify (raises WebhookRejected), split into events and store them, committed, before returning."""
     account = source.verify(headers, body)
     try:
@@ -79,7 +86,7 @@ class GroupCommit:
                 if mine.finished:
                     return mine.outcome()
                 self._committing = True
-                group, self._waiting = self._waiting[:self._max_group], self._waiting[self._max_group:]
+                group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
             try:
                 self._commit(group)
             finally:

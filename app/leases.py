@@ -23,7 +23,8 @@ def acquire(engine: Engine, name: str, holder: str, *, now: datetime, ttl_s: flo
     until = now + timedelta(seconds=ttl_s)
     statement = insert_for(engine, _leases).values(name=name, holder=holder, until=until)
     statement = statement.on_conflict_do_update(
-        index_elements=["name"], set_={"holder": holder, "until": until},
+        index_elements=["name"],
+        set_={"holder": holder, "until": until},
         where=(_leases.c.until < now) | (_leases.c.holder == holder),
     ).returning(_leases.c.name)
     with transaction(engine) as session:

@@ -71,8 +71,9 @@ def content_hash(review: Review) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def decide(state: LedgerState | None, kind: EventKind, occurred_at: datetime, sequence: int | None,
-           new_hash: str | None) -> Decision:
+def decide(
+    state: LedgerState | None, kind: EventKind, occurred_at: datetime, sequence: int | None, new_hash: str | None
+) -> Decision:
     if state is None:
         return Decision.UPSERT if kind is EventKind.UPSERT else Decision.TOMBSTONE
     if _is_older(state, occurred_at, sequence):
@@ -101,23 +102,33 @@ def load(engine: Engine, source: str, account: str, review_id: str, target: str)
     return load_many(engine, source, account, [review_id], target).get(review_id)
 
 
-def load_many(engine: Engine, source: str, account: str, review_ids: Sequence[str],
-              target: str) -> dict[str, LedgerState]:
+def load_many(
+    engine: Engine, source: str, account: str, review_ids: Sequence[str], target: str
+) -> dict[str, LedgerState]:
     """The ledger states of several reviews at one target, in one query (a resync reads a page at once)."""
     found = load_for(engine, [(source, account, review_id) for review_id in review_ids], [target])
     return {review_id: state for (_, _, review_id, _), state in found.items()}
 
 
 def _state(row) -> LedgerState:
-    ref = TargetRef(key=row["target_key"], id=row["target_id"], version=row["target_version"]) \
-        if row["target_key"] else None
-    return LedgerState(ref=ref, content_hash=row["content_hash"], source_updated_at=row["source_updated_at"],
-                       source_sequence=row["source_sequence"], deleted_at=row["deleted_at"],
-                       last_action=row["last_action"])
+    ref = (
+        TargetRef(key=row["target_key"], id=row["target_id"], version=row["target_version"])
+        if row["target_key"]
+        else None
+    )
+    return LedgerState(
+        ref=ref,
+        content_hash=row["content_hash"],
+        source_updated_at=row["source_updated_at"],
+        source_sequence=row["source_sequence"],
+        deleted_at=row["deleted_at"],
+        last_action=row["last_action"],
+    )
 
 
-def load_for(engine: Engine, reviews: Iterable[tuple[str, str, str]],
-             targets: Sequence[str]) -> dict[tuple[str, str, str, str], LedgerState]:
+def load_for(
+    engine: Engine, reviews: Iterable[tuple[str, str, str]], targets: Sequence[str]
+) -> dict[tuple[str, str, str, str], LedgerState]:
     """The ledger states of a batch of (source, account, review) at several targets, in one query;
     keyed by (source, account, review, target). A worker reads its batch of events at once."""
     by_account: dict[tuple[str, str], set[str]] = {}
@@ -126,20 +137,38 @@ def load_for(engine: Engine, reviews: Iterable[tuple[str, str, str]],
     if not by_account or not targets:
         return {}
     # One query per (source, account), usually one per batch: it walks the ledger's unique index.
-    either = or_(*(and_(_ledger.c.source == source, _ledger.c.account == account,
-                        _ledger.c.source_review_id.in_(sorted(ids)))
-                   for (source, account), ids in by_account.items()))
+    either = or_(
+        *(
+            and_(_ledger.c.source == source, _ledger.c.account == account, _ledger.c.source_review_id.in_(sorted(ids)))
+            for (source, account), ids in by_account.items()
+        )
+    )
     with transaction(engine) as session:
         rows = session.execute(select(_ledger).where(either, _ledger.c.target.in_(list(targets)))).mappings().all()
     return {(row["source"], row["account"], row["source_review_id"], row["target"]): _state(row) for row in rows}
 
 
-def entry(*, source: str, account: str, review_id: str, target: str, action: str, event_id: str,
-          occurred_at: datetime, sequence: int | None, now: datetime, ref: TargetRef | None = None,
-          new_hash: str | None = None, deleted: bool = False) -> dict:
+def entry(
+    *,
+    source: str,
+    account: str,
+    review_id: str,
+    target: str,
+    action: str,
+    event_id: str,
+    occurred_at: datetime,
+    sequence: int | None,
+    now: datetime,
+    ref: TargetRef | None = None,
+    new_hash: str | None = None,
+    deleted: bool = False,
+) -> dict:
     """The ledger row for what was just done at a target (`write` stores it)."""
     return {
-        "source": source, "account": account, "source_review_id": review_id, "target": target,
+        "source": source,
+        "account": account,
+        "source_review_id": review_id,
+        "target": target,
         "last_action": action,
         "last_event_id": event_id,
         "source_updated_at": occurred_at,
@@ -163,10 +192,16 @@ def write(session, entries: Sequence[dict]) -> None:
     kept = {"source", "account", "source_review_id", "target", "first_synced_at"}
     updated = {name: statement.excluded[name] for name in entries[0] if name not in kept}
     # A row written without a target reference (a tombstone) keeps the one it had.
-    updated |= {name: func.coalesce(statement.excluded[name], _ledger.c[name])
-                for name in ("target_key", "target_id", "target_version")}
-    session.execute(statement.on_conflict_do_update(
-        index_elements=["source", "account", "source_review_id", "target"], set_=updated), list(entries))
+    updated |= {
+        name: func.coalesce(statement.excluded[name], _ledger.c[name])
+        for name in ("target_key", "target_id", "target_version")
+    }
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["source", "account", "source_review_id", "target"], set_=updated
+        ),
+        list(entries),
+    )
 
 
 def record(engine: Engine, **what) -> None:
@@ -175,25 +210,37 @@ def record(engine: Engine, **what) -> None:
         write(session, [entry(**what)])
 
 
-def note_error(engine: Engine, *, source: str, account: str, review_id: str, target: str, error: str,
-               now: datetime) -> None:
+def note_error(
+    engine: Engine, *, source: str, account: str, review_id: str, target: str, error: str, now: datetime
+) -> None:
     """Keep a failed target call's reason on the review's ledger row, if it has one yet."""
-    statement = update(_ledger).where(
-        _ledger.c.source == source, _ledger.c.account == account, _ledger.c.source_review_id == review_id,
-        _ledger.c.target == target,
-    ).values(last_error=error, last_synced_at=now)
+    statement = (
+        update(_ledger)
+        .where(
+            _ledger.c.source == source,
+            _ledger.c.account == account,
+            _ledger.c.source_review_id == review_id,
+            _ledger.c.target == target,
+        )
+        .values(last_error=error, last_synced_at=now)
+    )
     with transaction(engine) as session:
         session.execute(statement)
 
 
-def reserve(engine: Engine, *, source: str, account: str, review_id: str, target: str, key: str,
-            event_id: str, now: datetime) -> None:
+def reserve(
+    engine: Engine, *, source: str, account: str, review_id: str, target: str, key: str, event_id: str, now: datetime
+) -> None:
     """Before a write that the target cannot make idempotent: remember that it is under way and
     the key it will carry, so a retry knows to look first and an echo is recognised."""
     values = {"last_action": RESERVED, "target_key": key, "last_event_id": event_id, "last_synced_at": now}
-    statement = insert_for(engine, _ledger).values(
-        source=source, account=account, source_review_id=review_id, target=target, first_synced_at=now, **values
-    ).on_conflict_do_update(index_elements=["source", "account", "source_review_id", "target"], set_=values)
+    statement = (
+        insert_for(engine, _ledger)
+        .values(
+            source=source, account=account, source_review_id=review_id, target=target, first_synced_at=now, **values
+        )
+        .on_conflict_do_update(index_elements=["source", "account", "source_review_id", "target"], set_=values)
+    )
     with transaction(engine) as session:
         session.execute(statement)
 
@@ -206,12 +253,21 @@ def is_echo(engine: Engine, *, platform: str, review_id: str, key: str | None) -
     if key is None:
         return False
     with transaction(engine) as session:
-        return session.execute(select(_ledger.c.id).where(_ledger.c.target == platform, _ledger.c.target_key == key)
-                               .limit(1)).first() is not None
+        return (
+            session.execute(
+                select(_ledger.c.id).where(_ledger.c.target == platform, _ledger.c.target_key == key).limit(1)
+            ).first()
+            is not None
+        )
 
 
 def written_by_us(engine: Engine, *, platform: str, review_ids: Sequence[str]) -> set[str]:
     """Which of these reviews on `platform` ReviewBridge created there, by the ids the platform gave them."""
     with transaction(engine) as session:
-        return set(session.execute(select(_ledger.c.target_id).where(
-            _ledger.c.target == platform, _ledger.c.target_id.in_(list(review_ids)))).scalars())
+        return set(
+            session.execute(
+                select(_ledger.c.target_id).where(
+                    _ledger.c.target == platform, _ledger.c.target_id.in_(list(review_ids))
+                )
+            ).scalars()
+        )

@@ -19,17 +19,23 @@ class Metrics:
     def __init__(self, queue_depth: Callable[[], Mapping[str, int]] | None = None):
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
-            "reviewbridge_webhooks_received", "Webhook deliveries by source and outcome",
-            ["source", "outcome"], registry=self.registry,
+            "reviewbridge_webhooks_received",
+            "Webhook deliveries by source and outcome",
+            ["source", "outcome"],
+            registry=self.registry,
         )
         self.processing_seconds = Histogram(
-            "reviewbridge_event_processing_seconds", "Time to process one event, by source and resulting status",
-            ["source", "status"], registry=self.registry,
+            "reviewbridge_event_processing_seconds",
+            "Time to process one event, by source and resulting status",
+            ["source", "status"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.target_calls = Counter(
-            "reviewbridge_target_calls", "Calls to review targets by target, operation and outcome",
-            ["target", "operation", "outcome"], registry=self.registry,
+            "reviewbridge_target_calls",
+            "Calls to review targets by target, operation and outcome",
+            ["target", "operation", "outcome"],
+            registry=self.registry,
         )
         if queue_depth is not None:
             self.registry.register(_QueueDepth(queue_depth))

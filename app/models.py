@@ -70,16 +70,31 @@ class InboxEvent(SQLModel, table=True):
         # Only open events are in this index, so it stays small, and it is the planner's obvious
         # choice even before the table has statistics (with none, PostgreSQL once probed the
         # waiting index instead and read the whole inbox for every candidate).
-        Index("ix_inbox_open_subject", "source", "account", "subject_id", "id",
-              postgresql_where=_OPEN_EVENT, sqlite_where=_OPEN_EVENT),
-        Index("ix_inbox_waiting", "source", "account", "waiting_on",
-              postgresql_where=_WAITING_EVENT, sqlite_where=_WAITING_EVENT),
+        Index(
+            "ix_inbox_open_subject",
+            "source",
+            "account",
+            "subject_id",
+            "id",
+            postgresql_where=_OPEN_EVENT,
+            sqlite_where=_OPEN_EVENT,
+        ),
+        Index(
+            "ix_inbox_waiting",
+            "source",
+            "account",
+            "waiting_on",
+            postgresql_where=_WAITING_EVENT,
+            sqlite_where=_WAITING_EVENT,
+        ),
         # The admin dashboard counts the deliveries of the last hour and day.
         Index("ix_inbox_received_at", "received_at"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))
     event_id: str = Field(sa_column=Column(String(255), nullable=False))
@@ -116,8 +131,10 @@ class LedgerEntry(SQLModel, table=True):
         Index("ix_ledger_target_key", "target", "target_key"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))
     source_review_id: str = Field(sa_column=Column(String(255), nullable=False))
@@ -155,13 +172,16 @@ class ProductMapping(SQLModel, table=True):
         UniqueConstraint("target", "source", "account", "source_product_id", name="uq_product_map_source_product"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))
     source_product_id: str = Field(sa_column=Column(String(255), nullable=False))
-    target: str = Field(default="commercetools", sa_column=Column(String(32), nullable=False,
-                                                                  server_default="commercetools"))
+    target: str = Field(
+        default="commercetools", sa_column=Column(String(32), nullable=False, server_default="commercetools")
+    )
     product_key: str | None = Field(default=None, sa_column=Column(String(256)))
     product_id: str | None = Field(default=None, sa_column=Column(String(64)))
     updated_at: datetime = Field(nullable=False)
@@ -176,8 +196,10 @@ class Account(SQLModel, table=True):
     __tablename__ = "account"
     __table_args__ = (UniqueConstraint("source", "account", name="uq_account_source_account"),)
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))
     label: str | None = Field(default=None, sa_column=Column(String(255)))
@@ -196,8 +218,10 @@ class ReviewRequest(SQLModel, table=True):
     __tablename__ = "review_request"
     __table_args__ = (UniqueConstraint("source", "account", "order_id", name="uq_review_request_order"),)
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))
     order_id: str = Field(sa_column=Column(String(255), nullable=False))
@@ -216,8 +240,10 @@ class Attempt(SQLModel, table=True):
     __tablename__ = "attempt"
     __table_args__ = (Index("ix_attempt_event", "event_pk", "number"),)
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     event_pk: int = Field(sa_column=Column(BigInteger, nullable=False))
     number: int = Field(sa_column=Column(Integer, nullable=False))
     worker_id: str = Field(sa_column=Column(String(64), nullable=False))
@@ -273,14 +299,23 @@ class Run(SQLModel, table=True):
     __tablename__ = "run"
     __table_args__ = (
         # The database refuses a second unfinished run of a kind for one account (app/runs.py: Busy).
-        Index("uq_run_active", "kind", "source", "account", unique=True,
-              postgresql_where=_ACTIVE_RUN, sqlite_where=_ACTIVE_RUN),
+        Index(
+            "uq_run_active",
+            "kind",
+            "source",
+            "account",
+            unique=True,
+            postgresql_where=_ACTIVE_RUN,
+            sqlite_where=_ACTIVE_RUN,
+        ),
         # The claim looks for queued runs and running ones whose heartbeat stopped.
         Index("ix_run_state", "state", "updated_at"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     kind: str = Field(sa_column=Column(String(16), nullable=False))  # resync | reconcile
     source: str = Field(sa_column=Column(String(32), nullable=False))
     account: str = Field(sa_column=Column(String(255), nullable=False))

@@ -23,8 +23,9 @@ def trustoo_callback():
     if not code or not state:
         abort(400, description="code and state are required")
     try:
-        shop = trustoo.complete_authorization(rt.settings, rt.engine, rt.vault, rt.trustoo_api, code=code,
-                                              state=state, now=rt.clock())
+        shop = trustoo.complete_authorization(
+            rt.settings, rt.engine, rt.vault, rt.trustoo_api, code=code, state=state, now=rt.clock()
+        )
     except trustoo.OAuthStateError as exc:
         abort(400, description=str(exc))
     return jsonify(status="connected", source="trustoo", shop=shop)

@@ -54,10 +54,15 @@ RECONCILE_TOPIC = "reconcile"
 class ReviewRequests(ReviewRequester, Protocol):
     def body_for(self, order: Mapping[str, Any]) -> dict: ...
 
+
 #: Outcome words for an event's targets, in the order a summary prefers them.
 _OUTCOMES = ("created", "updated", "deleted", "unchanged", "tombstoned", "stale", "echo")
-_WORD = {Decision.UNCHANGED: "unchanged", Decision.DELETE: "deleted", Decision.TOMBSTONE: "tombstoned",
-         Decision.STALE: "stale"}
+_WORD = {
+    Decision.UNCHANGED: "unchanged",
+    Decision.DELETE: "deleted",
+    Decision.TOMBSTONE: "tombstoned",
+    Decision.STALE: "stale",
+}
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,11 @@ class Batch:
 
     def __init__(self, deps: Collaborators, claimed: Sequence[ClaimedEvent]):
         self.deps = deps
-        reviews = [(c.source, c.account, c.subject_id) for c in claimed
-                   if c.kind in (EventKind.UPSERT.value, EventKind.DELETE.value)]
+        reviews = [
+            (c.source, c.account, c.subject_id)
+            for c in claimed
+            if c.kind in (EventKind.UPSERT.value, EventKind.DELETE.value)
+        ]
         self._states = ledger.load_for(deps.engine, reviews, [target.name for target in deps.targets])
         self._entries: list[dict] = []
         self._settlements: list[queue.Settlement] = []
@@ -138,22 +146,28 @@ class Batch:
         except FixAndReplayError as exc:
             return queue.dead(claimed, _describe(exc), now=now())
         except ConfigError as exc:
-            log.error("configuration error, event %s will retry: %s", claimed.event_id, exc,
-                      extra={"event_id": claimed.event_id})
+            log.error(
+                "configuration error, event %s will retry: %s",
+                claimed.event_id,
+                exc,
+                extra={"event_id": claimed.event_id},
+            )
             return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=deps.retry_cap_s)
         except RetryableTargetError as exc:
             return retry_or_give_up(claimed, deps, _describe(exc), retry_after_s=exc.retry_after)
         return queue.done(claimed, outcome, now=now())
 
 
-def retry_or_give_up(claimed: ClaimedEvent, deps: Collaborators, error: str,
-                     *, retry_after_s: float | None = None) -> queue.Settlement:
+def retry_or_give_up(
+    claimed: ClaimedEvent, deps: Collaborators, error: str, *, retry_after_s: float | None = None
+) -> queue.Settlement:
     """The next attempt after a backoff, or a dead letter once the event's attempts are used up."""
     now = deps.clock()
     if claimed.attempts >= deps.max_attempts:
         return queue.dead(claimed, f"gave up after {claimed.attempts} attempts: {error}", now=now)
-    delay = queue.backoff_delay(claimed.attempts, base_s=deps.retry_base_s, cap_s=deps.retry_cap_s,
-                                retry_after_s=retry_after_s, rng=deps.rng)
+    delay = queue.backoff_delay(
+        claimed.attempts, base_s=deps.retry_base_s, cap_s=deps.retry_cap_s, retry_after_s=retry_after_s, rng=deps.rng
+    )
     return queue.retrying(claimed, error, now=now, delay_s=delay)
 
 
@@ -170,10 +184,17 @@ def process(claimed: ClaimedEvent, deps: Collaborators, *, batch: Batch | None =
         return "echo"  # a review ReviewBridge itself wrote into this platform, coming back
     review = source.resolve(event)
     new_hash = ledger.content_hash(review) if review is not None else None
-    outcomes = [sync(event, review, target, deps,
-                     read=(batch.state(event, target), new_hash) if batch else None,
-                     record=batch.record if batch else None)
-                for target in route(event, deps.targets, deps.routes)]
+    outcomes = [
+        sync(
+            event,
+            review,
+            target,
+            deps,
+            read=(batch.state(event, target), new_hash) if batch else None,
+            record=batch.record if batch else None,
+        )
+        for target in route(event, deps.targets, deps.routes)
+    ]
     return next((word for word in _OUTCOMES if word in outcomes), "routed-nowhere")
 
 
@@ -181,22 +202,32 @@ def _order(event: Event, deps: Collaborators) -> str:
     if deps.review_requests is None:
         raise ConfigError("review requests need WIX_APP_ID and WIX_APP_SECRET")
     return review_requests.handle_order(
-        event, engine=deps.engine, requester=deps.review_requests, body_for=deps.review_requests.body_for,
-        delay_s=deps.review_request_delay_s, clock=deps.clock)
+        event,
+        engine=deps.engine,
+        requester=deps.review_requests,
+        body_for=deps.review_requests.body_for,
+        delay_s=deps.review_request_delay_s,
+        clock=deps.clock,
+    )
 
 
 def _account(event: Event, deps: Collaborators) -> str:
     installed = event.payload.get("action") == "installed"
-    accounts.set_enabled(deps.engine, source=event.source, account=event.account, enabled=installed,
-                         now=deps.clock())
+    accounts.set_enabled(deps.engine, source=event.source, account=event.account, enabled=installed, now=deps.clock())
     return "account_installed" if installed else "account_removed"
 
 
 def to_event(claimed: ClaimedEvent) -> Event:
     return Event(
-        source=claimed.source, account=claimed.account, event_id=claimed.event_id,
-        kind=EventKind(claimed.kind), subject_id=claimed.subject_id, topic=claimed.topic,
-        occurred_at=claimed.occurred_at, sequence=claimed.sequence, payload=json.loads(claimed.payload),
+        source=claimed.source,
+        account=claimed.account,
+        event_id=claimed.event_id,
+        kind=EventKind(claimed.kind),
+        subject_id=claimed.subject_id,
+        topic=claimed.topic,
+        occurred_at=claimed.occurred_at,
+        sequence=claimed.sequence,
+        payload=json.loads(claimed.payload),
     )
 
 
@@ -214,23 +245,31 @@ def _source(event: Event, sources: Mapping[str, WebhookSource]) -> WebhookSource
     return source
 
 
-def route(event: Event, targets: Sequence[ReviewTarget],
-          routes: Mapping[str, Sequence[str]] | None = None) -> list[ReviewTarget]:
+def route(
+    event: Event, targets: Sequence[ReviewTarget], routes: Mapping[str, Sequence[str]] | None = None
+) -> list[ReviewTarget]:
     """The targets ROUTES names for the source; never the platform the review came from."""
     wanted = routes.get(event.source, ()) if routes is not None else None
-    return [target for target in targets
-            if target.name != event.source and (wanted is None or target.name in wanted)]
+    return [target for target in targets if target.name != event.source and (wanted is None or target.name in wanted)]
 
 
-def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collaborators, *,
-         read: tuple[ledger.LedgerState | None, str | None] | None = None,
-         record: Callable[..., None] | None = None) -> str:
+def sync(
+    event: Event,
+    review: Review | None,
+    target: ReviewTarget,
+    deps: Collaborators,
+    *,
+    read: tuple[ledger.LedgerState | None, str | None] | None = None,
+    record: Callable[..., None] | None = None,
+) -> str:
     """Ledger check → target call → ledger update, for one target. `read` is the ledger state and
     content hash when the caller has them already (a resync reads a page at once); `record` keeps
     the ledger update for the caller to write (a worker's batch), instead of writing it at once."""
     if read is None:
-        read = (ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name),
-                ledger.content_hash(review) if review is not None else None)
+        read = (
+            ledger.load(deps.engine, event.source, event.account, event.subject_id, target.name),
+            ledger.content_hash(review) if review is not None else None,
+        )
     state, new_hash = read
     kind = EventKind.DELETE if review is None else EventKind.UPSERT  # what the source says now
     decision = ledger.decide(state, kind, event.occurred_at, event.sequence, new_hash)
@@ -245,22 +284,43 @@ def sync(event: Event, review: Review | None, target: ReviewTarget, deps: Collab
             known = ref if state and state.deleted_at is None else None
             in_doubt = bool(state and state.in_doubt)
             if not target.idempotent:
-                ledger.reserve(deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
-                               target=target.name, key=target.key_for(review), event_id=event.event_id,
-                               now=deps.clock())
-            ref = _call(deps.metrics, target, "upsert",
-                        lambda: target.upsert(review, known=known, in_doubt=in_doubt))
+                ledger.reserve(
+                    deps.engine,
+                    source=event.source,
+                    account=event.account,
+                    review_id=event.subject_id,
+                    target=target.name,
+                    key=target.key_for(review),
+                    event_id=event.event_id,
+                    now=deps.clock(),
+                )
+            ref = _call(deps.metrics, target, "upsert", lambda: target.upsert(review, known=known, in_doubt=in_doubt))
             word = "updated" if known is not None and known.id else "created"
         elif decision is Decision.DELETE:
             _call(deps.metrics, target, "delete", lambda: target.delete(ref))
     except TargetError as exc:
-        ledger.note_error(deps.engine, source=event.source, account=event.account, review_id=event.subject_id,
-                          target=target.name, error=_describe(exc), now=deps.clock())
+        ledger.note_error(
+            deps.engine,
+            source=event.source,
+            account=event.account,
+            review_id=event.subject_id,
+            target=target.name,
+            error=_describe(exc),
+            now=deps.clock(),
+        )
         raise
     (record or functools.partial(ledger.record, deps.engine))(
-        source=event.source, account=event.account, review_id=event.subject_id,
-        target=target.name, action=word, event_id=event.event_id, occurred_at=event.occurred_at,
-        sequence=event.sequence, now=deps.clock(), ref=ref, new_hash=new_hash,
+        source=event.source,
+        account=event.account,
+        review_id=event.subject_id,
+        target=target.name,
+        action=word,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        sequence=event.sequence,
+        now=deps.clock(),
+        ref=ref,
+        new_hash=new_hash,
         deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),
     )
     return word

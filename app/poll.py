@@ -25,8 +25,14 @@ _checkpoints = Checkpoint.__table__
 NAME = "poll"
 
 
-def poll_all(deps: Collaborators, sources: Mapping[str, object], accounts_of: Callable[[str], list[str]], *,
-             holder: str, interval_s: float) -> int:
+def poll_all(
+    deps: Collaborators,
+    sources: Mapping[str, object],
+    accounts_of: Callable[[str], list[str]],
+    *,
+    holder: str,
+    interval_s: float,
+) -> int:
     """Poll every account whose lease we get; return how many were polled."""
     polled = 0
     for name, source in sources.items():
@@ -49,16 +55,31 @@ def _poll(deps: Collaborators, source, account: str, interval_s: float) -> None:
     since = _last_start(deps, source.name, account) or started - timedelta(seconds=interval_s)
     report = resync(deps, source, account, since=since, restart=True, name=NAME)
     with transaction(deps.engine) as session:
-        session.execute(update(_checkpoints).where(
-            _checkpoints.c.source == source.name, _checkpoints.c.account == account, _checkpoints.c.name == NAME,
-        ).values(since=started))
+        session.execute(
+            update(_checkpoints)
+            .where(
+                _checkpoints.c.source == source.name,
+                _checkpoints.c.account == account,
+                _checkpoints.c.name == NAME,
+            )
+            .values(since=started)
+        )
     changed = {word: count for word, count in report.counts.items() if word not in ("seen", "unchanged", "stale")}
-    log.info("poll of %s %s: %d seen%s", source.name, account, report.seen,
-             "".join(f", {count} {word}" for word, count in changed.items()))
+    log.info(
+        "poll of %s %s: %d seen%s",
+        source.name,
+        account,
+        report.seen,
+        "".join(f", {count} {word}" for word, count in changed.items()),
+    )
 
 
 def _last_start(deps: Collaborators, source: str, account: str) -> datetime | None:
     with transaction(deps.engine) as session:
-        return session.execute(select(_checkpoints.c.since).where(
-            _checkpoints.c.source == source, _checkpoints.c.account == account, _checkpoints.c.name == NAME,
-        )).scalar()
+        return session.execute(
+            select(_checkpoints.c.since).where(
+                _checkpoints.c.source == source,
+                _checkpoints.c.account == account,
+                _checkpoints.c.name == NAME,
+            )
+        ).scalar()

@@ -41,8 +41,11 @@ def lookup(engine: Engine, target: str, source: str, account: str, source_produc
     with transaction(engine) as session:
         row = session.execute(
             select(_map.c.product_id, _map.c.product_key).where(
-                _map.c.target == target, _map.c.source == source, _map.c.account == account,
-                _map.c.source_product_id == source_product_id)
+                _map.c.target == target,
+                _map.c.source == source,
+                _map.c.account == account,
+                _map.c.source_product_id == source_product_id,
+            )
         ).first()
     if row is None:
         return None
@@ -60,25 +63,48 @@ def import_csv(engine: Engine, stream: IO[str], *, now: datetime) -> ImportResul
     return ImportResult(mappings=len(rows), released=released)
 
 
-def map_one(engine: Engine, *, source: str, account: str, source_product_id: str, product_key: str | None = None,
-            product_id: str | None = None, target: str = DEFAULT_TARGET, now: datetime) -> int:
+def map_one(
+    engine: Engine,
+    *,
+    source: str,
+    account: str,
+    source_product_id: str,
+    product_key: str | None = None,
+    product_id: str | None = None,
+    target: str = DEFAULT_TARGET,
+    now: datetime,
+) -> int:
     """Map one source product (as one CSV row would) and release its waiting events; how many were released."""
-    row = {"source": source, "account": account, "source_product_id": source_product_id,
-           "product_key": product_key, "product_id": product_id, "target": target}
+    row = {
+        "source": source,
+        "account": account,
+        "source_product_id": source_product_id,
+        "product_key": product_key,
+        "product_id": product_id,
+        "target": target,
+    }
     row = {name: (value or "").strip() or None for name, value in row.items()}
     if not (row["source"] and row["account"] and row["source_product_id"]):
         raise MappingError("source, account and source_product_id are required")
     if bool(row["product_key"]) == bool(row["product_id"]):
         raise MappingError("give exactly one of product_key and product_id")
     _upsert(engine, [row], now=now)
-    return queue.release_waiting(engine, now=now, source=row["source"], account=row["account"],
-                                 product_ids=[row["source_product_id"]])
+    return queue.release_waiting(
+        engine, now=now, source=row["source"], account=row["account"], product_ids=[row["source_product_id"]]
+    )
 
 
 def list_mappings(engine: Engine) -> list[dict]:
     with transaction(engine) as session:
-        rows = session.execute(select(*(_map.c[name] for name in CSV_COLUMNS)).order_by(
-            _map.c.source, _map.c.account, _map.c.source_product_id)).mappings().all()
+        rows = (
+            session.execute(
+                select(*(_map.c[name] for name in CSV_COLUMNS)).order_by(
+                    _map.c.source, _map.c.account, _map.c.source_product_id
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [dict(row) for row in rows]
 
 
@@ -88,8 +114,11 @@ def _upsert(engine: Engine, rows: list[dict], *, now: datetime) -> None:
     statement = insert_for(engine, _map).values([row | {"updated_at": now} for row in rows])
     statement = statement.on_conflict_do_update(
         index_elements=["target", "source", "account", "source_product_id"],
-        set_={"product_key": statement.excluded.product_key, "product_id": statement.excluded.product_id,
-              "updated_at": statement.excluded.updated_at},
+        set_={
+            "product_key": statement.excluded.product_key,
+            "product_id": statement.excluded.product_id,
+            "updated_at": statement.excluded.updated_at,
+        },
     )
     with transaction(engine) as session:
         session.execute(statement)

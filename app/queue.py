@@ -20,8 +20,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import (Engine, Integer, bindparam, cast, column, exists, func, insert, literal_column, select,
-                        update, values)
+from sqlalchemy import (
+    Engine,
+    Integer,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+    values,
+)
 
 from app.db import insert_for, transaction
 from app.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
@@ -79,8 +91,15 @@ _CLAIMED_COLUMNS = [name for name in ClaimedEvent.__dataclass_fields__ if name !
 # --- intake ---------------------------------------------------------------------------------
 
 
-def enqueue(engine: Engine, source: str, account: str, items: Sequence[Event | PayloadError],
-            *, now: datetime, quarantine_id: str) -> int:
+def enqueue(
+    engine: Engine,
+    source: str,
+    account: str,
+    items: Sequence[Event | PayloadError],
+    *,
+    now: datetime,
+    quarantine_id: str,
+) -> int:
     """Store a verified delivery, one row per item, in one transaction; return how many were new.
 
     Duplicates are left to the unique constraint (ON CONFLICT DO NOTHING), never looked up first.
@@ -89,8 +108,9 @@ def enqueue(engine: Engine, source: str, account: str, items: Sequence[Event | P
     return store(engine, [inbox_rows(source, account, items, now=now, quarantine_id=quarantine_id)])[0]
 
 
-def inbox_rows(source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime,
-               quarantine_id: str) -> list[dict]:
+def inbox_rows(
+    source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime, quarantine_id: str
+) -> list[dict]:
     """The inbox rows of one delivery (`store` writes them)."""
     return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
 
@@ -117,8 +137,17 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
     if isinstance(item, Event) and (problem := _unstorable(item)):
         item = PayloadError(problem, payload=item.payload)  # kept, with the reason, not refused by the database
     # A multi-row INSERT needs the same keys in every row.
-    common = {"source": source, "account": account, "attempts": 0, "received_at": now, "next_attempt_at": now,
-              "delivery_id": None, "sequence": None, "last_error": None, "finished_at": None}
+    common = {
+        "source": source,
+        "account": account,
+        "attempts": 0,
+        "received_at": now,
+        "next_attempt_at": now,
+        "delivery_id": None,
+        "sequence": None,
+        "last_error": None,
+        "finished_at": None,
+    }
     if isinstance(item, PayloadError):
         return common | {
             "event_id": quarantine_id,
@@ -164,9 +193,11 @@ def _unstorable(event: Event) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _insert_ignoring_duplicates(engine: Engine):
-    return insert_for(engine, _inbox).on_conflict_do_nothing(
-        index_elements=["source", "account", "event_id"]).returning(_inbox.c.source, _inbox.c.account,
-                                                                    _inbox.c.event_id)
+    return (
+        insert_for(engine, _inbox)
+        .on_conflict_do_nothing(index_elements=["source", "account", "event_id"])
+        .returning(_inbox.c.source, _inbox.c.account, _inbox.c.event_id)
+    )
 
 
 def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:
@@ -196,8 +227,13 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
     """
     until = now + timedelta(seconds=lease_s)
     with transaction(engine) as session:
-        rows = session.execute(_claim_statement(engine.dialect.name, limit),
-                               {"now": now, "until": until, "worker_id": worker_id}).mappings().all()
+        rows = (
+            session.execute(
+                _claim_statement(engine.dialect.name, limit), {"now": now, "until": until, "worker_id": worker_id}
+            )
+            .mappings()
+            .all()
+        )
     return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
 
 
@@ -273,8 +309,9 @@ def dead(event: ClaimedEvent, error: str, *, now: datetime) -> Settlement:
 
 def waiting(event: ClaimedEvent, source_product_id: str, reason: str, *, now: datetime) -> Settlement:
     # Waiting is not failing: the attempt is given back, so rechecks never make an event dead.
-    return Settlement(event, EventStatus.WAITING_FOR_PRODUCT, now, error=reason, waiting_on=source_product_id,
-                      give_back=True)
+    return Settlement(
+        event, EventStatus.WAITING_FOR_PRODUCT, now, error=reason, waiting_on=source_product_id, give_back=True
+    )
 
 
 def deferred(event: ClaimedEvent, until: datetime, reason: str, *, now: datetime) -> Settlement:
@@ -292,47 +329,93 @@ def settle(session, settlements: Sequence[Settlement]) -> int:
     if not settlements:
         return 0
     by_id = {item.event.id: item for item in settlements}
-    given = values(*_SETTLEMENT_COLUMNS, name="settled").data([
-        (item.event.id, item.event.worker_id, item.status.value, item.error, item.outcome, item.finished_at,
-         item.next_attempt_at, item.waiting_on, int(item.give_back)) for item in settlements]).cte("settled")
+    given = (
+        values(*_SETTLEMENT_COLUMNS, name="settled")
+        .data(
+            [
+                (
+                    item.event.id,
+                    item.event.worker_id,
+                    item.status.value,
+                    item.error,
+                    item.outcome,
+                    item.finished_at,
+                    item.next_attempt_at,
+                    item.waiting_on,
+                    int(item.give_back),
+                )
+                for item in settlements
+            ]
+        )
+        .cte("settled")
+    )
     if session.get_bind().dialect.name == "postgresql":
+
         def typed(name: str, like):  # a column of NULLs in VALUES is text to PostgreSQL
             return cast(given.c[name], like.type)
     else:
+
         def typed(name: str, like):  # SQLite has no such types, and CAST would turn times into numbers
             return given.c[name]
+
     statement = (
         update(_inbox)
-        .where(_inbox.c.id == given.c.id, _inbox.c.worker_id == given.c.worker_id,
-               _inbox.c.status == EventStatus.PROCESSING.value)
-        .values(status=given.c.status, lease_until=None,
-                next_attempt_at=typed("next_attempt_at", _inbox.c.next_attempt_at),
-                last_error=typed("error", _inbox.c.last_error),
-                outcome=func.coalesce(typed("outcome", _inbox.c.outcome), _inbox.c.outcome),
-                finished_at=func.coalesce(typed("finished_at", _inbox.c.finished_at), _inbox.c.finished_at),
-                waiting_on=typed("waiting_on", _inbox.c.waiting_on), attempts=_inbox.c.attempts - given.c.give_back)
+        .where(
+            _inbox.c.id == given.c.id,
+            _inbox.c.worker_id == given.c.worker_id,
+            _inbox.c.status == EventStatus.PROCESSING.value,
+        )
+        .values(
+            status=given.c.status,
+            lease_until=None,
+            next_attempt_at=typed("next_attempt_at", _inbox.c.next_attempt_at),
+            last_error=typed("error", _inbox.c.last_error),
+            outcome=func.coalesce(typed("outcome", _inbox.c.outcome), _inbox.c.outcome),
+            finished_at=func.coalesce(typed("finished_at", _inbox.c.finished_at), _inbox.c.finished_at),
+            waiting_on=typed("waiting_on", _inbox.c.waiting_on),
+            attempts=_inbox.c.attempts - given.c.give_back,
+        )
         .returning(_inbox.c.id)
     )
     settled = [by_id[pk] for pk in sorted(session.execute(statement).scalars())]
-    attempts = [{"event_pk": item.event.id, "number": item.event.attempts, "worker_id": item.event.worker_id,
-                 "started_at": item.event.claimed_at or item.at, "finished_at": item.at,
-                 "status": item.status.value, "error": item.error} for item in settled]
+    attempts = [
+        {
+            "event_pk": item.event.id,
+            "number": item.event.attempts,
+            "worker_id": item.event.worker_id,
+            "started_at": item.event.claimed_at or item.at,
+            "finished_at": item.at,
+            "status": item.status.value,
+            "error": item.error,
+        }
+        for item in settled
+    ]
     if attempts:
         session.execute(insert(_attempts), attempts)
     return len(attempts)
 
 
 _SETTLEMENT_COLUMNS = (  # in the order settle() writes each row
-    column("id", _inbox.c.id.type), column("worker_id", _inbox.c.worker_id.type),
-    column("status", _inbox.c.status.type), column("error", _inbox.c.last_error.type),
-    column("outcome", _inbox.c.outcome.type), column("finished_at", _inbox.c.finished_at.type),
-    column("next_attempt_at", _inbox.c.next_attempt_at.type), column("waiting_on", _inbox.c.waiting_on.type),
+    column("id", _inbox.c.id.type),
+    column("worker_id", _inbox.c.worker_id.type),
+    column("status", _inbox.c.status.type),
+    column("error", _inbox.c.last_error.type),
+    column("outcome", _inbox.c.outcome.type),
+    column("finished_at", _inbox.c.finished_at.type),
+    column("next_attempt_at", _inbox.c.next_attempt_at.type),
+    column("waiting_on", _inbox.c.waiting_on.type),
     column("give_back", Integer()),
 )
 
 
-def release_waiting(engine: Engine, *, now: datetime, source: str | None = None, account: str | None = None,
-                    product_ids: Iterable[str] | None = None) -> int:
+def release_waiting(
+    engine: Engine,
+    *,
+    now: datetime,
+    source: str | None = None,
+    account: str | None = None,
+    product_ids: Iterable[str] | None = None,
+) -> int:
     """Make waiting_for_product events due again (all, or those of the given products)."""
     statement = update(_inbox).where(_inbox.c.status == EventStatus.WAITING_FOR_PRODUCT.value)
     if source is not None:
@@ -352,23 +435,30 @@ def renew(engine: Engine, worker_id: str, event_ids: Iterable[int], *, now: date
     if not ids:
         return 0
     until = now + timedelta(seconds=lease_s)
-    statement = update(_inbox).where(
-        _inbox.c.id.in_(ids), _inbox.c.worker_id == worker_id, _inbox.c.status == EventStatus.PROCESSING.value,
-    ).values(lease_until=until, next_attempt_at=until)
+    statement = (
+        update(_inbox)
+        .where(
+            _inbox.c.id.in_(ids),
+            _inbox.c.worker_id == worker_id,
+            _inbox.c.status == EventStatus.PROCESSING.value,
+        )
+        .values(lease_until=until, next_attempt_at=until)
+    )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0
 
 
 def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterable[int] | None = None) -> int:
     """Hand back what a stopping worker still holds: due at once, the attempt not counted."""
-    statement = update(_inbox).where(
-        _inbox.c.worker_id == worker_id, _inbox.c.status == EventStatus.PROCESSING.value
-    )
+    statement = update(_inbox).where(_inbox.c.worker_id == worker_id, _inbox.c.status == EventStatus.PROCESSING.value)
     if event_ids is not None:
         statement = statement.where(_inbox.c.id.in_(list(event_ids)))
     statement = statement.values(
-        status=EventStatus.RETRY.value, lease_until=None, next_attempt_at=now,
-        attempts=func.max(_inbox.c.attempts - 1, 0) if engine.dialect.name == "sqlite"
+        status=EventStatus.RETRY.value,
+        lease_until=None,
+        next_attempt_at=now,
+        attempts=func.max(_inbox.c.attempts - 1, 0)
+        if engine.dialect.name == "sqlite"
         else func.greatest(_inbox.c.attempts - 1, 0),
     )
     with transaction(engine) as session:

@@ -57,14 +57,26 @@ class DriftReport:
         return [d for d in self.drifts if d.kind == kind][:_EXAMPLES]
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "account": self.account, "compared": self.compared,
-                "counts": dict(self.counts), "fixed": self.fixed,
-                "examples": {kind: [d.__dict__ for d in self.examples(kind)] for kind in self.counts}}
+        return {
+            "source": self.source,
+            "account": self.account,
+            "compared": self.compared,
+            "counts": dict(self.counts),
+            "fixed": self.fixed,
+            "examples": {kind: [d.__dict__ for d in self.examples(kind)] for kind in self.counts},
+        }
 
 
-def reconcile(engine: Engine, source: ReviewSource, account: str, target: CommercetoolsTarget, *,
-              fix: bool = False, now: datetime,
-              progress: Callable[[DriftReport], None] | None = None) -> DriftReport:
+def reconcile(
+    engine: Engine,
+    source: ReviewSource,
+    account: str,
+    target: CommercetoolsTarget,
+    *,
+    fix: bool = False,
+    now: datetime,
+    progress: Callable[[DriftReport], None] | None = None,
+) -> DriftReport:
     """Compare every review of the account; `progress` hears the report every few dozen reviews."""
     report = DriftReport(source=source.name, account=account)
     ours = _our_reviews(target, source.name, account)
@@ -101,8 +113,12 @@ def _our_reviews(target: CommercetoolsTarget, source: str, account: str) -> dict
     for review in target.iter_reviews():
         custom = review.get("custom") or {}
         fields = custom.get("fields") or {}
-        if (custom.get("type") or {}).get("id") != type_id or fields.get("source") != source \
-                or fields.get("account") != account or not review.get("key"):
+        if (
+            (custom.get("type") or {}).get("id") != type_id
+            or fields.get("source") != source
+            or fields.get("account") != account
+            or not review.get("key")
+        ):
             continue
         ours[review["key"]] = review
     return ours
@@ -117,10 +133,18 @@ def _queue_fixes(engine: Engine, report: DriftReport, *, now: datetime) -> int:
     """One event per missing, stale or orphaned review: the pipeline asks the source and applies."""
     stamp = now.strftime("%Y%m%dT%H%M%S")
     events = [
-        Event(source=d.source, account=d.account, event_id=f"{RECONCILE_TOPIC}:{d.source_id}:{stamp}",
-              kind=EventKind.DELETE if d.kind == "orphaned" else EventKind.UPSERT, subject_id=d.source_id,
-              topic=RECONCILE_TOPIC, occurred_at=now, payload={"id": d.source_id})
-        for d in report.drifts if d.kind in ("missing", "stale", "orphaned") and d.source_id
+        Event(
+            source=d.source,
+            account=d.account,
+            event_id=f"{RECONCILE_TOPIC}:{d.source_id}:{stamp}",
+            kind=EventKind.DELETE if d.kind == "orphaned" else EventKind.UPSERT,
+            subject_id=d.source_id,
+            topic=RECONCILE_TOPIC,
+            occurred_at=now,
+            payload={"id": d.source_id},
+        )
+        for d in report.drifts
+        if d.kind in ("missing", "stale", "orphaned") and d.source_id
     ]
     if not events:
         return 0

@@ -16,8 +16,11 @@ from app.config import Settings
 __all__ = ["REDACTED", "redact", "secrets_of"]
 
 REDACTED = "[redacted]"
-_SECRET_KEY_NAME = re.compile(r"token|secret|passw|authori[sz]ation|signature|^sign$|api[-_]?key|private|"
-                              r"credential|cookie|session", re.IGNORECASE)
+_SECRET_KEY_NAME = re.compile(
+    r"token|secret|passw|authori[sz]ation|signature|^sign$|api[-_]?key|private|"
+    r"credential|cookie|session",
+    re.IGNORECASE,
+)
 _SHORTEST = 6  # shorter values would blank out ordinary words and numbers
 
 
@@ -35,8 +38,12 @@ def secrets_of(settings: Settings) -> list[str]:
 def redact(value: Any, secrets: list[str]) -> Any:
     """A copy of `value` (JSON-like: dicts, lists, text, numbers) with every secret replaced."""
     if isinstance(value, dict):
-        return {key: REDACTED if isinstance(key, str) and _SECRET_KEY_NAME.search(key) and value[key] not in (None, "")
-                else redact(item, secrets) for key, item in value.items()}
+        return {
+            key: REDACTED
+            if isinstance(key, str) and _SECRET_KEY_NAME.search(key) and value[key] not in (None, "")
+            else redact(item, secrets)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [redact(item, secrets) for item in value]
     if isinstance(value, str):

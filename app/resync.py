@@ -37,9 +37,13 @@ __all__ = ["ResyncReport", "checkpoints", "resync"]
 log = logging.getLogger(__name__)
 _checkpoints = Checkpoint.__table__
 _ledger = LedgerEntry.__table__
-_WOULD = {ledger.Decision.UPSERT: "would write", ledger.Decision.UNCHANGED: "unchanged",
-          ledger.Decision.STALE: "stale", ledger.Decision.DELETE: "would delete",
-          ledger.Decision.TOMBSTONE: "tombstoned"}
+_WOULD = {
+    ledger.Decision.UPSERT: "would write",
+    ledger.Decision.UNCHANGED: "unchanged",
+    ledger.Decision.STALE: "stale",
+    ledger.Decision.DELETE: "would delete",
+    ledger.Decision.TOMBSTONE: "tombstoned",
+}
 
 
 @dataclass
@@ -57,14 +61,29 @@ class ResyncReport:
         return self.counts["seen"]
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "account": self.account, "counts": dict(self.counts),
-                "parked": dict(self.parked), "failures": self.failures, "resumed_from": self.resumed_from,
-                "total": self.total}
+        return {
+            "source": self.source,
+            "account": self.account,
+            "counts": dict(self.counts),
+            "parked": dict(self.parked),
+            "failures": self.failures,
+            "resumed_from": self.resumed_from,
+            "total": self.total,
+        }
 
 
-def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: datetime | None = None,
-           until: datetime | None = None, dry_run: bool = False, restart: bool = False, name: str = "resync",
-           progress: Callable[[ResyncReport], None] | None = None) -> ResyncReport:
+def resync(
+    deps: Collaborators,
+    source: ReviewSource,
+    account: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    restart: bool = False,
+    name: str = "resync",
+    progress: Callable[[ResyncReport], None] | None = None,
+) -> ResyncReport:
     """Stream the account's reviews through the pipeline; return what happened to them."""
     report = ResyncReport(source=source.name, account=account)
     start = None if restart or dry_run else _resume(deps.engine, source.name, account, name, report)
@@ -73,9 +92,11 @@ def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: da
     fresh = start is None
     for page in source.iter_pages(account, since, start):
         report.total = page.total if report.total is None else report.total
-        items = [item for item in page.items
-                 if not (isinstance(item, Review) and until is not None and item.created_at
-                         and item.created_at >= until)]
+        items = [
+            item
+            for item in page.items
+            if not (isinstance(item, Review) and until is not None and item.created_at and item.created_at >= until)
+        ]
         report.counts["seen"] += len(items)
         if seen_ids is not None:
             seen_ids.update(item.source_id for item in items if isinstance(item, Review))
@@ -92,8 +113,15 @@ def resync(deps: Collaborators, source: ReviewSource, account: str, *, since: da
     return report
 
 
-def _page(deps: Collaborators, source: str, account: str, items: list[Review | PayloadError], report: ResyncReport,
-          *, dry_run: bool) -> None:
+def _page(
+    deps: Collaborators,
+    source: str,
+    account: str,
+    items: list[Review | PayloadError],
+    report: ResyncReport,
+    *,
+    dry_run: bool,
+) -> None:
     """One page: the ledger is read for all its reviews at once, and only what changed is written."""
     reviews = [item for item in items if isinstance(item, Review)]
     for item in items:
@@ -102,8 +130,16 @@ def _page(deps: Collaborators, source: str, account: str, items: list[Review | P
     ids = [review.source_id for review in reviews]
     writes_here = any(target.name == source for target in deps.targets)  # only then can a review be our copy
     ours = ledger.written_by_us(deps.engine, platform=source, review_ids=ids) if ids and writes_here else set()
-    probe = Event(source=source, account=account, event_id="resync", kind=EventKind.UPSERT, subject_id="",
-                  topic="resync", occurred_at=deps.clock(), payload={})
+    probe = Event(
+        source=source,
+        account=account,
+        event_id="resync",
+        kind=EventKind.UPSERT,
+        subject_id="",
+        topic="resync",
+        occurred_at=deps.clock(),
+        payload={},
+    )
     targets = route(probe, deps.targets, deps.routes)
     states = {target.name: ledger.load_many(deps.engine, source, account, ids, target.name) for target in targets}
     for review in reviews:
@@ -114,9 +150,16 @@ def _page(deps: Collaborators, source: str, account: str, items: list[Review | P
 
 
 def _one(deps: Collaborators, review: Review, report: ResyncReport, targets, states, *, dry_run: bool) -> None:
-    event = Event(source=review.source, account=review.account, event_id=f"resync:{review.source_id}",
-                  kind=EventKind.UPSERT, subject_id=review.source_id, topic="resync", occurred_at=deps.clock(),
-                  payload={})
+    event = Event(
+        source=review.source,
+        account=review.account,
+        event_id=f"resync:{review.source_id}",
+        kind=EventKind.UPSERT,
+        subject_id=review.source_id,
+        topic="resync",
+        occurred_at=deps.clock(),
+        payload={},
+    )
     new_hash = ledger.content_hash(review)
     for target in targets:
         state = states.get(target.name, {}).get(review.source_id)
@@ -139,17 +182,28 @@ def _one(deps: Collaborators, review: Review, report: ResyncReport, targets, sta
             report.counts["hidden"] += 1
 
 
-def _deleted_at_source(deps: Collaborators, source: ReviewSource, account: str, seen: set[str],
-                       report: ResyncReport, *, dry_run: bool) -> None:
+def _deleted_at_source(
+    deps: Collaborators, source: ReviewSource, account: str, seen: set[str], report: ResyncReport, *, dry_run: bool
+) -> None:
     """Reviews we synced that the full listing no longer holds: ask the source, and follow its answer."""
     with transaction(deps.engine) as session:
-        synced = session.execute(select(_ledger.c.source_review_id).distinct().where(
-            _ledger.c.source == source.name, _ledger.c.account == account, _ledger.c.deleted_at.is_(None))).scalars()
+        synced = session.execute(
+            select(_ledger.c.source_review_id)
+            .distinct()
+            .where(_ledger.c.source == source.name, _ledger.c.account == account, _ledger.c.deleted_at.is_(None))
+        ).scalars()
         missing = [review_id for review_id in synced if review_id not in seen]
     for review_id in missing:
-        event = Event(source=source.name, account=account, event_id=f"resync-delete:{review_id}",
-                      kind=EventKind.DELETE, subject_id=review_id, topic="resync", occurred_at=deps.clock(),
-                      payload={"id": review_id})
+        event = Event(
+            source=source.name,
+            account=account,
+            event_id=f"resync-delete:{review_id}",
+            kind=EventKind.DELETE,
+            subject_id=review_id,
+            topic="resync",
+            occurred_at=deps.clock(),
+            payload={"id": review_id},
+        )
         current = source.resolve(event)
         if current is not None:  # still there after all (the listing moved under us): sync it as it is
             _page(deps, source.name, account, [current], report, dry_run=dry_run)
@@ -172,9 +226,17 @@ def _fail(report: ResyncReport, message: str) -> None:
 
 def _resume(engine: Engine, source: str, account: str, name: str, report: ResyncReport) -> str | None:
     with transaction(engine) as session:
-        row = session.execute(select(_checkpoints).where(
-            _checkpoints.c.source == source, _checkpoints.c.account == account, _checkpoints.c.name == name,
-        )).mappings().first()
+        row = (
+            session.execute(
+                select(_checkpoints).where(
+                    _checkpoints.c.source == source,
+                    _checkpoints.c.account == account,
+                    _checkpoints.c.name == name,
+                )
+            )
+            .mappings()
+            .first()
+        )
     if row is None or row["finished_at"] is not None or row["position"] is None:
         return None
     saved = json.loads(row["counts"] or "{}")
@@ -184,19 +246,35 @@ def _resume(engine: Engine, source: str, account: str, name: str, report: Resync
     return row["position"]
 
 
-def _save(engine: Engine, report: ResyncReport, name: str, position: str | None, since: datetime | None, *,
-          now: datetime, finished: bool = False, first: bool = False) -> None:
-    values = ({"started_at": now} if first else {}) | {"position": position, "since": since, "updated_at": now, "finished_at": now if finished else None,
-              "counts": json.dumps({"counts": dict(report.counts), "parked": dict(report.parked)})}
+def _save(
+    engine: Engine,
+    report: ResyncReport,
+    name: str,
+    position: str | None,
+    since: datetime | None,
+    *,
+    now: datetime,
+    finished: bool = False,
+    first: bool = False,
+) -> None:
+    values = ({"started_at": now} if first else {}) | {
+        "position": position,
+        "since": since,
+        "updated_at": now,
+        "finished_at": now if finished else None,
+        "counts": json.dumps({"counts": dict(report.counts), "parked": dict(report.parked)}),
+    }
     statement = insert_for(engine, _checkpoints).values(
-        **({"source": report.source, "account": report.account, "name": name, "started_at": now} | values))
+        **({"source": report.source, "account": report.account, "name": name, "started_at": now} | values)
+    )
     statement = statement.on_conflict_do_update(index_elements=["source", "account", "name"], set_=values)
     with transaction(engine) as session:
         session.execute(statement)
 
 
-def checkpoints(engine: Engine, *, source: str | None = None, account: str | None = None,
-                name: str = "resync") -> list[dict]:
+def checkpoints(
+    engine: Engine, *, source: str | None = None, account: str | None = None, name: str = "resync"
+) -> list[dict]:
     """Where each resync (or poll) stands: position, counts so far, when it started, moved and finished."""
     query = select(_checkpoints).where(_checkpoints.c.name == name)
     if source:
@@ -205,6 +283,15 @@ def checkpoints(engine: Engine, *, source: str | None = None, account: str | Non
         query = query.where(_checkpoints.c.account == account)
     with transaction(engine) as session:
         rows = session.execute(query).mappings().all()
-    return [{"source": row["source"], "account": row["account"], "position": row["position"],
-             "counts": json.loads(row["counts"]) if row["counts"] else None, "started_at": row["started_at"],
-             "updated_at": row["updated_at"], "finished_at": row["finished_at"]} for row in rows]
+    return [
+        {
+            "source": row["source"],
+            "account": row["account"],
+            "position": row["position"],
+            "counts": json.loads(row["counts"]) if row["counts"] else None,
+            "started_at": row["started_at"],
+            "updated_at": row["updated_at"],
+            "finished_at": row["finished_at"],
+        }
+        for row in rows
+    ]

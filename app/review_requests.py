@@ -46,8 +46,15 @@ class _Row:
     request_id: str | None
 
 
-def handle_order(event: Event, *, engine: Engine, requester: ReviewRequester,
-                 body_for: Callable[[Mapping[str, Any]], dict], delay_s: int, clock: Callable[[], datetime]) -> str:
+def handle_order(
+    event: Event,
+    *,
+    engine: Engine,
+    requester: ReviewRequester,
+    body_for: Callable[[Mapping[str, Any]], dict],
+    delay_s: int,
+    clock: Callable[[], datetime],
+) -> str:
     """Ask for one review for the order the event names; return the outcome word."""
     if delay_s and clock() < event.occurred_at + timedelta(seconds=delay_s):
         raise Deferred(event.occurred_at + timedelta(seconds=delay_s))
@@ -58,8 +65,11 @@ def handle_order(event: Event, *, engine: Engine, requester: ReviewRequester,
         return "already_requested" if row.status in ("requested", "adopted") else f"request_{row.status}"
     if row.status == "sending":
         # An earlier attempt may have reached Wix: a request that exists is ours, not a reason to ask twice.
-        found = [r for r in requester.query_review_requests(event.account, order_id=order_id)
-                 if str(r.get("status", "")).upper() != "CANCELED"]
+        found = [
+            r
+            for r in requester.query_review_requests(event.account, order_id=order_id)
+            if str(r.get("status", "")).upper() != "CANCELED"
+        ]
         if found:
             _settle(engine, event, order_id, "adopted", request_id=str(found[0].get("id")), now=clock())
             return "request_adopted"
@@ -89,22 +99,49 @@ def list_requests(engine: Engine, *, order_id: str | None = None, limit: int = 2
 
 def _reserve(engine: Engine, event: Event, order_id: str, *, now: datetime) -> _Row:
     """The order's row, made on first sight by the unique constraint (never looked up first)."""
-    statement = insert_for(engine, _requests).values(
-        source=event.source, account=event.account, order_id=order_id, status="reserved", event_id=event.event_id,
-        created_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["source", "account", "order_id"])
+    statement = (
+        insert_for(engine, _requests)
+        .values(
+            source=event.source,
+            account=event.account,
+            order_id=order_id,
+            status="reserved",
+            event_id=event.event_id,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "account", "order_id"])
+    )
     with transaction(engine) as session:
         session.execute(statement)
-        row = session.execute(select(_requests.c.status, _requests.c.request_id).where(
-            _requests.c.source == event.source, _requests.c.account == event.account,
-            _requests.c.order_id == order_id)).one()
+        row = session.execute(
+            select(_requests.c.status, _requests.c.request_id).where(
+                _requests.c.source == event.source,
+                _requests.c.account == event.account,
+                _requests.c.order_id == order_id,
+            )
+        ).one()
     return _Row(status=row.status, request_id=row.request_id)
 
 
-def _settle(engine: Engine, event: Event, order_id: str, status: str, *, now: datetime,
-            request_id: str | None = None, reason: str | None = None) -> None:
-    statement = update(_requests).where(
-        _requests.c.source == event.source, _requests.c.account == event.account, _requests.c.order_id == order_id,
-    ).values(status=status, request_id=request_id, reason=reason, event_id=event.event_id, updated_at=now)
+def _settle(
+    engine: Engine,
+    event: Event,
+    order_id: str,
+    status: str,
+    *,
+    now: datetime,
+    request_id: str | None = None,
+    reason: str | None = None,
+) -> None:
+    statement = (
+        update(_requests)
+        .where(
+            _requests.c.source == event.source,
+            _requests.c.account == event.account,
+            _requests.c.order_id == order_id,
+        )
+        .values(status=status, request_id=request_id, reason=reason, event_id=event.event_id, updated_at=now)
+    )
     with transaction(engine) as session:
         session.execute(statement)

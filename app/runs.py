@@ -36,8 +36,24 @@ from app.reconcile import DriftReport, reconcile
 from app.resync import ResyncReport, resync
 from connectors.base import ReviewBridgeError, ReviewSource, ReviewTarget
 
-__all__ = ["DRIFT_ROWS", "RECONCILE", "RESYNC", "STALE_S", "Busy", "Refused", "Run", "claim", "describe_resyncs",
-           "execute", "get", "reconcile_plan", "recent", "request", "resync_plan", "run_queued"]
+__all__ = [
+    "DRIFT_ROWS",
+    "RECONCILE",
+    "RESYNC",
+    "STALE_S",
+    "Busy",
+    "Refused",
+    "Run",
+    "claim",
+    "describe_resyncs",
+    "execute",
+    "get",
+    "reconcile_plan",
+    "recent",
+    "request",
+    "resync_plan",
+    "run_queued",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,23 +138,45 @@ class Run:
 # --- asking for runs and reading them (any process) ------------------------------------------------
 
 
-def request(engine: Engine, kind: str, source: str, accounts: Sequence[str], options: Mapping[str, Any], *,
-            now: datetime) -> list[int]:
+def request(
+    engine: Engine, kind: str, source: str, accounts: Sequence[str], options: Mapping[str, Any], *, now: datetime
+) -> list[int]:
     """Queue one run per account, all or none: Busy when any of them has an unfinished run of this kind."""
-    stored = json.dumps({name: _iso(value) if isinstance(value, datetime) else value
-                         for name, value in options.items()})
+    stored = json.dumps(
+        {name: _iso(value) if isinstance(value, datetime) else value for name, value in options.items()}
+    )
     try:
         with transaction(engine) as session:
-            return [session.execute(insert(_run).returning(_run.c.id), {
-                "kind": kind, "source": source, "account": account, "options": stored,
-                "state": RunState.QUEUED.value, "requested_at": now, "updated_at": now}).scalar_one()
-                for account in accounts]
+            return [
+                session.execute(
+                    insert(_run).returning(_run.c.id),
+                    {
+                        "kind": kind,
+                        "source": source,
+                        "account": account,
+                        "options": stored,
+                        "state": RunState.QUEUED.value,
+                        "requested_at": now,
+                        "updated_at": now,
+                    },
+                ).scalar_one()
+                for account in accounts
+            ]
     except IntegrityError:
         # The only constraint a well-formed row can break is uq_run_active: a run is on already.
         with transaction(engine) as session:
-            busy = session.execute(select(_run.c.account).where(
-                _run.c.kind == kind, _run.c.source == source, _run.c.account.in_(list(accounts)),
-                _run.c.state.in_(ACTIVE_RUN_STATES))).scalars().all()
+            busy = (
+                session.execute(
+                    select(_run.c.account).where(
+                        _run.c.kind == kind,
+                        _run.c.source == source,
+                        _run.c.account.in_(list(accounts)),
+                        _run.c.state.in_(ACTIVE_RUN_STATES),
+                    )
+                )
+                .scalars()
+                .all()
+            )
         raise Busy(kind, sorted(busy) or list(accounts)) from None
 
 
@@ -155,8 +193,9 @@ def get(engine: Engine, run_id: int, *, now: datetime) -> Run | None:
     return _from_row(row, now) if row is not None else None
 
 
-def describe_resyncs(engine: Engine, checkpoints: list[dict], *, source: str | None, account: str | None,
-                     now: datetime) -> list[dict]:
+def describe_resyncs(
+    engine: Engine, checkpoints: list[dict], *, source: str | None, account: str | None, now: datetime
+) -> list[dict]:
     """The resync checkpoints and resync runs, one entry per (source, account). The newest run of a pair is
     the newest word on it: its state, counts and times replace the checkpoint's (a dry run writes none)."""
     newest = select(func.max(_run.c.id)).where(_run.c.kind == RESYNC).group_by(_run.c.source, _run.c.account)
@@ -173,20 +212,36 @@ def describe_resyncs(engine: Engine, checkpoints: list[dict], *, source: str | N
         entry = saved.get(key) or {"source": key[0], "account": key[1], "position": None}
         run = runs.get(key)
         if run is not None:
-            entry = entry | {"counts": run.counts, "started_at": run.started_at, "updated_at": run.updated_at,
-                             "finished_at": run.finished_at}
+            entry = entry | {
+                "counts": run.counts,
+                "started_at": run.started_at,
+                "updated_at": run.updated_at,
+                "finished_at": run.finished_at,
+            }
             entry["position"] = None if run.dry_run else entry["position"]
-        described.append(entry | {
-            "started_at": _iso(entry["started_at"]), "updated_at": _iso(entry["updated_at"]),
-            "finished_at": _iso(entry["finished_at"]), "running": bool(run and run.running),
-            "dry_run": bool(run and run.dry_run), "error": run.error if run else None,
-            "state": run.shown_state if run else None, "run_id": run.id if run else None,
-            "requested_at": _iso(run.requested_at) if run else None})
+        described.append(
+            entry
+            | {
+                "started_at": _iso(entry["started_at"]),
+                "updated_at": _iso(entry["updated_at"]),
+                "finished_at": _iso(entry["finished_at"]),
+                "running": bool(run and run.running),
+                "dry_run": bool(run and run.dry_run),
+                "error": run.error if run else None,
+                "state": run.shown_state if run else None,
+                "run_id": run.id if run else None,
+                "requested_at": _iso(run.requested_at) if run else None,
+            }
+        )
     return described
 
 
-def resync_plan(sources: Mapping[str, ReviewSource], accounts_of: Callable[[str], list[str]],
-                source: str | None, account: str | None) -> tuple[ReviewSource, list[str]]:
+def resync_plan(
+    sources: Mapping[str, ReviewSource],
+    accounts_of: Callable[[str], list[str]],
+    source: str | None,
+    account: str | None,
+) -> tuple[ReviewSource, list[str]]:
     """The connector and accounts a resync of `source` (and `account`, or all of them) reads."""
     if source is None:
         raise Refused("source: name the platform to read reviews from, e.g. trustoo")
@@ -199,14 +254,19 @@ def resync_plan(sources: Mapping[str, ReviewSource], accounts_of: Callable[[str]
     return connector, accounts
 
 
-def reconcile_plan(sources: Mapping[str, ReviewSource], accounts_of: Callable[[str], list[str]],
-                   targets: Sequence[ReviewTarget], source: str | None,
-                   account: str | None) -> tuple[ReviewSource, list[str], ReviewTarget]:
+def reconcile_plan(
+    sources: Mapping[str, ReviewSource],
+    accounts_of: Callable[[str], list[str]],
+    targets: Sequence[ReviewTarget],
+    source: str | None,
+    account: str | None,
+) -> tuple[ReviewSource, list[str], ReviewTarget]:
     """As resync_plan, and the commercetools target to compare with."""
     target = next((t for t in targets if t.name == "commercetools"), None)
     if target is None:
-        raise Refused("target: commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and "
-                      "CTP_CLIENT_SECRET")
+        raise Refused(
+            "target: commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
+        )
     return *resync_plan(sources, accounts_of, source, account), target
 
 
@@ -232,21 +292,34 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, stale_s: float = STA
     different runs; SQLite serialises writers with its own lock (BEGIN IMMEDIATE)."""
     when = _run.c.updated_at.type  # the column's own type, so SQLite stores times its way
     stale = and_(_run.c.state == RunState.RUNNING.value, _run.c.updated_at < now - timedelta(seconds=stale_s))
-    candidate = (select(_run.c.id).where(or_(_run.c.state == RunState.QUEUED.value, stale))
-                 .order_by(_run.c.id).limit(1))
+    candidate = select(_run.c.id).where(or_(_run.c.state == RunState.QUEUED.value, stale)).order_by(_run.c.id).limit(1)
     if engine.dialect.name == "postgresql":
         candidate = candidate.with_for_update(skip_locked=True)
-    statement = (update(_run).where(_run.c.id == candidate.scalar_subquery())
-                 .values(state=RunState.RUNNING.value, worker_id=worker_id, updated_at=now,
-                         started_at=func.coalesce(_run.c.started_at, bindparam("now", now, type_=when)))
-                 .returning(*_run.c))
+    statement = (
+        update(_run)
+        .where(_run.c.id == candidate.scalar_subquery())
+        .values(
+            state=RunState.RUNNING.value,
+            worker_id=worker_id,
+            updated_at=now,
+            started_at=func.coalesce(_run.c.started_at, bindparam("now", now, type_=when)),
+        )
+        .returning(*_run.c)
+    )
     with transaction(engine) as session:
         row = session.execute(statement).mappings().first()
     if row is None:
         return None
     run = _from_row(row, now)
-    log.info("run %d (%s of %s %s) claimed by %s%s", run.id, run.kind, run.source, run.account, worker_id,
-             "" if run.started_at == now else f", taken over (started {_iso(run.started_at)})")
+    log.info(
+        "run %d (%s of %s %s) claimed by %s%s",
+        run.id,
+        run.kind,
+        run.source,
+        run.account,
+        worker_id,
+        "" if run.started_at == now else f", taken over (started {_iso(run.started_at)})",
+    )
     return run
 
 
@@ -259,8 +332,15 @@ def execute(deps: Collaborators, run: Run, worker_id: str, *, stopping: threadin
             counts, summary = (_resync if run.kind == RESYNC else _reconcile)(deps, run, progress)
     except _Interrupted:
         log.info("run %d: worker %s is stopping; the run goes back to the queue", run.id, worker_id)
-        _settle(deps.engine, run.id, worker_id, state=RunState.QUEUED.value, worker_id=None,
-                updated_at=deps.clock(), counts=_json(progress.latest))
+        _settle(
+            deps.engine,
+            run.id,
+            worker_id,
+            state=RunState.QUEUED.value,
+            worker_id=None,
+            updated_at=deps.clock(),
+            counts=_json(progress.latest),
+        )
         return
     except _Lost:
         log.warning("run %d: another worker took it over; %s stops", run.id, worker_id)
@@ -272,25 +352,47 @@ def execute(deps: Collaborators, run: Run, worker_id: str, *, stopping: threadin
         log.exception("run %d (%s of %s %s) failed", run.id, run.kind, run.source, run.account)
         counts, summary, error = progress.latest, {}, f"{type(exc).__name__} (details in the service log)"
     now = deps.clock()
-    if not _settle(deps.engine, run.id, worker_id, state=RunState.FAILED.value if error else RunState.DONE.value,
-                   updated_at=now, finished_at=now, counts=_json(counts), summary=json.dumps(summary), error=error):
+    if not _settle(
+        deps.engine,
+        run.id,
+        worker_id,
+        state=RunState.FAILED.value if error else RunState.DONE.value,
+        updated_at=now,
+        finished_at=now,
+        counts=_json(counts),
+        summary=json.dumps(summary),
+        error=error,
+    ):
         log.warning("run %d: another worker took it over; %s leaves its ending to that one", run.id, worker_id)
 
 
 def _resync(deps: Collaborators, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
     connector, _ = resync_plan(deps.sources, lambda _: [run.account], run.source, run.account)
     options = run.options
-    report = resync(deps, connector, run.account, since=_time(options.get("since")),
-                    until=_time(options.get("until")), dry_run=bool(options.get("dry_run")),
-                    restart=bool(options.get("restart")), progress=lambda r: progress(_resync_counts(r)))
+    report = resync(
+        deps,
+        connector,
+        run.account,
+        since=_time(options.get("since")),
+        until=_time(options.get("until")),
+        dry_run=bool(options.get("dry_run")),
+        restart=bool(options.get("restart")),
+        progress=lambda r: progress(_resync_counts(r)),
+    )
     return _resync_counts(report), {"failures": list(report.failures)}
 
 
 def _reconcile(deps: Collaborators, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
-    connector, _, target = reconcile_plan(deps.sources, lambda _: [run.account], deps.targets, run.source,
-                                          run.account)
-    report = reconcile(deps.engine, connector, run.account, target, fix=run.fix, now=deps.clock(),
-                       progress=lambda r: progress(_drift_counts(r)))
+    connector, _, target = reconcile_plan(deps.sources, lambda _: [run.account], deps.targets, run.source, run.account)
+    report = reconcile(
+        deps.engine,
+        connector,
+        run.account,
+        target,
+        fix=run.fix,
+        now=deps.clock(),
+        progress=lambda r: progress(_drift_counts(r)),
+    )
     return _drift_counts(report), {"drifts": [drift.__dict__ for drift in report.drifts[:DRIFT_ROWS]]}
 
 
@@ -344,8 +446,11 @@ class _Progress:
 
 def _settle(engine: Engine, run_id: int, holder: str, **values: Any) -> bool:
     """Update the running row `holder` holds; False when it is not its own any more (another worker took it over)."""
-    statement = update(_run).where(_run.c.id == run_id, _run.c.worker_id == holder,
-                                   _run.c.state == RunState.RUNNING.value).values(**values)
+    statement = (
+        update(_run)
+        .where(_run.c.id == run_id, _run.c.worker_id == holder, _run.c.state == RunState.RUNNING.value)
+        .values(**values)
+    )
     with transaction(engine) as session:
         return session.execute(statement).rowcount == 1
 
@@ -356,12 +461,23 @@ def _settle(engine: Engine, run_id: int, holder: str, **values: Any) -> bool:
 def _from_row(row: Mapping[str, Any], now: datetime) -> Run:
     state = row["state"]
     abandoned = state == RunState.RUNNING.value and row["updated_at"] < now - timedelta(seconds=STALE_S)
-    return Run(id=row["id"], kind=row["kind"], source=row["source"], account=row["account"],
-               options=json.loads(row["options"] or "{}"), state=state, requested_at=row["requested_at"],
-               started_at=row["started_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
-               worker_id=row["worker_id"], counts=json.loads(row["counts"]) if row["counts"] else None,
-               summary=json.loads(row["summary"]) if row["summary"] else {}, error=row["error"],
-               abandoned=abandoned)
+    return Run(
+        id=row["id"],
+        kind=row["kind"],
+        source=row["source"],
+        account=row["account"],
+        options=json.loads(row["options"] or "{}"),
+        state=state,
+        requested_at=row["requested_at"],
+        started_at=row["started_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        worker_id=row["worker_id"],
+        counts=json.loads(row["counts"]) if row["counts"] else None,
+        summary=json.loads(row["summary"]) if row["summary"] else {},
+        error=row["error"],
+        abandoned=abandoned,
+    )
 
 
 def _resync_counts(report: ResyncReport) -> dict:

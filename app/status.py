@@ -31,23 +31,31 @@ def read_status(engine: Engine, *, now: datetime) -> dict:
         ).all()
         oldest_pending = session.execute(
             select(func.min(_inbox.c.received_at)).where(
-                _inbox.c.status.in_((EventStatus.PENDING.value, EventStatus.RETRY.value)))
+                _inbox.c.status.in_((EventStatus.PENDING.value, EventStatus.RETRY.value))
+            )
         ).scalar()
-        latest_failed = (
-            select(func.max(_inbox.c.id)).where(_inbox.c.last_error.is_not(None)).group_by(_inbox.c.source)
+        latest_failed = select(func.max(_inbox.c.id)).where(_inbox.c.last_error.is_not(None)).group_by(_inbox.c.source)
+        last_errors = (
+            session.execute(
+                select(
+                    _inbox.c.source, _inbox.c.event_id, _inbox.c.status, _inbox.c.last_error, _inbox.c.received_at
+                ).where(_inbox.c.id.in_(latest_failed))
+            )
+            .mappings()
+            .all()
         )
-        last_errors = session.execute(
-            select(_inbox.c.source, _inbox.c.event_id, _inbox.c.status, _inbox.c.last_error, _inbox.c.received_at)
-            .where(_inbox.c.id.in_(latest_failed))
-        ).mappings().all()
         rejections = session.execute(select(_rejections.c.source, _rejections.c.reason, _rejections.c.count)).all()
 
     events: dict[str, dict[str, int]] = {}
     for source, status, count in by_source:
         events.setdefault(source, {s.value: 0 for s in EventStatus})[status] = count
     last_error = {
-        row["source"]: {"event_id": row["event_id"], "status": row["status"], "error": row["last_error"],
-                        "received_at": row["received_at"].isoformat()}
+        row["source"]: {
+            "event_id": row["event_id"],
+            "status": row["status"],
+            "error": row["last_error"],
+            "received_at": row["received_at"].isoformat(),
+        }
         for row in last_errors
     }
     return {

@@ -24,8 +24,7 @@ def trustoo(topic: str | None):
     rt = runtime()
     body = request.get_data(cache=False)  # over WEBHOOK_MAX_BYTES: werkzeug raises 413 here
     source = rt.webhook_source("trustoo")
-    receipt = intake.receive(rt.inbox, source, TRUSTOO_TOPICS.get(topic), request.headers, body,
-                             now=rt.clock())
+    receipt = intake.receive(rt.inbox, source, TRUSTOO_TOPICS.get(topic), request.headers, body, now=rt.clock())
     rt.record_delivery("trustoo", receipt)
     return Response(TRUSTOO_SUCCESS, status=200, mimetype="application/json")
 

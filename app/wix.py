@@ -21,8 +21,11 @@ def build_api(settings: Settings, **options) -> WixApi | None:
 def build_source(settings: Settings, api: WixApi | None) -> WixSource | None:
     if not settings.wix_enabled:
         return None
-    return WixSource(WixWebhookVerifier(settings.wix_public_keys), api=api,
-                     review_request_trigger=settings.wix_review_request_trigger)
+    return WixSource(
+        WixWebhookVerifier(settings.wix_public_keys),
+        api=api,
+        review_request_trigger=settings.wix_review_request_trigger,
+    )
 
 
 class WixReviewRequests:

@@ -58,9 +58,19 @@ def _next_batch_size(processed: int, elapsed_s: float) -> int:
 
 
 class Worker:
-    def __init__(self, deps: Collaborators, *, concurrency: int = 4, lease_s: int = 60,
-                 drain_interval_s: float = 0.5, recheck_waiting_s: float = 900, worker_id: str | None = None,
-                 poll: Callable[[str], int] | None = None, poll_interval_s: float = 0, runs_interval_s: float = 2.0):
+    def __init__(
+        self,
+        deps: Collaborators,
+        *,
+        concurrency: int = 4,
+        lease_s: int = 60,
+        drain_interval_s: float = 0.5,
+        recheck_waiting_s: float = 900,
+        worker_id: str | None = None,
+        poll: Callable[[str], int] | None = None,
+        poll_interval_s: float = 0,
+        runs_interval_s: float = 2.0,
+    ):
         self.deps = deps
         self.id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._concurrency = concurrency
@@ -85,8 +95,7 @@ class Worker:
             return 0
         processed, size = 0, 1
         while not self._stopping.is_set():
-            claimed = queue.claim(self.deps.engine, self.id, now=self.deps.clock(), lease_s=self._lease_s,
-                                  limit=size)
+            claimed = queue.claim(self.deps.engine, self.id, now=self.deps.clock(), lease_s=self._lease_s, limit=size)
             if not claimed:
                 break
             started = time.perf_counter()
@@ -156,17 +165,50 @@ class Worker:
             executors={"default": ThreadPoolExecutor(self._concurrency + 3)}, timezone=timezone.utc
         )
         for index in range(self._concurrency):
-            scheduler.add_job(self.drain, "interval", seconds=self._drain_interval_s, id=f"drain-{index}",
-                              max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
-        scheduler.add_job(self.renew_leases, "interval", seconds=max(1.0, self._lease_s / 3), id="renew-leases",
-                          max_instances=1, coalesce=True)
-        scheduler.add_job(self.recheck_waiting, "interval", seconds=self._recheck_waiting_s, id="recheck-waiting",
-                          max_instances=1, coalesce=True)
-        scheduler.add_job(self.run_queued_runs, "interval", seconds=self._runs_interval_s, id="runs",
-                          max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
+            scheduler.add_job(
+                self.drain,
+                "interval",
+                seconds=self._drain_interval_s,
+                id=f"drain-{index}",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(timezone.utc),
+            )
+        scheduler.add_job(
+            self.renew_leases,
+            "interval",
+            seconds=max(1.0, self._lease_s / 3),
+            id="renew-leases",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self.recheck_waiting,
+            "interval",
+            seconds=self._recheck_waiting_s,
+            id="recheck-waiting",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self.run_queued_runs,
+            "interval",
+            seconds=self._runs_interval_s,
+            id="runs",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(timezone.utc),
+        )
         if self._poll is not None and self._poll_interval_s and self.deps.targets:
-            scheduler.add_job(self.poll, "interval", seconds=self._poll_interval_s, id="poll", max_instances=1,
-                              coalesce=True, next_run_time=datetime.now(timezone.utc) + timedelta(seconds=30))
+            scheduler.add_job(
+                self.poll,
+                "interval",
+                seconds=self._poll_interval_s,
+                id="poll",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(timezone.utc) + timedelta(seconds=30),
+            )
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)

@@ -50,7 +50,7 @@ def _run(command: list[str], goals: list[list[str]]) -> int:
         for line in process.stdout:
             print(line, end="", flush=True)
             if line.startswith(GOAL_PREFIX):
-                goals.append([field.strip() for field in line[len(GOAL_PREFIX):].split("|")])
+                goals.append([field.strip() for field in line[len(GOAL_PREFIX) :].split("|")])
                 found += 1
     return found
 

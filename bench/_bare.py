@@ -1,6 +1,6 @@
 """The ingest benchmark's baseline: a Flask app that reads the request body and answers 200, nothing more.
 
-    gunicorn 'bench._bare:create_app()' …   (bench.ingest starts it with the Procfile's web settings)
+gunicorn 'bench._bare:create_app()' …   (bench.ingest starts it with the Procfile's web settings)
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def scratch_postgres(server_url: str = DEFAULT_POSTGRES_URL, prefix: str = "benc
 def _driver_url(value: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if value.startswith(prefix):
-            return "postgresql+psycopg://" + value[len(prefix):]
+            return "postgresql+psycopg://" + value[len(prefix) :]
     return value
 
 

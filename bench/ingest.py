@@ -87,12 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="open-loop duration")
     parser.add_argument("--open-threads", type=int, default=32, help="open-loop client threads")
     parser.add_argument("--wix-share", type=float, default=0.2, help="share of Wix (RS256) deliveries")
-    parser.add_argument("--database-url", default=DEFAULT_POSTGRES_URL,
-                        help="PostgreSQL server for the scratch database (default: %(default)s)")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="PostgreSQL server for the scratch database (default: %(default)s)",
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the app's workers into this directory")
-    parser.add_argument("--cpu-sample", type=int, default=500,
-                        help="deliveries sent through each app in process to measure CPU time per delivery")
+    parser.add_argument(
+        "--cpu-sample",
+        type=int,
+        default=500,
+        help="deliveries sent through each app in process to measure CPU time per delivery",
+    )
     parser.add_argument("--quick", action="store_true", help="a short run: 800 requests, 3 s open loop")
     args = parser.parse_args(argv)
     if args.quick:
@@ -104,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     print("signing deliveries …", file=sys.stderr)
     factory = _DeliveryFactory(args.wix_share)
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as scratch, _server("bench._bare:create_app()", dict(os.environ),
-                                                          Path(scratch) / "bare.log") as bare_url:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        _server("bench._bare:create_app()", dict(os.environ), Path(scratch) / "bare.log") as bare_url,
+    ):
         databases = [("sqlite", None)] + ([] if args.skip_postgres else [("postgresql", args.database_url)])
         for name, server in databases:
             closed_set = factory.make(args.requests)
@@ -116,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     database_url = stack.enter_context(scratch_postgres(server, prefix="bench_ingest"))
                 env = _app_env(database_url, factory.wix_public_key)
-                subprocess.run([str(Path(sys.executable).with_name("reviewbridge")), "db", "upgrade"], env=env,
-                               cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [str(Path(sys.executable).with_name("reviewbridge")), "db", "upgrade"],
+                    env=env,
+                    cwd=ROOT,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 app_url = stack.enter_context(_server("app:create_app()", env, Path(scratch) / f"app-{name}.log"))
                 print(f"{name}: closed loop …", file=sys.stderr)
                 bare_closed = _closed_loop(bare_url, closed_set, args.concurrency)
@@ -130,16 +145,30 @@ def main(argv: list[str] | None = None) -> int:
                 app_open = _open_loop(app_url, open_set, args.rate, args.open_threads)
                 stored = _count_inbox(database_url)
                 cpu_ms = _cpu_per_delivery(env, factory.make(args.cpu_sample))
-            rows.append({"db": name, "bare_closed": bare_closed, "app_closed": app_closed, "bare_open": bare_open,
-                         "app_open": app_open, "sent": args.requests + open_count, "stored": stored, "cpu": cpu_ms})
+            rows.append(
+                {
+                    "db": name,
+                    "bare_closed": bare_closed,
+                    "app_closed": app_closed,
+                    "bare_open": bare_open,
+                    "app_open": app_open,
+                    "sent": args.requests + open_count,
+                    "stored": stored,
+                    "cpu": cpu_ms,
+                }
+            )
 
     cpu = os.cpu_count()
-    print(f"deliveries          {args.requests} closed-loop ({args.concurrency} threads) + {open_count} open-loop "
-          f"({args.rate:g}/s for {args.seconds:g} s) per server; {args.wix_share:.0%} Wix RS256, rest Trustoo HMAC")
+    print(
+        f"deliveries          {args.requests} closed-loop ({args.concurrency} threads) + {open_count} open-loop "
+        f"({args.rate:g}/s for {args.seconds:g} s) per server; {args.wix_share:.0%} Wix RS256, rest Trustoo HMAC"
+    )
     print(f"server              Procfile web: {_procfile_web()}  ({cpu} CPUs, loopback port)")
     print()
-    print(f"{'database':<11} {'bare req/s':>10} {'app req/s':>10} {'ratio':>6} {'sat p99 ms':>10} "
-          f"{'bare p50/p99 ms':>16} {'app p50/p99 ms':>15} {'app max':>8} {'stored':>12} {'errors':>6}")
+    print(
+        f"{'database':<11} {'bare req/s':>10} {'app req/s':>10} {'ratio':>6} {'sat p99 ms':>10} "
+        f"{'bare p50/p99 ms':>16} {'app p50/p99 ms':>15} {'app max':>8} {'stored':>12} {'errors':>6}"
+    )
     failed = False
     ratios = []
     for row in rows:
@@ -147,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = app_c.rate / bare_c.rate
         ratios.append(ratio)
         errors = len(app_c.errors) + len(app_o.errors) + len(bare_c.errors) + len(bare_o.errors)
-        print(f"{row['db']:<11} {bare_c.rate:10.0f} {app_c.rate:10.0f} {ratio:6.2f} {app_c.p(99):10.1f} "
-              f"{bare_o.p(50):7.1f}/{bare_o.p(99):<8.1f} {app_o.p(50):6.1f}/{app_o.p(99):<8.1f} "
-              f"{app_o.p(100):8.1f} {row['stored']:>5}/{row['sent']:<6} {errors:6d}")
+        print(
+            f"{row['db']:<11} {bare_c.rate:10.0f} {app_c.rate:10.0f} {ratio:6.2f} {app_c.p(99):10.1f} "
+            f"{bare_o.p(50):7.1f}/{bare_o.p(99):<8.1f} {app_o.p(50):6.1f}/{app_o.p(99):<8.1f} "
+            f"{app_o.p(100):8.1f} {row['stored']:>5}/{row['sent']:<6} {errors:6d}"
+        )
         for result in (app_c, app_o, bare_c, bare_o):
             for error in result.errors[:3]:
                 print(f"  {row['db']}: {error}")
@@ -157,24 +188,44 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for row in rows:
         bare_ms, app_ms = row["cpu"]
-        print(f"{row['db']:<11} CPU per delivery in process (Flask test client, no server): bare {bare_ms:.2f} ms, "
-              f"app {app_ms:.2f} ms (verify, parse, store and commit)")
-    print(f"goals               closed-loop app/bare >= {GOAL_RATIO}; open-loop p99 <= {GOAL_P99_MS:g} ms; "
-          f"no errors; every delivery stored")
+        print(
+            f"{row['db']:<11} CPU per delivery in process (Flask test client, no server): bare {bare_ms:.2f} ms, "
+            f"app {app_ms:.2f} ms (verify, parse, store and commit)"
+        )
+    print(
+        f"goals               closed-loop app/bare >= {GOAL_RATIO}; open-loop p99 <= {GOAL_P99_MS:g} ms; "
+        f"no errors; every delivery stored"
+    )
     for row, ratio in zip(rows, ratios):
         app_c, app_o = row["app_closed"], row["app_open"]
         bare_ms, app_ms = row["cpu"]
-        goal(f"ingest {row['db']}: app / bare Flask, closed loop", f"{ratio:.2f} ({app_c.rate:.0f} of "
-             f"{row['bare_closed'].rate:.0f} req/s)", f">= {GOAL_RATIO}", ratio >= GOAL_RATIO,
-             f"CPU-bound on {cpu} CPUs shared with the client: a delivery costs the app {app_ms:.2f} ms of CPU "
-             f"in process, the bare app {bare_ms:.2f} ms")
-        goal(f"ingest {row['db']}: p99 acknowledgement at {args.rate:g}/s", f"{app_o.p(99):.1f} ms",
-             f"<= {GOAL_P99_MS:g} ms", app_o.p(99) <= GOAL_P99_MS, "")
-        goal(f"ingest {row['db']}: every delivery stored, no errors", f"{row['stored']}/{row['sent']}",
-             "all", row["stored"] == row["sent"] and not (app_c.errors or app_o.errors), "")
+        goal(
+            f"ingest {row['db']}: app / bare Flask, closed loop",
+            f"{ratio:.2f} ({app_c.rate:.0f} of {row['bare_closed'].rate:.0f} req/s)",
+            f">= {GOAL_RATIO}",
+            ratio >= GOAL_RATIO,
+            f"CPU-bound on {cpu} CPUs shared with the client: a delivery costs the app {app_ms:.2f} ms of CPU "
+            f"in process, the bare app {bare_ms:.2f} ms",
+        )
+        goal(
+            f"ingest {row['db']}: p99 acknowledgement at {args.rate:g}/s",
+            f"{app_o.p(99):.1f} ms",
+            f"<= {GOAL_P99_MS:g} ms",
+            app_o.p(99) <= GOAL_P99_MS,
+            "",
+        )
+        goal(
+            f"ingest {row['db']}: every delivery stored, no errors",
+            f"{row['stored']}/{row['sent']}",
+            "all",
+            row["stored"] == row["sent"] and not (app_c.errors or app_o.errors),
+            "",
+        )
     worst = min(ratios)
     detail = ", ".join(f"{row['db']} {r:.2f}" for row, r in zip(rows, ratios))
-    print(f"ratio: {worst:.2f} of the bare Flask app's closed-loop rate, worst database ({detail}; goal >= {GOAL_RATIO})")
+    print(
+        f"ratio: {worst:.2f} of the bare Flask app's closed-loop rate, worst database ({detail}; goal >= {GOAL_RATIO})"
+    )
     return 1 if failed else 0
 
 
@@ -257,8 +308,9 @@ def _web_command(app_spec: str, port: int) -> list[str]:
 def _server(app_spec: str, env: dict[str, str], log_path: Path) -> Iterator[str]:
     port = free_port()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(_web_command(app_spec, port), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=log)
+        process = subprocess.Popen(
+            _web_command(app_spec, port), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for_http(f"{url}/healthz", process=process)
@@ -276,15 +328,20 @@ def _server(app_spec: str, env: dict[str, str], log_path: Path) -> Iterator[str]
 
 
 def _app_env(database_url: str, wix_public_key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TRUSTOO_", "WIX_", "CTP_", "DATABASE_URL", "ADMIN_TOKEN", "ROUTES"))}
-    env.update({
-        "DATABASE_URL": database_url,
-        "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN,
-        "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
-        "TRUSTOO_API_URL": "http://127.0.0.1:9",  # never called on intake; loopback all the same
-        "WIX_PUBLIC_KEY": wix_public_key,
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TRUSTOO_", "WIX_", "CTP_", "DATABASE_URL", "ADMIN_TOKEN", "ROUTES"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN,
+            "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
+            "TRUSTOO_API_URL": "http://127.0.0.1:9",  # never called on intake; loopback all the same
+            "WIX_PUBLIC_KEY": wix_public_key,
+        }
+    )
     return env
 
 
@@ -307,9 +364,26 @@ def _py_spy(stack: contextlib.ExitStack, app_url: str, directory: Path, name: st
         return None
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     out = directory / f"ingest-{name}.txt"
-    process = subprocess.Popen([py_spy, "record", "--subprocesses", "--pid", min(master, key=int), "--format", "raw",
-                                "--duration", "15", "--rate", "200", "--nonblocking", "-o", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "--subprocesses",
+            "--pid",
+            min(master, key=int),
+            "--format",
+            "raw",
+            "--duration",
+            "15",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1.0)
     return process
 

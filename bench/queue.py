@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="WORKER_CONCURRENCY of each process")
     parser.add_argument("--claims", type=int, default=300, help="claim calls timed on the loaded queue")
     parser.add_argument("--batch", type=int, default=500, help="events per enqueue call")
-    parser.add_argument("--database-url", default=DEFAULT_POSTGRES_URL,
-                        help="PostgreSQL server for the scratch database (default: %(default)s)")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="PostgreSQL server for the scratch database (default: %(default)s)",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the workers into this directory")
     parser.add_argument("--quick", action="store_true", help="a short run: 2,000 events, 100 claims")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -66,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.events, args.processes, args.threads, args.batch) < 1 or args.claims < 0:
         parser.error("--events, --processes, --threads and --batch must be positive")
 
-    with scratch_postgres(args.database_url, prefix="bench_queue") as database_url, \
-            tempfile.TemporaryDirectory() as scratch:
+    with (
+        scratch_postgres(args.database_url, prefix="bench_queue") as database_url,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         env = _env(database_url, args.threads)
         app = create_app(env, targets=[_recording_target()])
         rt: Runtime = app.extensions["reviewbridge"]
@@ -86,32 +91,49 @@ def main(argv: list[str] | None = None) -> int:
     processed = sum(child["processed"] for child in children)
     upserts = sum(child["upserts"] for child in children)
     rate = args.events / drain_s
-    print(f"events              {args.events} Trustoo review/created, enqueued in batches of {args.batch} "
-          f"at {args.events / enqueue_s:,.0f}/s")
+    print(
+        f"events              {args.events} Trustoo review/created, enqueued in batches of {args.batch} "
+        f"at {args.events / enqueue_s:,.0f}/s"
+    )
     if claim_ms:
-        print(f"claim (loaded)      {len(claim_ms)} sequential queue.claim calls: mean {sum(claim_ms) / len(claim_ms):.2f} "
-              f"ms, p50 {percentile(claim_ms, 50):.2f} ms, p99 {percentile(claim_ms, 99):.2f} ms")
-    print(f"claim plan          EXPLAIN ANALYZE on {args.events} pending rows: execution {plan['execution_ms']:.3f} ms, "
-          f"planning {plan['planning_ms']:.3f} ms")
+        print(
+            f"claim (loaded)      {len(claim_ms)} sequential queue.claim calls: mean {sum(claim_ms) / len(claim_ms):.2f} "
+            f"ms, p50 {percentile(claim_ms, 50):.2f} ms, p99 {percentile(claim_ms, 99):.2f} ms"
+        )
+    print(
+        f"claim plan          EXPLAIN ANALYZE on {args.events} pending rows: execution {plan['execution_ms']:.3f} ms, "
+        f"planning {plan['planning_ms']:.3f} ms"
+    )
     for line in plan["text"]:
         print(f"    {line}")
-    print(f"drain               {args.processes} processes x {args.threads} threads: {drain_s:.2f} s, "
-          f"{processed} claimed-and-processed, {upserts} target upserts")
+    print(
+        f"drain               {args.processes} processes x {args.threads} threads: {drain_s:.2f} s, "
+        f"{processed} claimed-and-processed, {upserts} target upserts"
+    )
     print("per process         " + ", ".join(f"{c['processed']} in {c['elapsed_s']:.2f} s" for c in children))
     print("inbox after         " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
-    print(f"drain rate          {rate:,.0f} events/s (goal >= {GOAL_PER_S:,.0f}/s; {os.cpu_count()} CPUs, "
-          f"PostgreSQL on the same machine)")
+    print(
+        f"drain rate          {rate:,.0f} events/s (goal >= {GOAL_PER_S:,.0f}/s; {os.cpu_count()} CPUs, "
+        f"PostgreSQL on the same machine)"
+    )
     complete = statuses.get("done", 0) == args.events and len(statuses) == 1
     if not complete:
         print("not every event is done")
     available_ms = 1000 * drain_s * (os.cpu_count() or 1) / args.events
     workers_ms = 1000 * sum(child["cpu_s"] for child in children) / args.events
-    print(f"CPU per event       workers {workers_ms:.2f} ms of the {available_ms:.2f} ms the machine's "
-          f"{os.cpu_count()} CPUs had per event (the rest: PostgreSQL, and whatever else runs here)")
-    goal(f"queue: {args.processes} workers on PostgreSQL, no-op target", f"{rate:,.0f} events/s", ">= 1,000 events/s",
-         rate >= GOAL_PER_S and complete, f"the workers used {workers_ms:.2f} ms of CPU per event of the "
-         f"{available_ms:.2f} ms the {os.cpu_count()} CPUs had; the rest went to PostgreSQL and other load"
-         + ("" if complete else "; not every event is done"))
+    print(
+        f"CPU per event       workers {workers_ms:.2f} ms of the {available_ms:.2f} ms the machine's "
+        f"{os.cpu_count()} CPUs had per event (the rest: PostgreSQL, and whatever else runs here)"
+    )
+    goal(
+        f"queue: {args.processes} workers on PostgreSQL, no-op target",
+        f"{rate:,.0f} events/s",
+        ">= 1,000 events/s",
+        rate >= GOAL_PER_S and complete,
+        f"the workers used {workers_ms:.2f} ms of CPU per event of the "
+        f"{available_ms:.2f} ms the {os.cpu_count()} CPUs had; the rest went to PostgreSQL and other load"
+        + ("" if complete else "; not every event is done"),
+    )
     goal("queue: claim statement (EXPLAIN ANALYZE)", f"{plan['execution_ms']:.3f} ms", "(reported)", True)
     print(f"ratio: {rate / GOAL_PER_S:.2f} of {GOAL_PER_S:,.0f} events/s")
     return 0 if rate >= GOAL_PER_S and complete else 1
@@ -119,15 +141,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _env(database_url: str, threads: int) -> dict[str, str]:
     return {
-        "DATABASE_URL": database_url, "WORKER_CONCURRENCY": str(threads),
+        "DATABASE_URL": database_url,
+        "WORKER_CONCURRENCY": str(threads),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
-        "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
+        "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN,
+        "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
         "TRUSTOO_API_URL": "http://127.0.0.1:9",  # review/created events carry the review: never called
     }
 
 
 def _recording_target():
     from tests.fakes.memory_target import RecordingTarget
+
     return RecordingTarget()
 
 
@@ -144,8 +169,9 @@ def _enqueue(rt: Runtime, count: int, batch: int) -> float:
         account = source.verify(headers, body)
         items = source.parse(account, "review/created", headers, body)
         began = time.perf_counter()
-        stored = queue.enqueue(rt.engine, source.name, account, items, now=utcnow(),
-                               quarantine_id=f"bench:{uuid.uuid4().hex}")
+        stored = queue.enqueue(
+            rt.engine, source.name, account, items, now=utcnow(), quarantine_id=f"bench:{uuid.uuid4().hex}"
+        )
         elapsed += time.perf_counter() - began
         if stored != len(items):
             raise SystemExit(f"bench.queue: enqueue stored {stored} of {len(items)} events")
@@ -209,8 +235,17 @@ def _drain(env: dict[str, str], processes: int, profile: Path | None, scratch: P
     children = []
     for index in range(processes):
         log = open(scratch / f"worker-{index}.log", "wb")
-        children.append(subprocess.Popen([sys.executable, "-m", "bench.queue", "--child"], cwd=ROOT, env=child_env,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True))
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.queue", "--child"],
+                cwd=ROOT,
+                env=child_env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        )
     try:
         for child in children:
             line = child.stdout.readline()
@@ -220,10 +255,26 @@ def _drain(env: dict[str, str], processes: int, profile: Path | None, scratch: P
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
             py_spy = str(Path(sys.executable).with_name("py-spy"))
-            spies = [subprocess.Popen([py_spy, "record", "--pid", str(child.pid), "--format", "raw", "--rate", "200",
-                                       "--nonblocking", "-o", str(profile / f"queue-worker-{i}.txt")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                     for i, child in enumerate(children)]
+            spies = [
+                subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(child.pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "-o",
+                        str(profile / f"queue-worker-{i}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i, child in enumerate(children)
+            ]
             time.sleep(1.0)
         began = time.perf_counter()
         for child in children:
@@ -257,15 +308,18 @@ def _child() -> int:
         return 1
     counts: list[int] = []
     began, cpu_began = time.perf_counter(), time.process_time()
-    threads = [threading.Thread(target=lambda: counts.append(worker.drain()))
-               for _ in range(rt.settings.worker_concurrency)]
+    threads = [
+        threading.Thread(target=lambda: counts.append(worker.drain())) for _ in range(rt.settings.worker_concurrency)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed, cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
-    print(json.dumps({"processed": sum(counts), "elapsed_s": elapsed, "cpu_s": cpu_s, "upserts": len(target.calls)}),
-          flush=True)
+    print(
+        json.dumps({"processed": sum(counts), "elapsed_s": elapsed, "cpu_s": cpu_s, "upserts": len(target.calls)}),
+        flush=True,
+    )
     sys.stdin.read()
     return 0
 

@@ -91,11 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000, help="the smaller shop, for the peak RSS comparison")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server: a scratch database per shop is made there and dropped after "
-                        "(default: a temporary SQLite file per shop)")
-    parser.add_argument("--flat-mb", type=float, default=20.0,
-                        help="how much more the large shop's peak RSS may be than the small one's (MB)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server: a scratch database per shop is made there and dropped after "
+        "(default: a temporary SQLite file per shop)",
+    )
+    parser.add_argument(
+        "--flat-mb",
+        type=float,
+        default=20.0,
+        help="how much more the large shop's peak RSS may be than the small one's (MB)",
+    )
     parser.add_argument("--profile", default=None, metavar="DIR", help="py-spy each resync into DIR")
     parser.add_argument("--quick", action="store_true", help="a short run: 20,000 reviews, small shop 2,000")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -114,14 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         for label, count in sizes:
-            with _database(args.database_url, Path(scratch) / f"{label}.db") as database_url, \
-                    _emulators(count, Path(scratch) / label) as (trustoo_url, ctp_url, ctp_log):
+            with (
+                _database(args.database_url, Path(scratch) / f"{label}.db") as database_url,
+                _emulators(count, Path(scratch) / label) as (trustoo_url, ctp_url, ctp_log),
+            ):
                 environ = {
-                    "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "ROUTES": "trustoo:commercetools",
-                    "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
-                    "TRUSTOO_API_URL": trustoo_url, "TRUSTOO_RATE_LIMIT": "100",  # the setting's ceiling
-                    "CTP_PROJECT_KEY": PROJECT, "CTP_CLIENT_ID": CLIENT_ID, "CTP_CLIENT_SECRET": CLIENT_SECRET,
-                    "CTP_API_URL": ctp_url, "CTP_AUTH_URL": ctp_url,
+                    "DATABASE_URL": database_url,
+                    "LOG_LEVEL": "WARNING",
+                    "ROUTES": "trustoo:commercetools",
+                    "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN,
+                    "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
+                    "TRUSTOO_API_URL": trustoo_url,
+                    "TRUSTOO_RATE_LIMIT": "100",  # the setting's ceiling
+                    "CTP_PROJECT_KEY": PROJECT,
+                    "CTP_CLIENT_ID": CLIENT_ID,
+                    "CTP_CLIENT_SECRET": CLIENT_SECRET,
+                    "CTP_API_URL": ctp_url,
+                    "CTP_AUTH_URL": ctp_url,
                 }
                 _prepare(environ)
                 runs = []
@@ -129,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
                     profile = Path(args.profile) / f"resync-{count}-run{number}.txt" if args.profile else None
                     run = _run(environ, ctp_url, ctp_log, profile)
                     runs.append(run)
-                    print(f"  {label} shop, {count} reviews, run {number}: {run.seen} in {run.elapsed_s:.1f} s "
-                          f"({run.rate:.0f}/s), peak {run.peak_mb:.0f} MB", file=sys.stderr, flush=True)
+                    print(
+                        f"  {label} shop, {count} reviews, run {number}: {run.seen} in {run.elapsed_s:.1f} s "
+                        f"({run.rate:.0f}/s), peak {run.peak_mb:.0f} MB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 results[label] = (runs[0], runs[1])
     return _print(results, dict(sizes), args, time.perf_counter() - started)
 
@@ -143,18 +163,30 @@ def _print(results: dict[str, tuple[Run, Run]], sizes: dict[str, int], args, tot
     for label in results:
         one, two = results[label]
         print(f"-- {label} shop ({sizes[label]} reviews)")
-        print(f"first run                     {one.seen:8d} seen, {one.counts.get('created', 0)} created, "
-              f"{one.counts.get('failed', 0)} failed in {one.elapsed_s:.1f} s = {one.rate:8.1f} reviews/s")
-        print(f"  of which Trustoo listing    {one.source_s:8.1f} s ({one.pages} pages); "
-              f"rest {one.app_rate:8.1f} reviews/s; logged POST/DELETE {one.writes_logged}")
-        print(f"second run                    {two.seen:8d} seen, {two.counts.get('unchanged', 0)} unchanged in "
-              f"{two.elapsed_s:.1f} s = {two.rate:8.1f} compared/s (goal >= {GOAL_COMPARED_PER_S})")
-        print(f"  of which Trustoo listing    {two.source_s:8.1f} s ({two.pages} pages); "
-              f"rest {two.app_rate:8.1f} compared/s")
-        print(f"  target writes               summary {two.written}, logged POST/DELETE {two.writes_logged}, "
-              f"commercetools reviews {two.reviews_before} -> {two.reviews_after} (goal 0)")
-        print(f"peak RSS                      run 1 {one.peak_mb:6.1f} MB, run 2 {two.peak_mb:6.1f} MB "
-              f"(process ready: {one.ready_mb:.1f} MB)")
+        print(
+            f"first run                     {one.seen:8d} seen, {one.counts.get('created', 0)} created, "
+            f"{one.counts.get('failed', 0)} failed in {one.elapsed_s:.1f} s = {one.rate:8.1f} reviews/s"
+        )
+        print(
+            f"  of which Trustoo listing    {one.source_s:8.1f} s ({one.pages} pages); "
+            f"rest {one.app_rate:8.1f} reviews/s; logged POST/DELETE {one.writes_logged}"
+        )
+        print(
+            f"second run                    {two.seen:8d} seen, {two.counts.get('unchanged', 0)} unchanged in "
+            f"{two.elapsed_s:.1f} s = {two.rate:8.1f} compared/s (goal >= {GOAL_COMPARED_PER_S})"
+        )
+        print(
+            f"  of which Trustoo listing    {two.source_s:8.1f} s ({two.pages} pages); "
+            f"rest {two.app_rate:8.1f} compared/s"
+        )
+        print(
+            f"  target writes               summary {two.written}, logged POST/DELETE {two.writes_logged}, "
+            f"commercetools reviews {two.reviews_before} -> {two.reviews_after} (goal 0)"
+        )
+        print(
+            f"peak RSS                      run 1 {one.peak_mb:6.1f} MB, run 2 {two.peak_mb:6.1f} MB "
+            f"(process ready: {one.ready_mb:.1f} MB)"
+        )
         if one.failures or two.failures or one.parked:
             print(f"  failures: {(one.failures or two.failures)[:3]}; parked: {one.parked}")
         if one.counts.get("created", 0) != sizes[label] or one.counts.get("failed", 0) or one.parked:
@@ -168,8 +200,10 @@ def _print(results: dict[str, tuple[Run, Run]], sizes: dict[str, int], args, tot
     if "small" in results:
         peak_small = max(run.peak_mb for run in results["small"])
         growth = peak_large - peak_small
-        print(f"peak RSS                      {sizes['small']}: {peak_small:.1f} MB, {n}: {peak_large:.1f} MB, "
-              f"+{growth:.1f} MB (goal: <= {GOAL_PEAK_MB} MB, flat: <= +{args.flat_mb:.0f} MB)")
+        print(
+            f"peak RSS                      {sizes['small']}: {peak_small:.1f} MB, {n}: {peak_large:.1f} MB, "
+            f"+{growth:.1f} MB (goal: <= {GOAL_PEAK_MB} MB, flat: <= +{args.flat_mb:.0f} MB)"
+        )
         if growth > args.flat_mb:
             missed.append(f"peak RSS grows by {growth:.1f} MB from {sizes['small']} to {n} reviews")
     else:
@@ -183,11 +217,20 @@ def _print(results: dict[str, tuple[Run, Run]], sizes: dict[str, int], args, tot
     for reason in missed:
         print(f"missed: {reason}")
     ratio = second.rate / GOAL_COMPARED_PER_S
-    goal(f"resync: second run of {n:,} reviews", f"{second.rate:,.0f} compared/s, "
-         f"{second.written + second.writes_logged} writes", f">= {GOAL_COMPARED_PER_S:,} compared/s, 0 writes",
-         ratio >= 1 and not (second.written or second.writes_logged), "; ".join(missed))
-    goal("resync: peak memory", f"{peak_large:.1f} MB", f"<= {GOAL_PEAK_MB} MB, flat",
-         not any("RSS" in reason for reason in missed), "; ".join(r for r in missed if "RSS" in r))
+    goal(
+        f"resync: second run of {n:,} reviews",
+        f"{second.rate:,.0f} compared/s, {second.written + second.writes_logged} writes",
+        f">= {GOAL_COMPARED_PER_S:,} compared/s, 0 writes",
+        ratio >= 1 and not (second.written or second.writes_logged),
+        "; ".join(missed),
+    )
+    goal(
+        "resync: peak memory",
+        f"{peak_large:.1f} MB",
+        f"<= {GOAL_PEAK_MB} MB, flat",
+        not any("RSS" in reason for reason in missed),
+        "; ".join(r for r in missed if "RSS" in r),
+    )
     print(f"ratio: {second.rate:.0f} / {GOAL_COMPARED_PER_S} = {ratio:.2f} (goal >= 1)")
     return 0 if ratio >= 1 and not missed else 1
 
@@ -211,22 +254,55 @@ def _emulators(reviews: int, scratch: Path) -> Iterator[tuple[str, str, Path]]:
     trustoo_log, ctp_log = scratch / "trustoo.log", scratch / "commercetools.log"
     with open(trustoo_log, "wb") as trustoo_out, open(ctp_log, "wb") as ctp_out:
         processes = [
-            subprocess.Popen([sys.executable, "-m", "tests.fakes.trustoo", "--port", str(trustoo_port),
-                              "--reviews", str(reviews), "--public-token", TRUSTOO_PUBLIC_TOKEN,
-                              "--private-token", TRUSTOO_PRIVATE_TOKEN],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=trustoo_out),
-            subprocess.Popen([sys.executable, "-m", "tests.fakes.commercetools", "--port", str(ctp_port),
-                              "--project-key", PROJECT, "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                              "--product", PRODUCT],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=ctp_out),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fakes.trustoo",
+                    "--port",
+                    str(trustoo_port),
+                    "--reviews",
+                    str(reviews),
+                    "--public-token",
+                    TRUSTOO_PUBLIC_TOKEN,
+                    "--private-token",
+                    TRUSTOO_PRIVATE_TOKEN,
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=trustoo_out,
+            ),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fakes.commercetools",
+                    "--port",
+                    str(ctp_port),
+                    "--project-key",
+                    PROJECT,
+                    "--client-id",
+                    CLIENT_ID,
+                    "--client-secret",
+                    CLIENT_SECRET,
+                    "--product",
+                    PRODUCT,
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=ctp_out,
+            ),
         ]
         urls = (f"http://127.0.0.1:{trustoo_port}", f"http://127.0.0.1:{ctp_port}")
         try:
             seeding = time.perf_counter()
             for url, process in zip(urls, processes):
                 wait_for_http(f"{url}/-/health", timeout_s=300, process=process)
-            print(f"  emulators up with {reviews} Trustoo reviews in {time.perf_counter() - seeding:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  emulators up with {reviews} Trustoo reviews in {time.perf_counter() - seeding:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             yield urls[0], urls[1], ctp_log
         finally:
             for process in processes:
@@ -258,8 +334,20 @@ def _run(environ: dict[str, str], ctp_url: str, ctp_log: Path, profile: Path | N
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         if py_spy is None:
             raise SystemExit("bench.resync: --profile needs py-spy (pip install py-spy)")
-        command = [py_spy, "record", "--format", "raw", "--rate", "200", "--idle", "--nonblocking",
-                   "-o", str(profile), "--", *command]
+        command = [
+            py_spy,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--idle",
+            "--nonblocking",
+            "-o",
+            str(profile),
+            "--",
+            *command,
+        ]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **environ}, stdout=subprocess.PIPE)
     out, _ = process.communicate()
     if process.returncode != 0:
@@ -268,10 +356,19 @@ def _run(environ: dict[str, str], ctp_url: str, ctp_log: Path, profile: Path | N
     if profile is not None:
         _summarise(profile)
     time.sleep(0.3)  # werkzeug logs a request just after answering it
-    return Run(counts=child["counts"], parked=child["parked"], failures=child["failures"], elapsed_s=child["elapsed_s"],
-               source_s=child["source_s"], pages=child["pages"], ready_mb=child["ready_kb"] / 1024,
-               peak_mb=child["peak_kb"] / 1024, writes_logged=_count(_WRITE, ctp_log) - before_writes,
-               reviews_before=before_reviews, reviews_after=_ctp_reviews(ctp_url))
+    return Run(
+        counts=child["counts"],
+        parked=child["parked"],
+        failures=child["failures"],
+        elapsed_s=child["elapsed_s"],
+        source_s=child["source_s"],
+        pages=child["pages"],
+        ready_mb=child["ready_kb"] / 1024,
+        peak_mb=child["peak_kb"] / 1024,
+        writes_logged=_count(_WRITE, ctp_log) - before_writes,
+        reviews_before=before_reviews,
+        reviews_after=_ctp_reviews(ctp_url),
+    )
 
 
 def _count(pattern: re.Pattern, log: Path) -> int:
@@ -283,10 +380,22 @@ def _ctp_reviews(url: str) -> int:
     """The commercetools emulator's review count, through its API as any client would ask."""
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     with httpx.Client(base_url=url, timeout=60, trust_env=False) as client:
-        token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                            headers={"Authorization": f"Basic {basic}"}).raise_for_status().json()["access_token"]
-        page = client.get(f"/{PROJECT}/reviews", params={"limit": 1, "withTotal": "true"},
-                          headers={"Authorization": f"Bearer {token}"}).raise_for_status().json()
+        token = (
+            client.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+            )
+            .raise_for_status()
+            .json()["access_token"]
+        )
+        page = (
+            client.get(
+                f"/{PROJECT}/reviews",
+                params={"limit": 1, "withTotal": "true"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            .raise_for_status()
+            .json()
+        )
     return page["total"]
 
 
@@ -364,9 +473,21 @@ def _child() -> int:
     report = resync(deps, source, account)
     elapsed = time.perf_counter() - started
     peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _vm("VmHWM"))
-    print(json.dumps({"counts": dict(report.counts), "parked": dict(report.parked), "failures": report.failures,
-                      "elapsed_s": elapsed, "source_s": source.seconds, "pages": source.pages,
-                      "ready_kb": ready_kb, "peak_kb": peak_kb}), flush=True)
+    print(
+        json.dumps(
+            {
+                "counts": dict(report.counts),
+                "parked": dict(report.parked),
+                "failures": report.failures,
+                "elapsed_s": elapsed,
+                "source_s": source.seconds,
+                "pages": source.pages,
+                "ready_kb": ready_kb,
+                "peak_kb": peak_kb,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

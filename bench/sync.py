@@ -48,13 +48,21 @@ def main(argv: list[str] | None = None) -> int:
 
     with _emulator(args.latency_ms) as url, tempfile.TemporaryDirectory() as scratch:
         database_url = args.database_url or f"sqlite:///{scratch}/bench.db"
-        app = create_app({
-            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "WORKER_CONCURRENCY": str(args.concurrency),
-            "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
-            "TRUSTOO_API_URL": "http://127.0.0.1:9",  # only review/created events: no Trustoo call is made
-            "CTP_PROJECT_KEY": "bench", "CTP_CLIENT_ID": "bench", "CTP_CLIENT_SECRET": "bench-secret-0123456789",
-            "CTP_API_URL": url, "CTP_AUTH_URL": url,
-        })
+        app = create_app(
+            {
+                "DATABASE_URL": database_url,
+                "LOG_LEVEL": "WARNING",
+                "WORKER_CONCURRENCY": str(args.concurrency),
+                "TRUSTOO_PUBLIC_TOKEN": TRUSTOO_PUBLIC_TOKEN,
+                "TRUSTOO_PRIVATE_TOKEN": TRUSTOO_PRIVATE_TOKEN,
+                "TRUSTOO_API_URL": "http://127.0.0.1:9",  # only review/created events: no Trustoo call is made
+                "CTP_PROJECT_KEY": "bench",
+                "CTP_CLIENT_ID": "bench",
+                "CTP_CLIENT_SECRET": "bench-secret-0123456789",
+                "CTP_API_URL": url,
+                "CTP_AUTH_URL": url,
+            }
+        )
         rt: Runtime = app.extensions["reviewbridge"]
         upgrade(rt.engine)
         _reset(rt)
@@ -79,13 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"latency-bound limit    {limit:8.1f} events/s (concurrency / per-event time)")
     print(f"speed-up vs sequential {rate / sequential_rate:8.1f}x (goal >= 12x)")
     ratio = rate / limit
-    waited = (f"the draining process used {cpu_share:.0%} of one CPU ({os.cpu_count()} here): its threads spent the "
-              f"rest waiting - on the emulator, and on SQLite, which lets one writer in at a time")
+    waited = (
+        f"the draining process used {cpu_share:.0%} of one CPU ({os.cpu_count()} here): its threads spent the "
+        f"rest waiting - on the emulator, and on SQLite, which lets one writer in at a time"
+    )
     print(f"drain CPU              {cpu_share:8.0%} of one CPU while {args.concurrency} threads drained")
-    goal("sync: concurrent / latency-bound limit", f"{ratio:.2f} ({rate:.1f} of {limit:.1f} events/s)", ">= 0.8",
-         ratio >= 0.8, waited)
-    goal("sync: speed-up over one thread", f"{rate / sequential_rate:.1f}x", ">= 12x", rate / sequential_rate >= 12,
-         waited)
+    goal(
+        "sync: concurrent / latency-bound limit",
+        f"{ratio:.2f} ({rate:.1f} of {limit:.1f} events/s)",
+        ">= 0.8",
+        ratio >= 0.8,
+        waited,
+    )
+    goal(
+        "sync: speed-up over one thread",
+        f"{rate / sequential_rate:.1f}x",
+        ">= 12x",
+        rate / sequential_rate >= 12,
+        waited,
+    )
     print(f"ratio: {ratio:.2f} of the latency-bound limit (goal >= 0.8)")
     return 0 if ratio >= 0.8 and rate / sequential_rate >= 12 else 1
 
@@ -94,10 +114,26 @@ def main(argv: list[str] | None = None) -> int:
 def _emulator(latency_ms: float) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.commercetools", "--port", str(port), "--latency-ms", str(latency_ms),
-         "--project-key", "bench", "--client-id", "bench", "--client-secret", "bench-secret-0123456789",
-         "--product", PRODUCT],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.commercetools",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+            "--project-key",
+            "bench",
+            "--client-id",
+            "bench",
+            "--client-secret",
+            "bench-secret-0123456789",
+            "--product",
+            PRODUCT,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):

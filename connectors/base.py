@@ -102,8 +102,14 @@ class TargetError(ReviewBridgeError):
 class RetryableTargetError(TargetError):
     """Worth trying again later; `retry_after` (seconds) is the platform's own hint, if any."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 outcome_unknown: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+    ):
         super().__init__(message, status=status)
         self.retry_after = retry_after
         #: The request may have reached the platform and been applied (a timeout, a 5xx after send).
@@ -251,8 +257,7 @@ class ReviewSource(Protocol):
     def iter_reviews(self, account: str, since: datetime | None = None) -> Iterator[Review | PayloadError]:
         """Yield the account's reviews lazily, newest first, stopping past `since`."""
 
-    def iter_pages(self, account: str, since: datetime | None = None,
-                   start: str | None = None) -> Iterator[SourcePage]:
+    def iter_pages(self, account: str, since: datetime | None = None, start: str | None = None) -> Iterator[SourcePage]:
         """The same, a page at a time, from `start` (a `next_position` given earlier)."""
 
 
@@ -277,8 +282,9 @@ class ReviewTarget(Protocol):
         """Raise ConfigError, saying how to fix it, when the target is not set up for us."""
 
 
-def mapped(mapper: Callable[[str, Mapping[str, Any]], Review], account: str,
-           item: Mapping[str, Any]) -> Review | PayloadError:
+def mapped(
+    mapper: Callable[[str, Mapping[str, Any]], Review], account: str, item: Mapping[str, Any]
+) -> Review | PayloadError:
     """A listed item as a Review, or as a PayloadError carrying it: one bad review stops no listing."""
     try:
         return mapper(account, item)

@@ -58,30 +58,54 @@ class CommercetoolsConfig:
     @property
     def token_url(self) -> str:
         # Like the SDKs: an auth URL without a path means the standard token path.
-        return self.auth_url if urlsplit(self.auth_url).path not in ("", "/") else self.auth_url.rstrip("/") + "/oauth/token"
+        return (
+            self.auth_url
+            if urlsplit(self.auth_url).path not in ("", "/")
+            else self.auth_url.rstrip("/") + "/oauth/token"
+        )
 
 
 class CommercetoolsTarget:
     name = "commercetools"
     idempotent = True  # key + uniquenessValue: a repeated create is a DuplicateField, not a copy
 
-    def __init__(self, config: CommercetoolsConfig, *, product_map: ProductMap | None = None,
-                 transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy = RetryPolicy(),
-                 pool_size: int = 20):
+    def __init__(
+        self,
+        config: CommercetoolsConfig,
+        *,
+        product_map: ProductMap | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy = RetryPolicy(),
+        pool_size: int = 20,
+    ):
         self.config = config
         self._product_map = product_map
         self._clock = clock
         hint = "CTP_CLIENT_ID, CTP_CLIENT_SECRET and CTP_SCOPES"
         token_url = urlsplit(config.token_url)
         self._token_path = token_url.path
-        self._auth = PlatformClient("commercetools auth", f"{token_url.scheme}://{token_url.netloc}",
-                                    credentials_hint=hint,
-                                    transport=transport, sleep=sleep, retry=retry, pool_size=2)
+        self._auth = PlatformClient(
+            "commercetools auth",
+            f"{token_url.scheme}://{token_url.netloc}",
+            credentials_hint=hint,
+            transport=transport,
+            sleep=sleep,
+            retry=retry,
+            pool_size=2,
+        )
         self._tokens = TokenCache(self._fetch_token, clock=clock)
-        self._api = PlatformClient("commercetools", f"{config.api_url.rstrip('/')}/{config.project_key}",
-                                   token=self._tokens, credentials_hint=hint + " (and CTP_PROJECT_KEY)",
-                                   transport=transport, sleep=sleep, retry=retry, pool_size=pool_size)
+        self._api = PlatformClient(
+            "commercetools",
+            f"{config.api_url.rstrip('/')}/{config.project_key}",
+            token=self._tokens,
+            credentials_hint=hint + " (and CTP_PROJECT_KEY)",
+            transport=transport,
+            sleep=sleep,
+            retry=retry,
+            pool_size=pool_size,
+        )
         self._lock = threading.Lock()
         self._setup_ids: dict[str, str] | None = None
         self._ids: dict[tuple[str, str], str] = {}  # (kind, key) → id of products and channels
@@ -101,8 +125,12 @@ class CommercetoolsTarget:
         ids = self.setup_ids()
         target_type, target_id = self._target(review)
         return desired_review(
-            review, target_type=target_type, target_id=target_id, type_id=ids["type"],
-            rating_scale=self.config.rating_scale, state_id=ids["published"] if review.published else ids["hidden"],
+            review,
+            target_type=target_type,
+            target_id=target_id,
+            type_id=ids["type"],
+            rating_scale=self.config.rating_scale,
+            state_id=ids["published"] if review.published else ids["hidden"],
         )
 
     def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
@@ -124,8 +152,9 @@ class CommercetoolsTarget:
             updated = self._update(current, actions)
             if updated is not None:
                 return _ref(updated)
-        raise RetryableTargetError(f"review {desired.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)",
-                                   status=409)
+        raise RetryableTargetError(
+            f"review {desired.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409
+        )
 
     def delete(self, ref: TargetRef) -> None:
         """Delete (or, with CTP_ON_SOURCE_DELETE=hide, hide) the review; gone already is fine."""
@@ -141,14 +170,16 @@ class CommercetoolsTarget:
                 if self._update(current, [action]) is not None:
                     return
                 continue
-            response = self._api.request("DELETE", f"/reviews/key={quote(ref.key, safe='')}",
-                                         params={"version": current["version"]})
+            response = self._api.request(
+                "DELETE", f"/reviews/key={quote(ref.key, safe='')}", params={"version": current["version"]}
+            )
             if response.status_code in (200, 404):
                 return
             if response.status_code != 409:
                 raise error_for(response, "commercetools", _error_text(response))
-        raise RetryableTargetError(f"review {ref.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)",
-                                   status=409)
+        raise RetryableTargetError(
+            f"review {ref.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409
+        )
 
     def check(self) -> None:
         self.setup_ids()
@@ -208,13 +239,20 @@ class CommercetoolsTarget:
         with self._lock:
             if self._setup_ids is not None:
                 return self._setup_ids
-        found = {name: self._get_by_key(kind, key) for name, kind, key in
-                 (("type", "types", CUSTOM_TYPE_KEY), ("published", "states", PUBLISHED_STATE_KEY),
-                  ("hidden", "states", HIDDEN_STATE_KEY))}
+        found = {
+            name: self._get_by_key(kind, key)
+            for name, kind, key in (
+                ("type", "types", CUSTOM_TYPE_KEY),
+                ("published", "states", PUBLISHED_STATE_KEY),
+                ("hidden", "states", HIDDEN_STATE_KEY),
+            )
+        }
         missing = [name for name, resource in found.items() if resource is None]
         if missing:
-            raise ConfigError(f"commercetools project {self.config.project_key} lacks ReviewBridge's "
-                              f"{', '.join(missing)} set-up: run `reviewbridge setup commercetools`")
+            raise ConfigError(
+                f"commercetools project {self.config.project_key} lacks ReviewBridge's "
+                f"{', '.join(missing)} set-up: run `reviewbridge setup commercetools`"
+            )
         ids = {name: resource["id"] for name, resource in found.items()}
         with self._lock:
             self._setup_ids = ids
@@ -229,8 +267,11 @@ class CommercetoolsTarget:
         channel = self.config.store_review_channel
         channel_id = self._cached_id("channels", channel) if channel else None
         if channel_id is None:
-            reason = (f"no commercetools channel with key {channel!r}" if channel
-                      else "set CTP_STORE_REVIEW_CHANNEL to the key of a channel to attach them to")
+            reason = (
+                f"no commercetools channel with key {channel!r}"
+                if channel
+                else "set CTP_STORE_REVIEW_CHANNEL to the key of a channel to attach them to"
+            )
             raise ProductNotFound(review.product_id or "0", f"store review (product 0): {reason}")
         return "channel", channel_id
 
@@ -238,13 +279,23 @@ class CommercetoolsTarget:
         mapped = self._product_map(review.source, review.account, review.product_id) if self._product_map else None
         if mapped is not None and mapped[0] == "id":
             return mapped[1]
-        key = mapped[1] if mapped is not None else self.config.product_key_template.format(
-            source=review.source, account=review.account, source_product_id=review.product_id,
-            sku=review.product_sku or "", handle=review.product_handle or "")
+        key = (
+            mapped[1]
+            if mapped is not None
+            else self.config.product_key_template.format(
+                source=review.source,
+                account=review.account,
+                source_product_id=review.product_id,
+                sku=review.product_sku or "",
+                handle=review.product_handle or "",
+            )
+        )
         product_id = self._cached_id("products", key)
         if product_id is None:
-            raise ProductNotFound(review.product_id, f"no commercetools product with key {key!r} "
-                                  f"for {review.source} product {review.product_id}")
+            raise ProductNotFound(
+                review.product_id,
+                f"no commercetools product with key {key!r} for {review.source} product {review.product_id}",
+            )
         return product_id
 
     def _cached_id(self, kind: str, key: str) -> str | None:
@@ -274,14 +325,16 @@ class CommercetoolsTarget:
         if duplicates:
             return None, duplicates
         if _error_codes(response) & {"ReferencedResourceNotFound"} and _references_product(response):
-            raise ProductNotFound(draft["custom"]["fields"].get("sourceProductId", "?"),
-                                  "the product was deleted from commercetools")
+            raise ProductNotFound(
+                draft["custom"]["fields"].get("sourceProductId", "?"), "the product was deleted from commercetools"
+            )
         raise error_for(response, "commercetools", _error_text(response))
 
     def _update(self, current: Mapping[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The updated review, or None on a version conflict (the caller reads again)."""
-        response = self._api.request("POST", f"/reviews/{current['id']}",
-                                     json={"version": current["version"], "actions": actions})
+        response = self._api.request(
+            "POST", f"/reviews/{current['id']}", json={"version": current["version"], "actions": actions}
+        )
         if response.status_code == 200:
             return response.json()
         if response.status_code == 409:
@@ -290,8 +343,9 @@ class CommercetoolsTarget:
 
     def _adopt_by_uniqueness_value(self, key: str) -> dict[str, Any] | None:
         """A review that holds our uniquenessValue under another key (someone changed it): ours again."""
-        response = self._api.request("GET", "/reviews", params={"where": f'uniquenessValue = "{key}"',
-                                                                 "limit": "1", "withTotal": "false"})
+        response = self._api.request(
+            "GET", "/reviews", params={"where": f'uniquenessValue = "{key}"', "limit": "1", "withTotal": "false"}
+        )
         if response.status_code != 200:
             raise error_for(response, "commercetools", _error_text(response))
         results = response.json().get("results") or []
@@ -302,28 +356,62 @@ class CommercetoolsTarget:
         form = {"grant_type": "client_credentials"}
         if self.config.scopes:
             form["scope"] = " ".join(self.config.scopes)
-        response = self._auth.request("POST", self._token_path, content=urlencode(form).encode(), headers={
-            "Authorization": f"Basic {credentials}", "Content-Type": "application/x-www-form-urlencoded"})
+        response = self._auth.request(
+            "POST",
+            self._token_path,
+            content=urlencode(form).encode(),
+            headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/x-www-form-urlencoded"},
+        )
         if response.status_code != 200:
-            raise ConfigError(f"commercetools refused a token (HTTP {response.status_code}, "
-                              f"{_error_text(response)}); check CTP_CLIENT_ID, CTP_CLIENT_SECRET, CTP_SCOPES "
-                              f"and CTP_AUTH_URL", status=response.status_code)
+            raise ConfigError(
+                f"commercetools refused a token (HTTP {response.status_code}, "
+                f"{_error_text(response)}); check CTP_CLIENT_ID, CTP_CLIENT_SECRET, CTP_SCOPES "
+                f"and CTP_AUTH_URL",
+                status=response.status_code,
+            )
         body = response.json()
         return Token(body["access_token"], self._clock() + float(body.get("expires_in", 3600)))
 
 
 def _setup_drafts() -> list[tuple[str, str, dict[str, Any]]]:
-    fields = [{"name": name, "label": {"en": name}, "required": False, "type": {"name": kind},
-               "inputHint": "SingleLine"} for name, kind in CUSTOM_FIELDS.items()]
+    fields = [
+        {"name": name, "label": {"en": name}, "required": False, "type": {"name": kind}, "inputHint": "SingleLine"}
+        for name, kind in CUSTOM_FIELDS.items()
+    ]
     return [
-        ("types", CUSTOM_TYPE_KEY, {"key": CUSTOM_TYPE_KEY, "name": {"en": "ReviewBridge review"},
-                                    "resourceTypeIds": ["review"], "fieldDefinitions": fields}),
+        (
+            "types",
+            CUSTOM_TYPE_KEY,
+            {
+                "key": CUSTOM_TYPE_KEY,
+                "name": {"en": "ReviewBridge review"},
+                "resourceTypeIds": ["review"],
+                "fieldDefinitions": fields,
+            },
+        ),
         # Both initial, so a ReviewDraft may carry either; published counts in the rating statistics.
-        ("states", PUBLISHED_STATE_KEY, {"key": PUBLISHED_STATE_KEY, "type": "ReviewState", "initial": True,
-                                         "name": {"en": "Published (ReviewBridge)"},
-                                         "roles": ["ReviewIncludedInStatistics"]}),
-        ("states", HIDDEN_STATE_KEY, {"key": HIDDEN_STATE_KEY, "type": "ReviewState", "initial": True,
-                                      "name": {"en": "Hidden (ReviewBridge)"}, "roles": []}),
+        (
+            "states",
+            PUBLISHED_STATE_KEY,
+            {
+                "key": PUBLISHED_STATE_KEY,
+                "type": "ReviewState",
+                "initial": True,
+                "name": {"en": "Published (ReviewBridge)"},
+                "roles": ["ReviewIncludedInStatistics"],
+            },
+        ),
+        (
+            "states",
+            HIDDEN_STATE_KEY,
+            {
+                "key": HIDDEN_STATE_KEY,
+                "type": "ReviewState",
+                "initial": True,
+                "name": {"en": "Hidden (ReviewBridge)"},
+                "roles": [],
+            },
+        ),
     ]
 
 
@@ -345,8 +433,11 @@ def _error_codes(response: httpx.Response) -> set[str]:
 
 
 def _duplicate_fields(response: httpx.Response) -> set[str]:
-    return {str(e.get("field")) for e in _errors(response)
-            if e.get("code") in ("DuplicateField", "DuplicateFieldWithConflictingResource")}
+    return {
+        str(e.get("field"))
+        for e in _errors(response)
+        if e.get("code") in ("DuplicateField", "DuplicateFieldWithConflictingResource")
+    }
 
 
 def _references_product(response: httpx.Response) -> bool:

@@ -89,8 +89,9 @@ class Desired:
         return {"typeId": self.target_type, "id": self.target_id}
 
 
-def desired_review(review: Review, *, target_id: str, state_id: str, type_id: str, rating_scale: int,
-                   target_type: str = "product") -> Desired:
+def desired_review(
+    review: Review, *, target_id: str, state_id: str, type_id: str, rating_scale: int, target_type: str = "product"
+) -> Desired:
     return Desired(
         key=review_key(review.source, review.account, review.source_id),
         target_id=target_id,
@@ -107,8 +108,7 @@ def desired_review(review: Review, *, target_id: str, state_id: str, type_id: st
 
 
 def _custom_fields(review: Review) -> dict[str, Any]:
-    media = [{"url": m.url, "thumbnailUrl": m.thumbnail_url, "type": m.kind, "hidden": m.hidden}
-             for m in review.media]
+    media = [{"url": m.url, "thumbnailUrl": m.thumbnail_url, "type": m.kind, "hidden": m.hidden} for m in review.media]
     fields = {
         "source": review.source,
         "account": review.account,
@@ -142,8 +142,12 @@ def draft_for(desired: Desired) -> dict[str, Any]:
         "state": {"typeId": "state", "id": desired.state_id},
         "custom": {"type": {"typeId": "type", "id": desired.type_id}, "fields": dict(desired.fields)},
     }
-    for field, value in (("title", desired.title), ("text", desired.text), ("authorName", desired.author_name),
-                         ("locale", desired.locale)):
+    for field, value in (
+        ("title", desired.title),
+        ("text", desired.text),
+        ("authorName", desired.author_name),
+        ("locale", desired.locale),
+    ):
         if value is not None:
             draft[field] = value
     return draft
@@ -167,20 +171,32 @@ def update_actions(current: Mapping[str, Any], desired: Desired) -> list[dict[st
         actions.append({"action": "setTarget", "target": desired.target})
     if (current.get("state") or {}).get("id") != desired.state_id:
         # force: a sync must move either way, whatever transitions a merchant has drawn.
-        actions.append({"action": "transitionState", "state": {"typeId": "state", "id": desired.state_id},
-                        "force": True})
+        actions.append(
+            {"action": "transitionState", "state": {"typeId": "state", "id": desired.state_id}, "force": True}
+        )
     actions.extend(_custom_actions(current.get("custom"), desired))
     return actions
 
 
 def _custom_actions(current: Mapping[str, Any] | None, desired: Desired) -> list[dict[str, Any]]:
     if not current or (current.get("type") or {}).get("id") != desired.type_id:
-        return [{"action": "setCustomType", "type": {"typeId": "type", "id": desired.type_id},
-                 "fields": dict(desired.fields)}]
+        return [
+            {
+                "action": "setCustomType",
+                "type": {"typeId": "type", "id": desired.type_id},
+                "fields": dict(desired.fields),
+            }
+        ]
     have = current.get("fields") or {}
-    actions = [{"action": "setCustomField", "name": name, "value": value}
-               for name, value in desired.fields.items() if have.get(name) != value]
+    actions = [
+        {"action": "setCustomField", "name": name, "value": value}
+        for name, value in desired.fields.items()
+        if have.get(name) != value
+    ]
     # Removing a field that is not there is an error, so only fields we own and that are set.
-    actions += [{"action": "setCustomField", "name": name}
-                for name in CUSTOM_FIELDS if name in have and name not in desired.fields]
+    actions += [
+        {"action": "setCustomField", "name": name}
+        for name in CUSTOM_FIELDS
+        if name in have and name not in desired.fields
+    ]
     return actions

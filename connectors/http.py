@@ -58,8 +58,9 @@ class Token:
 class TokenCache:
     """One access token shared by all threads, fetched on first use and before it expires."""
 
-    def __init__(self, fetch: Callable[[], Token], *, clock: Callable[[], float] = time.time,
-                 refresh_margin_s: float = 300.0):
+    def __init__(
+        self, fetch: Callable[[], Token], *, clock: Callable[[], float] = time.time, refresh_margin_s: float = 300.0
+    ):
         self._fetch = fetch
         self._clock = clock
         self._margin = refresh_margin_s
@@ -79,8 +80,9 @@ class TokenCache:
                 self._token = None
 
 
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, retry_after_s: float | None = None,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base_s: float, cap_s: float, retry_after_s: float | None = None, rng: random.Random | None = None
+) -> float:
     """Exponential backoff with full jitter, never sooner than the platform's Retry-After.
 
     Attempt 1 waits up to base_s, attempt 2 up to 2×base_s, … each ceiling capped at cap_s.
@@ -166,7 +168,9 @@ class PlatformClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.http = httpx.Client(
-            base_url=base_url, timeout=timeout, transport=transport,
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
             headers={"User-Agent": "ReviewBridge/0.1", "Accept": "application/json"},
         )
@@ -174,9 +178,17 @@ class PlatformClient:
     def close(self) -> None:
         self.http.close()
 
-    def request(self, method: str, url: str, *, json: Any = None, content: bytes | None = None,
-                params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-                retry: bool = True) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
         """Send with retries; `retry=False` for calls that must not be repeated blindly."""
         refreshed = False
         attempt = 0
@@ -188,8 +200,9 @@ class PlatformClient:
                 request_headers["Authorization"] = f"Bearer {token}"
             response = None
             with self._translate_errors(method, url, last=not retry or attempt >= self._retry.attempts):
-                response = self.http.request(method, url, json=json, content=content, params=params,
-                                             headers=request_headers)
+                response = self.http.request(
+                    method, url, json=json, content=content, params=params, headers=request_headers
+                )
             if response is None:  # a transport error worth another try
                 self._sleep(self._delay(attempt, None))
                 continue
@@ -202,18 +215,27 @@ class PlatformClient:
                 continue
             if response.status_code in (401, 403):
                 raise ConfigError(
-                    f"{self.platform} refused our credentials (HTTP {response.status_code}); "
-                    f"check {self._hint}", status=response.status_code)
+                    f"{self.platform} refused our credentials (HTTP {response.status_code}); check {self._hint}",
+                    status=response.status_code,
+                )
             wait = retry_after_seconds(response)
             if not retry or attempt >= self._retry.attempts or (wait or 0) > self._retry.max_inline_wait_s:
                 raise RetryableTargetError(
                     f"{self.platform} answered HTTP {response.status_code} to {method} {_path(url)}",
-                    status=response.status_code, retry_after=wait, outcome_unknown=response.status_code != 429)
+                    status=response.status_code,
+                    retry_after=wait,
+                    outcome_unknown=response.status_code != 429,
+                )
             self._sleep(self._delay(attempt, wait))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        return backoff_delay(attempt, base_s=self._retry.base_s, cap_s=self._retry.max_inline_wait_s,
-                             retry_after_s=retry_after, rng=self._rng)
+        return backoff_delay(
+            attempt,
+            base_s=self._retry.base_s,
+            cap_s=self._retry.max_inline_wait_s,
+            retry_after_s=retry_after,
+            rng=self._rng,
+        )
 
     @contextlib.contextmanager
     def _translate_errors(self, method: str, url: str, *, last: bool) -> Iterator[None]:
@@ -222,12 +244,16 @@ class PlatformClient:
             yield
         except httpx.TimeoutException as exc:
             if last:
-                raise RetryableTargetError(f"{self.platform} timed out on {method} {_path(url)} "
-                                           f"({type(exc).__name__})", outcome_unknown=_maybe_sent(exc)) from None
+                raise RetryableTargetError(
+                    f"{self.platform} timed out on {method} {_path(url)} ({type(exc).__name__})",
+                    outcome_unknown=_maybe_sent(exc),
+                ) from None
         except httpx.TransportError as exc:
             if last:
-                raise RetryableTargetError(f"{self.platform} unreachable on {method} {_path(url)} "
-                                           f"({type(exc).__name__})", outcome_unknown=_maybe_sent(exc)) from None
+                raise RetryableTargetError(
+                    f"{self.platform} unreachable on {method} {_path(url)} ({type(exc).__name__})",
+                    outcome_unknown=_maybe_sent(exc),
+                ) from None
 
 
 def _maybe_sent(exc: httpx.TransportError) -> bool:

@@ -88,9 +88,15 @@ class TrustooWebhookVerifier:
         public_token = lowered.get(PUBLIC_TOKEN_HEADER, "").strip()
         timestamp = lowered.get(TIMESTAMP_HEADER, "").strip()
         signature = lowered.get(SIGN_HEADER, "").strip()
-        missing = [name for name, value in
-                   ((PUBLIC_TOKEN_HEADER, public_token), (TIMESTAMP_HEADER, timestamp), (SIGN_HEADER, signature))
-                   if not value]
+        missing = [
+            name
+            for name, value in (
+                (PUBLIC_TOKEN_HEADER, public_token),
+                (TIMESTAMP_HEADER, timestamp),
+                (SIGN_HEADER, signature),
+            )
+            if not value
+        ]
         if missing:
             raise SignatureError(SOURCE, "missing header(s): " + ", ".join(missing))
         private_tokens = self._keys.get(public_token)
@@ -162,20 +168,23 @@ class TrustooSource:
         for page in self.iter_pages(account, since):
             yield from page.items
 
-    def iter_pages(self, account: str, since: datetime | None = None,
-                   start: str | None = None) -> Iterator[SourcePage]:
+    def iter_pages(self, account: str, since: datetime | None = None, start: str | None = None) -> Iterator[SourcePage]:
         if self._api is None:
             raise ConfigError("reading Trustoo's reviews needs its Open API (TRUSTOO_API_URL and a shop's tokens)")
         for page, items in self._api.iter_pages(account, since=since, start_page=int(start or 1)):
             last = page.page >= page.total_page or not page.items
-            yield SourcePage(items=[mapped(map_review, account, item) for item in items],
-                             next_position=None if last else str(page.page + 1), total=page.count)
+            yield SourcePage(
+                items=[mapped(map_review, account, item) for item in items],
+                next_position=None if last else str(page.page + 1),
+                total=page.count,
+            )
 
 
 class ReviewLookup(Protocol):
     def get_review(self, shop: str, review_id: str) -> Mapping[str, Any] | None: ...
-    def iter_pages(self, shop: str, *, since: datetime | None = None,
-                   start_page: int = 1) -> Iterator[tuple[Any, list[Mapping[str, Any]]]]: ...
+    def iter_pages(
+        self, shop: str, *, since: datetime | None = None, start_page: int = 1
+    ) -> Iterator[tuple[Any, list[Mapping[str, Any]]]]: ...
 
 
 def _incomplete(item: Mapping[str, Any]) -> bool:
@@ -210,9 +219,7 @@ def _topic_from_body(document: Mapping[str, Any]) -> str:
     return topic
 
 
-def _event(
-    account: str, topic: str, item: Any, occurred_at: datetime, delivery_id: str | None
-) -> Event | PayloadError:
+def _event(account: str, topic: str, item: Any, occurred_at: datetime, delivery_id: str | None) -> Event | PayloadError:
     if not isinstance(item, dict):
         return PayloadError("list item is not an object", payload=item)
     review_id = item.get("id")

@@ -73,11 +73,20 @@ class Page:
 
 
 class TrustooApi:
-    def __init__(self, base_url: str, credentials: Credentials, *, transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 rate_limit_per_s: float = 2.0, rate_limit_burst: float = 1.0,
-                 scheme: str = "hmac_sorted_pipe_body", retry: RetryPolicy = RetryPolicy(),
-                 source_name: str = "ReviewBridge"):
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rate_limit_per_s: float = 2.0,
+        rate_limit_burst: float = 1.0,
+        scheme: str = "hmac_sorted_pipe_body",
+        retry: RetryPolicy = RetryPolicy(),
+        source_name: str = "ReviewBridge",
+    ):
         if scheme not in SCHEMES:
             raise ValueError(f"unknown Trustoo signing scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
         self._credentials = credentials
@@ -85,8 +94,14 @@ class TrustooApi:
         self._scheme = scheme
         self._source_name = source_name
         self._limit = RateLimit(rate_limit_per_s, rate_limit_burst, clock, sleep)
-        self._http = PlatformClient(PLATFORM, base_url.rstrip("/"), transport=transport, retry=retry, sleep=sleep,
-                                    credentials_hint=f"{HMAC_HINT}, or {OAUTH_HINT}")
+        self._http = PlatformClient(
+            PLATFORM,
+            base_url.rstrip("/"),
+            transport=transport,
+            retry=retry,
+            sleep=sleep,
+            credentials_hint=f"{HMAC_HINT}, or {OAUTH_HINT}",
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -98,26 +113,40 @@ class TrustooApi:
         code, data, _ = self._call(shop, "GET", "get_review", params={"id": review_id}, allow=(5,))
         return None if code == 5 else data
 
-    def get_reviews(self, shop: str, *, page: int = 1, page_size: int = 100, sort_by: str = "created-descending",
-                    **filters: Any) -> Page:
+    def get_reviews(
+        self, shop: str, *, page: int = 1, page_size: int = 100, sort_by: str = "created-descending", **filters: Any
+    ) -> Page:
         """One page of the shop's reviews; filters as in §1.5 (product_ids, is_store_review, keyword, ...)."""
         params = {**filters, "page": page, "page_size": page_size, "sort_by": sort_by}
         data = self._call(shop, "GET", "get_reviews", params=params)[1]
         data = data if isinstance(data, dict) else {}
         paging = data.get("page") if isinstance(data.get("page"), dict) else {}
         items = [item for item in data.get("list") or [] if isinstance(item, dict)]
-        return Page(items=items, page=_int(paging.get("page"), page),
-                    page_size=_int(paging.get("page_size"), page_size),
-                    total_page=_int(paging.get("total_page"), 0), count=_int(paging.get("count"), len(items)))
+        return Page(
+            items=items,
+            page=_int(paging.get("page"), page),
+            page_size=_int(paging.get("page_size"), page_size),
+            total_page=_int(paging.get("total_page"), 0),
+            count=_int(paging.get("count"), len(items)),
+        )
 
-    def iter_reviews(self, shop: str, *, since: datetime | None = None, overlap_s: float = 3600,
-                     page_size: int = 100, **filters: Any) -> Iterator[dict]:
+    def iter_reviews(
+        self, shop: str, *, since: datetime | None = None, overlap_s: float = 3600, page_size: int = 100, **filters: Any
+    ) -> Iterator[dict]:
         """The shop's reviews newest first, one page in memory, back to `since` minus `overlap_s`."""
         for _, items in self.iter_pages(shop, since=since, overlap_s=overlap_s, page_size=page_size, **filters):
             yield from items
 
-    def iter_pages(self, shop: str, *, since: datetime | None = None, overlap_s: float = 3600,
-                   page_size: int = 100, start_page: int = 1, **filters: Any) -> Iterator[tuple[Page, list[dict]]]:
+    def iter_pages(
+        self,
+        shop: str,
+        *,
+        since: datetime | None = None,
+        overlap_s: float = 3600,
+        page_size: int = 100,
+        start_page: int = 1,
+        **filters: Any,
+    ) -> Iterator[tuple[Page, list[dict]]]:
         """Page by page, newest first, from `start_page` (a resumed resync) back to `since` minus `overlap_s`.
 
         Trustoo has no updated-since filter and pages by number (§1.5, §2 item 6), so this is the
@@ -128,8 +157,9 @@ class TrustooApi:
         cutoff = None if since is None else _utc(since) - timedelta(seconds=overlap_s)
         page_number = start_page
         while True:
-            page = self.get_reviews(shop, page=page_number, page_size=page_size, sort_by="created-descending",
-                                    **filters)
+            page = self.get_reviews(
+                shop, page=page_number, page_size=page_size, sort_by="created-descending", **filters
+            )
             times = [_commented_at(item) for item in page.items]
             yield page, [item for item, at in zip(page.items, times) if cutoff is None or at is None or at >= cutoff]
             known = [at for at in times if at is not None]
@@ -157,8 +187,9 @@ class TrustooApi:
             raise
         review_id = _first_id(data) or _first_id(envelope)
         if review_id is None:
-            error = RetryableTargetError(f"Trustoo created a review but answered no id "
-                                         f"(request_id {envelope.get('request_id') or '-'})")
+            error = RetryableTargetError(
+                f"Trustoo created a review but answered no id (request_id {envelope.get('request_id') or '-'})"
+            )
             error.outcome_unknown = True  # created, but we cannot tell which one it is
             raise error
         return review_id
@@ -190,8 +221,9 @@ class TrustooApi:
 
     # --- OAuth2 platform mode (§1.8): unsigned, JSON bodies, the usual envelope -------------------
 
-    def authorize_url(self, client_id: str, redirect_uri: str, state: str,
-                      scope: str = "read_reviews write_reviews") -> str:
+    def authorize_url(
+        self, client_id: str, redirect_uri: str, state: str, scope: str = "read_reviews write_reviews"
+    ) -> str:
         """Where to send the merchant to approve ReviewBridge."""
         params = query_params({"client_id": client_id, "redirect_uri": redirect_uri, "state": state, "scope": scope})
         response = self._http.request("GET", PREFIX + "get_oauth_authorize_url", params=params)
@@ -204,23 +236,43 @@ class TrustooApi:
 
     def exchange_code(self, client_id: str, client_secret: str, code: str, redirect_uri: str) -> OAuthTokens:
         """The merchant's authorization code for an access and refresh token (single use: not retried)."""
-        return self._token(client_secret, {"grant_type": "authorization_code", "client_id": client_id,
-                                           "client_secret": client_secret, "code": code,
-                                           "redirect_uri": redirect_uri})
+        return self._token(
+            client_secret,
+            {
+                "grant_type": "authorization_code",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "code": code,
+                "redirect_uri": redirect_uri,
+            },
+        )
 
     def refresh_tokens(self, client_id: str, client_secret: str, refresh_token: str) -> OAuthTokens:
         """A fresh token pair. Trustoo rotates refresh tokens, so a lost answer is not resent."""
         try:
-            return self._token(client_secret, {"grant_type": "refresh_token", "client_id": client_id,
-                                               "client_secret": client_secret, "refresh_token": refresh_token},
-                               secrets=(refresh_token,))
+            return self._token(
+                client_secret,
+                {
+                    "grant_type": "refresh_token",
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    "refresh_token": refresh_token,
+                },
+                secrets=(refresh_token,),
+            )
         except FixAndReplayError as exc:  # invalid_grant: revoked, rotated or unknown
-            raise ConfigError(f"Trustoo refused the refresh token ({exc}); check {OAUTH_HINT}",
-                              status=exc.status) from None
+            raise ConfigError(
+                f"Trustoo refused the refresh token ({exc}); check {OAUTH_HINT}", status=exc.status
+            ) from None
 
     def _token(self, client_secret: str, body: dict[str, str], secrets: tuple[str, ...] = ()) -> OAuthTokens:
-        response = self._http.request("POST", PREFIX + "oauth/token", content=json_body(body),
-                                      headers={"Content-Type": "application/json"}, retry=False)
+        response = self._http.request(
+            "POST",
+            PREFIX + "oauth/token",
+            content=json_body(body),
+            headers={"Content-Type": "application/json"},
+            retry=False,
+        )
         secrets = (client_secret, body.get("code", ""), *secrets)
         document = _json(response)
         if response.is_success and isinstance(document, dict) and "code" not in document:
@@ -234,14 +286,23 @@ class TrustooApi:
             expires_at: float | None = self._clock() + float(data["expires_in"])
         except (KeyError, TypeError, ValueError):
             expires_at = None  # no lifetime given: refresh when Trustoo answers code 16
-        return OAuthTokens(access_token=str(access), refresh_token=data.get("refresh_token") or None,
-                           expires_at=expires_at)
+        return OAuthTokens(
+            access_token=str(access), refresh_token=data.get("refresh_token") or None, expires_at=expires_at
+        )
 
     # --- one signed call --------------------------------------------------------------------------
 
-    def _call(self, shop: str, method: str, verb: str, *, params: Mapping[str, Any] | None = None,
-              fields: Mapping[str, Any] | None = None, allow: Collection[int] = (),
-              retry: bool = True) -> tuple[int, Any, dict]:
+    def _call(
+        self,
+        shop: str,
+        method: str,
+        verb: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
+        allow: Collection[int] = (),
+        retry: bool = True,
+    ) -> tuple[int, Any, dict]:
         """Sign, send, read the envelope: (code, data, envelope). After a code 16 (or HTTP 401) with
         OAuth, ask the credentials for a fresh access token once and resend."""
         query = query_params(params or {})  # signed and sent: the same dict
@@ -254,60 +315,80 @@ class TrustooApi:
             oauth = bool(credentials.access_token)
             hint = OAUTH_HINT if oauth else HMAC_HINT
             try:
-                response = self._http.request(method, PREFIX + verb, params=query or None,
-                                              content=content or None, headers=headers, retry=retry)
+                response = self._http.request(
+                    method, PREFIX + verb, params=query or None, content=content or None, headers=headers, retry=retry
+                )
             except ConfigError as exc:  # HTTP 401/403, read by PlatformClient before us
                 if exc.status == 401 and oauth and not refreshed:
                     credentials, refreshed = self._refreshed(shop, hint, f"HTTP {exc.status}"), True
                     continue
-                raise ConfigError(f"Trustoo refused our credentials for shop {shop} on {verb} "
-                                  f"(HTTP {exc.status}); check {hint}", status=exc.status) from None
+                raise ConfigError(
+                    f"Trustoo refused our credentials for shop {shop} on {verb} (HTTP {exc.status}); check {hint}",
+                    status=exc.status,
+                ) from None
             document = _json(response)
             if oauth and not refreshed and isinstance(document, dict) and document.get("code") == 16:
                 credentials = self._refreshed(shop, hint, _context(response, document, secrets))
                 refreshed = True
                 continue
-            code, data = self._interpret(response, document, verb, hint=hint, allow=allow, secrets=secrets,
-                                         shop=shop)
+            code, data = self._interpret(response, document, verb, hint=hint, allow=allow, secrets=secrets, shop=shop)
             return code, data, document if isinstance(document, dict) else {}
 
-    def _auth_headers(self, credentials: ShopCredentials, query: dict[str, str],
-                      content: bytes) -> tuple[dict[str, str], tuple[str, ...]]:
+    def _auth_headers(
+        self, credentials: ShopCredentials, query: dict[str, str], content: bytes
+    ) -> tuple[dict[str, str], tuple[str, ...]]:
         headers = {"Content-Type": "application/json"} if content else {}
         if credentials.access_token:  # §1.1: a non-empty Authorization header means OAuth
             return {**headers, "Authorization": f"Bearer {credentials.access_token}"}, (credentials.access_token,)
         if not credentials.public_token or not credentials.private_token:
-            raise ConfigError(f"no Trustoo credentials for shop {credentials.public_token or '?'}; "
-                              f"set {HMAC_HINT}, or {OAUTH_HINT}")
+            raise ConfigError(
+                f"no Trustoo credentials for shop {credentials.public_token or '?'}; set {HMAC_HINT}, or {OAUTH_HINT}"
+            )
         timestamp = int(self._clock())
         signature = sign(credentials.private_token, query, timestamp, content, scheme=self._scheme)
-        return ({**headers, "Public-Token": credentials.public_token, "Sign": signature,
-                 "Timestamp": str(timestamp)}, (credentials.private_token, signature))
+        return (
+            {**headers, "Public-Token": credentials.public_token, "Sign": signature, "Timestamp": str(timestamp)},
+            (credentials.private_token, signature),
+        )
 
     def _refreshed(self, shop: str, hint: str, context: str) -> ShopCredentials:
         credentials = self._credentials.refresh(shop)
         if credentials is None or not credentials.access_token:
-            raise ConfigError(f"Trustoo refused the access token for shop {shop} ({context}) and no fresh one "
-                              f"could be had; check {hint}")
+            raise ConfigError(
+                f"Trustoo refused the access token for shop {shop} ({context}) and no fresh one "
+                f"could be had; check {hint}"
+            )
         return credentials
 
-    def _interpret(self, response: httpx.Response, document: Any, verb: str, *, hint: str,
-                   allow: Collection[int] = (), secrets: tuple[str, ...] = (),
-                   shop: str | None = None) -> tuple[int, Any]:
+    def _interpret(
+        self,
+        response: httpx.Response,
+        document: Any,
+        verb: str,
+        *,
+        hint: str,
+        allow: Collection[int] = (),
+        secrets: tuple[str, ...] = (),
+        shop: str | None = None,
+    ) -> tuple[int, Any]:
         """The envelope's (code, data) on success or an allowed code; our error otherwise."""
         code = document.get("code") if isinstance(document, dict) else None
         context = _context(response, document, secrets)
         if not isinstance(code, int) or isinstance(code, bool):
             if response.is_success:
-                raise ConfigError(f"Trustoo answered {verb} without its envelope ({context}); check TRUSTOO_API_URL",
-                                  status=response.status_code)
+                raise ConfigError(
+                    f"Trustoo answered {verb} without its envelope ({context}); check TRUSTOO_API_URL",
+                    status=response.status_code,
+                )
             raise error_for(response, PLATFORM, f"{verb}: {context}")
         if response.is_success and (code in _OK_CODES or code in allow):
             return code, document.get("data")
         if code == 16:
             where = f" for shop {shop}" if shop else ""
-            raise ConfigError(f"Trustoo refused our credentials{where} on {verb} ({context}); check {hint}",
-                              status=response.status_code)
+            raise ConfigError(
+                f"Trustoo refused our credentials{where} on {verb} ({context}); check {hint}",
+                status=response.status_code,
+            )
         if not response.is_success:
             raise error_for(response, PLATFORM, f"{verb}: {context}")
         raise _error_for_code(response, verb, code, context)
@@ -346,8 +427,10 @@ def _context(response: httpx.Response, document: Any, secrets: tuple[str, ...] =
     """Trustoo's own words for the log: HTTP status, code, message and request_id, secrets blanked."""
     if isinstance(document, dict):
         message = str(document.get("message") or document.get("error_description") or document.get("error") or "")
-        text = f"HTTP {response.status_code}, code {document.get('code', '-')}: {message or '-'}, " \
-               f"request_id {document.get('request_id') or '-'}"
+        text = (
+            f"HTTP {response.status_code}, code {document.get('code', '-')}: {message or '-'}, "
+            f"request_id {document.get('request_id') or '-'}"
+        )
     else:
         text = f"HTTP {response.status_code}, no JSON envelope"
     for secret in secrets:

@@ -25,8 +25,14 @@ __all__ = ["SCHEMES", "json_body", "query_params", "sign"]
 SCHEMES = ("hmac_sorted_pipe_body", "legacy_sha256_salt")
 
 
-def sign(private_token: str, params: Mapping[str, str], timestamp: int, body: bytes = b"", *,
-         scheme: str = "hmac_sorted_pipe_body") -> str:
+def sign(
+    private_token: str,
+    params: Mapping[str, str],
+    timestamp: int,
+    body: bytes = b"",
+    *,
+    scheme: str = "hmac_sorted_pipe_body",
+) -> str:
     """The `Sign` header for a request with these query params and body, lowercase hex."""
     if not private_token:
         raise ValueError("a Trustoo private token is required to sign")
@@ -104,6 +110,7 @@ def query_params(params: Mapping[str, Any]) -> dict[str, str]:
         elif isinstance(value, (str, int, float)):
             cleaned[key] = str(value)
         else:
-            raise TypeError(f"Trustoo query param {key!r} must be a single str, int or bool, "
-                            f"not {type(value).__name__}")
+            raise TypeError(
+                f"Trustoo query param {key!r} must be a single str, int or bool, not {type(value).__name__}"
+            )
     return cleaned

@@ -37,8 +37,9 @@ class TrustooTarget:
     name = "trustoo"
     idempotent = False
 
-    def __init__(self, api: TrustooReviews, *, shop: str, source_label: str = "ChatWILL",
-                 product_map: ProductMap | None = None):
+    def __init__(
+        self, api: TrustooReviews, *, shop: str, source_label: str = "ChatWILL", product_map: ProductMap | None = None
+    ):
         self._api = api
         self._shop = shop
         self._source_label = source_label
@@ -91,8 +92,10 @@ class TrustooTarget:
             return mapped[1]
         if review.source == "trustoo" or (review.product_id and _DIGITS.fullmatch(review.product_id)):
             return review.product_id
-        raise ProductNotFound(review.product_id, f"no Trustoo product for {review.source} product "
-                                                 f"{review.product_id}: import a mapping with target trustoo")
+        raise ProductNotFound(
+            review.product_id,
+            f"no Trustoo product for {review.source} product {review.product_id}: import a mapping with target trustoo",
+        )
 
 
 def create_fields(review: Review, *, product_id: str, source_label: str) -> dict[str, Any]:
@@ -115,8 +118,15 @@ def create_fields(review: Review, *, product_id: str, source_label: str) -> dict
         fields["author_country"] = country
     if review.created_at is not None:
         fields["commented_at"] = review.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    media = [{"url": m.url, "thumbnail_url": m.thumbnail_url or m.url, "type": 2 if m.kind == "video" else 1,
-              "is_published": 0 if m.hidden else 1} for m in review.media[:10]]
+    media = [
+        {
+            "url": m.url,
+            "thumbnail_url": m.thumbnail_url or m.url,
+            "type": 2 if m.kind == "video" else 1,
+            "is_published": 0 if m.hidden else 1,
+        }
+        for m in review.media[:10]
+    ]
     if media:
         fields["media"] = media
     if review.reply is not None:

@@ -83,8 +83,9 @@ class WixWebhookVerifier:
     as a bad signature, never as a stale one.
     """
 
-    def __init__(self, public_keys_pem: Sequence[str] | str, *, leeway_s: float = 60,
-                 now: Callable[[], float] = time.time):
+    def __init__(
+        self, public_keys_pem: Sequence[str] | str, *, leeway_s: float = 60, now: Callable[[], float] = time.time
+    ):
         if isinstance(public_keys_pem, (str, bytes)):
             public_keys_pem = [public_keys_pem]
         pems = [_pem_text(pem) for pem in public_keys_pem]
@@ -139,8 +140,14 @@ class WixWebhookVerifier:
 
 
 # PyJWT checks times against its own clock; ours is injected, so it checks only the signature.
-_SIGNATURE_ONLY = {"verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                   "verify_aud": False, "verify_iss": False}
+_SIGNATURE_ONLY = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+}
 
 
 class WixSource:
@@ -151,8 +158,9 @@ class WixSource:
 
     name = SOURCE
 
-    def __init__(self, verifier: WixWebhookVerifier, api: ReviewApi | None = None, *,
-                 review_request_trigger: str = "fulfilled"):
+    def __init__(
+        self, verifier: WixWebhookVerifier, api: ReviewApi | None = None, *, review_request_trigger: str = "fulfilled"
+    ):
         if review_request_trigger not in TRIGGERS:
             raise ValueError(f"review_request_trigger {review_request_trigger!r} is not one of {', '.join(TRIGGERS)}")
         self._verifier = verifier
@@ -162,8 +170,9 @@ class WixSource:
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         return self._verifier.verify(headers, body)
 
-    def parse(self, account: str, topic: str | None, headers: Mapping[str, str],
-              body: bytes) -> list[Event | PayloadError]:
+    def parse(
+        self, account: str, topic: str | None, headers: Mapping[str, str], body: bytes
+    ) -> list[Event | PayloadError]:
         """One Event for the delivery, or one PayloadError naming the layer that is unusable.
         Call only after `verify`: the claims are read here without checking them again."""
         claims: Any = body.decode("utf-8", "backslashreplace")
@@ -195,16 +204,16 @@ class WixSource:
         for page in self.iter_pages(account, since):
             yield from page.items
 
-    def iter_pages(self, account: str, since: datetime | None = None,
-                   start: str | None = None) -> Iterator[SourcePage]:
+    def iter_pages(self, account: str, since: datetime | None = None, start: str | None = None) -> Iterator[SourcePage]:
         """A page at a time; `start` is a cursor handed out as `next_position` (a resumed resync)."""
         if self._api is None:
             raise ConfigError("reading Wix reviews needs its REST API (WIX_APP_ID, WIX_APP_SECRET)")
         cursor = start
         while True:
             items, cursor = self._api.query_reviews(account, since=since, cursor=cursor)
-            yield SourcePage(items=[mapped(map_review, account, item) for item in items],
-                             next_position=cursor if items else None)
+            yield SourcePage(
+                items=[mapped(map_review, account, item) for item in items], next_position=cursor if items else None
+            )
             if not cursor or not items:
                 return
 
@@ -219,8 +228,9 @@ class WixSource:
         if not isinstance(instance_id, str) or not instance_id:
             raise PayloadError(f"the {event_type} envelope has no instanceId", payload=envelope)
         if account and instance_id != account:
-            raise PayloadError(f"the envelope's instanceId {instance_id} is not the account {account}",
-                               payload=envelope)
+            raise PayloadError(
+                f"the envelope's instanceId {instance_id} is not the account {account}", payload=envelope
+            )
         if event_type in ACCOUNT_EVENT_TYPES:
             return _account_event(instance_id, event_type, envelope, claims)
         kind = REVIEW_EVENT_TYPES.get(event_type)
@@ -231,24 +241,47 @@ class WixSource:
             return _review_event(instance_id, event_type, kind, domain, claims)
         return self._order_event(instance_id, event_type, domain, envelope, claims)
 
-    def _order_event(self, instance_id: str, event_type: str, domain: Mapping[str, Any],
-                     envelope: Mapping[str, Any], claims: Mapping[str, Any]) -> Event:
+    def _order_event(
+        self,
+        instance_id: str,
+        event_type: str,
+        domain: Mapping[str, Any],
+        envelope: Mapping[str, Any],
+        claims: Mapping[str, Any],
+    ) -> Event:
         wanted = {"fulfilled": ORDER_FULFILLED, "approved": ORDER_APPROVED}.get(self._trigger)
         if event_type != wanted:
-            return _ignored(instance_id, event_type, envelope, claims,
-                            f"review requests are triggered by {self._trigger}, not by this event")
+            return _ignored(
+                instance_id,
+                event_type,
+                envelope,
+                claims,
+                f"review requests are triggered by {self._trigger}, not by this event",
+            )
         _, body = event_body(domain, event_type)
         if event_type == ORDER_FULFILLED and body.get("newFulfillmentStatus") != "FULFILLED":
-            return _ignored(instance_id, event_type, envelope, claims,
-                            f"fulfillment status became {body.get('newFulfillmentStatus')!r}, not FULFILLED")
+            return _ignored(
+                instance_id,
+                event_type,
+                envelope,
+                claims,
+                f"fulfillment status became {body.get('newFulfillmentStatus')!r}, not FULFILLED",
+            )
         order = json_layer(body.get("order"), f"the {event_type} body's order")
         order_id = _id(order.get("id")) or _id(domain.get("entityId"))
         if order_id is None:
             raise PayloadError(f"the {event_type} order has no id", payload=dict(domain))
-        return Event(source=SOURCE, account=instance_id, event_id=_event_id(domain, event_type),
-                     kind=EventKind.ORDER, subject_id=order_id, topic=event_type,
-                     occurred_at=_occurred_at(domain, claims, event_type), payload=order,
-                     sequence=event_sequence(domain))
+        return Event(
+            source=SOURCE,
+            account=instance_id,
+            event_id=_event_id(domain, event_type),
+            kind=EventKind.ORDER,
+            subject_id=order_id,
+            topic=event_type,
+            occurred_at=_occurred_at(domain, claims, event_type),
+            payload=order,
+            sequence=event_sequence(domain),
+        )
 
 
 class ReviewApi(Protocol):
@@ -256,12 +289,14 @@ class ReviewApi(Protocol):
 
     def get_review(self, instance: str, review_id: str) -> Mapping[str, Any] | None: ...
 
-    def query_reviews(self, instance: str, *, since: datetime | None = None, cursor: str | None = None,
-                      limit: int = 100) -> tuple[list[dict], str | None]: ...
+    def query_reviews(
+        self, instance: str, *, since: datetime | None = None, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[dict], str | None]: ...
 
 
-def _review_event(instance_id: str, event_type: str, kind: EventKind, domain: Mapping[str, Any],
-                  claims: Mapping[str, Any]) -> Event:
+def _review_event(
+    instance_id: str, event_type: str, kind: EventKind, domain: Mapping[str, Any], claims: Mapping[str, Any]
+) -> Event:
     holder, body = event_body(domain, event_type)
     entity: Mapping[str, Any] | None = body
     if holder == "actionEvent":  # moderation_status_changed, review_published: {review, …}
@@ -277,13 +312,20 @@ def _review_event(instance_id: str, event_type: str, kind: EventKind, domain: Ma
         payload = dict(entity)
     else:
         raise PayloadError(f"the {event_type} event carries no review", payload=dict(domain))
-    return Event(source=SOURCE, account=instance_id, event_id=_event_id(domain, event_type), kind=kind,
-                 subject_id=review_id, topic=event_type, occurred_at=_occurred_at(domain, claims, event_type),
-                 payload=payload, sequence=event_sequence(domain))
+    return Event(
+        source=SOURCE,
+        account=instance_id,
+        event_id=_event_id(domain, event_type),
+        kind=kind,
+        subject_id=review_id,
+        topic=event_type,
+        occurred_at=_occurred_at(domain, claims, event_type),
+        payload=payload,
+        sequence=event_sequence(domain),
+    )
 
 
-def _account_event(instance_id: str, event_type: str, envelope: Mapping[str, Any],
-                   claims: Mapping[str, Any]) -> Event:
+def _account_event(instance_id: str, event_type: str, envelope: Mapping[str, Any], claims: Mapping[str, Any]) -> Event:
     """AppInstalled / AppRemoved are legacy-shaped: no domain event, no event id. The id hashes the
     delivery with its `iat`, so a reinstall is not taken for a duplicate of the first install; a
     re-signed retry may then come twice, which installing or removing again makes harmless."""
@@ -293,13 +335,21 @@ def _account_event(instance_id: str, event_type: str, envelope: Mapping[str, Any
         data = {}  # nothing in it is needed
     raw = json.dumps([event_type, instance_id, envelope.get("data"), claims.get("iat")], sort_keys=True, default=str)
     payload = {"action": ACCOUNT_EVENT_TYPES[event_type], **{k: v for k, v in data.items() if k != "action"}}
-    return Event(source=SOURCE, account=instance_id, event_id=f"{event_type}:{_digest(raw)}",
-                 kind=EventKind.ACCOUNT, subject_id=instance_id, topic=event_type,
-                 occurred_at=_claims_time(claims), payload=payload)
+    return Event(
+        source=SOURCE,
+        account=instance_id,
+        event_id=f"{event_type}:{_digest(raw)}",
+        kind=EventKind.ACCOUNT,
+        subject_id=instance_id,
+        topic=event_type,
+        occurred_at=_claims_time(claims),
+        payload=payload,
+    )
 
 
-def _ignored(instance_id: str, event_type: str, envelope: Mapping[str, Any], claims: Mapping[str, Any],
-             reason: str) -> Event:
+def _ignored(
+    instance_id: str, event_type: str, envelope: Mapping[str, Any], claims: Mapping[str, Any], reason: str
+) -> Event:
     """Kept as `ignored`, never an error: a broken inner layer here quarantines nothing."""
     try:
         domain: Mapping[str, Any] = json_layer(envelope.get("data"), "data")
@@ -308,9 +358,17 @@ def _ignored(instance_id: str, event_type: str, envelope: Mapping[str, Any], cla
     event_id = _id(domain.get("id")) or f"{event_type}:{_digest(str(envelope.get('data')))}"
     occurred_at = parse_time(domain.get("eventTime")) or _claims_time(claims)
     summary = {k: domain.get(k) for k in ("entityFqdn", "slug", "entityId") if domain.get(k) is not None}
-    return Event(source=SOURCE, account=instance_id, event_id=event_id, kind=EventKind.IGNORED,
-                 subject_id=_id(domain.get("entityId")) or event_id, topic=event_type, occurred_at=occurred_at,
-                 payload={"reason": reason, **summary}, sequence=event_sequence(domain))
+    return Event(
+        source=SOURCE,
+        account=instance_id,
+        event_id=event_id,
+        kind=EventKind.IGNORED,
+        subject_id=_id(domain.get("entityId")) or event_id,
+        topic=event_type,
+        occurred_at=occurred_at,
+        payload={"reason": reason, **summary},
+        sequence=event_sequence(domain),
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -44,24 +44,44 @@ TOKEN_REFRESH_MARGIN_S = 600.0  # so a token is used for 3 h 50 min at most
 REVIEWS = "/reviews/v1/reviews"
 REVIEW_REQUESTS = "/reviews/v2/review-requests"
 #: Application errors of Create Review Request (§1.5): none of them goes away by retrying.
-FIX_AND_REPLAY_CODES = frozenset({
-    "ORDER_NOT_FOUND", "ORDER_IS_EMPTY", "EITHER_ORDER_OR_ITEMS_REQUIRED", "INITIATOR_IDENTITY_NOT_SUPPORTED",
-})
+FIX_AND_REPLAY_CODES = frozenset(
+    {
+        "ORDER_NOT_FOUND",
+        "ORDER_IS_EMPTY",
+        "EITHER_ORDER_OR_ITEMS_REQUIRED",
+        "INITIATOR_IDENTITY_NOT_SUPPORTED",
+    }
+)
 _PERMISSIONS = "Manage Reviews, Manage Review Requests and Read Orders"
 
 
 class WixApi:
-    def __init__(self, base_url: str, app_id: str, app_secret: str, *, transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 rate_limit_per_minute: int | None = 200, retry: RetryPolicy = RetryPolicy()):
+    def __init__(
+        self,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rate_limit_per_minute: int | None = 200,
+        retry: RetryPolicy = RetryPolicy(),
+    ):
         if not app_id or not app_secret:
             raise ConfigError(f"the Wix API needs {CREDENTIALS_HINT}")
         self._app_id = app_id
         self._app_secret = app_secret
         self._clock = clock
         self._limit = _per_minute(rate_limit_per_minute, clock, sleep) if rate_limit_per_minute else None
-        self._http = PlatformClient(PLATFORM, base_url.rstrip("/"), transport=transport, retry=retry, sleep=sleep,
-                                    credentials_hint=CREDENTIALS_HINT)
+        self._http = PlatformClient(
+            PLATFORM,
+            base_url.rstrip("/"),
+            transport=transport,
+            retry=retry,
+            sleep=sleep,
+            credentials_hint=CREDENTIALS_HINT,
+        )
         self._tokens: dict[str, TokenCache] = {}
         self._tokens_lock = threading.Lock()
 
@@ -72,16 +92,18 @@ class WixApi:
 
     def get_review(self, instance: str, review_id: str) -> dict | None:
         """The review, published or not; None when Wix says it is not found."""
-        response, document = self._call(instance, "GET", f"{REVIEWS}/{_segment(review_id)}",
-                                        params={"returnPrivateReviews": "true"}, allow=(404,))
+        response, document = self._call(
+            instance, "GET", f"{REVIEWS}/{_segment(review_id)}", params={"returnPrivateReviews": "true"}, allow=(404,)
+        )
         if response.status_code == 404:
             if not _is_wix_error(document):  # a proxy's or a wrong host's 404 says nothing about the review
                 raise _error(response, document, "get review")
             return None
         return _entity(response, document, "review", "get review")
 
-    def query_reviews(self, instance: str, *, since: datetime | None = None, cursor: str | None = None,
-                      limit: int = 100) -> tuple[list[dict], str | None]:
+    def query_reviews(
+        self, instance: str, *, since: datetime | None = None, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[dict], str | None]:
         """One page of the instance's reviews, private ones included, newest first, created at or after
         `since`: (reviews, the cursor of the next page or None). A cursor carries the filter and sort of
         the first page, so a request with one passes neither (Wix's cursor rule)."""
@@ -93,8 +115,9 @@ class WixApi:
             query["sort"] = [{"fieldName": "createdDate", "order": "DESC"}]
             if since is not None:
                 query["filter"] = {"createdDate": {"$gte": _iso(since)}}
-        _, document = self._call(instance, "POST", f"{REVIEWS}/query",
-                                 json={"query": query, "returnPrivateReviews": True})
+        _, document = self._call(
+            instance, "POST", f"{REVIEWS}/query", json={"query": query, "returnPrivateReviews": True}
+        )
         document = document if isinstance(document, dict) else {}
         items = [item for item in document.get("reviews") or [] if isinstance(item, dict)]
         return items, _next_cursor(document.get("metadata"))
@@ -110,9 +133,11 @@ class WixApi:
         response, document = self._call(instance, "POST", REVIEW_REQUESTS, json=dict(body), retry=False)
         request = document.get("reviewRequest") if isinstance(document, dict) else None
         if not isinstance(request, dict):
-            raise RetryableTargetError(f"Wix answered create review request without the request "
-                                       f"({_detail(response, document)})", status=response.status_code,
-                                       outcome_unknown=True)
+            raise RetryableTargetError(
+                f"Wix answered create review request without the request ({_detail(response, document)})",
+                status=response.status_code,
+                outcome_unknown=True,
+            )
         return request
 
     def query_review_requests(self, instance: str, *, order_id: str) -> list[dict]:
@@ -134,31 +159,49 @@ class WixApi:
         with self._tokens_lock:
             cache = self._tokens.get(instance)
             if cache is None:
-                cache = self._tokens[instance] = TokenCache(lambda: self._fetch_token(instance), clock=self._clock,
-                                                            refresh_margin_s=TOKEN_REFRESH_MARGIN_S)
+                cache = self._tokens[instance] = TokenCache(
+                    lambda: self._fetch_token(instance), clock=self._clock, refresh_margin_s=TOKEN_REFRESH_MARGIN_S
+                )
             return cache
 
     def _fetch_token(self, instance: str) -> Token:
-        body = {"grant_type": "client_credentials", "client_id": self._app_id, "client_secret": self._app_secret,
-                "instance_id": instance}
+        body = {
+            "grant_type": "client_credentials",
+            "client_id": self._app_id,
+            "client_secret": self._app_secret,
+            "instance_id": instance,
+        }
         try:
             response = self._http.request("POST", TOKEN_PATH, json=body)
         except ConfigError as exc:  # 401/403, read by PlatformClient before us
-            raise ConfigError(f"Wix refused the app credentials for instance {instance} (HTTP {exc.status}); "
-                              f"check {CREDENTIALS_HINT}", status=exc.status) from None
+            raise ConfigError(
+                f"Wix refused the app credentials for instance {instance} (HTTP {exc.status}); "
+                f"check {CREDENTIALS_HINT}",
+                status=exc.status,
+            ) from None
         document = _json(response)
         if not response.is_success:
             code = _app_code(document)
             detail = _detail(response, document, secrets=(self._app_secret,))
             if code == "APP_NOT_INSTALLED":  # removed from the site: reinstalling it is the fix
-                raise _coded(FixAndReplayError(f"the Wix app is not installed on instance {instance} ({detail})",
-                                               status=response.status_code), code)
-            raise _coded(ConfigError(f"Wix gave no token for instance {instance} ({detail}); check "
-                                     f"{CREDENTIALS_HINT} and WIX_API_URL", status=response.status_code), code)
+                raise _coded(
+                    FixAndReplayError(
+                        f"the Wix app is not installed on instance {instance} ({detail})", status=response.status_code
+                    ),
+                    code,
+                )
+            raise _coded(
+                ConfigError(
+                    f"Wix gave no token for instance {instance} ({detail}); check {CREDENTIALS_HINT} and WIX_API_URL",
+                    status=response.status_code,
+                ),
+                code,
+            )
         access = document.get("access_token") if isinstance(document, dict) else None
         if not isinstance(access, str) or not access:
-            raise ConfigError(f"Wix answered {TOKEN_PATH} without an access_token (HTTP {response.status_code}); "
-                              "check WIX_API_URL")
+            raise ConfigError(
+                f"Wix answered {TOKEN_PATH} without an access_token (HTTP {response.status_code}); check WIX_API_URL"
+            )
         try:
             lifetime = float(document["expires_in"])
         except (KeyError, TypeError, ValueError):
@@ -167,9 +210,17 @@ class WixApi:
 
     # --- one call ---------------------------------------------------------------------------------
 
-    def _call(self, instance: str, method: str, path: str, *, json: Any = None,
-              params: Mapping[str, Any] | None = None, allow: Collection[int] = (),
-              retry: bool = True) -> tuple[httpx.Response, Any]:
+    def _call(
+        self,
+        instance: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        allow: Collection[int] = (),
+        retry: bool = True,
+    ) -> tuple[httpx.Response, Any]:
         """Send with the instance's token: (response, parsed JSON). After a 401, one fresh token and
         one more try (safe for creates too: a refused call was not applied)."""
         if not instance:
@@ -181,18 +232,25 @@ class WixApi:
             if self._limit is not None:
                 self._limit.acquire(instance)
             try:
-                response = self._http.request(method, path, json=json, params=params,
-                                              headers={"Authorization": token}, retry=retry)
+                response = self._http.request(
+                    method, path, json=json, params=params, headers={"Authorization": token}, retry=retry
+                )
             except ConfigError as exc:
                 if exc.status == 401 and not refreshed:
                     cache.invalidate(token)
                     refreshed = True
                     continue
                 if exc.status == 403:
-                    raise ConfigError(f"Wix refused {method} {path} for instance {instance} (HTTP 403); the app "
-                                      f"needs the permissions {_PERMISSIONS}", status=403) from None
-                raise ConfigError(f"Wix refused a fresh token for instance {instance} on {method} {path} "
-                                  f"(HTTP {exc.status}); check {CREDENTIALS_HINT}", status=exc.status) from None
+                    raise ConfigError(
+                        f"Wix refused {method} {path} for instance {instance} (HTTP 403); the app "
+                        f"needs the permissions {_PERMISSIONS}",
+                        status=403,
+                    ) from None
+                raise ConfigError(
+                    f"Wix refused a fresh token for instance {instance} on {method} {path} "
+                    f"(HTTP {exc.status}); check {CREDENTIALS_HINT}",
+                    status=exc.status,
+                ) from None
             document = _json(response)
             if response.is_success or response.status_code in allow:
                 return response, document
@@ -248,8 +306,10 @@ def _detail(response: httpx.Response, document: Any, secrets: tuple[str, ...] = 
         validation = details.get("validationError") if isinstance(details.get("validationError"), dict) else {}
         for violation in (validation.get("fieldViolations") or [])[:5]:
             if isinstance(violation, dict):
-                parts.append(f"{violation.get('field') or '-'}: {violation.get('description') or '-'} "
-                             f"({violation.get('violatedRule') or violation.get('ruleName') or '-'})")
+                parts.append(
+                    f"{violation.get('field') or '-'}: {violation.get('description') or '-'} "
+                    f"({violation.get('violatedRule') or violation.get('ruleName') or '-'})"
+                )
         if not parts and document.get("message"):
             parts.append(str(document["message"]))
     text = "; ".join(parts) or "no error details"
@@ -263,8 +323,10 @@ def _detail(response: httpx.Response, document: Any, secrets: tuple[str, ...] = 
 def _entity(response: httpx.Response, document: Any, key: str, what: str) -> dict:
     entity = document.get(key) if isinstance(document, dict) else None
     if not isinstance(entity, dict):
-        raise ConfigError(f"Wix answered {what} without a {key} ({_detail(response, document)}); check WIX_API_URL",
-                          status=response.status_code)
+        raise ConfigError(
+            f"Wix answered {what} without a {key} ({_detail(response, document)}); check WIX_API_URL",
+            status=response.status_code,
+        )
     return entity
 
 

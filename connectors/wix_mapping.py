@@ -37,8 +37,12 @@ REVIEW_REQUEST_ITEMS_MAX = 5  # Create Review Request takes at most 5 items (§1
 PUBLISHED_STATUSES = frozenset({"APPROVED"})
 
 # Where each domain event keeps its entity or body: (event key, body key), tried in order.
-_BODIES = (("createdEvent", "entity"), ("updatedEvent", "currentEntity"), ("deletedEvent", "deletedEntity"),
-           ("actionEvent", "body"))
+_BODIES = (
+    ("createdEvent", "entity"),
+    ("updatedEvent", "currentEntity"),
+    ("deletedEvent", "deletedEntity"),
+    ("actionEvent", "body"),
+)
 
 _IMAGE_BASE = "https://static.wixstatic.com/media/"
 # Wix serves each video in several renditions; 480p exists for every upload, higher ones may not.
@@ -74,15 +78,19 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
         # is when Wix stored it.
         created_at=parse_time(entity.get("reviewDate")) or parse_time(entity.get("createdDate")),
         updated_at=parse_time(entity.get("updatedDate")),
-        extra={k: v for k, v in {
-            "namespace": _text(entity.get("namespace")),
-            "contact_id": _text(author.get("contactId")),
-            "moderation_status": status,
-            "origin": _text(origin.get("type")),
-            "origin_app_id": _text(origin.get("appId")),
-            "revision": _text(entity.get("revision")),
-            "created_date": _text(entity.get("createdDate")),
-        }.items() if v is not None},
+        extra={
+            k: v
+            for k, v in {
+                "namespace": _text(entity.get("namespace")),
+                "contact_id": _text(author.get("contactId")),
+                "moderation_status": status,
+                "origin": _text(origin.get("type")),
+                "origin_app_id": _text(origin.get("appId")),
+                "revision": _text(entity.get("revision")),
+                "created_date": _text(entity.get("createdDate")),
+            }.items()
+            if v is not None
+        },
     )
 
 
@@ -99,19 +107,26 @@ def review_request_body(order: Mapping[str, Any]) -> dict[str, Any]:
         raise PayloadError("skipped: the order has no id", payload=dict(order))
     contact_id = _text(_object(order.get("buyerInfo")).get("contactId"))
     if contact_id is None:
-        raise PayloadError(f"skipped: order {order_id} has no buyerInfo.contactId, so there is no one to ask "
-                           "for a review", payload=dict(order))
+        raise PayloadError(
+            f"skipped: order {order_id} has no buyerInfo.contactId, so there is no one to ask for a review",
+            payload=dict(order),
+        )
     items = _stores_items(order)
     if not items:
-        raise PayloadError(f"skipped: order {order_id} has no Wix Stores line items (catalog appId "
-                           f"{STORES_APP_ID}), and only Stores products can be reviewed", payload=dict(order))
-    return {"reviewRequest": {
-        "namespace": "stores",
-        "order": {"id": order_id},
-        "items": [{"catalogItemId": item_id} for item_id in items],
-        "recipient": {"contactId": contact_id},
-        "communicationChannel": "EMAIL",
-    }}
+        raise PayloadError(
+            f"skipped: order {order_id} has no Wix Stores line items (catalog appId "
+            f"{STORES_APP_ID}), and only Stores products can be reviewed",
+            payload=dict(order),
+        )
+    return {
+        "reviewRequest": {
+            "namespace": "stores",
+            "order": {"id": order_id},
+            "items": [{"catalogItemId": item_id} for item_id in items],
+            "recipient": {"contactId": contact_id},
+            "communicationChannel": "EMAIL",
+        }
+    }
 
 
 def _stores_items(order: Mapping[str, Any]) -> list[str]:
@@ -209,7 +224,7 @@ def media_url(value: Any, kind: str) -> tuple[str | None, str | None]:
     for prefix, kind_of_uri in (("wix:image://", "image"), ("wix:video://", "video")):
         if text.startswith(prefix):
             # wix:image://v1/<media id>/<file name>#originWidth=…; a video's fragment names its poster.
-            path, _, fragment = text[len(prefix):].partition("#")
+            path, _, fragment = text[len(prefix) :].partition("#")
             segments = [s for s in path.split("/") if s]
             if len(segments) < 2:
                 return None, None

@@ -36,8 +36,9 @@ def trustoo_review(**overrides: Any) -> dict[str, Any]:
         "commented_at": "2026-11-20 09:15:02",
         "is_verified": 1,
         "is_published": 1,
-        "media": [{"url": "https://img.trustoo.io/r/1.jpg", "thumbnail_url": "https://img.trustoo.io/r/1_s.jpg",
-                   "type": 1}],
+        "media": [
+            {"url": "https://img.trustoo.io/r/1.jpg", "thumbnail_url": "https://img.trustoo.io/r/1_s.jpg", "type": 1}
+        ],
         "reply": None,
     }
     item.update(overrides)
@@ -48,9 +49,14 @@ def trustoo_body(*items: dict[str, Any]) -> bytes:
     return json.dumps({"list": list(items)}, separators=(",", ":")).encode()
 
 
-def trustoo_headers(body: bytes, *, private_token: str = TRUSTOO_PRIVATE_TOKEN,
-                    public_token: str = TRUSTOO_PUBLIC_TOKEN, timestamp: int | None = None,
-                    request_id: str = "5f0c6a1e9b2d4c7a8e3f1a2b3c4d5e6f") -> dict[str, str]:
+def trustoo_headers(
+    body: bytes,
+    *,
+    private_token: str = TRUSTOO_PRIVATE_TOKEN,
+    public_token: str = TRUSTOO_PUBLIC_TOKEN,
+    timestamp: int | None = None,
+    request_id: str = "5f0c6a1e9b2d4c7a8e3f1a2b3c4d5e6f",
+) -> dict[str, str]:
     ts = int(time.time()) if timestamp is None else timestamp
     return {
         "Content-Type": "application/json",

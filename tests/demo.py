@@ -45,25 +45,43 @@ def main() -> int:
     parser.add_argument("--exit", action="store_true", help="stop at the end instead of serving until Ctrl-C")
     args = parser.parse_args()
 
-    emulator = CommercetoolsEmulator(project_key="demo", client_id="demo-client", client_secret="demo-secret-0123456789")
+    emulator = CommercetoolsEmulator(
+        project_key="demo", client_id="demo-client", client_secret="demo-secret-0123456789"
+    )
     emulator.add_product(key=PRODUCT)
     emulator.add_product(key="mug-green")
     trustoo = TrustooEmulator(shops={PUBLIC_TOKEN: PRIVATE_TOKEN}, retry_delays_s=(0, 1, 1, 1, 1, 1, 1, 1, 1, 1))
     wix = WixEmulator()
     site = wix.add_instance()
-    with serve_wsgi(emulator) as ct_url, serve_wsgi(trustoo) as trustoo_url, serve_wsgi(wix) as wix_url, \
-            tempfile.TemporaryDirectory() as scratch:
+    with (
+        serve_wsgi(emulator) as ct_url,
+        serve_wsgi(trustoo) as trustoo_url,
+        serve_wsgi(wix) as wix_url,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         port = _free_port()
         env = os.environ | {
-            "DATABASE_URL": f"sqlite:///{scratch}/demo.db", "PORT": str(port), "LOG_LEVEL": "WARNING",
-            "TRUSTOO_PUBLIC_TOKEN": PUBLIC_TOKEN, "TRUSTOO_PRIVATE_TOKEN": PRIVATE_TOKEN,
-            "CTP_PROJECT_KEY": "demo", "CTP_CLIENT_ID": "demo-client", "CTP_CLIENT_SECRET": "demo-secret-0123456789",
-            "CTP_API_URL": ct_url, "CTP_AUTH_URL": ct_url, "TRUSTOO_API_URL": trustoo_url,
-            "WIX_APP_ID": wix.app_id, "WIX_APP_SECRET": wix.app_secret, "WIX_API_URL": wix_url,
-            "WIX_PUBLIC_KEY": wix.public_key_pem, "ROUTES": "trustoo:commercetools,wix:commercetools,wix:trustoo",
-            "ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": secrets.token_urlsafe(32),
+            "DATABASE_URL": f"sqlite:///{scratch}/demo.db",
+            "PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+            "TRUSTOO_PUBLIC_TOKEN": PUBLIC_TOKEN,
+            "TRUSTOO_PRIVATE_TOKEN": PRIVATE_TOKEN,
+            "CTP_PROJECT_KEY": "demo",
+            "CTP_CLIENT_ID": "demo-client",
+            "CTP_CLIENT_SECRET": "demo-secret-0123456789",
+            "CTP_API_URL": ct_url,
+            "CTP_AUTH_URL": ct_url,
+            "TRUSTOO_API_URL": trustoo_url,
+            "WIX_APP_ID": wix.app_id,
+            "WIX_APP_SECRET": wix.app_secret,
+            "WIX_API_URL": wix_url,
+            "WIX_PUBLIC_KEY": wix.public_key_pem,
+            "ROUTES": "trustoo:commercetools,wix:commercetools,wix:trustoo",
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "SECRET_KEY": secrets.token_urlsafe(32),
             # Quick retries, so the injected faults heal within the demo.
-            "RETRY_BASE_S": "0.2", "RETRY_CAP_S": "3",
+            "RETRY_BASE_S": "0.2",
+            "RETRY_CAP_S": "3",
         }
         _say(f"emulators: commercetools {ct_url}, Trustoo {trustoo_url}, Wix {wix_url}")
         _run([REVIEWBRIDGE, "db", "upgrade"], env)
@@ -73,8 +91,10 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base)
-            _say("faults injected into commercetools: two 503s, a 429 with Retry-After: 1, a reply lost after "
-                 "its write was applied")
+            _say(
+                "faults injected into commercetools: two 503s, a 429 with Retry-After: 1, a reply lost after "
+                "its write was applied"
+            )
             emulator.inject(503, times=2, method="POST")
             emulator.inject(429, retry_after=1, method="POST")
             emulator.inject(502, after_apply=True, method="POST", path_contains="/reviews")
@@ -82,11 +102,22 @@ def main() -> int:
             _story(base)
             _wait_settled(env)
             _say("commercetools refuses the next review (HTTP 400): a dead letter, to replay from the admin page")
-            emulator.inject(400, method="POST", path_contains="/reviews",
-                            body={"statusCode": 400, "message": "Demo: the review was refused once",
-                                  "errors": [{"code": "InvalidInput", "message": "Demo: refused once"}]})
-            _post(base, "review-created", trustoo_review(id=1004, author="Katherine Johnson", title="Precise",
-                                                         rating=5), "Katherine's review, refused by commercetools")
+            emulator.inject(
+                400,
+                method="POST",
+                path_contains="/reviews",
+                body={
+                    "statusCode": 400,
+                    "message": "Demo: the review was refused once",
+                    "errors": [{"code": "InvalidInput", "message": "Demo: refused once"}],
+                },
+            )
+            _post(
+                base,
+                "review-created",
+                trustoo_review(id=1004, author="Katherine Johnson", title="Precise", rating=5),
+                "Katherine's review, refused by commercetools",
+            )
             _wait_settled(env)
             _say("reviewbridge trustoo webhooks register (the Trustoo emulator now calls ReviewBridge itself)")
             print(_run([REVIEWBRIDGE, "trustoo", "webhooks", "register", "--base-url", base], env), end="")
@@ -97,14 +128,18 @@ def main() -> int:
             print(_run([REVIEWBRIDGE, "wix", "review-requests", "list"], env), end="")
             _say("reviewbridge products import (mappings for the reviews waiting for a product)")
             mapping = Path(scratch) / "products.csv"
-            mapping.write_text("source,account,source_product_id,product_key,target\n"
-                               f"trustoo,{PUBLIC_TOKEN},8000000000001,mug-green,commercetools\n"
-                               f"wix,{site},{wix_product},{PRODUCT},trustoo\n")
+            mapping.write_text(
+                "source,account,source_product_id,product_key,target\n"
+                f"trustoo,{PUBLIC_TOKEN},8000000000001,mug-green,commercetools\n"
+                f"wix,{site},{wix_product},{PRODUCT},trustoo\n"
+            )
             print(_run([REVIEWBRIDGE, "products", "import", str(mapping)], env), end="")
             _wait_settled(env)
             copies = [r for r in trustoo.reviews(PUBLIC_TOKEN) if r.get("author") == "Ada"]
-            print(f"  Ada's Wix review, copied into Trustoo by the route wix:trustoo: {len(copies)} copy "
-                  f"(its echo webhook recorded as such, not sent on)")
+            print(
+                f"  Ada's Wix review, copied into Trustoo by the route wix:trustoo: {len(copies)} copy "
+                f"(its echo webhook recorded as such, not sent on)"
+            )
             _say("reviewbridge status")
             print(_run([REVIEWBRIDGE, "status"], env))
             _say("what landed in commercetools")
@@ -112,9 +147,11 @@ def main() -> int:
             _say("the admin page")
             print(f"  open      {base}/admin")
             print(f"  token     {ADMIN_TOKEN}")
-            print(f"  to try    Dead letters: replay Katherine's review (the 400 was a one-off).\n"
-                  f"            Waiting: Hedy's review waits for Trustoo product {UNMAPPED}; map it to mug-green.\n"
-                  f"            Runs: start a resync or a reconcile. Connections: check each platform.")
+            print(
+                f"  to try    Dead letters: replay Katherine's review (the 400 was a one-off).\n"
+                f"            Waiting: Hedy's review waits for Trustoo product {UNMAPPED}; map it to mug-green.\n"
+                f"            Runs: start a resync or a reconcile. Connections: check each platform."
+            )
             if not args.exit:
                 _say("serving until Ctrl-C")
                 with contextlib.suppress(KeyboardInterrupt):
@@ -145,16 +182,18 @@ def _story(base: str) -> None:
 
 
 def _trustoo_story(trustoo: TrustooEmulator, env: dict) -> None:
-    linus = trustoo.add_review(PUBLIC_TOKEN, product_id=PRODUCT, rating=3, author="Linus Pauling", title="Fine",
-                               content="Does the job.")
+    linus = trustoo.add_review(
+        PUBLIC_TOKEN, product_id=PRODUCT, rating=3, author="Linus Pauling", title="Fine", content="Does the job."
+    )
     print(f"  written in Trustoo: review {linus['id']} by Linus (3 stars)")
     steps = [
         (lambda: trustoo.update_review(PUBLIC_TOKEN, linus["id"], rating=5, title="Grew on me"), "edited: 5 stars"),
         (lambda: trustoo.hide_review(PUBLIC_TOKEN, linus["id"]), "hidden (Trustoo says review/deleted)"),
         (lambda: trustoo.publish_review(PUBLIC_TOKEN, linus["id"]), "published again"),
     ]
-    marie = trustoo.add_review(PUBLIC_TOKEN, product_id=PRODUCT, rating=1, author="Marie Curie", title="Glows",
-                               content="Not what I ordered.")
+    marie = trustoo.add_review(
+        PUBLIC_TOKEN, product_id=PRODUCT, rating=1, author="Marie Curie", title="Glows", content="Not what I ordered."
+    )
     print(f"  written in Trustoo: review {marie['id']} by Marie (1 star)")
     steps.append((lambda: trustoo.delete_review_in_admin(PUBLIC_TOKEN, marie["id"]), "Marie's deleted"))
     for action, what in steps:
@@ -169,18 +208,23 @@ def _trustoo_story(trustoo: TrustooEmulator, env: dict) -> None:
 
 def _wix_story(wix: WixEmulator, site: str, ct: CommercetoolsEmulator, base: str, env: dict) -> str:
     """Returns the Wix product the review is about (its Trustoo copy waits for a mapping)."""
-    review = wix.add_review(site, rating=4, title="Cosy", body="Soft and warm.", authorName="Ada",
-                            moderationStatus="IN_MODERATION")
+    review = wix.add_review(
+        site, rating=4, title="Cosy", body="Soft and warm.", authorName="Ada", moderationStatus="IN_MODERATION"
+    )
     ct.add_product(key=review["entityId"])
     bodies = [wix.review_webhook(site, review["id"], "created")]
     wix.moderate(site, review["id"], "APPROVED")
     bodies.append(wix.review_webhook(site, review["id"], "moderation_status_changed"))
     orders = [wix.make_order(site) for _ in range(3)]
-    bodies += [wix.sign_webhook("wix.ecom.v1.order_fulfilled", site, wix.order_fulfilled_event(site, order))
-               for order in orders]
+    bodies += [
+        wix.sign_webhook("wix.ecom.v1.order_fulfilled", site, wix.order_fulfilled_event(site, order))
+        for order in orders
+    ]
     deliveries = wix.deliver_many(f"{base}/webhooks/wix", bodies, duplicates=3, seed=1)
-    print(f"  Wix delivered {len(deliveries)} webhooks (each three times, shuffled); "
-          f"{sum(d.ok for d in deliveries)} acknowledged within 1.25 s")
+    print(
+        f"  Wix delivered {len(deliveries)} webhooks (each three times, shuffled); "
+        f"{sum(d.ok for d in deliveries)} acknowledged within 1.25 s"
+    )
     _wait_settled(env)
     print(f"  review requests Wix holds: {len(wix.review_request_creates)} for {len(orders)} orders")
     return review["entityId"]

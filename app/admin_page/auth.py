@@ -44,10 +44,14 @@ class _SessionInterface(SecureCookieSessionInterface):
 def _configure(state) -> None:
     """Session and CSRF settings for the app; only this page uses the session."""
     app = state.app
-    for name, value in (("SESSION_COOKIE_HTTPONLY", True), ("SESSION_COOKIE_SAMESITE", "Lax"),
-                        ("SESSION_COOKIE_PATH", "/admin"), ("PERMANENT_SESSION_LIFETIME", SESSION_LIFETIME),
-                        ("WTF_CSRF_CHECK_DEFAULT", False),  # only this blueprint calls protect()
-                        ("WTF_CSRF_TIME_LIMIT", None)):  # the token lives as long as the session it is in
+    for name, value in (
+        ("SESSION_COOKIE_HTTPONLY", True),
+        ("SESSION_COOKIE_SAMESITE", "Lax"),
+        ("SESSION_COOKIE_PATH", "/admin"),
+        ("PERMANENT_SESSION_LIFETIME", SESSION_LIFETIME),
+        ("WTF_CSRF_CHECK_DEFAULT", False),  # only this blueprint calls protect()
+        ("WTF_CSRF_TIME_LIMIT", None),
+    ):  # the token lives as long as the session it is in
         app.config[name] = value
     app.session_interface = _SessionInterface()
     CSRFProtect(app)  # registers itself as app.extensions["csrf"] and csrf_token() in the templates
@@ -59,8 +63,9 @@ def _gate():
     if not settings.admin_token:
         return _refuse(404, "The admin page is off: set ADMIN_TOKEN (16+ characters) to turn it on.")
     if not settings.secret_key:
-        return _refuse(503, "The admin page needs SECRET_KEY (16+ characters), which signs its session cookie: "
-                            "set it and restart.")
+        return _refuse(
+            503, "The admin page needs SECRET_KEY (16+ characters), which signs its session cookie: set it and restart."
+        )
     if request.endpoint not in _OPEN_ENDPOINTS and not _signed_in(settings):
         where = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("admin_page.login", next=where))
@@ -97,8 +102,10 @@ def logout():
 @bp.errorhandler(HTTPException)
 def _error(exc: HTTPException):
     if isinstance(exc, CSRFError):
-        description = (f"This form could not be accepted ({exc.description.rstrip('.').lower()}): reload the page "
-                       f"and send it again.")
+        description = (
+            f"This form could not be accepted ({exc.description.rstrip('.').lower()}): reload the page "
+            f"and send it again."
+        )
     else:
         description = exc.description
     return _refuse(exc.code or 500, description)
@@ -122,8 +129,9 @@ def _refuse(code: int, message: str):
 
 def _mark(settings: Settings) -> str:
     """What the session holds: bound to both ADMIN_TOKEN and SECRET_KEY, so changing either signs everyone out."""
-    return hmac.new(settings.secret_key.encode(), b"admin-page\0" + settings.admin_token.encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        settings.secret_key.encode(), b"admin-page\0" + settings.admin_token.encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def _signed_in(settings: Settings) -> bool:
@@ -134,8 +142,14 @@ def _signed_in(settings: Settings) -> bool:
 def _safe_next(raw: str | None) -> str:
     """Back to the page asked for, but only to a page of this blueprint (never another site)."""
     parts = urlsplit(raw or "")
-    if raw and not parts.scheme and not parts.netloc and parts.path.startswith("/admin") \
-            and not parts.path.startswith("/admin/api") and "\\" not in raw:
+    if (
+        raw
+        and not parts.scheme
+        and not parts.netloc
+        and parts.path.startswith("/admin")
+        and not parts.path.startswith("/admin/api")
+        and "\\" not in raw
+    ):
         return raw
     return url_for("admin_page.dashboard")
 

@@ -20,9 +20,14 @@ _MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id
 @bp.get("/events")
 def events_page():
     args = request.args
-    where = events.EventFilter(status=params.status(args.get("status")), source=params.text(args, "source"),
-                               account=params.text(args, "account"), since=params.when(args, "since"),
-                               until=params.when(args, "until"), text=params.text(args, "q"))
+    where = events.EventFilter(
+        status=params.status(args.get("status")),
+        source=params.text(args, "source"),
+        account=params.text(args, "account"),
+        since=params.when(args, "since"),
+        until=params.when(args, "until"),
+        text=params.text(args, "q"),
+    )
     before = params.whole(args, "before", None, 1, _MAX_ID)
     rows = events.find(runtime().engine, where, limit=_PAGE + 1, before_id=before)
     more = {key: value for key, value in args.items() if key != "before" and value}
@@ -37,8 +42,11 @@ def event(event_id: int):
     if found is None:
         abort(404, description=f"There is no event with id {event_id}.")
     shown = redact(found, secrets_of(rt.settings))
-    payload = json.dumps(shown["payload"], indent=2, ensure_ascii=False, sort_keys=True) \
-        if not isinstance(shown["payload"], str) else shown["payload"]
+    payload = (
+        json.dumps(shown["payload"], indent=2, ensure_ascii=False, sort_keys=True)
+        if not isinstance(shown["payload"], str)
+        else shown["payload"]
+    )
     return render("event.html", event=shown, payload=payload, key=events.commercetools_key(found))
 
 
@@ -89,13 +97,18 @@ def waiting():
 @bp.post("/waiting/map")
 def map_product():
     rt, form = runtime(), request.form
-    fields = {name: params.text(form, name) for name in ("source", "account", "source_product_id", "product_key",
-                                                          "product_id")}
+    fields = {
+        name: params.text(form, name)
+        for name in ("source", "account", "source_product_id", "product_key", "product_id")
+    }
     try:
         released = products.map_one(rt.engine, **fields, now=rt.clock())
     except products.MappingError as exc:
         abort(400, description=f"{exc}.")
     target = fields["product_key"] or fields["product_id"]
-    flash(f"Mapped {fields['source']} product {fields['source_product_id']} to commercetools product {target}: "
-          f"{released} waiting event(s) released.", "success")
+    flash(
+        f"Mapped {fields['source']} product {fields['source_product_id']} to commercetools product {target}: "
+        f"{released} waiting event(s) released.",
+        "success",
+    )
     return redirect(url_for(".waiting"))

@@ -16,11 +16,13 @@ __all__ = ["run", "runs_page", "start_reconcile", "start_resync"]
 def runs_page():
     rt = runtime()
     recent = runs.recent(rt.engine, now=rt.clock())
-    checkpoints = runs.describe_resyncs(rt.engine, resyncing.checkpoints(rt.engine), source=None, account=None,
-                                        now=rt.clock())
+    checkpoints = runs.describe_resyncs(
+        rt.engine, resyncing.checkpoints(rt.engine), source=None, account=None, now=rt.clock()
+    )
     sources = [name for name, source in rt.sources.items() if hasattr(source, "iter_pages")]
-    return render("runs.html", runs=recent, checkpoints=checkpoints, sources=sources,
-                  running=any(r.running for r in recent))
+    return render(
+        "runs.html", runs=recent, checkpoints=checkpoints, sources=sources, running=any(r.running for r in recent)
+    )
 
 
 @bp.get("/runs/<int:run_id>")
@@ -36,8 +38,12 @@ def run(run_id: int):
 def start_resync():
     rt, form = runtime(), request.form
     source, account = params.text(form, "source"), params.text(form, "account")
-    options = {"since": params.when(form, "since"), "until": params.when(form, "until"),
-               "dry_run": _checked("dry_run"), "restart": _checked("restart")}
+    options = {
+        "since": params.when(form, "since"),
+        "until": params.when(form, "until"),
+        "dry_run": _checked("dry_run"),
+        "restart": _checked("restart"),
+    }
     try:
         _, accounts = runs.resync_plan(rt.sources, rt.accounts_of, source, account)
         runs.request(rt.engine, runs.RESYNC, source, accounts, options, now=rt.clock())
@@ -45,8 +51,11 @@ def start_resync():
         abort(400, description=str(exc))
     except runs.Busy as exc:
         abort(409, description=f"A resync of {source} {', '.join(exc.accounts)} is queued or running already.")
-    flash(f"Resync of {source} queued for {', '.join(accounts)}{' (dry run)' if options['dry_run'] else ''}; "
-          f"a worker starts it within seconds.", "success")
+    flash(
+        f"Resync of {source} queued for {', '.join(accounts)}{' (dry run)' if options['dry_run'] else ''}; "
+        f"a worker starts it within seconds.",
+        "success",
+    )
     return redirect(url_for(".runs_page"))
 
 
@@ -61,8 +70,11 @@ def start_reconcile():
         abort(400, description=str(exc))
     except runs.Busy as exc:
         abort(409, description=f"A reconcile of {source} {', '.join(exc.accounts)} is queued or running already.")
-    flash(f"Reconcile of {source} queued for {', '.join(accounts)}{' (fixing drift)' if fix else ''}; "
-          f"a worker starts it within seconds.", "success")
+    flash(
+        f"Reconcile of {source} queued for {', '.join(accounts)}{' (fixing drift)' if fix else ''}; "
+        f"a worker starts it within seconds.",
+        "success",
+    )
     return redirect(url_for(".runs_page"))
 
 

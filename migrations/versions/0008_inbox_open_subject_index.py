@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -19,16 +19,26 @@ _WAITING = sa.text("waiting_on IS NOT NULL")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('inbox', schema=None) as batch_op:
-        batch_op.create_index('ix_inbox_open_subject', ['source', 'account', 'subject_id', 'id'], unique=False,
-                              postgresql_where=_OPEN, sqlite_where=_OPEN)
-        batch_op.drop_index('ix_inbox_waiting')
-        batch_op.create_index('ix_inbox_waiting', ['source', 'account', 'waiting_on'], unique=False,
-                              postgresql_where=_WAITING, sqlite_where=_WAITING)
+    with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_inbox_open_subject",
+            ["source", "account", "subject_id", "id"],
+            unique=False,
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        )
+        batch_op.drop_index("ix_inbox_waiting")
+        batch_op.create_index(
+            "ix_inbox_waiting",
+            ["source", "account", "waiting_on"],
+            unique=False,
+            postgresql_where=_WAITING,
+            sqlite_where=_WAITING,
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('inbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_inbox_waiting')
-        batch_op.create_index('ix_inbox_waiting', ['source', 'account', 'waiting_on'], unique=False)
-        batch_op.drop_index('ix_inbox_open_subject')
+    with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_waiting")
+        batch_op.create_index("ix_inbox_waiting", ["source", "account", "waiting_on"], unique=False)
+        batch_op.drop_index("ix_inbox_open_subject")

@@ -41,8 +41,15 @@ except ImportError:  # the `browser` fixture says so: a skip, or a failure under
 
 CHROMIUM = "/usr/bin/chromium"
 #: Without the background-networking flags Chromium tries to reach Google, and is refused here.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 MAX_ATTEMPTS = 2
@@ -142,12 +149,16 @@ class Service:
     def counts(self) -> dict[tuple[str, str, str], int]:
         """(source, account, status) → events, read straight from the database."""
         with transaction(self.engine) as session:
-            rows = session.execute(select(InboxEvent.source, InboxEvent.account, InboxEvent.status, func.count())
-                                   .group_by(InboxEvent.source, InboxEvent.account, InboxEvent.status)).all()
+            rows = session.execute(
+                select(InboxEvent.source, InboxEvent.account, InboxEvent.status, func.count()).group_by(
+                    InboxEvent.source, InboxEvent.account, InboxEvent.status
+                )
+            ).all()
         return {(source, account, status): count for source, account, status, count in rows}
 
     def wait_for_status(self, review: dict[str, Any], status: str) -> InboxEvent:
         """The review's inbox row once the worker has brought it to `status`."""
+
         def reached() -> InboxEvent | None:
             with transaction(self.engine) as session:
                 row = session.execute(select(InboxEvent).where(InboxEvent.subject_id == str(review["id"]))).scalar()
@@ -189,8 +200,12 @@ def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_
 
 @pytest.fixture
 def service_environ(ct_environ):  # noqa: F811  (the shared fixture, imported above)
-    return ct_environ | {"ADMIN_TOKEN": ADMIN_TOKEN, "MAX_ATTEMPTS": str(MAX_ATTEMPTS), "DRAIN_INTERVAL_S": "0.1",
-                         "WORKER_CONCURRENCY": "2"}
+    return ct_environ | {
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+        "DRAIN_INTERVAL_S": "0.1",
+        "WORKER_CONCURRENCY": "2",
+    }
 
 
 @pytest.fixture

@@ -12,8 +12,12 @@ from tests.browser.conftest import expect, sign_in
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
 
 #: "Events due or waiting to be processed" (the contract's #queue-depth).
-QUEUED = (EventStatus.PENDING.value, EventStatus.PROCESSING.value, EventStatus.RETRY.value,
-          EventStatus.WAITING_FOR_PRODUCT.value)
+QUEUED = (
+    EventStatus.PENDING.value,
+    EventStatus.PROCESSING.value,
+    EventStatus.RETRY.value,
+    EventStatus.WAITING_FOR_PRODUCT.value,
+)
 
 
 def _steady_mix(service) -> None:
@@ -40,8 +44,9 @@ def _shown(page, attribute: str) -> dict[str, int]:
 
 def test_dashboard_status_counts_match_the_database(page, service):
     _steady_mix(service)
-    in_database = {f"{source}/{account}/{status}": count for (source, account, status), count in
-                   service.counts().items()}
+    in_database = {
+        f"{source}/{account}/{status}": count for (source, account, status), count in service.counts().items()
+    }
     sign_in(page)
     shown = _shown(page, "data-count")
     every_status = {f"trustoo/{TRUSTOO_PUBLIC_TOKEN}/{status.value}" for status in EventStatus}
@@ -49,8 +54,9 @@ def test_dashboard_status_counts_match_the_database(page, service):
     assert set(in_database) <= set(shown)
     assert shown == {cell: in_database.get(cell, 0) for cell in shown}
     account = f"trustoo/{TRUSTOO_PUBLIC_TOKEN}"
-    assert [shown[f"{account}/{status}"] for status in ("done", "dead", "waiting_for_product", "retry", "quarantined")
-            ] == [2, 1, 1, 1, 1]
+    assert [
+        shown[f"{account}/{status}"] for status in ("done", "dead", "waiting_for_product", "retry", "quarantined")
+    ] == [2, 1, 1, 1, 1]
 
 
 def test_dashboard_webhooks_received_match_the_database(page, service):

@@ -46,6 +46,14 @@ def test_every_admin_page_opens_from_the_nav_and_is_captured(page, service, scre
             expect(page.locator("#event-status")).to_have_text("dead")
             page.screenshot(path=screenshots / "05-event-detail.png", full_page=True)
 
-    assert {"01-login.png", "02-dashboard.png", "03-dashboard-phone.png", "04-events.png", "05-event-detail.png",
-            "06-dead-letters.png", "07-waiting.png", "08-runs.png", "09-connections.png"} <= {
-        shot.name for shot in screenshots.iterdir()}
+    assert {
+        "01-login.png",
+        "02-dashboard.png",
+        "03-dashboard-phone.png",
+        "04-events.png",
+        "05-event-detail.png",
+        "06-dead-letters.png",
+        "07-waiting.png",
+        "08-runs.png",
+        "09-connections.png",
+    } <= {shot.name for shot in screenshots.iterdir()}

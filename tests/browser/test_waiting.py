@@ -36,8 +36,7 @@ def test_mapping_a_product_releases_its_waiting_reviews_into_commercetools(page,
 
 def test_waiting_page_groups_reviews_by_source_product(page, service):
     other = "8000000000002"
-    reviews = [trustoo_review(product_id=UNMATCHED), trustoo_review(product_id=other),
-               trustoo_review(product_id=other)]
+    reviews = [trustoo_review(product_id=UNMATCHED), trustoo_review(product_id=other), trustoo_review(product_id=other)]
     service.deliver(*reviews)
     for review in reviews:
         service.wait_for_status(review, "waiting_for_product")

@@ -15,8 +15,9 @@ ADMIN_TOKEN = "admin-token-0123456789abcdef"
 @pytest.fixture
 def ct():
     """(emulator, base URL), with one product whose key is the builders' Trustoo product id."""
-    emulator = CommercetoolsEmulator(project_key="reviewbridge-test", client_id="ct-client",
-                                     client_secret="ct-secret-0123456789")
+    emulator = CommercetoolsEmulator(
+        project_key="reviewbridge-test", client_id="ct-client", client_secret="ct-secret-0123456789"
+    )
     emulator.add_product(key=PRODUCT)
     with serve_wsgi(emulator) as url:
         yield emulator, url
@@ -25,9 +26,14 @@ def ct():
 @pytest.fixture
 def ct_environ(environ, ct):
     _, url = ct
-    return environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
-                      "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": url, "CTP_AUTH_URL": url,
-                      "TRUSTOO_RATE_LIMIT": "100"}
+    return environ | {
+        "CTP_PROJECT_KEY": "reviewbridge-test",
+        "CTP_CLIENT_ID": "ct-client",
+        "CTP_CLIENT_SECRET": "ct-secret-0123456789",
+        "CTP_API_URL": url,
+        "CTP_AUTH_URL": url,
+        "TRUSTOO_RATE_LIMIT": "100",
+    }
 
 
 @pytest.fixture

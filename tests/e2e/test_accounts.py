@@ -15,8 +15,9 @@ PRIVATE = "second-shop-private-token-0123"
 
 
 def _add(app, *extra):
-    return app.test_cli_runner().invoke(args=["accounts", "add", "trustoo", "--public-token", SHOP,
-                                              "--private-token", PRIVATE, *extra])
+    return app.test_cli_runner().invoke(
+        args=["accounts", "add", "trustoo", "--public-token", SHOP, "--private-token", PRIVATE, *extra]
+    )
 
 
 def test_trustoo_shop_added_by_cli_verifies_its_webhooks(app, client):

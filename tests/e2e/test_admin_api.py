@@ -75,10 +75,18 @@ def test_admin_api_without_admin_token_set_is_off_and_answers_404(client):
     assert response.get_json() == {"error": "not_found", "message": "the admin API is off: set ADMIN_TOKEN"}
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "Bearer", "Bearer wrong-token-0123456789abcdef", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN,
-    "Bearer tökén",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer",
+        "Bearer wrong-token-0123456789abcdef",
+        f"Bearer {TOKEN}x",
+        f"Basic {TOKEN}",
+        TOKEN,
+        "Bearer tökén",
+    ],
+)
 def test_admin_api_without_the_right_bearer_token_answers_401_and_never_echoes_it(admin, authorization, caplog):
     headers = {} if authorization is None else {"Authorization": authorization}
     with caplog.at_level(logging.DEBUG):
@@ -107,8 +115,11 @@ def test_admin_api_status_numbers_match_the_database_after_webhooks(admin, admin
     status = admin.get("/admin/api/status", headers=AUTH).get_json()
     database = _db_counts(admin_rt.engine)
     assert database == {"done": 2, "dead": 1, "pending": 1}
-    assert {k: v for k, v in status["totals"].items() if v} == database == {
-        k: v for k, v in status["events"]["trustoo"].items() if v}
+    assert (
+        {k: v for k, v in status["totals"].items() if v}
+        == database
+        == {k: v for k, v in status["events"]["trustoo"].items() if v}
+    )
     assert status["dead_letters"] == 1 and "review text rejected" in status["last_error"]["trustoo"]["error"]
     assert status["oldest_pending_age_s"] is not None
 
@@ -172,8 +183,12 @@ def test_admin_api_event_that_does_not_exist_answers_404_json(admin, event_id):
 
 def test_admin_api_dead_letters_are_listed_and_grouped_by_reason(admin, admin_rt, target):
     long_reason = "product description " + "x" * 300
-    target.fail_next(*(FixAndReplayError(reason, status=400)
-                       for reason in ("review text rejected", "review text rejected", long_reason)))
+    target.fail_next(
+        *(
+            FixAndReplayError(reason, status=400)
+            for reason in ("review text rejected", "review text rejected", long_reason)
+        )
+    )
     for _ in range(4):
         _deliver(admin, trustoo_review())
     build_worker(admin_rt).drain()
@@ -207,13 +222,15 @@ def test_admin_api_replay_by_id_turns_a_dead_letter_done_after_a_drain(admin, ad
 
 
 def test_admin_api_replay_of_dead_letters_by_error_text_queues_only_those(admin, admin_rt, target):
-    target.fail_next(FixAndReplayError("review text rejected", status=400),
-                     FixAndReplayError("rating out of range", status=400))
+    target.fail_next(
+        FixAndReplayError("review text rejected", status=400), FixAndReplayError("rating out of range", status=400)
+    )
     _deliver(admin, trustoo_review())
     _deliver(admin, trustoo_review())
     build_worker(admin_rt).drain()
-    response = admin.post("/admin/api/events/replay", json={"dead": True, "source": "trustoo", "error": "rating"},
-                          headers=AUTH)
+    response = admin.post(
+        "/admin/api/events/replay", json={"dead": True, "source": "trustoo", "error": "rating"}, headers=AUTH
+    )
     assert response.get_json() == {"replayed": 1} and _db_counts(admin_rt.engine) == {"dead": 1, "pending": 1}
 
 
@@ -233,8 +250,9 @@ def test_admin_api_discard_without_a_reason_answers_400_and_changes_nothing(admi
 def test_admin_api_discard_keeps_the_reason_and_the_worker_leaves_it(admin, admin_rt, target):
     _deliver(admin, trustoo_review())
     [event] = admin.get("/admin/api/events", headers=AUTH).get_json()["events"]
-    response = admin.post("/admin/api/events/discard", json={"ids": [event["id"]], "reason": "test review from QA"},
-                          headers=AUTH)
+    response = admin.post(
+        "/admin/api/events/discard", json={"ids": [event["id"]], "reason": "test review from QA"}, headers=AUTH
+    )
     assert response.get_json() == {"discarded": 1}
     build_worker(admin_rt).drain()
     event = admin.get(f"/admin/api/events/{event['id']}", headers=AUTH).get_json()
@@ -245,40 +263,43 @@ def test_admin_api_discard_keeps_the_reason_and_the_worker_leaves_it(admin, admi
 # --- bad input ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body", "field"), [
-    ("GET", "/events?limit=abc", None, "limit"),
-    ("GET", "/events?limit=0", None, "limit"),
-    ("GET", "/events?limit=501", None, "limit"),
-    ("GET", "/events?before=-3", None, "before"),
-    ("GET", "/events?before=100000000000000000000", None, "before"),
-    ("GET", "/events?q=%00", None, "q"),
-    ("GET", "/events?since=yesterday", None, "since"),
-    ("GET", "/events?until=2026-13-01", None, "until"),
-    ("GET", "/events?until=9999-12-31T23:59:59-01:00", None, "until"),
-    ("GET", "/events?status=sleeping", None, "status"),
-    ("GET", "/dead-letters?limit=abc", None, "limit"),
-    ("POST", "/events/replay", b"not json", "body"),
-    ("POST", "/events/replay", b'["a list"]', "body"),
-    ("POST", "/events/replay", {"ids": "5"}, "ids"),
-    ("POST", "/events/replay", {"ids": []}, "ids"),
-    ("POST", "/events/replay", {"ids": [True]}, "ids"),
-    ("POST", "/events/replay", {"ids": [0]}, "ids"),
-    ("POST", "/events/replay", {"ids": [10**20]}, "ids"),
-    ("POST", "/events/replay", {"ids": ["100000000000000000000"]}, "ids"),
-    ("POST", "/events/replay", {"ids": [1], "dead": True}, "ids"),
-    ("POST", "/events/replay", {"dead": "yes"}, "dead"),
-    ("POST", "/events/replay", {"dead": True, "since": "yesterday"}, "since"),
-    ("POST", "/events/replay", {"dead": True, "source": ["trustoo"]}, "source"),
-    ("POST", "/events/discard", {"ids": [{"id": 1}], "reason": "spam"}, "ids"),
-    ("POST", "/events/discard", {"ids": [1], "reason": "spam\x00"}, "reason"),
-    ("POST", "/resyncs", b"", "body"),
-    ("POST", "/resyncs", {}, "source"),
-    ("POST", "/resyncs", {"source": "shopify"}, "source"),
-    ("POST", "/resyncs", {"source": "trustoo", "dry_run": "yes"}, "dry_run"),
-    ("POST", "/resyncs", {"source": "trustoo", "restart": 1}, "restart"),
-    ("POST", "/resyncs", {"source": "trustoo", "since": "yesterday"}, "since"),
-    ("POST", "/resyncs", {"source": "trustoo", "until": 20261120}, "until"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", "/events?limit=abc", None, "limit"),
+        ("GET", "/events?limit=0", None, "limit"),
+        ("GET", "/events?limit=501", None, "limit"),
+        ("GET", "/events?before=-3", None, "before"),
+        ("GET", "/events?before=100000000000000000000", None, "before"),
+        ("GET", "/events?q=%00", None, "q"),
+        ("GET", "/events?since=yesterday", None, "since"),
+        ("GET", "/events?until=2026-13-01", None, "until"),
+        ("GET", "/events?until=9999-12-31T23:59:59-01:00", None, "until"),
+        ("GET", "/events?status=sleeping", None, "status"),
+        ("GET", "/dead-letters?limit=abc", None, "limit"),
+        ("POST", "/events/replay", b"not json", "body"),
+        ("POST", "/events/replay", b'["a list"]', "body"),
+        ("POST", "/events/replay", {"ids": "5"}, "ids"),
+        ("POST", "/events/replay", {"ids": []}, "ids"),
+        ("POST", "/events/replay", {"ids": [True]}, "ids"),
+        ("POST", "/events/replay", {"ids": [0]}, "ids"),
+        ("POST", "/events/replay", {"ids": [10**20]}, "ids"),
+        ("POST", "/events/replay", {"ids": ["100000000000000000000"]}, "ids"),
+        ("POST", "/events/replay", {"ids": [1], "dead": True}, "ids"),
+        ("POST", "/events/replay", {"dead": "yes"}, "dead"),
+        ("POST", "/events/replay", {"dead": True, "since": "yesterday"}, "since"),
+        ("POST", "/events/replay", {"dead": True, "source": ["trustoo"]}, "source"),
+        ("POST", "/events/discard", {"ids": [{"id": 1}], "reason": "spam"}, "ids"),
+        ("POST", "/events/discard", {"ids": [1], "reason": "spam\x00"}, "reason"),
+        ("POST", "/resyncs", b"", "body"),
+        ("POST", "/resyncs", {}, "source"),
+        ("POST", "/resyncs", {"source": "shopify"}, "source"),
+        ("POST", "/resyncs", {"source": "trustoo", "dry_run": "yes"}, "dry_run"),
+        ("POST", "/resyncs", {"source": "trustoo", "restart": 1}, "restart"),
+        ("POST", "/resyncs", {"source": "trustoo", "since": "yesterday"}, "since"),
+        ("POST", "/resyncs", {"source": "trustoo", "until": 20261120}, "until"),
+    ],
+)
 def test_admin_api_bad_input_answers_400_json_naming_the_field(admin, method, path, body, field):
     options = {"json": body} if isinstance(body, dict) else {"data": body}
     response = admin.open(f"/admin/api{path}", method=method, headers=AUTH, **options)
@@ -290,15 +311,16 @@ def test_admin_api_bad_input_answers_400_json_naming_the_field(admin, method, pa
 # --- resyncs --------------------------------------------------------------------------------------
 
 
-def test_admin_api_resync_is_queued_and_the_worker_runs_it_and_reports_its_counts(synced_admin, worker, trustoo,
-                                                                                  ct):
+def test_admin_api_resync_is_queued_and_the_worker_runs_it_and_reports_its_counts(synced_admin, worker, trustoo, ct):
     emulator, _ = ct
     for rating in (5, 4, 3):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=rating)
     response = synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH)
     assert response.status_code == 202
-    assert response.get_json() == {"started": [{"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN}],
-                                   "progress": "/admin/api/resyncs?source=trustoo"}
+    assert response.get_json() == {
+        "started": [{"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN}],
+        "progress": "/admin/api/resyncs?source=trustoo",
+    }
     [queued] = _resyncs(synced_admin)
     assert (queued["state"], queued["running"], queued["started_at"]) == ("queued", True, None)
     assert emulator.reviews == {}, "the web process calls no platform"
@@ -306,15 +328,21 @@ def test_admin_api_resync_is_queued_and_the_worker_runs_it_and_reports_its_count
     assert worker.run_queued_runs() == 1
     [entry] = _resyncs(synced_admin)
     assert (entry["source"], entry["account"], entry["state"], entry["running"], entry["error"]) == (
-        "trustoo", TRUSTOO_PUBLIC_TOKEN, "done", False, None)
+        "trustoo",
+        TRUSTOO_PUBLIC_TOKEN,
+        "done",
+        False,
+        None,
+    )
     assert entry["finished_at"] is not None and entry["position"] is None and entry["run_id"] == queued["run_id"]
     assert entry["counts"]["counts"]["seen"] == 3 and entry["counts"]["counts"]["created"] == 3
     assert len(emulator.reviews) == 3
     assert _resyncs(synced_admin, "?source=wix") == []
 
 
-def test_admin_api_resync_started_in_one_web_process_is_seen_and_run_from_another(synced_admin, ct_environ,
-                                                                                 trustoo, ct):
+def test_admin_api_resync_started_in_one_web_process_is_seen_and_run_from_another(
+    synced_admin, ct_environ, trustoo, ct
+):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
     other = create_app(ct_environ | {"ADMIN_TOKEN": TOKEN})  # another gunicorn worker, dyno or a restart
@@ -338,7 +366,9 @@ def test_admin_api_second_resync_start_while_one_is_queued_answers_409(synced_ad
     assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202
     second = synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH)
     assert second.status_code == 409 and second.get_json() == {
-        "error": "conflict", "message": f"a resync of trustoo {TRUSTOO_PUBLIC_TOKEN} is queued or running already"}
+        "error": "conflict",
+        "message": f"a resync of trustoo {TRUSTOO_PUBLIC_TOKEN} is queued or running already",
+    }
     [queued] = _resyncs(synced_admin)
     assert queued["running"] is True
     assert worker.run_queued_runs() == 1
@@ -347,15 +377,19 @@ def test_admin_api_second_resync_start_while_one_is_queued_answers_409(synced_ad
     assert synced_admin.post("/admin/api/resyncs", json=start, headers=AUTH).status_code == 202  # free again
 
 
-def test_admin_api_resync_of_a_worker_that_died_shows_abandoned_and_is_taken_over(synced_admin_app, synced_admin,
-                                                                                  worker, trustoo, ct):
+def test_admin_api_resync_of_a_worker_that_died_shows_abandoned_and_is_taken_over(
+    synced_admin_app, synced_admin, worker, trustoo, ct
+):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     rt = synced_admin_app.extensions["reviewbridge"]
     assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
     silent_since = rt.clock() - timedelta(minutes=10)  # claimed, then its worker was killed: no heartbeat since
     with transaction(rt.engine) as session:
-        session.execute(update(Run).values(state="running", worker_id="dead-host:4242:abcdef",
-                                           started_at=silent_since, updated_at=silent_since))
+        session.execute(
+            update(Run).values(
+                state="running", worker_id="dead-host:4242:abcdef", started_at=silent_since, updated_at=silent_since
+            )
+        )
     [abandoned] = _resyncs(synced_admin)
     assert (abandoned["state"], abandoned["running"]) == ("abandoned", True)
     assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 409
@@ -369,8 +403,7 @@ def test_admin_api_resync_of_a_worker_that_died_shows_abandoned_and_is_taken_ove
     assert len(ct[0].reviews) == 1
 
 
-def test_admin_api_running_resync_with_a_fresh_heartbeat_is_left_to_its_worker(synced_admin_app, synced_admin,
-                                                                             worker):
+def test_admin_api_running_resync_with_a_fresh_heartbeat_is_left_to_its_worker(synced_admin_app, synced_admin, worker):
     rt = synced_admin_app.extensions["reviewbridge"]
     assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
     with transaction(rt.engine) as session:
@@ -400,14 +433,23 @@ def test_admin_api_resync_that_fails_reports_the_error(synced_admin, worker):
     assert entry["state"] == "failed" and "no credentials" in entry["error"] and entry["finished_at"] is not None
 
 
-def test_admin_api_resync_that_crashes_records_the_error_type_and_no_secret(synced_admin_app, synced_admin, worker,
-                                                                           ct_environ):
+def test_admin_api_resync_that_crashes_records_the_error_type_and_no_secret(
+    synced_admin_app, synced_admin, worker, ct_environ
+):
     rt = synced_admin_app.extensions["reviewbridge"]
     secret = ct_environ["CTP_CLIENT_SECRET"]
     with transaction(rt.engine) as session:  # options no code writes: reading them fails outside our error tree
-        session.execute(insert(Run).values(kind="resync", source="trustoo", account=TRUSTOO_PUBLIC_TOKEN,
-                                           options=f'{{"since": "{secret}"}}', state="queued",
-                                           requested_at=rt.clock(), updated_at=rt.clock()))
+        session.execute(
+            insert(Run).values(
+                kind="resync",
+                source="trustoo",
+                account=TRUSTOO_PUBLIC_TOKEN,
+                options=f'{{"since": "{secret}"}}',
+                state="queued",
+                requested_at=rt.clock(),
+                updated_at=rt.clock(),
+            )
+        )
     assert worker.run_queued_runs() == 1
     [entry] = _resyncs(synced_admin)
     assert (entry["state"], entry["error"]) == ("failed", "ValueError (details in the service log)")

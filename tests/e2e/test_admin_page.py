@@ -23,10 +23,26 @@ from tests.e2e.admin_page_helpers import csrf_token, db_counts, deliver, post_fo
 from tests.e2e.conftest import ADMIN_TOKEN
 
 #: Every page and action but the sign-in form, with sample path values.
-PAGES = ["/admin/", "/admin/events", "/admin/events/1", "/admin/dead-letters", "/admin/waiting", "/admin/runs",
-         "/admin/runs/1", "/admin/connections"]
-ACTIONS = ["/admin/logout", "/admin/events/1/replay", "/admin/events/1/discard", "/admin/dead-letters/replay",
-           "/admin/waiting/map", "/admin/runs/resync", "/admin/runs/reconcile", "/admin/connections/trustoo/check"]
+PAGES = [
+    "/admin/",
+    "/admin/events",
+    "/admin/events/1",
+    "/admin/dead-letters",
+    "/admin/waiting",
+    "/admin/runs",
+    "/admin/runs/1",
+    "/admin/connections",
+]
+ACTIONS = [
+    "/admin/logout",
+    "/admin/events/1/replay",
+    "/admin/events/1/discard",
+    "/admin/dead-letters/replay",
+    "/admin/waiting/map",
+    "/admin/runs/resync",
+    "/admin/runs/reconcile",
+    "/admin/connections/trustoo/check",
+]
 ACCOUNT = f"trustoo/{TRUSTOO_PUBLIC_TOKEN}"
 
 
@@ -43,8 +59,10 @@ def test_admin_page_without_admin_token_is_off_and_answers_404_saying_so(client)
 def test_admin_page_with_admin_token_but_no_secret_key_refuses_with_503_saying_to_set_it(environ, target):
     app = create_app(environ | {"ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": ""}, targets=[target])
     try:
-        for response in (app.test_client().get("/admin/login"),
-                         app.test_client().post("/admin/login", data={"token": ADMIN_TOKEN})):
+        for response in (
+            app.test_client().get("/admin/login"),
+            app.test_client().post("/admin/login", data={"token": ADMIN_TOKEN}),
+        ):
             assert response.status_code == 503 and "SECRET_KEY" in response.get_data(as_text=True)
             assert "Set-Cookie" not in response.headers
     finally:
@@ -61,15 +79,27 @@ def test_admin_page_every_page_without_sign_in_redirects_to_the_form_and_back(ad
 @pytest.mark.parametrize("url", ACTIONS)
 def test_admin_page_every_action_without_sign_in_is_refused_before_csrf_and_changes_nothing(admin, page_rt, url):
     deliver(admin, trustoo_review())
-    response = admin.post(url, data={"reason": "spam", "source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN,
-                                     "source_product_id": "1", "product_key": "mug"})
+    response = admin.post(
+        url,
+        data={
+            "reason": "spam",
+            "source": "trustoo",
+            "account": TRUSTOO_PUBLIC_TOKEN,
+            "source_product_id": "1",
+            "product_key": "mug",
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/admin/login"
     assert db_counts(page_rt.engine) == {"pending": 1}
 
 
 def test_admin_page_routes_are_all_in_these_lists(admin_app):
-    rules = {(rule.rule, method) for rule in admin_app.url_map.iter_rules() if rule.endpoint.startswith("admin_page.")
-             for method in rule.methods - {"HEAD", "OPTIONS"}}
+    rules = {
+        (rule.rule, method)
+        for rule in admin_app.url_map.iter_rules()
+        if rule.endpoint.startswith("admin_page.")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     samples = {"<int:event_id>": "1", "<int:run_id>": "1", "<platform>": "trustoo"}
 
     def sample(rule: str) -> str:
@@ -78,8 +108,10 @@ def test_admin_page_routes_are_all_in_these_lists(admin_app):
         return rule
 
     tested = {(url, "GET") for url in PAGES} | {(url, "POST") for url in ACTIONS}
-    assert {(sample(rule), method) for rule, method in rules} ^ tested == {("/admin/login", "GET"),
-                                                                           ("/admin/login", "POST")}
+    assert {(sample(rule), method) for rule, method in rules} ^ tested == {
+        ("/admin/login", "GET"),
+        ("/admin/login", "POST"),
+    }
 
 
 @pytest.mark.parametrize("token", ["wrong-token-0123456789abcdef", ADMIN_TOKEN + "x", "", "tökén"])
@@ -108,8 +140,12 @@ def test_admin_page_sign_in_sets_a_signed_http_only_lax_cookie_for_12_hours(admi
 
 def test_admin_page_cookie_is_secure_over_https(admin):
     form = admin.get("/admin/login", base_url="https://localhost").get_data(as_text=True)
-    response = admin.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf_token(form)},
-                          base_url="https://localhost", headers={"Referer": "https://localhost/admin/login"})
+    response = admin.post(
+        "/admin/login",
+        data={"token": ADMIN_TOKEN, "csrf_token": csrf_token(form)},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/admin/login"},
+    )
     assert response.status_code == 302 and "Secure" in response.headers["Set-Cookie"]
 
 
@@ -117,13 +153,18 @@ def test_admin_page_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_pa
     assert admin.get("/admin/events?status=dead").headers["Location"] == "/admin/login?next=/admin/events?status%3Ddead"
     form = admin.get("/admin/login?next=/admin/events?status%3Ddead").get_data(as_text=True)
     assert texts(form, "input", name="next") == ["/admin/events?status=dead"]
-    for next_url, expected in [("/admin/events?status=dead", "/admin/events?status=dead"),
-                               ("https://evil.example/admin", "/admin/"), ("//evil.example/admin", "/admin/"),
-                               ("/admin/api/status", "/admin/"), ("/\\evil.example", "/admin/")]:
+    for next_url, expected in [
+        ("/admin/events?status=dead", "/admin/events?status=dead"),
+        ("https://evil.example/admin", "/admin/"),
+        ("//evil.example/admin", "/admin/"),
+        ("/admin/api/status", "/admin/"),
+        ("/\\evil.example", "/admin/"),
+    ]:
         browser = admin_app.test_client()
         form = browser.get("/admin/login").get_data(as_text=True)
-        response = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "next": next_url,
-                                                      "csrf_token": csrf_token(form)})
+        response = browser.post(
+            "/admin/login", data={"token": ADMIN_TOKEN, "next": next_url, "csrf_token": csrf_token(form)}
+        )
         assert response.status_code == 302 and response.headers["Location"] == expected, next_url
 
 
@@ -167,14 +208,23 @@ def test_admin_page_sign_in_form_needs_its_csrf_token_too(admin):
 
 def test_admin_page_csrf_leaves_the_json_api_and_webhooks_alone(page, admin):
     deliver(page, trustoo_review())
-    response = admin.post("/admin/api/events/discard", json={"ids": [1], "reason": "spam"},
-                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = admin.post(
+        "/admin/api/events/discard",
+        json={"ids": [1], "reason": "spam"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     assert response.status_code == 200
 
 
 def test_admin_page_every_page_has_the_nav_and_a_viewport_for_phones(page):
-    for url in ("/admin/", "/admin/events", "/admin/dead-letters", "/admin/waiting", "/admin/runs",
-                "/admin/connections"):
+    for url in (
+        "/admin/",
+        "/admin/events",
+        "/admin/dead-letters",
+        "/admin/waiting",
+        "/admin/runs",
+        "/admin/connections",
+    ):
         html = page.get(url).get_data(as_text=True)
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html, url
         for link in ("dashboard", "events", "dead-letters", "waiting", "runs", "connections"):
@@ -191,8 +241,10 @@ def _dashboard_numbers(html: str, attribute: str) -> dict[str, int]:
 
 
 def test_admin_page_dashboard_numbers_match_the_database(page, page_rt, target):
-    target.fail_next(FixAndReplayError("review text rejected", status=400),
-                     ProductNotFound("8000000000001", "no commercetools product for 8000000000001"))
+    target.fail_next(
+        FixAndReplayError("review text rejected", status=400),
+        ProductNotFound("8000000000001", "no commercetools product for 8000000000001"),
+    )
     for _ in range(4):
         deliver(page, trustoo_review())
     build_worker(page_rt).drain()
@@ -201,8 +253,9 @@ def test_admin_page_dashboard_numbers_match_the_database(page, page_rt, target):
     assert database == {"dead": 1, "waiting_for_product": 1, "done": 2, "pending": 1}
 
     html = page.get("/admin/").get_data(as_text=True)
-    assert _dashboard_numbers(html, "data-count") == {f"{ACCOUNT}/{status.value}": database.get(status.value, 0)
-                                                      for status in EventStatus}
+    assert _dashboard_numbers(html, "data-count") == {
+        f"{ACCOUNT}/{status.value}": database.get(status.value, 0) for status in EventStatus
+    }
     assert _dashboard_numbers(html, "data-received") == {f"{ACCOUNT}/hour": 5, f"{ACCOUNT}/day": 5}
     assert texts(html, id="queue-depth") == ["2"]  # pending + waiting_for_product
     assert texts(html, id="oldest-pending")[0].endswith("ago")

@@ -54,8 +54,10 @@ def test_admin_page_events_page_on_with_before(page):
     assert older and _listed(page, "before=3") == ["2", "1"]
 
 
-@pytest.mark.parametrize(("query", "field"), [("status=sleeping", "status"), ("since=yesterday", "since"),
-                                              ("before=abc", "before"), ("q=%00", "q")])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("status=sleeping", "status"), ("since=yesterday", "since"), ("before=abc", "before"), ("q=%00", "q")],
+)
 def test_admin_page_events_bad_filter_answers_400_naming_the_field(page, query, field):
     response = page.get(f"/admin/events?{query}")
     assert response.status_code == 400 and response.mimetype == "text/html"
@@ -63,8 +65,11 @@ def test_admin_page_events_bad_filter_answers_400_naming_the_field(page, query, 
 
 
 def test_admin_page_event_detail_shows_payload_attempts_ledger_and_key_without_secrets(page, page_rt):
-    review = trustoo_review(title=f"leaked {TRUSTOO_PRIVATE_TOKEN} and {SECRET_KEY}",
-                            access_token="a-token-value-0123456789", reply={"signature": "sig-value-0123"})
+    review = trustoo_review(
+        title=f"leaked {TRUSTOO_PRIVATE_TOKEN} and {SECRET_KEY}",
+        access_token="a-token-value-0123456789",
+        reply={"signature": "sig-value-0123"},
+    )
     deliver(page, review)
     build_worker(page_rt).drain()
     html = page.get("/admin/events/1").get_data(as_text=True)
@@ -117,9 +122,11 @@ def test_admin_page_discard_without_a_reason_is_refused_with_400_and_changes_not
 
 
 def test_admin_page_dead_letters_are_grouped_by_reason_and_a_group_replays_alone(page, page_rt, target):
-    target.fail_next(FixAndReplayError("review text rejected", status=400),
-                     FixAndReplayError("review text rejected", status=400),
-                     FixAndReplayError("rating out of range", status=400))
+    target.fail_next(
+        FixAndReplayError("review text rejected", status=400),
+        FixAndReplayError("review text rejected", status=400),
+        FixAndReplayError("rating out of range", status=400),
+    )
     reviews = [trustoo_review() for _ in range(3)]
     for review in reviews:
         deliver(page, review)
@@ -141,8 +148,12 @@ def test_admin_page_dead_letters_are_grouped_by_reason_and_a_group_replays_alone
 
 
 def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt, target):
-    target.fail_next(*(ProductNotFound(product, f"no commercetools product for {product}")
-                       for product in ("8000000000001", "8000000000001", "8000000000002")))
+    target.fail_next(
+        *(
+            ProductNotFound(product, f"no commercetools product for {product}")
+            for product in ("8000000000001", "8000000000001", "8000000000002")
+        )
+    )
     reviews = [trustoo_review(product_id=p) for p in ("8000000000001", "8000000000001", "8000000000002")]
     for review in reviews:
         deliver(page, review)
@@ -152,9 +163,17 @@ def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt,
     assert texts(html, "span", cls="waiting-count") == ["2", "1"]
     assert texts(html, "section", data_product=f"{account}/8000000000001")
 
-    response = post_form(page, "/admin/waiting", "/admin/waiting/map", {
-        "source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN, "source_product_id": "8000000000001",
-        "product_key": "mug-green"})
+    response = post_form(
+        page,
+        "/admin/waiting",
+        "/admin/waiting/map",
+        {
+            "source": "trustoo",
+            "account": TRUSTOO_PUBLIC_TOKEN,
+            "source_product_id": "8000000000001",
+            "product_key": "mug-green",
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/admin/waiting"
     [flashed] = texts(page.get("/admin/waiting").get_data(as_text=True), "div", cls="flash success")
     assert "2 waiting event(s) released" in flashed
@@ -162,18 +181,29 @@ def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt,
     assert [statuses[str(r["id"])] for r in reviews] == ["pending", "pending", "waiting_for_product"]
     with transaction(page_rt.engine) as session:
         mapping = session.execute(select(ProductMapping)).scalar_one()
-    assert (mapping.source_product_id, mapping.product_key, mapping.target) == ("8000000000001", "mug-green",
-                                                                                 "commercetools")
+    assert (mapping.source_product_id, mapping.product_key, mapping.target) == (
+        "8000000000001",
+        "mug-green",
+        "commercetools",
+    )
     build_worker(page_rt).drain()
     assert [_statuses(page_rt.engine)[str(r["id"])] for r in reviews] == ["done", "done", "waiting_for_product"]
 
 
-@pytest.mark.parametrize("data", [
-    {"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN, "source_product_id": "1"},
-    {"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN, "source_product_id": "1", "product_key": "a",
-     "product_id": "b"},
-    {"source": "trustoo", "source_product_id": "1", "product_key": "mug"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"source": "trustoo", "account": TRUSTOO_PUBLIC_TOKEN, "source_product_id": "1"},
+        {
+            "source": "trustoo",
+            "account": TRUSTOO_PUBLIC_TOKEN,
+            "source_product_id": "1",
+            "product_key": "a",
+            "product_id": "b",
+        },
+        {"source": "trustoo", "source_product_id": "1", "product_key": "mug"},
+    ],
+)
 def test_admin_page_mapping_without_exactly_one_product_answers_400(page, page_rt, data):
     response = post_form(page, "/admin/waiting", "/admin/waiting/map", data)
     assert response.status_code == 400

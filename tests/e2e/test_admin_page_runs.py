@@ -58,16 +58,22 @@ def test_admin_page_resync_is_queued_for_the_worker_and_shows_its_summary(synced
     assert "queued" in row and "waiting for a worker" in row
     assert emulator.reviews == {}, "the web process calls no platform"
     html = _run_queued(synced_page, worker)
-    [row] = texts(html, "tr", cls="run", data_kind="resync", data_source="trustoo",
-                  data_account=TRUSTOO_PUBLIC_TOKEN, data_state="done")
+    [row] = texts(
+        html,
+        "tr",
+        cls="run",
+        data_kind="resync",
+        data_source="trustoo",
+        data_account=TRUSTOO_PUBLIC_TOKEN,
+        data_state="done",
+    )
     assert "seen 3" in row and "created 3" in row
     assert len(emulator.reviews) == 3
     detail = synced_page.get("/admin/runs/1").get_data(as_text=True)
     assert texts(detail, id="run-state") == ["done"] and "created 3" in texts(detail, id="run-summary")[0]
 
 
-def test_admin_page_runs_page_refreshes_itself_while_a_run_waits_and_refuses_a_second(synced_page, worker,
-                                                                                    trustoo):
+def test_admin_page_runs_page_refreshes_itself_while_a_run_waits_and_refuses_a_second(synced_page, worker, trustoo):
     for _ in range(3):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo", "dry_run": "on"})
@@ -86,8 +92,13 @@ def test_admin_page_run_started_on_one_web_process_shows_on_another(synced_page,
     try:
         client = other.test_client()
         sign_in(client)
-        [row] = texts(client.get("/admin/runs").get_data(as_text=True), "tr", cls="run", data_kind="reconcile",
-                      data_state="running")
+        [row] = texts(
+            client.get("/admin/runs").get_data(as_text=True),
+            "tr",
+            cls="run",
+            data_kind="reconcile",
+            data_state="running",
+        )
         assert "queued" in row
         second = post_form(client, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
         assert second.status_code == 409
@@ -98,16 +109,19 @@ def test_admin_page_run_started_on_one_web_process_shows_on_another(synced_page,
     assert "missing 1" in row
 
 
-def test_admin_page_run_whose_worker_died_shows_abandoned_and_another_worker_finishes_it(synced_page_app,
-                                                                                       synced_page, worker,
-                                                                                       trustoo):
+def test_admin_page_run_whose_worker_died_shows_abandoned_and_another_worker_finishes_it(
+    synced_page_app, synced_page, worker, trustoo
+):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo"})
     rt = synced_page_app.extensions["reviewbridge"]
     silent_since = rt.clock() - timedelta(minutes=10)
     with transaction(rt.engine) as session:
-        session.execute(update(Run).values(state="running", worker_id="dead-host:4242:abcdef",
-                                           started_at=silent_since, updated_at=silent_since))
+        session.execute(
+            update(Run).values(
+                state="running", worker_id="dead-host:4242:abcdef", started_at=silent_since, updated_at=silent_since
+            )
+        )
     html = synced_page.get("/admin/runs").get_data(as_text=True)
     [row] = texts(html, "tr", cls="run", data_kind="resync", data_state="running")
     assert "abandoned" in row and '<meta http-equiv="refresh" content="2">' in html
@@ -129,19 +143,23 @@ def test_admin_page_reconcile_reports_drift_rows(synced_page, worker, trustoo):
 
 
 def test_admin_page_resync_that_fails_shows_the_error(synced_page, worker):
-    post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo",
-                                                                 "account": "unknown-shop-public-token"})
+    post_form(
+        synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo", "account": "unknown-shop-public-token"}
+    )
     html = _run_queued(synced_page, worker)
     [row] = texts(html, "tr", cls="run", data_state="failed")
     assert "no credentials" in row
 
 
-@pytest.mark.parametrize(("action", "data", "field"), [
-    ("/admin/runs/resync", {}, "source"),
-    ("/admin/runs/resync", {"source": "shopify"}, "source"),
-    ("/admin/runs/resync", {"source": "trustoo", "since": "yesterday"}, "since"),
-    ("/admin/runs/reconcile", {"source": "shopify"}, "source"),
-])
+@pytest.mark.parametrize(
+    ("action", "data", "field"),
+    [
+        ("/admin/runs/resync", {}, "source"),
+        ("/admin/runs/resync", {"source": "shopify"}, "source"),
+        ("/admin/runs/resync", {"source": "trustoo", "since": "yesterday"}, "since"),
+        ("/admin/runs/reconcile", {"source": "shopify"}, "source"),
+    ],
+)
 def test_admin_page_run_with_bad_input_answers_400_naming_the_field(page, action, data, field):
     response = post_form(page, "/admin/runs", action, data)
     assert response.status_code == 400

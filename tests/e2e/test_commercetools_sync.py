@@ -28,9 +28,17 @@ def ct_url(ct):
 
 
 def _app(environ, ct_url, **extra):
-    app = create_app(environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
-                                "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": ct_url,
-                                "CTP_AUTH_URL": ct_url} | extra)
+    app = create_app(
+        environ
+        | {
+            "CTP_PROJECT_KEY": "reviewbridge-test",
+            "CTP_CLIENT_ID": "ct-client",
+            "CTP_CLIENT_SECRET": "ct-secret-0123456789",
+            "CTP_API_URL": ct_url,
+            "CTP_AUTH_URL": ct_url,
+        }
+        | extra
+    )
     return app
 
 
@@ -74,11 +82,18 @@ def test_trustoo_review_created_becomes_exactly_one_commercetools_review(ct_app,
     [stored] = emulator.reviews.values()
     assert stored["key"] == stored["uniquenessValue"] == _key(item)
     assert (stored["rating"], stored["title"], stored["text"], stored["authorName"]) == (
-        5, "Lovely mug", item["content"], "Ada Lovelace")
+        5,
+        "Lovely mug",
+        item["content"],
+        "Ada Lovelace",
+    )
     assert stored["includedInStatistics"] is True
     fields = stored["custom"]["fields"]
-    assert (fields["source"], fields["sourceReviewId"], fields["sourceProductId"]) == ("trustoo", str(item["id"]),
-                                                                                      PRODUCT)
+    assert (fields["source"], fields["sourceReviewId"], fields["sourceProductId"]) == (
+        "trustoo",
+        str(item["id"]),
+        PRODUCT,
+    )
     assert fields["verified"] is True and fields["replyText"] == "Thanks, Ada!" and fields["authorCountry"] == "GB"
 
 
@@ -139,8 +154,9 @@ def test_unmatched_product_waits_then_an_import_releases_it(ct_app, emulator):
 
 
 def test_bad_product_csv_is_refused_naming_the_line(ct_app):
-    result = ct_app.test_cli_runner().invoke(args=["products", "import", "-"],
-                                             input="source,account,source_product_id\ntrustoo,a,1\n")
+    result = ct_app.test_cli_runner().invoke(
+        args=["products", "import", "-"], input="source,account,source_product_id\ntrustoo,a,1\n"
+    )
     assert result.exit_code != 0 and "line 2" in result.output
 
 
@@ -169,12 +185,12 @@ def test_token_expiring_mid_run_is_renewed(ct_app, emulator):
     assert {r.status for r in _inbox(ct_app)} == {"done"}
 
 
-def test_two_workers_racing_on_the_same_new_review_make_one_commercetools_review(ct_app, ct_url, environ,
-                                                                                 emulator):
+def test_two_workers_racing_on_the_same_new_review_make_one_commercetools_review(ct_app, ct_url, environ, emulator):
     emulator.latency_s = 0.02
     other = _app(environ, ct_url)
     targets = [ct_app.extensions["reviewbridge"].targets[0], other.extensions["reviewbridge"].targets[0]]
     from connectors.trustoo import map_review
+
     review = map_review(TRUSTOO_PUBLIC_TOKEN, trustoo_review())
     barrier = threading.Barrier(2)
 

@@ -51,8 +51,11 @@ def _validator(document: dict, schema: dict):
     """A JSON Schema 2020-12 validator (OpenAPI 3.1's dialect) whose `#/components/...` refs reach the document's."""
     from jsonschema import Draft202012Validator
 
-    wrapper = {"$schema": "https://json-schema.org/draft/2020-12/schema", "components": document["components"],
-               "allOf": [schema]}
+    wrapper = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": document["components"],
+        "allOf": [schema],
+    }
     return Draft202012Validator(wrapper, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
@@ -77,12 +80,17 @@ def _assert_answer_documented(document: dict, path: str, method: str, response) 
     mimetype = response.mimetype
     assert mimetype in content, f"{method.upper()} {path} answered {mimetype}, documented {sorted(content)}"
     if mimetype == "application/json":
-        _assert_fits(document, content[mimetype]["schema"], response.get_json(),
-                     f"{method.upper()} {path} {response.status_code}")
+        _assert_fits(
+            document,
+            content[mimetype]["schema"],
+            response.get_json(),
+            f"{method.upper()} {path} {response.status_code}",
+        )
 
 
 def _media_examples(document: dict):
     """Every (where, schema, example value) the document holds: media types, parameters and headers."""
+
     def media(where, media_type):
         schema = media_type.get("schema")
         if schema is None:
@@ -162,8 +170,10 @@ def test_openapi_enums_match_the_code(document):
 def test_openapi_trustoo_header_examples_sign_the_body_example_with_the_demo_token(document, path):
     operation = document["paths"][path]["post"]
     headers = {p["name"]: p["example"] for p in operation["parameters"] if p["in"] == "header"}
-    body = json.dumps(operation["requestBody"]["content"]["application/json"]["examples"]["review_created"]["value"],
-                      separators=(",", ":")).encode()
+    body = json.dumps(
+        operation["requestBody"]["content"]["application/json"]["examples"]["review_created"]["value"],
+        separators=(",", ":"),
+    ).encode()
     timestamp = int(headers["Open-Trustoo-Webhook-Timestamp"])
     verifier = TrustooWebhookVerifier({"demo-public-token": ["demo-private-token"]}, now=lambda: timestamp)
     assert verifier.verify(headers, body) == "demo-public-token"
@@ -178,12 +188,14 @@ def test_openapi_paths_and_methods_match_the_app_routes_both_ways(admin_app, doc
         if rule.endpoint == "static":
             continue
         routes.setdefault(_openapi_path(rule.rule), set()).update(m.lower() for m in rule.methods - _AUTOMATIC)
-    documented = {path: {method for method in item if method in _OPERATIONS}
-                  for path, item in document["paths"].items()}
+    documented = {
+        path: {method for method in item if method in _OPERATIONS} for path, item in document["paths"].items()
+    }
     assert sorted(routes.keys() - documented.keys()) == [], "routes the document leaves out"
     assert sorted(documented.keys() - routes.keys()) == [], "documented paths the app does not have"
-    assert {path: sorted(methods) for path, methods in documented.items()} == \
-        {path: sorted(methods) for path, methods in routes.items()}
+    assert {path: sorted(methods) for path, methods in documented.items()} == {
+        path: sorted(methods) for path, methods in routes.items()
+    }
 
 
 def test_openapi_admin_operations_need_the_bearer_token_and_no_others_do(document):
@@ -222,12 +234,15 @@ def test_openapi_signed_trustoo_delivery_answer_matches_the_documented_example(a
     _assert_fits(document, documented["application/json"]["schema"], response.get_json(), f"POST {path} 200")
 
 
-@pytest.mark.parametrize(("path", "url", "headers", "status"), [
-    ("/webhooks/trustoo/{topic}", "/webhooks/trustoo/review-created", {}, 401),
-    ("/webhooks/trustoo/{topic}", "/webhooks/trustoo/review-moved", {}, 404),
-    ("/webhooks/trustoo", "/webhooks/trustoo", {"Open-Trustoo-Webhook-Sign": "0" * 64}, 401),
-    ("/webhooks/wix", "/webhooks/wix", {"Content-Type": "text/plain"}, 401),
-])
+@pytest.mark.parametrize(
+    ("path", "url", "headers", "status"),
+    [
+        ("/webhooks/trustoo/{topic}", "/webhooks/trustoo/review-created", {}, 401),
+        ("/webhooks/trustoo/{topic}", "/webhooks/trustoo/review-moved", {}, 404),
+        ("/webhooks/trustoo", "/webhooks/trustoo", {"Open-Trustoo-Webhook-Sign": "0" * 64}, 401),
+        ("/webhooks/wix", "/webhooks/wix", {"Content-Type": "text/plain"}, 401),
+    ],
+)
 def test_openapi_refused_webhook_answer_fits_the_documented_error(admin, document, path, url, headers, status):
     response = admin.post(url, data=b'{"list":[{"id":1}]}', headers=headers)
     assert response.status_code == status
@@ -235,8 +250,7 @@ def test_openapi_refused_webhook_answer_fits_the_documented_error(admin, documen
 
 
 def test_openapi_webhook_too_large_and_wrong_method_fit_the_documented_errors(admin, admin_app, document):
-    too_large = admin.post("/webhooks/trustoo/review-created",
-                           data=b"x" * (admin_app.config["MAX_CONTENT_LENGTH"] + 1))
+    too_large = admin.post("/webhooks/trustoo/review-created", data=b"x" * (admin_app.config["MAX_CONTENT_LENGTH"] + 1))
     assert too_large.status_code == 413
     _assert_answer_documented(document, "/webhooks/trustoo/{topic}", "post", too_large)
     wrong_method = admin.get("/webhooks/trustoo/review-created")
@@ -257,8 +271,9 @@ def test_openapi_operational_answers_fit_their_documented_schemas(admin, documen
 @pytest.mark.parametrize("query", ["error=access_denied", "code=x&state=forged", "code=x"])
 def test_openapi_refused_oauth_callback_fits_the_documented_error(environ, document, query):
     platform = {k: v for k, v in environ.items() if k != "TRUSTOO_PUBLIC_TOKEN" and k != "TRUSTOO_PRIVATE_TOKEN"}
-    app = create_app(platform | {"TRUSTOO_CLIENT_ID": "rb-platform-client",
-                                 "TRUSTOO_CLIENT_SECRET": "rb-platform-secret-0123"})
+    app = create_app(
+        platform | {"TRUSTOO_CLIENT_ID": "rb-platform-client", "TRUSTOO_CLIENT_SECRET": "rb-platform-secret-0123"}
+    )
     try:
         response = app.test_client().get(f"/oauth/trustoo/callback?{query}")  # refused before Trustoo is called
     finally:
@@ -284,15 +299,24 @@ def test_openapi_admin_answers_fit_their_documented_schemas(admin, admin_app, do
         ("get", "/admin/api/status", "/admin/api/status", None, {}, 401),
         ("post", "/admin/api/events/replay", "/admin/api/events/replay", {"ids": [listed["id"]]}, AUTH, 200),
         ("post", "/admin/api/events/replay", "/admin/api/events/replay", {"ids": ["no-such-event"]}, AUTH, 404),
-        ("post", "/admin/api/events/discard", "/admin/api/events/discard",
-         {"ids": [listed["event_id"]], "reason": "a test review"}, AUTH, 200),
+        (
+            "post",
+            "/admin/api/events/discard",
+            "/admin/api/events/discard",
+            {"ids": [listed["event_id"]], "reason": "a test review"},
+            AUTH,
+            200,
+        ),
         ("post", "/admin/api/events/discard", "/admin/api/events/discard", {"ids": [listed["id"]]}, AUTH, 400),
         ("post", "/admin/api/resyncs", "/admin/api/resyncs", {}, AUTH, 400),
         ("post", "/admin/api/resyncs", "/admin/api/resyncs", {"source": "trustoo", "dry_run": True}, AUTH, 202),
     ]
     for method, path, url, payload, headers, status in calls:
-        response = getattr(admin, method)(url, json=payload, headers=headers) if payload is not None \
+        response = (
+            getattr(admin, method)(url, json=payload, headers=headers)
+            if payload is not None
             else getattr(admin, method)(url, headers=headers)
+        )
         assert response.status_code == status, (method, url, response.get_json())
         _assert_answer_documented(document, path, method, response)
         if status == 401:

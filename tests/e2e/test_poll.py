@@ -21,8 +21,7 @@ def test_poll_brings_in_a_review_whose_webhook_was_lost(synced_app, trustoo, ct)
 
 def test_poll_is_skipped_while_another_worker_holds_the_account(synced_app):
     rt = synced_app.extensions["reviewbridge"]
-    assert leases.acquire(rt.engine, f"poll:trustoo:{TRUSTOO_PUBLIC_TOKEN}", "other-worker", now=rt.clock(),
-                          ttl_s=600)
+    assert leases.acquire(rt.engine, f"poll:trustoo:{TRUSTOO_PUBLIC_TOKEN}", "other-worker", now=rt.clock(), ttl_s=600)
     assert build_worker(rt).poll() == 0
 
 

@@ -58,20 +58,42 @@ def _stop(process: subprocess.Popen, timeout_s: float) -> tuple[int, float]:
 
 def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, database_url):
     port = _free_port()
-    env = _environ(PORT=str(port), TRUSTOO_PUBLIC_TOKEN="demo-public-token",
-                   TRUSTOO_PRIVATE_TOKEN="demo-private-token,an-older-private-token")
+    env = _environ(
+        PORT=str(port),
+        TRUSTOO_PUBLIC_TOKEN="demo-public-token",
+        TRUSTOO_PRIVATE_TOKEN="demo-private-token,an-older-private-token",
+    )
     if "postgresql" in database_url:
         env["DATABASE_URL"] = database_url
     # With no DATABASE_URL the default is instance/reviewbridge.db under the working directory.
-    serve = subprocess.Popen([REVIEWBRIDGE, "serve", "--host", "127.0.0.1"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serve = subprocess.Popen(
+        [REVIEWBRIDGE, "serve", "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_for(f"http://127.0.0.1:{port}/readyz", serve)
-        sent = subprocess.run(["bash", "-euo", "pipefail", "-c", _readme_snippet()], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=30)
+        sent = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _readme_snippet()],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert sent.stdout == '{"code":0,"message":"success"}', sent.stderr
-        status = subprocess.run([REVIEWBRIDGE, "status", "--json"], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=60, check=True)
+        status = subprocess.run(
+            [REVIEWBRIDGE, "status", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert json.loads(status.stdout)["events"]["trustoo"]["pending"] == 1
         if "postgresql" not in database_url:
             assert (tmp_path / "instance" / "reviewbridge.db").exists()
@@ -85,10 +107,10 @@ def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, 
 
 def test_worker_stops_on_sigterm_within_ten_seconds_and_exits_zero(tmp_path, database_url):
     env = _environ(DATABASE_URL=database_url)
-    subprocess.run([REVIEWBRIDGE, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True,
-                   timeout=60)
-    worker = subprocess.Popen([REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    subprocess.run([REVIEWBRIDGE, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+    worker = subprocess.Popen(
+        [REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         lines = []
@@ -106,17 +128,18 @@ def test_worker_stops_on_sigterm_within_ten_seconds_and_exits_zero(tmp_path, dat
 
 def test_worker_refuses_to_start_on_an_unmigrated_database(tmp_path):
     env = _environ(DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db")
-    result = subprocess.run([REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "reviewbridge db upgrade" in result.stderr
 
 
 def test_bad_setting_stops_start_up_with_one_line_naming_the_variable(tmp_path):
     env = _environ(PORT="eighty")
-    result = subprocess.run([REVIEWBRIDGE, "status"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([REVIEWBRIDGE, "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == "reviewbridge: configuration error: PORT: 'eighty' is not a whole number"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "reviewbridge: configuration error: PORT: 'eighty' is not a whole number"
+    )
 
 
 def _procfile(process: str) -> str:
@@ -129,16 +152,32 @@ def _procfile(process: str) -> str:
 
 def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, database_url):
     port = _free_port()
-    env = _environ(PORT=str(port), DATABASE_URL=database_url, TRUSTOO_PUBLIC_TOKEN="demo-public-token",
-                   TRUSTOO_PRIVATE_TOKEN="demo-private-token", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True,
-                   timeout=60)
-    web = subprocess.Popen(["bash", "-c", f"exec {_procfile('web')}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    env = _environ(
+        PORT=str(port),
+        DATABASE_URL=database_url,
+        TRUSTOO_PUBLIC_TOKEN="demo-public-token",
+        TRUSTOO_PRIVATE_TOKEN="demo-private-token",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    web = subprocess.Popen(
+        ["bash", "-c", f"exec {_procfile('web')}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_for(f"http://127.0.0.1:{port}/readyz", web)
-        sent = subprocess.run(["bash", "-euo", "pipefail", "-c", _readme_snippet()], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=30)
+        sent = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _readme_snippet()],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert sent.stdout == '{"code":0,"message":"success"}', sent.stderr
         code, _ = _stop(web, timeout_s=20)
         assert code == 0
@@ -149,9 +188,11 @@ def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, data
 def test_every_command_also_works_through_flask_cli(tmp_path):
     env = _environ(DATABASE_URL=f"sqlite:///{tmp_path}/flask.db")
     flask = str(Path(sys.executable).parent / "flask")
-    upgraded = subprocess.run([flask, "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=60)
+    upgraded = subprocess.run(
+        [flask, "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert upgraded.returncode == 0 and "database at revision" in upgraded.stdout
-    status = subprocess.run([flask, "--app", "app", "status", "--json"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    status = subprocess.run(
+        [flask, "--app", "app", "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert json.loads(status.stdout)["dead_letters"] == 0

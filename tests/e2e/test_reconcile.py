@@ -20,8 +20,7 @@ def _key(item) -> str:
 
 def test_reconcile_reports_each_kind_of_drift_then_fix_removes_it(synced_app, trustoo, ct):
     emulator, _ = ct
-    synced, edited, deleted = (trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
-                               for _ in range(3))
+    synced, edited, deleted = (trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5) for _ in range(3))
     assert synced_app.test_cli_runner().invoke(args=["resync", "trustoo"]).exit_code == 0
     missing = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=4)  # webhook lost
     unmatched = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id="404", rating=3)
@@ -60,9 +59,11 @@ def test_reconcile_fix_mends_a_review_changed_in_commercetools_behind_our_back(s
     item = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     synced_app.test_cli_runner().invoke(args=["resync", "trustoo"])
     current = emulator.review_by_key(_key(item))
-    httpx.post(f"{url}/reviewbridge-test/reviews/{current['id']}",
-               headers={"Authorization": f"Bearer {emulator.issue_token()}"},
-               json={"version": current["version"], "actions": [{"action": "setRating", "rating": 1}]})
+    httpx.post(
+        f"{url}/reviewbridge-test/reviews/{current['id']}",
+        headers={"Authorization": f"Bearer {emulator.issue_token()}"},
+        json={"version": current["version"], "actions": [{"action": "setRating", "rating": 1}]},
+    )
     [report] = json.loads(_reconcile(synced_app, "--fix").output)
     assert report["counts"] == {"stale": 1} and report["fixed"] == 1
     build_worker(synced_app.extensions["reviewbridge"]).drain()

@@ -73,7 +73,7 @@ def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):
     first_pages = [r for r in trustoo.requests if "get_reviews" in r.path]
     [report] = json.loads(_resync(synced_app).output)
     assert report["resumed_from"] == "2" and report["counts"]["created"] == 250
-    pages = [r.query.get("page") for r in trustoo.requests if "get_reviews" in r.path][len(first_pages):]
+    pages = [r.query.get("page") for r in trustoo.requests if "get_reviews" in r.path][len(first_pages) :]
     assert pages == [["2"], ["3"]]
     assert len(emulator.reviews) == 250
 

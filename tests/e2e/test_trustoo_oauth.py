@@ -15,11 +15,14 @@ CLIENT_ID, CLIENT_SECRET = "rb-platform-client", "rb-platform-secret-0123"
 
 @pytest.fixture
 def platform(environ):
-    emulator = TrustooEmulator(shops={TRUSTOO_PUBLIC_TOKEN: TRUSTOO_PRIVATE_TOKEN},
-                               oauth_clients={CLIENT_ID: CLIENT_SECRET})
+    emulator = TrustooEmulator(
+        shops={TRUSTOO_PUBLIC_TOKEN: TRUSTOO_PRIVATE_TOKEN}, oauth_clients={CLIENT_ID: CLIENT_SECRET}
+    )
     with serve_wsgi(emulator) as trustoo_url:
-        app = create_app({k: v for k, v in environ.items() if not k.startswith("TRUSTOO_")} | {
-            "TRUSTOO_API_URL": trustoo_url, "TRUSTOO_CLIENT_ID": CLIENT_ID, "TRUSTOO_CLIENT_SECRET": CLIENT_SECRET})
+        app = create_app(
+            {k: v for k, v in environ.items() if not k.startswith("TRUSTOO_")}
+            | {"TRUSTOO_API_URL": trustoo_url, "TRUSTOO_CLIENT_ID": CLIENT_ID, "TRUSTOO_CLIENT_SECRET": CLIENT_SECRET}
+        )
         with serve_wsgi(app) as base_url:
             yield emulator, app, base_url
         app.extensions["reviewbridge"].engine.dispose()
@@ -29,8 +32,9 @@ def platform(environ):
 def test_trustoo_merchant_approval_stores_tokens_and_calls_go_out_with_bearer(platform):
     emulator, app, base_url = platform
     runner = app.test_cli_runner()
-    url = runner.invoke(args=["trustoo", "authorize-url", "--shop", TRUSTOO_PUBLIC_TOKEN,
-                              "--base-url", base_url]).output.strip()
+    url = runner.invoke(
+        args=["trustoo", "authorize-url", "--shop", TRUSTOO_PUBLIC_TOKEN, "--base-url", base_url]
+    ).output.strip()
     answer = httpx.get(url, follow_redirects=True, timeout=10)  # the merchant clicks "approve"
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "connected", "source": "trustoo", "shop": TRUSTOO_PUBLIC_TOKEN}

@@ -27,9 +27,17 @@ from tests.e2e.conftest import PRODUCT
 def service(environ, ct):
     """ReviewBridge with both targets, served on loopback, Trustoo's webhooks registered to it."""
     _, ct_url = ct
-    app = create_app(environ | {"CTP_PROJECT_KEY": "reviewbridge-test", "CTP_CLIENT_ID": "ct-client",
-                                "CTP_CLIENT_SECRET": "ct-secret-0123456789", "CTP_API_URL": ct_url,
-                                "CTP_AUTH_URL": ct_url, "ROUTES": "trustoo:commercetools,wix:trustoo"})
+    app = create_app(
+        environ
+        | {
+            "CTP_PROJECT_KEY": "reviewbridge-test",
+            "CTP_CLIENT_ID": "ct-client",
+            "CTP_CLIENT_SECRET": "ct-secret-0123456789",
+            "CTP_API_URL": ct_url,
+            "CTP_AUTH_URL": ct_url,
+            "ROUTES": "trustoo:commercetools,wix:trustoo",
+        }
+    )
     runner = app.test_cli_runner()
     assert runner.invoke(args=["setup", "commercetools"]).exit_code == 0
     with serve_wsgi(app) as base_url:
@@ -56,8 +64,9 @@ def test_trustoo_webhooks_register_twice_finds_the_first(service):
 
 def test_trustoo_review_lifecycle_reaches_commercetools_through_webhooks_alone(service, trustoo, ct):
     emulator, _ = ct
-    item = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5, author="Ada Lovelace",
-                              content="Keeps the tea hot.")
+    item = trustoo.add_review(
+        TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5, author="Ada Lovelace", content="Keeps the tea hot."
+    )
     key = review_key("trustoo", TRUSTOO_PUBLIC_TOKEN, str(item["id"]))
     _settle(service, trustoo)
     assert emulator.review_by_key(key)["rating"] == 5
@@ -98,18 +107,35 @@ class _WixStandIn:
 
 
 def _wix_event(review: Review, version: int, at) -> Event:
-    payload = {field.name: getattr(review, field.name) for field in dataclasses.fields(Review)
-               if field.name not in ("media", "reply", "created_at", "updated_at", "extra")}
-    return Event(source="wix", account="wix-site-1", event_id=f"wix-{review.source_id}-{version}",
-                 kind=EventKind.UPSERT, subject_id=review.source_id, topic="review_created", occurred_at=at,
-                 payload=payload)
+    payload = {
+        field.name: getattr(review, field.name)
+        for field in dataclasses.fields(Review)
+        if field.name not in ("media", "reply", "created_at", "updated_at", "extra")
+    }
+    return Event(
+        source="wix",
+        account="wix-site-1",
+        event_id=f"wix-{review.source_id}-{version}",
+        kind=EventKind.UPSERT,
+        subject_id=review.source_id,
+        topic="review_created",
+        occurred_at=at,
+        payload=payload,
+    )
 
 
 def _route_to_trustoo(service, *events) -> list[str]:
     rt = service.extensions["reviewbridge"]
-    deps = Collaborators(engine=rt.engine, sources={**rt.sources, "wix": _WixStandIn()}, targets=rt.targets,
-                         clock=rt.clock, metrics=rt.metrics, routes=rt.settings.routes_by_source(),
-                         retry_base_s=0.01, retry_cap_s=0.01)
+    deps = Collaborators(
+        engine=rt.engine,
+        sources={**rt.sources, "wix": _WixStandIn()},
+        targets=rt.targets,
+        clock=rt.clock,
+        metrics=rt.metrics,
+        routes=rt.settings.routes_by_source(),
+        retry_base_s=0.01,
+        retry_cap_s=0.01,
+    )
     queue.enqueue(rt.engine, "wix", "wix-site-1", list(events), now=rt.clock(), quarantine_id="q")
     statuses = []
     for _ in range(10):
@@ -122,8 +148,16 @@ def _route_to_trustoo(service, *events) -> list[str]:
 
 
 def _wix_review(**changes) -> Review:
-    base = Review(source="wix", account="wix-site-1", source_id="5f1b2c3d-wix-review", product_id=PRODUCT,
-                  rating=4, title="Nice", body="Arrived quickly.", author_name="Grace Hopper")
+    base = Review(
+        source="wix",
+        account="wix-site-1",
+        source_id="5f1b2c3d-wix-review",
+        product_id=PRODUCT,
+        rating=4,
+        title="Nice",
+        body="Arrived quickly.",
+        author_name="Grace Hopper",
+    )
     return dataclasses.replace(base, **changes)
 
 

@@ -72,19 +72,22 @@ def _tamper(body: bytes, headers: dict) -> tuple[bytes, dict]:
     return body.replace(b'"rating":5', b'"rating":1'), headers
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(lambda b, h: (b, {k: v for k, v in h.items() if "Sign" not in k}), id="unsigned"),
-    pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Sign": "0" * 64}), id="wrong-signature"),
-    pytest.param(_tamper, id="body-changed-after-signing"),
-    pytest.param(lambda b, h: (json.dumps(json.loads(b), indent=1).encode(), h), id="reserialised-body"),
-    pytest.param(lambda b, h: (b, trustoo_headers(b, public_token="someone-else")), id="unknown-public-token"),
-    pytest.param(lambda b, h: (b, trustoo_headers(b, private_token="not-our-private-token")), id="foreign-key"),
-    pytest.param(lambda b, h: (b, trustoo_headers(b, timestamp=int(time.time()) - 3600)), id="stale"),
-    pytest.param(lambda b, h: (b, trustoo_headers(b, timestamp=int(time.time()) + 3600)), id="from-the-future"),
-    pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Timestamp": "yesterday"}), id="bad-timestamp"),
-    pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Sign": "ü" * 64}), id="non-ascii-signature"),
-    pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Sign": "a" * 8000}), id="oversized-header"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda b, h: (b, {k: v for k, v in h.items() if "Sign" not in k}), id="unsigned"),
+        pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Sign": "0" * 64}), id="wrong-signature"),
+        pytest.param(_tamper, id="body-changed-after-signing"),
+        pytest.param(lambda b, h: (json.dumps(json.loads(b), indent=1).encode(), h), id="reserialised-body"),
+        pytest.param(lambda b, h: (b, trustoo_headers(b, public_token="someone-else")), id="unknown-public-token"),
+        pytest.param(lambda b, h: (b, trustoo_headers(b, private_token="not-our-private-token")), id="foreign-key"),
+        pytest.param(lambda b, h: (b, trustoo_headers(b, timestamp=int(time.time()) - 3600)), id="stale"),
+        pytest.param(lambda b, h: (b, trustoo_headers(b, timestamp=int(time.time()) + 3600)), id="from-the-future"),
+        pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Timestamp": "yesterday"}), id="bad-timestamp"),
+        pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Sign": "ü" * 64}), id="non-ascii-signature"),
+        pytest.param(lambda b, h: (b, {**h, "Open-Trustoo-Webhook-Sign": "a" * 8000}), id="oversized-header"),
+    ],
+)
 def test_trustoo_untrusted_delivery_is_refused_with_401_and_nothing_stored(client, engine, change):
     body = trustoo_body(trustoo_review())
     body, headers = change(body, trustoo_headers(body))
@@ -101,14 +104,17 @@ def test_trustoo_rejections_show_in_status(client, app, engine):
     assert json.loads(result.output)["rejected_signatures"] == 1
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b"{not json", "body is not JSON"),
-    (b"\xff\xfe\x00garbage", "body is not UTF-8"),
-    (b"", "body is not JSON"),
-    (b"[1,2,3]", "body is not a JSON object"),
-    (b'{"items":[]}', 'body has no "list" of reviews'),
-    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"{not json", "body is not JSON"),
+        (b"\xff\xfe\x00garbage", "body is not UTF-8"),
+        (b"", "body is not JSON"),
+        (b"[1,2,3]", "body is not a JSON object"),
+        (b'{"items":[]}', 'body has no "list" of reviews'),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
 def test_trustoo_signed_but_unusable_body_is_quarantined_and_acknowledged(client, engine, body, reason):
     response = _post(client, body, trustoo_headers(body))
     assert (response.status_code, response.data) == (200, SUCCESS)
@@ -129,12 +135,14 @@ def test_trustoo_batch_keeps_good_reviews_and_quarantines_an_item_without_id(cli
     assert sorted(r.status for r in _rows(engine)) == ["pending", "quarantined"]
 
 
-@pytest.mark.parametrize("review_id, reason", [
-    ("1001\x00", "holds a NUL character"),
-    ("9" * 300, "is longer than 255 characters"),
-])
-def test_trustoo_signed_review_whose_id_cannot_be_stored_is_quarantined_not_refused(client, engine, review_id,
-                                                                                     reason):
+@pytest.mark.parametrize(
+    "review_id, reason",
+    [
+        ("1001\x00", "holds a NUL character"),
+        ("9" * 300, "is longer than 255 characters"),
+    ],
+)
+def test_trustoo_signed_review_whose_id_cannot_be_stored_is_quarantined_not_refused(client, engine, review_id, reason):
     body = trustoo_body(trustoo_review(id=review_id), trustoo_review())
     assert (_post(client, body, trustoo_headers(body)).status_code, len(_rows(engine))) == (200, 2)
     [odd] = [row for row in _rows(engine) if row.status == "quarantined"]

@@ -28,9 +28,17 @@ def wix():
 @pytest.fixture
 def service(ct_environ, wix):
     emulator, url, _ = wix
-    app = create_app(ct_environ | {"WIX_APP_ID": emulator.app_id, "WIX_APP_SECRET": emulator.app_secret,
-                                   "WIX_API_URL": url, "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
-                                   "RETRY_BASE_S": "0.01", "RETRY_CAP_S": "1"})
+    app = create_app(
+        ct_environ
+        | {
+            "WIX_APP_ID": emulator.app_id,
+            "WIX_APP_SECRET": emulator.app_secret,
+            "WIX_API_URL": url,
+            "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
+            "RETRY_BASE_S": "0.01",
+            "RETRY_CAP_S": "1",
+        }
+    )
     assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
     with serve_wsgi(app) as base_url:
         yield app, f"{base_url}/webhooks/wix"
@@ -43,8 +51,9 @@ def _drain_until_settled(app, timeout_s: float = 30) -> None:
     while time.monotonic() < deadline:
         build_worker(rt).drain()
         with transaction(rt.engine) as session:
-            open_rows = session.execute(select(InboxEvent.id).where(
-                InboxEvent.status.in_(("pending", "retry", "processing")))).first()
+            open_rows = session.execute(
+                select(InboxEvent.id).where(InboxEvent.status.in_(("pending", "retry", "processing")))
+            ).first()
         if open_rows is None:
             return
         time.sleep(0.05)
@@ -66,8 +75,9 @@ def test_wix_review_history_delivered_twice_and_shuffled_lands_in_its_final_stat
     app, url = service
     emulator, _, instance = wix
     ct_emulator, _ = ct
-    review = emulator.add_review(instance, rating=4, moderationStatus="IN_MODERATION", title="Solid",
-                                 body="Sturdy and warm.")
+    review = emulator.add_review(
+        instance, rating=4, moderationStatus="IN_MODERATION", title="Solid", body="Sturdy and warm."
+    )
     ct_emulator.add_product(key=review["entityId"])
     bodies = [emulator.review_webhook(instance, review["id"], "created")]
     emulator.moderate(instance, review["id"], "APPROVED")
@@ -108,8 +118,11 @@ def test_twenty_fulfilled_orders_delivered_three_times_with_timeouts_give_twenty
     bodies = []
     for _ in range(20):
         order = emulator.make_order(instance)
-        bodies.append(emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
-                                            emulator.order_fulfilled_event(instance, order)))
+        bodies.append(
+            emulator.sign_webhook(
+                "wix.ecom.v1.order_fulfilled", instance, emulator.order_fulfilled_event(instance, order)
+            )
+        )
     emulator.inject(503, times=6, after_apply=True, path_contains="review-requests")  # created, reply lost
     deliveries = emulator.deliver_many(url, bodies, duplicates=3, seed=3)
     assert all(d.ok for d in deliveries)
@@ -124,8 +137,10 @@ def test_wix_order_without_stores_items_is_skipped_with_the_reason(service, wix)
     app, url = service
     emulator, _, instance = wix
     order = emulator.make_order(instance, stores_items=0, other_items=2)
-    emulator.deliver(url, emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
-                                                emulator.order_fulfilled_event(instance, order)))
+    emulator.deliver(
+        url,
+        emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance, emulator.order_fulfilled_event(instance, order)),
+    )
     _drain_until_settled(app)
     [request] = list_requests(app.extensions["reviewbridge"].engine)
     assert request["status"] == "skipped" and request["reason"]
@@ -136,8 +151,11 @@ def test_wix_review_requests_list_shows_each_order_once(service, wix):
     app, url = service
     emulator, _, instance = wix
     order = emulator.make_order(instance)
-    emulator.deliver(url, emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
-                                                emulator.order_fulfilled_event(instance, order)), times=2)
+    emulator.deliver(
+        url,
+        emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance, emulator.order_fulfilled_event(instance, order)),
+        times=2,
+    )
     _drain_until_settled(app)
     output = app.test_cli_runner().invoke(args=["wix", "review-requests", "list", "--order", order["id"]]).output
     assert output.count(order["id"]) == 1 and "requested" in output

@@ -49,8 +49,13 @@ __all__ = ["CommercetoolsEmulator", "LoggedRequest"]
 _WRITE_METHODS = ("POST", "DELETE")
 _READ_METHODS = ("GET", "HEAD")
 #: resource path segment → the scope family it needs (manage_<x> implies view_<x>)
-_SCOPE_FAMILY = {"reviews": "products", "products": "products", "types": "types", "states": "states",
-                 "channels": "channels"}
+_SCOPE_FAMILY = {
+    "reviews": "products",
+    "products": "products",
+    "types": "types",
+    "states": "states",
+    "channels": "channels",
+}
 _ROUTES = {  # resource → (collection methods, item methods)
     "reviews": (("GET", "HEAD", "POST"), ("GET", "HEAD", "POST", "DELETE")),
     "products": (("GET", "HEAD"), ("GET", "HEAD")),
@@ -91,8 +96,9 @@ class _Fault:
     timeout_s: float = 5.0
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method.upper() == method) and \
-            (self.path_contains is None or self.path_contains in path)
+        return (self.method is None or self.method.upper() == method) and (
+            self.path_contains is None or self.path_contains in path
+        )
 
 
 @dataclass
@@ -102,10 +108,17 @@ class _Token:
 
 
 class CommercetoolsEmulator:
-    def __init__(self, project_key: str = "reviewbridge-test", client_id: str = "ct-client",
-                 client_secret: str = "ct-secret-0123456789", token_ttl_s: float = 172800,
-                 clock: Callable[[], float] = time.time, latency_s: float = 0.0, fail_rate: float = 0.0,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        project_key: str = "reviewbridge-test",
+        client_id: str = "ct-client",
+        client_secret: str = "ct-secret-0123456789",
+        token_ttl_s: float = 172800,
+        clock: Callable[[], float] = time.time,
+        latency_s: float = 0.0,
+        fail_rate: float = 0.0,
+        seed: int | None = None,
+    ):
         self.project_key = project_key
         self.client_id = client_id
         self.client_secret = client_secret
@@ -136,20 +149,43 @@ class CommercetoolsEmulator:
         with self._lock:
             return copy.deepcopy(self._project.add_customer(key, id))
 
-    def add_type(self, key: str, fields: dict[str, str] | list[dict[str, Any]], *,
-                 resource_type_ids: tuple[str, ...] = ("review",), name: str | None = None) -> dict[str, Any]:
+    def add_type(
+        self,
+        key: str,
+        fields: dict[str, str] | list[dict[str, Any]],
+        *,
+        resource_type_ids: tuple[str, ...] = ("review",),
+        name: str | None = None,
+    ) -> dict[str, Any]:
         """A Custom Type; `fields` is a TypeDraft's fieldDefinitions, or {name: "String" | "Boolean" | …}."""
         if isinstance(fields, dict):
-            fields = [{"name": n, "label": {"en": n}, "required": False,
-                       "type": {"name": "Set", "elementType": {"name": t[4:-1]}} if t.startswith("Set<")
-                       else {"name": t}} for n, t in fields.items()]
-        draft = {"key": key, "name": {"en": name or key}, "resourceTypeIds": list(resource_type_ids),
-                 "fieldDefinitions": fields}
+            fields = [
+                {
+                    "name": n,
+                    "label": {"en": n},
+                    "required": False,
+                    "type": {"name": "Set", "elementType": {"name": t[4:-1]}} if t.startswith("Set<") else {"name": t},
+                }
+                for n, t in fields.items()
+            ]
+        draft = {
+            "key": key,
+            "name": {"en": name or key},
+            "resourceTypeIds": list(resource_type_ids),
+            "fieldDefinitions": fields,
+        }
         with self._lock:
             return copy.deepcopy(self._project.create_type(draft))
 
-    def add_state(self, key: str, *, initial: bool = True, roles: tuple[str, ...] = (),
-                  transitions: list[str] | None = None, state_type: str = "ReviewState") -> dict[str, Any]:
+    def add_state(
+        self,
+        key: str,
+        *,
+        initial: bool = True,
+        roles: tuple[str, ...] = (),
+        transitions: list[str] | None = None,
+        state_type: str = "ReviewState",
+    ) -> dict[str, Any]:
         """A State; `transitions` are the keys of existing States (None: any transition is allowed)."""
         draft: dict[str, Any] = {"key": key, "type": state_type, "initial": initial, "roles": list(roles)}
         if transitions is not None:
@@ -181,12 +217,20 @@ class CommercetoolsEmulator:
         with self._lock:
             return self._writes[key]
 
-    def inject(self, status: int = 503, *, times: int = 1, method: str | None = None,
-               path_contains: str | None = None, retry_after: float | str | None = None, body: Any = None,
-               after_apply: bool = False, timeout_s: float = 5.0) -> None:
+    def inject(
+        self,
+        status: int = 503,
+        *,
+        times: int = 1,
+        method: str | None = None,
+        path_contains: str | None = None,
+        retry_after: float | str | None = None,
+        body: Any = None,
+        after_apply: bool = False,
+        timeout_s: float = 5.0,
+    ) -> None:
         with self._lock:
-            self._faults.add(_Fault(status, times, method, path_contains, retry_after, body, after_apply,
-                                       timeout_s))
+            self._faults.add(_Fault(status, times, method, path_contains, retry_after, body, after_apply, timeout_s))
 
     def issue_token(self, scope: str | None = None) -> str:
         """A valid access token without an HTTP round trip (scope: space-separated, default manage_project)."""
@@ -219,15 +263,26 @@ class CommercetoolsEmulator:
             with self._lock:
                 response = self._token_endpoint(request, raw)
         elif request.path.startswith("/oauth/"):  # the auth host: no other endpoint is emulated
-            error = ApiError(404, "ResourceNotFound", f"The endpoint '{request.path}' does not exist on the auth "
-                                                      "host (the token endpoint is exactly /oauth/token).")
+            error = ApiError(
+                404,
+                "ResourceNotFound",
+                f"The endpoint '{request.path}' does not exist on the auth "
+                "host (the token endpoint is exactly /oauth/token).",
+            )
             response = _json_response(404, error.body())
         else:
             response = self._api_call(request, raw)
         response.headers["X-Correlation-ID"] = f"projects-{uuid.uuid4()}"
         with self._lock:
-            self.requests.append(LoggedRequest(request.method, request.path, request.args.to_dict(flat=False),
-                                               _logged_body(raw), response.status_code))
+            self.requests.append(
+                LoggedRequest(
+                    request.method,
+                    request.path,
+                    request.args.to_dict(flat=False),
+                    _logged_body(raw),
+                    response.status_code,
+                )
+            )
         return response(environ, start_response)
 
     def _api_call(self, request: Request, raw: bytes) -> Response:
@@ -252,8 +307,9 @@ class CommercetoolsEmulator:
         if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             status = self._rng.choice((503, 502, 429))
             write = request.method in _WRITE_METHODS
-            return _Fault(status, 1, retry_after=1 if status == 429 else None,
-                          after_apply=write and self._rng.random() < 0.5)
+            return _Fault(
+                status, 1, retry_after=1 if status == 429 else None, after_apply=write and self._rng.random() < 0.5
+            )
         return None
 
     def _fault_response(self, fault: _Fault, request: Request) -> Response:
@@ -277,8 +333,9 @@ class CommercetoolsEmulator:
         if status == 409:
             review = self._review_for_path(request.path)
             version = review["version"] if review else 1
-            return ApiError(409, "ConcurrentModification", "Version mismatch. Concurrent modification.",
-                            currentVersion=version)
+            return ApiError(
+                409, "ConcurrentModification", "Version mismatch. Concurrent modification.", currentVersion=version
+            )
         code, message = _FAULT_BODIES.get(status, ("General", "An unexpected error occurred."))
         return ApiError(status, code, message)
 
@@ -294,8 +351,9 @@ class CommercetoolsEmulator:
     def _token_endpoint(self, request: Request, raw: bytes) -> Response:
         try:
             if request.method != "POST":
-                raise ApiError(405, "invalid_request", "The token endpoint only accepts POST.",
-                               top={"error": "invalid_request"})
+                raise ApiError(
+                    405, "invalid_request", "The token endpoint only accepts POST.", top={"error": "invalid_request"}
+                )
             self._check_client(request.headers.get("Authorization", ""))
             form = {**request.args.to_dict(), **{k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}}
             grant_type = form.get("grant_type")
@@ -311,8 +369,9 @@ class CommercetoolsEmulator:
             return _json_response(error.status, error.body())
         token = self.issue_token(" ".join(scopes) or None)
         granted = " ".join(self._tokens[token].scopes)
-        return _json_response(200, {"access_token": token, "expires_in": int(self.token_ttl_s), "scope": granted,
-                                     "token_type": "Bearer"})
+        return _json_response(
+            200, {"access_token": token, "expires_in": int(self.token_ttl_s), "scope": granted, "token_type": "Bearer"}
+        )
 
     def _check_client(self, header: str) -> None:
         scheme, _, encoded = header.partition(" ")
@@ -345,8 +404,11 @@ class CommercetoolsEmulator:
             resource, rest = parts[2], (parts[3] if len(parts) > 3 else "")
             allowed = _ROUTES[resource][1 if rest else 0]
             if request.method not in allowed:
-                raise ApiError(405, "MethodNotAllowed", f"Method {request.method} is not allowed on {request.path} "
-                                                        f"(allowed: {', '.join(allowed)}).")
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    f"Method {request.method} is not allowed on {request.path} (allowed: {', '.join(allowed)}).",
+                )
             self._check_scope(scopes, resource, request.method)
             status, body, touched = self._dispatch(request, raw, resource, rest)
         except ApiError as error:
@@ -423,8 +485,9 @@ def _invalid_token() -> ApiError:
 
 def _insufficient_scope(scope: str) -> ApiError:
     message = f"Insufficient scope. One of the following scopes is missing: {scope}"
-    return ApiError(403, "insufficient_scope", message, top={"error": "insufficient_scope",
-                                                             "error_description": message})
+    return ApiError(
+        403, "insufficient_scope", message, top={"error": "insufficient_scope", "error_description": message}
+    )
 
 
 def _reject_constant(name: str) -> None:
@@ -476,15 +539,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-secret", default="ct-secret-0123456789")
     parser.add_argument("--token-ttl-s", type=float, default=172800)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--product", action="append", default=[], metavar="KEY",
-                        help="create a product with this key (repeatable)")
+    parser.add_argument(
+        "--product", action="append", default=[], metavar="KEY", help="create a product with this key (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     from tests.fakes.serving import serve_wsgi
 
-    emulator = CommercetoolsEmulator(project_key=args.project_key, client_id=args.client_id,
-                                     client_secret=args.client_secret, token_ttl_s=args.token_ttl_s,
-                                     latency_s=args.latency_ms / 1000, fail_rate=args.fail_rate, seed=args.seed)
+    emulator = CommercetoolsEmulator(
+        project_key=args.project_key,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        token_ttl_s=args.token_ttl_s,
+        latency_s=args.latency_ms / 1000,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+    )
     for key in args.product:
         emulator.add_product(key=key)
     with serve_wsgi(emulator, port=args.port, log_requests=True) as url:

@@ -23,19 +23,77 @@ from typing import Any
 RATING_MIN, RATING_MAX = -100, 100
 QUERY_LIMIT_MAX, QUERY_OFFSET_MAX, TOTAL_CAP = 500, 10_000, 10_000
 INCLUDED_ROLE = "ReviewIncludedInStatistics"
-STATE_TYPES = ("OrderState", "LineItemState", "ProductState", "ReviewState", "PaymentState",
-               "QuoteRequestState", "StagedQuoteState", "QuoteState")
+STATE_TYPES = (
+    "OrderState",
+    "LineItemState",
+    "ProductState",
+    "ReviewState",
+    "PaymentState",
+    "QuoteRequestState",
+    "StagedQuoteState",
+    "QuoteState",
+)
 STATE_ROLES = (INCLUDED_ROLE, "Return")
-RESOURCE_TYPE_IDS = ("address", "asset", "business-unit", "cart", "cart-discount", "category", "channel",
-                     "customer", "customer-group", "discount-code", "inventory-entry", "line-item", "order",
-                     "order-edit", "payment", "product", "product-price", "product-selection", "review",
-                     "shipping", "shipping-method", "shopping-list", "store", "transaction")
+RESOURCE_TYPE_IDS = (
+    "address",
+    "asset",
+    "business-unit",
+    "cart",
+    "cart-discount",
+    "category",
+    "channel",
+    "customer",
+    "customer-group",
+    "discount-code",
+    "inventory-entry",
+    "line-item",
+    "order",
+    "order-edit",
+    "payment",
+    "product",
+    "product-price",
+    "product-selection",
+    "review",
+    "shipping",
+    "shipping-method",
+    "shopping-list",
+    "store",
+    "transaction",
+)
 FIELD_TYPES = ("String", "Boolean", "Number", "DateTime", "LocalizedString", "Set")
-REVIEW_DRAFT_FIELDS = ("key", "uniquenessValue", "locale", "authorName", "title", "text", "target", "state",
-                       "rating", "customer", "custom")
-REVIEW_ORDER = ("id", "version", "createdAt", "lastModifiedAt", "lastModifiedBy", "createdBy", "key",
-                "uniquenessValue", "locale", "authorName", "title", "text", "target", "rating", "state",
-                "includedInStatistics", "customer", "custom")
+REVIEW_DRAFT_FIELDS = (
+    "key",
+    "uniquenessValue",
+    "locale",
+    "authorName",
+    "title",
+    "text",
+    "target",
+    "state",
+    "rating",
+    "customer",
+    "custom",
+)
+REVIEW_ORDER = (
+    "id",
+    "version",
+    "createdAt",
+    "lastModifiedAt",
+    "lastModifiedBy",
+    "createdBy",
+    "key",
+    "uniquenessValue",
+    "locale",
+    "authorName",
+    "title",
+    "text",
+    "target",
+    "rating",
+    "state",
+    "includedInStatistics",
+    "customer",
+    "custom",
+)
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{2,256}")
 _FIELD_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{2,36}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})")
@@ -79,15 +137,22 @@ def required_field(field: str) -> ApiError:
 
 
 def duplicate_field(field: str, value: Any) -> ApiError:
-    return ApiError(400, "DuplicateField", f"A duplicate value '{json.dumps(value)}' exists for field '{field}'.",
-                    field=field, duplicateValue=value)
+    return ApiError(
+        400,
+        "DuplicateField",
+        f"A duplicate value '{json.dumps(value)}' exists for field '{field}'.",
+        field=field,
+        duplicateValue=value,
+    )
 
 
 def referenced_not_found(type_id: str, how: str, value: str) -> ApiError:
     predicate = f"with key '{value}'" if how == "key" else f"with identifier '{value}'"
-    message = (f"The referenced object of type '{type_id}' {predicate} was not found. It either doesn't exist, "
-               "or it can't be accessed from this endpoint (e.g., if the endpoint filters by store or customer "
-               "account).")
+    message = (
+        f"The referenced object of type '{type_id}' {predicate} was not found. It either doesn't exist, "
+        "or it can't be accessed from this endpoint (e.g., if the endpoint filters by store or customer "
+        "account)."
+    )
     return ApiError(400, "ReferencedResourceNotFound", message, typeId=type_id, **{how: value})
 
 
@@ -97,8 +162,7 @@ def not_found(how: str, value: str) -> ApiError:
 
 
 def concurrent_modification(resource_id: str, expected: Any, current: int) -> ApiError:
-    message = (f"Object {resource_id} has a different version than expected. "
-               f"Expected: {expected} - Actual: {current}.")
+    message = f"Object {resource_id} has a different version than expected. Expected: {expected} - Actual: {current}."
     return ApiError(409, "ConcurrentModification", message, currentVersion=current)
 
 
@@ -210,8 +274,14 @@ class Project:
         self._review_uniqueness: dict[str, str] = {}  # uniquenessValue → id
 
     def collection(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {"reviews": self.reviews, "products": self.products, "types": self.types,
-                "states": self.states, "customers": self.customers, "channels": self.channels}[kind]
+        return {
+            "reviews": self.reviews,
+            "products": self.products,
+            "types": self.types,
+            "states": self.states,
+            "customers": self.customers,
+            "channels": self.channels,
+        }[kind]
 
     def _base(self, key: str | None, resource_id: str | None = None) -> dict[str, Any]:
         now = iso(self.clock())
@@ -238,8 +308,13 @@ class Project:
     def _reference(self, identifier: tuple[str, str, str]) -> dict[str, Any]:
         """The existing resource a (typeId, how, value) identifier names, else ReferencedResourceNotFound."""
         type_id, how, value = identifier
-        kind = {"product": "products", "state": "states", "type": "types", "customer": "customers",
-                "channel": "channels"}.get(type_id)
+        kind = {
+            "product": "products",
+            "state": "states",
+            "type": "types",
+            "customer": "customers",
+            "channel": "channels",
+        }.get(type_id)
         found = self.find(kind, how, value) if kind else None
         if found is None:
             raise referenced_not_found(type_id, how, value)
@@ -253,8 +328,12 @@ class Project:
         product = self._base(key, resource_id)
         name = {"en": key or product["id"]}
         data = {"name": name, "slug": dict(name), "variants": [], "masterVariant": {"id": 1}}
-        product["masterData"] = {"current": data, "staged": copy.deepcopy(data), "published": True,
-                                 "hasStagedChanges": False}
+        product["masterData"] = {
+            "current": data,
+            "staged": copy.deepcopy(data),
+            "published": True,
+            "hasStagedChanges": False,
+        }
         self.products[product["id"]] = product
         return product
 
@@ -268,16 +347,24 @@ class Project:
     def product_json(self, product: Mapping[str, Any]) -> dict[str, Any]:
         """The product with its live reviewRatingStatistics (absent while no review counts)."""
         out = copy.deepcopy(dict(product))
-        ratings = [r["rating"] for r in self.reviews.values()
-                   if r.get("includedInStatistics") and r.get("rating") is not None
-                   and r.get("target") == {"typeId": "product", "id": product["id"]}]
+        ratings = [
+            r["rating"]
+            for r in self.reviews.values()
+            if r.get("includedInStatistics")
+            and r.get("rating") is not None
+            and r.get("target") == {"typeId": "product", "id": product["id"]}
+        ]
         if ratings:
             distribution: dict[str, int] = {}
             for rating in sorted(ratings):
                 distribution[str(rating)] = distribution.get(str(rating), 0) + 1
             out["reviewRatingStatistics"] = {
-                "averageRating": round(sum(ratings) / len(ratings), 5), "highestRating": max(ratings),
-                "lowestRating": min(ratings), "count": len(ratings), "ratingsDistribution": distribution}
+                "averageRating": round(sum(ratings) / len(ratings), 5),
+                "highestRating": max(ratings),
+                "lowestRating": min(ratings),
+                "count": len(ratings),
+                "ratingsDistribution": distribution,
+            }
         return out
 
     def add_customer(self, key: str | None = None, resource_id: str | None = None) -> dict[str, Any]:
@@ -343,8 +430,10 @@ class Project:
                 raise invalid_json(f"roles[{index}]: one of {', '.join(STATE_ROLES)} expected.")
         transitions = None
         if draft.get("transitions") is not None:
-            identifiers = [_identifier(item, f"transitions[{index}]", ("state",))
-                           for index, item in enumerate(_array(draft["transitions"], "transitions"))]
+            identifiers = [
+                _identifier(item, f"transitions[{index}]", ("state",))
+                for index, item in enumerate(_array(draft["transitions"], "transitions"))
+            ]
             transitions = [{"typeId": "state", "id": self._reference(identifier)["id"]} for identifier in identifiers]
         if not _KEY_PATTERN.fullmatch(key):
             raise invalid_field("key", key)
@@ -410,8 +499,9 @@ class Project:
         if state is not None:
             found = self._review_state(state)
             if not found["initial"]:
-                raise invalid_operation(f"State '{found['id']}' is not an initial state; a new review can only "
-                                        "start in an initial state.")
+                raise invalid_operation(
+                    f"State '{found['id']}' is not an initial state; a new review can only start in an initial state."
+                )
             review["state"] = {"typeId": "state", "id": found["id"]}
             review["includedInStatistics"] = INCLUDED_ROLE in found["roles"]
         if customer is not None:
@@ -477,8 +567,16 @@ class Project:
             _set(review, field, _rating(value) if name == "setRating" and value is not None else value)
         elif name == "setCustomer":
             customer = action.get("customer")
-            _set(review, "customer", None if customer is None else {
-                "typeId": "customer", "id": self._reference(_identifier(customer, "customer", ("customer",)))["id"]})
+            _set(
+                review,
+                "customer",
+                None
+                if customer is None
+                else {
+                    "typeId": "customer",
+                    "id": self._reference(_identifier(customer, "customer", ("customer",)))["id"],
+                },
+            )
         elif name == "setTarget":
             target = _identifier(action["target"], "target", ("product", "channel"))
             review["target"] = {"typeId": target[0], "id": self._reference(target)["id"]}
@@ -488,8 +586,9 @@ class Project:
             if action.get("type") is None:
                 review.pop("custom", None)
             else:
-                review["custom"] = self._custom(*_custom_draft(
-                    {"type": action["type"], "fields": action.get("fields") or {}}, ""))
+                review["custom"] = self._custom(
+                    *_custom_draft({"type": action["type"], "fields": action.get("fields") or {}}, "")
+                )
         elif name == "setCustomField":
             self._set_custom_field(review, action["name"], action.get("value"))
 
@@ -498,12 +597,16 @@ class Project:
         if not force:
             current = self.states.get((review.get("state") or {}).get("id", ""))
             if current is None and not new["initial"]:
-                raise invalid_operation(f"The review has no state yet, so it can only transition to an initial "
-                                        f"state; '{new['id']}' is not initial.")
-            if current is not None and "transitions" in current and \
-                    {"typeId": "state", "id": new["id"]} not in current["transitions"]:
-                raise invalid_operation(f"There is no transition from state '{current['id']}' to state "
-                                        f"'{new['id']}'.")
+                raise invalid_operation(
+                    f"The review has no state yet, so it can only transition to an initial "
+                    f"state; '{new['id']}' is not initial."
+                )
+            if (
+                current is not None
+                and "transitions" in current
+                and {"typeId": "state", "id": new["id"]} not in current["transitions"]
+            ):
+                raise invalid_operation(f"There is no transition from state '{current['id']}' to state '{new['id']}'.")
         review["state"] = {"typeId": "state", "id": new["id"]}
         review["includedInStatistics"] = INCLUDED_ROLE in new["roles"]
 
@@ -528,8 +631,14 @@ class Project:
 
 # --- review helpers -------------------------------------------------------------------------------
 
-_SIMPLE_ACTIONS = {"setKey": "key", "setAuthorName": "authorName", "setRating": "rating", "setText": "text",
-                   "setTitle": "title", "setLocale": "locale"}
+_SIMPLE_ACTIONS = {
+    "setKey": "key",
+    "setAuthorName": "authorName",
+    "setRating": "rating",
+    "setText": "text",
+    "setTitle": "title",
+    "setLocale": "locale",
+}
 #: action → (its fields, the required ones)
 _ACTION_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     **{name: ((field,), ()) for name, field in _SIMPLE_ACTIONS.items()},
@@ -545,8 +654,10 @@ def _check_action_shape(action: Any, path: str) -> None:
     _object(action, path)
     name = _string(_required(action, "action", path), _path(path, "action"))
     if name not in _ACTION_FIELDS:
-        raise invalid_json(f"{_path(path, 'action')}: unknown ReviewUpdateAction {name!r}; expected one of "
-                           f"{', '.join(sorted(_ACTION_FIELDS))}.")
+        raise invalid_json(
+            f"{_path(path, 'action')}: unknown ReviewUpdateAction {name!r}; expected one of "
+            f"{', '.join(sorted(_ACTION_FIELDS))}."
+        )
     fields, required = _ACTION_FIELDS[name]
     _object(action, path, ("action", *fields))
     for field in required:
@@ -600,8 +711,9 @@ def _field_type(value: Any, path: str, *, allow_set: bool) -> None:
     name = _string(_required(value, "name", path), _path(path, "name"))
     allowed = FIELD_TYPES if allow_set else tuple(t for t in FIELD_TYPES if t != "Set")
     if name not in allowed:
-        raise invalid_json(f"{_path(path, 'name')}: one of {', '.join(allowed)} expected "
-                           "(the emulator models only these field types).")
+        raise invalid_json(
+            f"{_path(path, 'name')}: one of {', '.join(allowed)} expected (the emulator models only these field types)."
+        )
     if name == "Set":
         _field_type(_required(value, "elementType", path), _path(path, "elementType"), allow_set=False)
 
@@ -627,8 +739,12 @@ def _check_field_value(custom_type: Mapping[str, Any], definitions: Mapping[str,
     if name not in definitions:
         raise invalid_field(name, value, f"The field '{name}' is not defined in type '{custom_type['key']}'.")
     if not _value_fits(definitions[name]["type"], value):
-        raise invalid_field(name, value, f"The value '{json.dumps(value)}' is not valid for field '{name}' "
-                                         f"(a {definitions[name]['type']['name']} is expected).")
+        raise invalid_field(
+            name,
+            value,
+            f"The value '{json.dumps(value)}' is not valid for field '{name}' "
+            f"(a {definitions[name]['type']['name']} is expected).",
+        )
 
 
 def expand_review(project: Project, review: Mapping[str, Any], expand: list[str]) -> dict[str, Any]:
@@ -637,7 +753,8 @@ def expand_review(project: Project, review: Mapping[str, Any], expand: list[str]
     for name in expand:
         reference = out.get(name.strip())
         kind = {"product": "products", "state": "states", "customer": "customers"}.get(
-            (reference or {}).get("typeId", ""))
+            (reference or {}).get("typeId", "")
+        )
         if isinstance(reference, dict) and kind:
             found = project.find(kind, "id", reference["id"])
             if found is not None:
@@ -648,19 +765,37 @@ def expand_review(project: Project, review: Mapping[str, Any], expand: list[str]
 # --- query: where, sort, limit, offset, withTotal ------------------------------------------------
 
 _REF_FIELDS = {"id": "string", "typeId": "string"}
-_COMMON_FIELDS = {"id": "string", "key": "string", "version": "number", "createdAt": "datetime",
-                  "lastModifiedAt": "datetime"}
+_COMMON_FIELDS = {
+    "id": "string",
+    "key": "string",
+    "version": "number",
+    "createdAt": "datetime",
+    "lastModifiedAt": "datetime",
+}
 QUERY_FIELDS: dict[str, dict[str, Any]] = {
-    "reviews": {**_COMMON_FIELDS, "uniquenessValue": "string", "locale": "string", "authorName": "string",
-                "title": "string", "text": "string", "rating": "number", "includedInStatistics": "boolean",
-                "target": _REF_FIELDS, "state": _REF_FIELDS, "customer": _REF_FIELDS},
+    "reviews": {
+        **_COMMON_FIELDS,
+        "uniquenessValue": "string",
+        "locale": "string",
+        "authorName": "string",
+        "title": "string",
+        "text": "string",
+        "rating": "number",
+        "includedInStatistics": "boolean",
+        "target": _REF_FIELDS,
+        "state": _REF_FIELDS,
+        "customer": _REF_FIELDS,
+    },
     "products": dict(_COMMON_FIELDS),
     "types": dict(_COMMON_FIELDS),
     "states": {**_COMMON_FIELDS, "type": "string", "initial": "boolean", "builtIn": "boolean"},
 }
 SORT_FIELDS = ("id", "key", "createdAt", "lastModifiedAt", "version")
-_TOKEN = re.compile(r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<number>-?\d+(?:\.\d+)?)|(?P<var>:[A-Za-z_]\w*)
-                        |(?P<op><>|!=|>=|<=|=|<|>)|(?P<punct>[(),])|(?P<ident>[A-Za-z_]\w*))""", re.X)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<number>-?\d+(?:\.\d+)?)|(?P<var>:[A-Za-z_]\w*)
+                        |(?P<op><>|!=|>=|<=|=|<|>)|(?P<punct>[(),])|(?P<ident>[A-Za-z_]\w*))""",
+    re.X,
+)
 _KEYWORDS = {"and", "or", "not", "in", "is", "defined", "true", "false"}
 _MISSING = object()
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -701,9 +836,12 @@ class _WhereParser:
     def error(self, detail: str, position: int | None = None) -> ApiError:
         if position is None:
             position = self.tokens[self.index][2] if self.index < len(self.tokens) else len(self.text)
-        return _malformed("where", f"Syntax error while parsing 'where': {detail} (column {position + 1} of "
-                                   f"{self.text!r}). The emulator supports =, !=, <>, <, <=, >, >=, in, not in, "
-                                   "is [not] defined, and, or, not(...) and nested references like target(id = \"…\").")
+        return _malformed(
+            "where",
+            f"Syntax error while parsing 'where': {detail} (column {position + 1} of "
+            f"{self.text!r}). The emulator supports =, !=, <>, <, <=, >, >=, in, not in, "
+            'is [not] defined, and, or, not(...) and nested references like target(id = "…").',
+        )
 
     def peek(self) -> tuple[str, Any, int] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -754,8 +892,11 @@ class _WhereParser:
             return inner
         name = self.take("ident")
         if name not in fields:
-            raise _malformed("where", f"unknown or unsupported field {name!r} in {self.text!r}; the emulator knows "
-                                      f"{', '.join(sorted(fields))}.")
+            raise _malformed(
+                "where",
+                f"unknown or unsupported field {name!r} in {self.text!r}; the emulator knows "
+                f"{', '.join(sorted(fields))}.",
+            )
         kind = fields[name]
         if isinstance(kind, dict):
             self.take("punct", "(")
@@ -783,17 +924,26 @@ class _WhereParser:
             return lambda doc: value_of(doc) is not _MISSING and (value_of(doc) in values) != negate
         op = self.take("op")
         literal = self.parse_values(kind, single=True)[0]
-        compare = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<>": lambda a, b: a != b,
-                   "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-                   ">=": lambda a, b: a >= b}[op]
+        compare = {
+            "=": lambda a, b: a == b,
+            "!=": lambda a, b: a != b,
+            "<>": lambda a, b: a != b,
+            "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b,
+        }[op]
 
         def predicate(doc: Mapping[str, Any]) -> bool:
             value = value_of(doc)
             return value is not _MISSING and type(value) is type(literal) and compare(value, literal)
 
         if kind in ("number",):
-            return lambda doc: (value_of(doc) is not _MISSING and not isinstance(value_of(doc), bool)
-                                and compare(value_of(doc), literal))
+            return lambda doc: (
+                value_of(doc) is not _MISSING
+                and not isinstance(value_of(doc), bool)
+                and compare(value_of(doc), literal)
+            )
         return predicate
 
     def parse_values(self, kind: str, *, single: bool = False) -> list[Any]:
@@ -854,8 +1004,12 @@ def _int_param(params: Mapping[str, list[str]], name: str, default: int, maximum
     return int(raw)
 
 
-def query(project: Project, kind: str, params: Mapping[str, list[str]],
-          render: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+def query(
+    project: Project,
+    kind: str,
+    params: Mapping[str, list[str]],
+    render: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A PagedQueryResponse `{limit, offset, count, total?, results}` over one resource kind."""
     limit = _int_param(params, "limit", 20, QUERY_LIMIT_MAX)
     offset = _int_param(params, "offset", 0, QUERY_OFFSET_MAX)
@@ -868,15 +1022,17 @@ def query(project: Project, kind: str, params: Mapping[str, list[str]],
     for sort in reversed(params.get("sort") or []):
         match = re.fullmatch(r"\s*(\w+)\s+(asc|desc)\s*", sort, re.I)
         if match is None or match.group(1) not in SORT_FIELDS:
-            raise invalid_input(f"Malformed parameter: sort: '{sort}' is not '<field> asc|desc' with a field of "
-                                f"{', '.join(SORT_FIELDS)}.")
+            raise invalid_input(
+                f"Malformed parameter: sort: '{sort}' is not '<field> asc|desc' with a field of "
+                f"{', '.join(SORT_FIELDS)}."
+            )
         field, descending = match.group(1), match.group(2).lower() == "desc"
         present = [item for item in items if item.get(field) is not None]
         absent = [item for item in items if item.get(field) is None]
         present.sort(key=lambda item: item[field], reverse=descending)
         items = present + absent if not descending else absent + present
     matched = [item for item in items if all(predicate(item) for predicate in predicates)]
-    page = matched[offset:offset + limit]
+    page = matched[offset : offset + limit]
     response: dict[str, Any] = {"limit": limit, "offset": offset, "count": len(page)}
     if with_total_raw == "true":
         response["total"] = min(len(matched), TOTAL_CAP) if wheres else len(matched)

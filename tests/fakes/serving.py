@@ -27,15 +27,20 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @contextmanager
-def serve_wsgi(app: Callable[..., Any], host: str = _LOOPBACK, port: int = 0, *,
-               log_requests: bool = False) -> Iterator[str]:
+def serve_wsgi(
+    app: Callable[..., Any], host: str = _LOOPBACK, port: int = 0, *, log_requests: bool = False
+) -> Iterator[str]:
     """Serve `app` on host:port (port 0: a free one) until the block ends; yields the base URL."""
     if host != _LOOPBACK:
         raise ValueError(f"serve_wsgi only binds to {_LOOPBACK}, not {host!r}")
     handler = WSGIRequestHandler if log_requests else _QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name=f"serve_wsgi:{server.server_port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name=f"serve_wsgi:{server.server_port}",
+        daemon=True,
+    )
     thread.start()
     try:
         yield f"http://{_LOOPBACK}:{server.server_port}"

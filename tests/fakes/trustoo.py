@@ -53,20 +53,39 @@ TIMESTAMP_WINDOW_S = 15 * 60
 DEFAULT_RETRY_DELAYS_S = (0, 180, 360, 540, 720, 900, 1080, 1260, 1440, 1620)  # §1.7: 0, 3, …, 27 minutes
 WEBHOOK_SUCCESS = {"code": 0, "message": "success"}
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_MESSAGES = {0: "success", 1: "canceled", 3: "invalid argument", 4: "deadline exceeded", 5: "not found",
-             6: "already exists", 7: "permission denied", 8: "operation was rejected", 12: "unimplemented",
-             13: "internal error", 16: "unauthenticated"}
+_MESSAGES = {
+    0: "success",
+    1: "canceled",
+    3: "invalid argument",
+    4: "deadline exceeded",
+    5: "not found",
+    6: "already exists",
+    7: "permission denied",
+    8: "operation was rejected",
+    12: "unimplemented",
+    13: "internal error",
+    16: "unauthenticated",
+}
 _CODE_FOR_STATUS = {400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 409: 6, 429: 8}
 # verb → (HTTP method, scope a Bearer token needs; None: none, or decided by the handler)
 _ROUTES: dict[str, tuple[str, str | None]] = {
-    "get_review": ("GET", "read_reviews"), "get_reviews": ("GET", "read_reviews"),
-    "get_rating": ("GET", "read_reviews"), "create_review": ("POST", "write_reviews"),
-    "delete_review": ("POST", "write_reviews"), "create_shop_webhook": ("POST", None),
-    "update_shop_webhook": ("POST", None), "delete_shop_webhook": ("POST", None),
+    "get_review": ("GET", "read_reviews"),
+    "get_reviews": ("GET", "read_reviews"),
+    "get_rating": ("GET", "read_reviews"),
+    "create_review": ("POST", "write_reviews"),
+    "delete_review": ("POST", "write_reviews"),
+    "create_shop_webhook": ("POST", None),
+    "update_shop_webhook": ("POST", None),
+    "delete_shop_webhook": ("POST", None),
     "get_shop_webhooks": ("GET", None),
 }
-_OAUTH_ROUTES = {"get_oauth_authorize_url": "GET", "oauth/authorize": "GET", "oauth/token": "POST",
-                 "oauth_revoke_token": "POST", "oauth/revoke": "POST"}
+_OAUTH_ROUTES = {
+    "get_oauth_authorize_url": "GET",
+    "oauth/authorize": "GET",
+    "oauth/token": "POST",
+    "oauth_revoke_token": "POST",
+    "oauth/revoke": "POST",
+}
 
 
 def api_sign(private_token: str, query_pairs: list[tuple[str, str]], timestamp: str, raw_body: bytes) -> str:
@@ -155,11 +174,18 @@ class _Answer:
 
 
 class TrustooEmulator:
-    def __init__(self, shops: Mapping[str, str] | None = None, *, clock: Callable[[], float] = time.time,
-                 latency_s: float = 0.0, fail_rate: float = 0.0, seed: int | None = None,
-                 oauth_clients: Mapping[str, str] | None = None,
-                 retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
-                 api_writes_fire_webhooks: bool = True):
+    def __init__(
+        self,
+        shops: Mapping[str, str] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        latency_s: float = 0.0,
+        fail_rate: float = 0.0,
+        seed: int | None = None,
+        oauth_clients: Mapping[str, str] | None = None,
+        retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
+        api_writes_fire_webhooks: bool = True,
+    ):
         self.clock = clock
         self.latency_s = latency_s
         self.fail_rate = fail_rate
@@ -253,9 +279,17 @@ class TrustooEmulator:
         with self._lock:
             self._state.authorized.discard((public_token, client_id))
 
-    def inject(self, status: int | None = 503, *, code: int | None = None, times: int = 1,
-               path_contains: str | None = None, after_apply: bool = False,
-               retry_after: float | str | None = None, hang_s: float | None = None) -> None:
+    def inject(
+        self,
+        status: int | None = 503,
+        *,
+        code: int | None = None,
+        times: int = 1,
+        path_contains: str | None = None,
+        after_apply: bool = False,
+        retry_after: float | str | None = None,
+        hang_s: float | None = None,
+    ) -> None:
         """The next `times` Open API requests whose path contains `path_contains` fail.
 
         HTTP `status` (JSON envelope for 4xx, an nginx HTML page for 5xx), or HTTP 200 with envelope
@@ -322,8 +356,11 @@ class TrustooEmulator:
         response = self._respond(answer)
         query = parse_qs(request.query_string.decode("utf-8", "replace"), keep_blank_values=True)
         with self._lock:
-            self.requests.append(LoggedRequest(request.method, request.path, query, Headers(request.headers), raw,
-                                               answer.status, answer.code))
+            self.requests.append(
+                LoggedRequest(
+                    request.method, request.path, query, Headers(request.headers), raw, answer.status, answer.code
+                )
+            )
         return response(environ, start_response)
 
     def _serve(self, request: Request, raw: bytes) -> _Answer:
@@ -345,11 +382,16 @@ class TrustooEmulator:
         if answer.raw is not None:
             response = answer.raw
         else:
-            body = {"code": answer.code, "message": answer.message or _MESSAGES.get(answer.code, "error"),
-                    "time": int(self.clock()), "request_id": uuid.uuid4().hex,
-                    "data": {} if answer.data is None else answer.data}
-            response = Response(json.dumps(body, ensure_ascii=False), answer.status,
-                                content_type="application/json; charset=utf-8")
+            body = {
+                "code": answer.code,
+                "message": answer.message or _MESSAGES.get(answer.code, "error"),
+                "time": int(self.clock()),
+                "request_id": uuid.uuid4().hex,
+                "data": {} if answer.data is None else answer.data,
+            }
+            response = Response(
+                json.dumps(body, ensure_ascii=False), answer.status, content_type="application/json; charset=utf-8"
+            )
         response.headers.update(answer.headers)
         return response
 
@@ -367,7 +409,7 @@ class TrustooEmulator:
     # --- routing and authentication -------------------------------------------------------------
 
     def _handle(self, request: Request, raw: bytes) -> _Answer:
-        verb = request.path[len(PREFIX):]
+        verb = request.path[len(PREFIX) :]
         try:
             if verb in _OAUTH_ROUTES:
                 _check_method(request, _OAUTH_ROUTES[verb])
@@ -476,8 +518,13 @@ class TrustooEmulator:
             scopes = parse_scopes(args.get("scope", ""))
             if args.get("response_type", "code") != "code":
                 raise invalid("response_type must be 'code'")
-            query = {"client_id": args["client_id"], "redirect_uri": redirect_uri, "state": args.get("state", ""),
-                     "scope": " ".join(scopes), "response_type": "code"}
+            query = {
+                "client_id": args["client_id"],
+                "redirect_uri": redirect_uri,
+                "state": args.get("state", ""),
+                "scope": " ".join(scopes),
+                "response_type": "code",
+            }
             if verb == "get_oauth_authorize_url":
                 url = f"{request.host_url.rstrip('/')}{PREFIX}oauth/authorize?{urlencode(query)}"
                 return _Answer(200, 0, {"authorize_url": url})
@@ -501,8 +548,11 @@ class TrustooEmulator:
                 raise invalid("invalid_grant: redirect_uri does not match the authorization request")
         elif grant_type == "refresh_token":
             grant = state.refresh.get(body.get("refresh_token") or "")
-            if grant is None or grant.client_id != body["client_id"] or \
-                    (grant.shop, grant.client_id) not in state.authorized:
+            if (
+                grant is None
+                or grant.client_id != body["client_id"]
+                or (grant.shop, grant.client_id) not in state.authorized
+            ):
                 raise invalid("invalid_grant: the refresh token is unknown, rotated or revoked")
             del state.refresh[body["refresh_token"]]  # rotated: the new pair replaces it
         elif grant_type == "client_credentials":
@@ -534,13 +584,18 @@ class TrustooEmulator:
         hooks = self._state.subscribers(shop, topic)
         if not hooks:
             return
-        item = {"id": review["id"], "my_shopify_domain": shop.domain, "shopify_shop_id": shop.shopify_shop_id,
-                **render(review)}
+        item = {
+            "id": review["id"],
+            "my_shopify_domain": shop.domain,
+            "shopify_shop_id": shop.shopify_shop_id,
+            **render(review),
+        }
         body = json.dumps({"list": [item]}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         first_delay = self.retry_delays_s[0] if self.retry_delays_s else 0
         for hook in hooks:
-            self._jobs.append(_Job(hook.url, topic, shop.public_token, body, uuid.uuid4().hex, 1,
-                                   time.monotonic() + first_delay))
+            self._jobs.append(
+                _Job(hook.url, topic, shop.public_token, body, uuid.uuid4().hex, 1, time.monotonic() + first_delay)
+            )
         if self._thread is None and not self._closed:
             self._http = httpx.Client(timeout=5.0, trust_env=False, follow_redirects=False)
             self._thread = threading.Thread(target=self._deliver_loop, name="trustoo-webhooks", daemon=True)
@@ -569,17 +624,29 @@ class TrustooEmulator:
                     self._in_flight -= 1
                 self.deliveries.append(delivery)
                 if not delivery.ok and job.attempt < len(self.retry_delays_s) and not self._closed:
-                    self._jobs.append(_Job(job.url, job.topic, job.shop, job.body, job.request_id, job.attempt + 1,
-                                           time.monotonic() + self.retry_delays_s[job.attempt]))
+                    self._jobs.append(
+                        _Job(
+                            job.url,
+                            job.topic,
+                            job.shop,
+                            job.body,
+                            job.request_id,
+                            job.attempt + 1,
+                            time.monotonic() + self.retry_delays_s[job.attempt],
+                        )
+                    )
                 self._wake.notify_all()
 
     def _attempt(self, job: _Job, public: str, private: str) -> Delivery:
         timestamp = int(self.clock())  # fresh on every attempt
-        headers = {"Content-Type": "application/json", "User-Agent": "Trustoo-Webhook/1.0 (emulator)",
-                   "Open-Trustoo-Webhook-Public-token": public,
-                   "Open-Trustoo-Webhook-Timestamp": str(timestamp),
-                   "Open-Trustoo-Webhook-Sign": webhook_sign(private, timestamp, job.body),
-                   "Open-Trustoo-Webhook-RequestId": job.request_id}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Trustoo-Webhook/1.0 (emulator)",
+            "Open-Trustoo-Webhook-Public-token": public,
+            "Open-Trustoo-Webhook-Timestamp": str(timestamp),
+            "Open-Trustoo-Webhook-Sign": webhook_sign(private, timestamp, job.body),
+            "Open-Trustoo-Webhook-RequestId": job.request_id,
+        }
         delivery = Delivery(job.url, job.topic, job.body, headers, None, job.attempt, job.request_id)
         if urlsplit(job.url).hostname not in _LOOPBACK_HOSTS:
             delivery.error = "refused: the emulator delivers to loopback URLs only"
@@ -602,19 +669,32 @@ class TrustooEmulator:
         parts = request.path.strip("/").split("/")[1:]  # after "_emulator"
         try:
             body = json.loads(raw) if raw.strip() else {}
-            public = body.pop("public_token", None) or request.args.get("public_token") or \
-                next(iter(self._state.shops))
+            public = body.pop("public_token", None) or request.args.get("public_token") or next(iter(self._state.shops))
             if parts == ["state"] and request.method == "GET":
-                result: Any = {"reviews": self.reviews(public), "webhooks": self.webhooks(),
-                               "deliveries": [{"url": d.url, "topic": d.topic, "attempt": d.attempt, "status": d.status,
-                                               "ok": d.ok, "error": d.error} for d in list(self.deliveries)]}
+                result: Any = {
+                    "reviews": self.reviews(public),
+                    "webhooks": self.webhooks(),
+                    "deliveries": [
+                        {
+                            "url": d.url,
+                            "topic": d.topic,
+                            "attempt": d.attempt,
+                            "status": d.status,
+                            "ok": d.ok,
+                            "error": d.error,
+                        }
+                        for d in list(self.deliveries)
+                    ],
+                }
             elif parts == ["reviews"] and request.method == "POST":
                 result = self.add_review(public, **body)
             elif len(parts) == 3 and parts[0] == "reviews" and request.method == "POST":
-                actions = {"update": lambda: self.update_review(public, parts[1], **body),
-                           "hide": lambda: self.hide_review(public, parts[1]),
-                           "publish": lambda: self.publish_review(public, parts[1]),
-                           "delete": lambda: self.delete_review_in_admin(public, parts[1])}
+                actions = {
+                    "update": lambda: self.update_review(public, parts[1], **body),
+                    "hide": lambda: self.hide_review(public, parts[1]),
+                    "publish": lambda: self.publish_review(public, parts[1]),
+                    "delete": lambda: self.delete_review_in_admin(public, parts[1]),
+                }
                 if parts[2] not in actions:
                     return Response(b'{"error":"unknown action"}', 404, content_type="application/json")
                 result = actions[parts[2]]()
@@ -652,12 +732,19 @@ def _fault_answer(fault: _Fault) -> _Answer:
         return _Answer(200, fault.code, headers=headers)
     status = fault.status or 503
     if status >= 500:
-        reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Temporarily Unavailable",
-                  504: "Gateway Time-out"}.get(status, "Server Error")
-        page = f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} " \
-               f"{reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-        return _Answer(status, None, headers=headers,
-                       raw=Response(page, status, content_type="text/html; charset=utf-8"))
+        reason = {
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Temporarily Unavailable",
+            504: "Gateway Time-out",
+        }.get(status, "Server Error")
+        page = (
+            f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} "
+            f"{reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
+        return _Answer(
+            status, None, headers=headers, raw=Response(page, status, content_type="text/html; charset=utf-8")
+        )
     code = _CODE_FOR_STATUS.get(status, 3)
     return _Answer(status, code, headers=headers)
 
@@ -675,34 +762,50 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--private-token", default="trustoo-private-current-0123456789")
     parser.add_argument("--client-id", default="reviewbridge-platform")
     parser.add_argument("--client-secret", default="reviewbridge-platform-secret-0123456789")
-    parser.add_argument("--webhook-base", default=None, metavar="URL",
-                        help="register review/created|updated|deleted at URL/review-created etc. (loopback only)")
+    parser.add_argument(
+        "--webhook-base",
+        default=None,
+        metavar="URL",
+        help="register review/created|updated|deleted at URL/review-created etc. (loopback only)",
+    )
     parser.add_argument("--reviews", type=int, default=0, metavar="N", help="seed N reviews")
-    parser.add_argument("--retry-delays-s", default=None, metavar="S,S,...",
-                        help="webhook redelivery schedule in seconds (default: 0,180,...,1620 as in §1.7)")
+    parser.add_argument(
+        "--retry-delays-s",
+        default=None,
+        metavar="S,S,...",
+        help="webhook redelivery schedule in seconds (default: 0,180,...,1620 as in §1.7)",
+    )
     args = parser.parse_args(argv)
 
     from tests.fakes.serving import serve_wsgi
 
-    emulator = TrustooEmulator({args.public_token: args.private_token}, latency_s=args.latency_ms / 1000,
-                               fail_rate=args.fail_rate, seed=args.seed,
-                               oauth_clients={args.client_id: args.client_secret},
-                               retry_delays_s=tuple(float(s) for s in args.retry_delays_s.split(","))
-                               if args.retry_delays_s else DEFAULT_RETRY_DELAYS_S)
+    emulator = TrustooEmulator(
+        {args.public_token: args.private_token},
+        latency_s=args.latency_ms / 1000,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+        oauth_clients={args.client_id: args.client_secret},
+        retry_delays_s=tuple(float(s) for s in args.retry_delays_s.split(","))
+        if args.retry_delays_s
+        else DEFAULT_RETRY_DELAYS_S,
+    )
     if args.webhook_base:
         for topic in ("review/created", "review/updated", "review/deleted"):
             emulator.add_webhook(args.public_token, topic, f"{args.webhook_base.rstrip('/')}/{topic.replace('/', '-')}")
     for n in range(args.reviews):
-        emulator.add_review(args.public_token, rating=5 - n % 5, author=f"Seed Author {n + 1}",
-                            content=f"Seeded review number {n + 1}.")
+        emulator.add_review(
+            args.public_token, rating=5 - n % 5, author=f"Seed Author {n + 1}", content=f"Seeded review number {n + 1}."
+        )
     try:
         with serve_wsgi(emulator, port=args.port, log_requests=True) as url:
             print(f"Trustoo emulator on {url} (Open API under {PREFIX}); Ctrl-C to stop", flush=True)
             print(f"shop public token:  {args.public_token}")
             print(f"shop private token: {args.private_token}")
             print(f"OAuth client:       {args.client_id} / {args.client_secret}")
-            print(f"admin actions:      POST {url}/_emulator/reviews, POST {url}/_emulator/reviews/<id>/"
-                  f"update|hide|publish|delete, GET {url}/_emulator/state")
+            print(
+                f"admin actions:      POST {url}/_emulator/reviews, POST {url}/_emulator/reviews/<id>/"
+                f"update|hide|publish|delete, GET {url}/_emulator/state"
+            )
             print(f"export TRUSTOO_API_URL={url}")
             print(f"export TRUSTOO_PUBLIC_TOKEN='{args.public_token}'")
             print(f"export TRUSTOO_PRIVATE_TOKEN='{args.private_token}'", flush=True)

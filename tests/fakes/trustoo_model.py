@@ -26,8 +26,23 @@ SORTS = ("created-ascending", "created-descending")
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 20, 100
 ACCESS_TOKEN_TTL_S, AUTH_CODE_TTL_S = 7200, 600
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-ITEM_FIELDS = ("id", "product_id", "rating", "author", "author_email", "author_country", "title", "content",
-               "commented_at", "updated_at", "is_verified", "is_published", "media", "reply", "source")
+ITEM_FIELDS = (
+    "id",
+    "product_id",
+    "rating",
+    "author",
+    "author_email",
+    "author_country",
+    "title",
+    "content",
+    "commented_at",
+    "updated_at",
+    "is_verified",
+    "is_published",
+    "media",
+    "reply",
+    "source",
+)
 # Kept on a review (old create schema, §1.6) but not shown in items.
 EXTRA_FIELDS = ("order_id", "author_phone", "tag", "item_type", "is_featured", "is_top", "product_handle")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -111,7 +126,7 @@ def validate_draft(body: Any, now: float) -> dict[str, Any]:
     if product_id is None:
         product_id = "0"
     if not isinstance(product_id, str) or not _DIGITS.fullmatch(product_id):
-        raise invalid("product_id must be a string of digits (\"0\" for a store review)")
+        raise invalid('product_id must be a string of digits ("0" for a store review)')
     country = _text(body, "author_country", 2)
     if country and not _COUNTRY.fullmatch(country):
         raise invalid("author_country must be an ISO 3166-1 alpha-2 code such as 'US'")
@@ -120,15 +135,21 @@ def validate_draft(body: Any, now: float) -> dict[str, Any]:
         raise invalid("author_email is not an email address")
     now_s = fmt_time(now)
     fields: dict[str, Any] = {
-        "product_id": product_id, "rating": rating,
+        "product_id": product_id,
+        "rating": rating,
         "author": _text(body, "author", 120, required=True),
-        "author_email": email, "author_country": country,
-        "title": _text(body, "title", 300), "content": _text(body, "content", 10000),
+        "author_email": email,
+        "author_country": country,
+        "title": _text(body, "title", 300),
+        "content": _text(body, "content", 10000),
         "commented_at": _date(body, "commented_at", now_s),
-        "is_verified": _flag(body, "is_verified", 0), "is_published": _flag(body, "is_published", 1),
-        "is_featured": _flag(body, "is_featured", 0), "is_top": _flag(body, "is_top", 0),
+        "is_verified": _flag(body, "is_verified", 0),
+        "is_published": _flag(body, "is_published", 1),
+        "is_featured": _flag(body, "is_featured", 0),
+        "is_top": _flag(body, "is_top", 0),
         "source": _text(body, "source", 64, default="Open API") or "Open API",
-        "media": _media(body.get("media")), "reply": _reply(body.get("reply"), now_s),
+        "media": _media(body.get("media")),
+        "reply": _reply(body.get("reply"), now_s),
     }
     for name in ("order_id", "author_phone", "tag", "item_type"):
         fields[name] = _text(body, name, 300)
@@ -152,8 +173,7 @@ def _media(value: Any) -> list[dict[str, Any]]:
         kind = item.get("type", 1)
         if not _is_int(kind) or kind not in (1, 2):
             raise invalid(f"media[{i}].type must be 1 (image) or 2 (video)")
-        media.append({"url": url, "thumbnail_url": thumb, "type": kind,
-                      "is_published": _flag(item, "is_published", 1)})
+        media.append({"url": url, "thumbnail_url": thumb, "type": kind, "is_published": _flag(item, "is_published", 1)})
     return media
 
 
@@ -191,13 +211,19 @@ class Webhook:
     updated_at: str
 
     def json(self) -> dict[str, str]:
-        return {"id": self.id, "topic": self.topic, "url": self.url, "created_at": self.created_at,
-                "updated_at": self.updated_at}
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "url": self.url,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass
 class Grant:
     """An authorization code or an access/refresh token pair: a platform acting for a shop."""
+
     client_id: str
     shop: str
     scopes: tuple[str, ...]
@@ -248,10 +274,22 @@ class TrustooState:
         """add_review() keyword arguments → stored fields: lenient defaults, like a review written in Trustoo."""
         now_s = fmt_time(self.clock())
         review: dict[str, Any] = {
-            "product_id": "7982301249581", "rating": 5, "author": "Ada Lovelace", "author_email": "",
-            "author_country": "", "title": "", "content": "Great product.", "commented_at": now_s,
-            "is_verified": 0, "is_published": 1, "media": [], "reply": None, "source": "Store front",
-            **{name: "" for name in EXTRA_FIELDS}, "is_featured": 0, "is_top": 0,
+            "product_id": "7982301249581",
+            "rating": 5,
+            "author": "Ada Lovelace",
+            "author_email": "",
+            "author_country": "",
+            "title": "",
+            "content": "Great product.",
+            "commented_at": now_s,
+            "is_verified": 0,
+            "is_published": 1,
+            "media": [],
+            "reply": None,
+            "source": "Store front",
+            **{name: "" for name in EXTRA_FIELDS},
+            "is_featured": 0,
+            "is_top": 0,
         }
         review.update(self.normalize(fields, now_s))
         return review
@@ -265,8 +303,9 @@ class TrustooState:
         if "product_id" in out:
             out["product_id"] = str(out["product_id"])
         if "media" in out:
-            out["media"] = [{"thumbnail_url": m.get("url"), "type": 1, "is_published": 1, **m}
-                            for m in out["media"] or []]
+            out["media"] = [
+                {"thumbnail_url": m.get("url"), "type": 1, "is_published": 1, **m} for m in out["media"] or []
+            ]
         if isinstance(out.get("reply"), dict):
             out["reply"] = {"reply_at": now_s, **out["reply"]}
         return out
@@ -298,13 +337,20 @@ class TrustooState:
             found = [r for r in found if r["source"] in sources]
         keyword = (_scalar(params, "keyword") or "").casefold()
         if keyword:
-            found = [r for r in found
-                     if any(keyword in (r[f] or "").casefold() for f in ("title", "content", "author"))]
+            found = [
+                r for r in found if any(keyword in (r[f] or "").casefold() for f in ("title", "content", "author"))
+            ]
         ordered = sorted(found, key=lambda r: (r["commented_at"], r["id"]), reverse=sort_by == "created-descending")
         start = (page - 1) * page_size
-        return {"list": [render(r) for r in ordered[start:start + page_size]],
-                "page": {"page": page, "page_size": page_size, "total_page": math.ceil(len(ordered) / page_size),
-                         "count": len(ordered)}}
+        return {
+            "list": [render(r) for r in ordered[start : start + page_size]],
+            "page": {
+                "page": page,
+                "page_size": page_size,
+                "total_page": math.ceil(len(ordered) / page_size),
+                "count": len(ordered),
+            },
+        }
 
     def rating(self, shop: Shop, params: Mapping[str, list[str]]) -> dict[str, Any]:
         published = [r for r in shop.reviews.values() if r["is_published"] == 1]
@@ -319,17 +365,22 @@ class TrustooState:
         elif _scalar(params, "is_all_rating") == "1":
             chosen = published
         else:
-            raise invalid("one of product_id, product_handle, is_store_rating, is_all_products_rating, "
-                          "is_all_rating is required")
+            raise invalid(
+                "one of product_id, product_handle, is_store_rating, is_all_products_rating, is_all_rating is required"
+            )
         stars = [sum(1 for r in chosen if r["rating"] == n) for n in range(1, 6)]
         average = sum(r["rating"] for r in chosen) / len(chosen) if chosen else 0.0
-        return {"rating_value": f"{average:.1f}", "review_count": len(chosen),
-                **{f"star{n}_count": stars[n - 1] for n in range(1, 6)}}
+        return {
+            "rating_value": f"{average:.1f}",
+            "review_count": len(chosen),
+            **{f"star{n}_count": stars[n - 1] for n in range(1, 6)},
+        }
 
     # --- shop webhooks --------------------------------------------------------------------------
 
-    def webhook_fields(self, body: Any, owner: tuple[str, str], scopes: tuple[str, ...] | None,
-                       exclude: str | None = None) -> tuple[str, str]:
+    def webhook_fields(
+        self, body: Any, owner: tuple[str, str], scopes: tuple[str, ...] | None, exclude: str | None = None
+    ) -> tuple[str, str]:
         if not isinstance(body, dict):
             raise invalid("the request body must be a JSON object")
         topic, url = body.get("topic"), body.get("url")
@@ -339,8 +390,9 @@ class TrustooState:
         needed = "read_customer_events" if topic == "customer_event/created" else "write_reviews"
         if scopes is not None and needed not in scopes:
             raise ApiError(7, f"permission denied: topic {topic} needs scope {needed}")
-        if any(w.owner == owner and (w.topic, w.url) == (topic, url) and w.id != exclude
-               for w in self.webhooks.values()):
+        if any(
+            w.owner == owner and (w.topic, w.url) == (topic, url) and w.id != exclude for w in self.webhooks.values()
+        ):
             raise ApiError(6, f"already exists: a webhook for {topic} at {url}")
         return topic, url
 
@@ -367,8 +419,12 @@ class TrustooState:
 
     def check_client(self, client_id: Any, client_secret: Any = None, *, secret: bool = True) -> None:
         known = self.oauth_clients.get(client_id) if isinstance(client_id, str) else None
-        if known is None or (secret and (not isinstance(client_secret, str) or
-                                         not secrets.compare_digest(known.encode(), client_secret.encode()))):
+        if known is None or (
+            secret
+            and (
+                not isinstance(client_secret, str) or not secrets.compare_digest(known.encode(), client_secret.encode())
+            )
+        ):
             raise ApiError(16, "unauthenticated: invalid client_id or client_secret")
 
     def issue_code(self, client_id: str, shop: str, scopes: tuple[str, ...], redirect_uri: str) -> str:
@@ -381,8 +437,13 @@ class TrustooState:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self.access[access] = Grant(grant.client_id, grant.shop, grant.scopes, self.clock() + ACCESS_TOKEN_TTL_S)
         self.refresh[refresh] = Grant(grant.client_id, grant.shop, grant.scopes, math.inf)
-        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_TTL_S, "scope": " ".join(grant.scopes)}
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL_S,
+            "scope": " ".join(grant.scopes),
+        }
 
     def bearer(self, token: str) -> Grant:
         grant = self.access.get(token)
@@ -417,8 +478,14 @@ def _scalar(params: Mapping[str, list[str]], name: str) -> str | None:
 def _multi(params: Mapping[str, list[str]], name: str) -> set[str]:
     """`name=a,b`, repeated `name=`, and PHP-style `name[0]=` / `name[]=` (§1.5 says either may be used)."""
     pattern = re.compile(rf"{re.escape(name)}(\[\d*\])?")
-    return {part.strip() for key, values in params.items() if pattern.fullmatch(key)
-            for value in values for part in value.split(",") if part.strip()}
+    return {
+        part.strip()
+        for key, values in params.items()
+        if pattern.fullmatch(key)
+        for value in values
+        for part in value.split(",")
+        if part.strip()
+    }
 
 
 def _int_param(params: Mapping[str, list[str]], name: str, default: int, *, low: int, high: int | None = None) -> int:

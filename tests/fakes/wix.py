@@ -63,31 +63,51 @@ from tests.fakes.wix_model import (
     system_error,
 )
 
-__all__ = ["WixEmulator", "LoggedRequest", "Delivery", "WixEvent", "STORES_APP_ID", "BOOKINGS_APP_ID",
-           "REVIEW_EVENT_TYPES", "REVIEW_REQUEST_EVENT_TYPES", "ORDER_EVENT_TYPES", "TOKEN_TTL_S",
-           "WEBHOOK_TIMEOUT_S"]
+__all__ = [
+    "WixEmulator",
+    "LoggedRequest",
+    "Delivery",
+    "WixEvent",
+    "STORES_APP_ID",
+    "BOOKINGS_APP_ID",
+    "REVIEW_EVENT_TYPES",
+    "REVIEW_REQUEST_EVENT_TYPES",
+    "ORDER_EVENT_TYPES",
+    "TOKEN_TTL_S",
+    "WEBHOOK_TIMEOUT_S",
+]
 
 TOKEN_TTL_S = 14400  # "Tokens always last 4 h"
 WEBHOOK_TIMEOUT_S = 1.25  # a delivery succeeds only with an HTTP 200 within 1250 ms
 TOKEN_PATH = "/oauth2/token"
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_STANDARD_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                   409: "ALREADY_EXISTS", 428: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED"}
+_STANDARD_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    428: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+}
 _RANDOM_FAULTS = (500, 503, 504, 429)
 
-_ROUTES = Map([
-    Rule("/reviews/v1/reviews", methods=["POST"], endpoint="create_review"),
-    Rule("/reviews/v1/reviews/query", methods=["POST"], endpoint="query_reviews"),
-    Rule("/reviews/v1/reviews/count", methods=["POST"], endpoint="count_reviews"),
-    Rule("/reviews/v1/reviews/<review_id>", methods=["GET", "PATCH", "DELETE"], endpoint="review"),
-    Rule("/reviews/v1/reviews/<review_id>/moderate", methods=["PATCH"], endpoint="moderate"),
-    Rule("/reviews/v1/reviews/<review_id>/reply", methods=["PATCH", "DELETE"], endpoint="reply"),
-    Rule("/reviews/v2/review-requests", methods=["POST"], endpoint="create_review_request"),
-    Rule("/reviews/v2/review-requests/query", methods=["POST"], endpoint="query_review_requests"),
-    Rule("/reviews/v2/review-requests/count", methods=["POST"], endpoint="count_review_requests"),
-    Rule("/reviews/v2/review-requests/<request_id>", methods=["GET", "DELETE"], endpoint="review_request"),
-    Rule("/reviews/v2/bulk/review-requests/cancel-by-filter", methods=["PUT"], endpoint="cancel_review_requests"),
-], strict_slashes=False)
+_ROUTES = Map(
+    [
+        Rule("/reviews/v1/reviews", methods=["POST"], endpoint="create_review"),
+        Rule("/reviews/v1/reviews/query", methods=["POST"], endpoint="query_reviews"),
+        Rule("/reviews/v1/reviews/count", methods=["POST"], endpoint="count_reviews"),
+        Rule("/reviews/v1/reviews/<review_id>", methods=["GET", "PATCH", "DELETE"], endpoint="review"),
+        Rule("/reviews/v1/reviews/<review_id>/moderate", methods=["PATCH"], endpoint="moderate"),
+        Rule("/reviews/v1/reviews/<review_id>/reply", methods=["PATCH", "DELETE"], endpoint="reply"),
+        Rule("/reviews/v2/review-requests", methods=["POST"], endpoint="create_review_request"),
+        Rule("/reviews/v2/review-requests/query", methods=["POST"], endpoint="query_review_requests"),
+        Rule("/reviews/v2/review-requests/count", methods=["POST"], endpoint="count_review_requests"),
+        Rule("/reviews/v2/review-requests/<request_id>", methods=["GET", "DELETE"], endpoint="review_request"),
+        Rule("/reviews/v2/bulk/review-requests/cancel-by-filter", methods=["PUT"], endpoint="cancel_review_requests"),
+    ],
+    strict_slashes=False,
+)
 
 
 @dataclass
@@ -143,10 +163,18 @@ class _Token:
 
 
 class WixEmulator:
-    def __init__(self, app_id: str = "wix-app-id", app_secret: str = "wix-app-secret-0123456789",
-                 clock: Callable[[], float] = time.time, latency_s: float = 0.0, fail_rate: float = 0.0,
-                 seed: int | None = None, rate_limit_per_minute: int | None = 200, *,
-                 private_key_pem: str | bytes | None = None):
+    def __init__(
+        self,
+        app_id: str = "wix-app-id",
+        app_secret: str = "wix-app-secret-0123456789",
+        clock: Callable[[], float] = time.time,
+        latency_s: float = 0.0,
+        fail_rate: float = 0.0,
+        seed: int | None = None,
+        rate_limit_per_minute: int | None = 200,
+        *,
+        private_key_pem: str | bytes | None = None,
+    ):
         self.app_id = app_id
         self.app_secret = app_secret
         self.clock = clock
@@ -171,8 +199,11 @@ class WixEmulator:
         self._wrong_key: rsa.RSAPrivateKey | None = None
         self.key_id = uuid.uuid4().hex
         self.wix_user_id = str(uuid.uuid4())
-        self.public_key_pem = self._private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+        self.public_key_pem = (
+            self._private_key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode("ascii")
+        )
 
     # --- instances and tokens -------------------------------------------------------------------
 
@@ -203,9 +234,13 @@ class WixEmulator:
 
     def _issue(self, instance_id: str, identity_type: str, ttl_s: float) -> str:
         identity: dict[str, Any] = {"identityType": identity_type}
-        identity.update({"APP": {"appId": self.app_id}, "WIX_USER": {"wixUserId": self.wix_user_id},
-                         "MEMBER": {"memberId": str(uuid.uuid4())}}.get(identity_type,
-                                                                         {"anonymousVisitorId": str(uuid.uuid4())}))
+        identity.update(
+            {
+                "APP": {"appId": self.app_id},
+                "WIX_USER": {"wixUserId": self.wix_user_id},
+                "MEMBER": {"memberId": str(uuid.uuid4())},
+            }.get(identity_type, {"anonymousVisitorId": str(uuid.uuid4())})
+        )
         token = "OauthNG.JWS." + secrets.token_urlsafe(48)
         self._tokens[token] = _Token(instance_id, self.clock() + ttl_s, identity)
         return token
@@ -274,15 +309,29 @@ class WixEmulator:
 
     # --- orders ---------------------------------------------------------------------------------
 
-    def make_order(self, instance_id: str, *, order_id: str | None = None, contact_id: Any = _DEFAULT,
-                   stores_items: int = 2, other_items: int = 0, **options: Any) -> dict[str, Any]:
+    def make_order(
+        self,
+        instance_id: str,
+        *,
+        order_id: str | None = None,
+        contact_id: Any = _DEFAULT,
+        stores_items: int = 2,
+        other_items: int = 0,
+        **options: Any,
+    ) -> dict[str, Any]:
         """An eCommerce order (APPROVED, PAID, NOT_FULFILLED) with `stores_items` Wix Stores line items
         (prices 10, 20, …) then `other_items` of another app (Bookings). contact_id=None: no
         buyerInfo.contactId. Options: other_app_id, prices, fulfillment_status, status,
         payment_status, email, catalog_item_ids."""
         with self._lock:
-            return self._state.make_order(instance_id, order_id=order_id, contact_id=contact_id,
-                                          stores_items=stores_items, other_items=other_items, **options)
+            return self._state.make_order(
+                instance_id,
+                order_id=order_id,
+                contact_id=contact_id,
+                stores_items=stores_items,
+                other_items=other_items,
+                **options,
+            )
 
     def add_order(self, instance_id: str, order: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -292,17 +341,26 @@ class WixEmulator:
         with self._lock:
             return copy.deepcopy(self._state.instance(instance_id).orders.get(order_id))
 
-    def order_fulfilled_event(self, instance_id: str, order: Mapping[str, Any], *, previous: str = "NOT_FULFILLED",
-                              new: str = "FULFILLED", action: str | None = None,
-                              as_json: bool = False) -> dict[str, Any]:
+    def order_fulfilled_event(
+        self,
+        instance_id: str,
+        order: Mapping[str, Any],
+        *,
+        previous: str = "NOT_FULFILLED",
+        new: str = "FULFILLED",
+        action: str | None = None,
+        as_json: bool = False,
+    ) -> dict[str, Any]:
         """The `wix.ecom.v1.order_fulfilled` domain event: actionEvent.body {order, previousFulfillmentStatus,
         newFulfillmentStatus[, action]}; the stored order takes the new status."""
         with self._lock:
-            return self._state.order_fulfilled_event(instance_id, order, previous=previous, new=new, action=action,
-                                                     as_json=as_json)
+            return self._state.order_fulfilled_event(
+                instance_id, order, previous=previous, new=new, action=action, as_json=as_json
+            )
 
-    def order_event(self, instance_id: str, order: Mapping[str, Any], slug: str, *, as_json: bool = False,
-                    **body: Any) -> dict[str, Any]:
+    def order_event(
+        self, instance_id: str, order: Mapping[str, Any], slug: str, *, as_json: bool = False, **body: Any
+    ) -> dict[str, Any]:
         """Any `wix.ecom.v1.order` event (created, approved, updated, fulfilled, payment_status_updated, canceled)."""
         with self._lock:
             return self._state.order_event(instance_id, order, slug, as_json=as_json, **body)
@@ -319,8 +377,9 @@ class WixEmulator:
         with self._lock:
             return copy.deepcopy(list(self._state.instance(instance_id).review_requests.values()))
 
-    def set_review_request_status(self, instance_id: str, request_id: str, status: str,
-                                  **options: Any) -> dict[str, Any]:
+    def set_review_request_status(
+        self, instance_id: str, request_id: str, status: str, **options: Any
+    ) -> dict[str, Any]:
         """SENT (opened=…), FAILED (reason=…, message=…), CANCELED, SCHEDULED: what Wix does on its side."""
         with self._lock:
             return self._state.set_review_request_status(instance_id, request_id, status, **options)
@@ -331,9 +390,18 @@ class WixEmulator:
 
     # --- faults ---------------------------------------------------------------------------------
 
-    def inject(self, status: int | None = 503, *, times: int = 1, path_contains: str | None = None,
-               after_apply: bool = False, hang_s: float | None = None, body: Any = None,
-               method: str | None = None, retry_after: float | str | None = None) -> None:
+    def inject(
+        self,
+        status: int | None = 503,
+        *,
+        times: int = 1,
+        path_contains: str | None = None,
+        after_apply: bool = False,
+        hang_s: float | None = None,
+        body: Any = None,
+        method: str | None = None,
+        retry_after: float | str | None = None,
+    ) -> None:
         """Answer the next `times` matching API calls with `status` (None: the real answer, only delayed).
 
         after_apply: the call takes effect first, then the fault replaces its answer (a lost response).
@@ -354,19 +422,31 @@ class WixEmulator:
 
     # --- webhooks -------------------------------------------------------------------------------
 
-    def sign_webhook(self, event_type: str, instance_id: str, data: Mapping[str, Any] | str, *,
-                     identity: Mapping[str, Any] | str | None = None, expires_in_s: float = 300,
-                     account_info: Mapping[str, Any] | None = None, issued_at: float | None = None,
-                     extra_claims: Mapping[str, Any] | None = None, algorithm: str = "RS256",
-                     wrong_key: bool = False) -> bytes:
+    def sign_webhook(
+        self,
+        event_type: str,
+        instance_id: str,
+        data: Mapping[str, Any] | str,
+        *,
+        identity: Mapping[str, Any] | str | None = None,
+        expires_in_s: float = 300,
+        account_info: Mapping[str, Any] | None = None,
+        issued_at: float | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
+        algorithm: str = "RS256",
+        wrong_key: bool = False,
+    ) -> bytes:
         """The exact body Wix POSTs: an RS256 JWT with claims {data, iat, exp}; `data` is the JSON string of
         {eventType, instanceId, data: <JSON string of the domain event>, identity: <JSON string>}.
 
         For verifier tests: wrong_key signs with another RSA key, algorithm "none" or "HS256" (keyed
         with the public PEM: the algorithm-confusion attack) builds tokens a verifier must refuse,
         extra_claims adds e.g. `aud`, issued_at/expires_in_s make expired tokens."""
-        envelope: dict[str, Any] = {"eventType": event_type, "instanceId": instance_id,
-                                    "data": data if isinstance(data, str) else _compact(data)}
+        envelope: dict[str, Any] = {
+            "eventType": event_type,
+            "instanceId": instance_id,
+            "data": data if isinstance(data, str) else _compact(data),
+        }
         if identity is None:
             identity = {"identityType": "WIX_USER", "wixUserId": self.wix_user_id}
         envelope["identity"] = identity if isinstance(identity, str) else _compact(identity)
@@ -395,8 +475,9 @@ class WixEmulator:
                 self._wrong_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             return self._wrong_key
 
-    def deliver(self, url: str, body: bytes, *, times: int = 1, retries: int = 0,
-                timeout_s: float | None = None) -> list[Delivery]:
+    def deliver(
+        self, url: str, body: bytes, *, times: int = 1, retries: int = 0, timeout_s: float | None = None
+    ) -> list[Delivery]:
         """POST the body to a loopback URL `times` times (duplicates), each failed one re-sent up to
         `retries` more times at once (Wix waits 1 min, 10 min, 1 h, … between them)."""
         _check_loopback(url)
@@ -410,8 +491,17 @@ class WixEmulator:
                         break
         return results
 
-    def deliver_many(self, url: str, bodies: Iterable[bytes], *, shuffle: bool = True, duplicates: int = 2,
-                     seed: int | None = None, concurrency: int = 1, timeout_s: float | None = None) -> list[Delivery]:
+    def deliver_many(
+        self,
+        url: str,
+        bodies: Iterable[bytes],
+        *,
+        shuffle: bool = True,
+        duplicates: int = 2,
+        seed: int | None = None,
+        concurrency: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[Delivery]:
         """Each body `duplicates` times, in a shuffled order (seeded), by `concurrency` parallel senders."""
         _check_loopback(url)
         queue = [body for body in bodies for _ in range(duplicates)]
@@ -447,9 +537,17 @@ class WixEmulator:
             response, instance_id = self._faulted_api(request, raw)
         response.headers["x-wix-request-id"] = str(uuid.uuid4())
         with self._lock:
-            self.requests.append(LoggedRequest(request.method, request.path, request.args.to_dict(flat=False),
-                                               dict(request.headers.items()), _logged_body(raw),
-                                               response.status_code, instance_id))
+            self.requests.append(
+                LoggedRequest(
+                    request.method,
+                    request.path,
+                    request.args.to_dict(flat=False),
+                    dict(request.headers.items()),
+                    _logged_body(raw),
+                    response.status_code,
+                    instance_id,
+                )
+            )
         return response(environ, start_response)
 
     def _faulted_api(self, request: Request, raw: bytes) -> tuple[Response, str | None]:
@@ -484,7 +582,8 @@ class WixEmulator:
             return scheduled
         if request.path != TOKEN_PATH and self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             write = request.method in ("PATCH", "PUT", "DELETE") or (
-                request.method == "POST" and not request.path.endswith(("/query", "/count")))
+                request.method == "POST" and not request.path.endswith(("/query", "/count"))
+            )
             return _Fault(self._rng.choice(_RANDOM_FAULTS), 1, after_apply=write and self._rng.random() < 0.5)
         return None
 
@@ -519,14 +618,16 @@ class WixEmulator:
                 if not isinstance(body.get(name), str) or not body[name]:
                     raise invalid(name, f"{name} is required", "REQUIRED_FIELD")
             if body["grant_type"] != "client_credentials":
-                raise invalid("grant_type", f"unsupported grant_type {body['grant_type']!r}: use client_credentials",
-                              "OTHER")
-            if not (hmac.compare_digest(body["client_id"], self.app_id)
-                    and hmac.compare_digest(body["client_secret"], self.app_secret)):
+                raise invalid(
+                    "grant_type", f"unsupported grant_type {body['grant_type']!r}: use client_credentials", "OTHER"
+                )
+            if not (
+                hmac.compare_digest(body["client_id"], self.app_id)
+                and hmac.compare_digest(body["client_secret"], self.app_secret)
+            ):
                 raise app_error(401, "UNAUTHENTICATED", "Invalid client credentials (client_id / client_secret)")
             if body["instance_id"] not in self._state.instances:
-                raise app_error(400, "APP_NOT_INSTALLED",
-                                f"The app is not installed on instance {body['instance_id']}")
+                raise app_error(400, "APP_NOT_INSTALLED", f"The app is not installed on instance {body['instance_id']}")
         except WixError as error:
             return _json_response(error.status, error.body())
         token = self._issue(body["instance_id"], "APP", TOKEN_TTL_S)
@@ -537,8 +638,11 @@ class WixEmulator:
         if not header:
             raise app_error(401, "UNAUTHENTICATED", "Missing Authorization header")
         if header[:7].lower() == "bearer ":
-            raise app_error(401, "UNAUTHENTICATED", "Invalid access token: send `Authorization: <access_token>` "
-                            "without a 'Bearer ' prefix")
+            raise app_error(
+                401,
+                "UNAUTHENTICATED",
+                "Invalid access token: send `Authorization: <access_token>` without a 'Bearer ' prefix",
+            )
         token = self._tokens.get(header)
         if token is None or token.instance_id not in self._state.instances:
             raise app_error(401, "UNAUTHENTICATED", "Invalid access token")
@@ -571,8 +675,9 @@ class WixEmulator:
             try:
                 endpoint, args = _ROUTES.bind("wix.test").match(request.path, method=request.method)
             except MethodNotAllowed:
-                raise app_error(405, "METHOD_NOT_ALLOWED",
-                                f"{request.method} is not allowed on {request.path}") from None
+                raise app_error(
+                    405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.path}"
+                ) from None
             except NotFound:
                 raise app_error(404, "NOT_FOUND", f"No such endpoint: {request.path}") from None
             token = self._authenticate(request)
@@ -588,8 +693,15 @@ class WixEmulator:
             response.headers.update(getattr(error, "headers", {}))
             return response, instance_id
 
-    def _dispatch(self, endpoint: str, args: dict[str, str], request: Request, body: Any, instance_id: str,
-                  identity: dict[str, Any]) -> Any:
+    def _dispatch(
+        self,
+        endpoint: str,
+        args: dict[str, str],
+        request: Request,
+        body: Any,
+        instance_id: str,
+        identity: dict[str, Any],
+    ) -> Any:
         state = self._state
         if endpoint == "create_review":
             return state.api_create_review(instance_id, body, identity)
@@ -597,8 +709,10 @@ class WixEmulator:
             body = body or {}
             private = _flag(body.get("returnPrivateReviews"), "returnPrivateReviews")
             reviews, next_cursor, _ = state.run_query(instance_id, "reviews", body.get("query"), private=private)
-            return {"reviews": reviews,
-                    "metadata": {"count": len(reviews), "cursors": {"next": next_cursor} if next_cursor else {}}}
+            return {
+                "reviews": reviews,
+                "metadata": {"count": len(reviews), "cursors": {"next": next_cursor} if next_cursor else {}},
+            }
         if endpoint == "count_reviews":
             body = body or {}
             private = _flag(body.get("includePrivateReviews"), "includePrivateReviews")
@@ -623,8 +737,10 @@ class WixEmulator:
         if endpoint == "query_review_requests":
             items, next_cursor, has_next = state.run_query(instance_id, "review_requests", (body or {}).get("query"))
             cursors = {"next": next_cursor} if next_cursor else {}
-            return {"reviewRequests": items,
-                    "pagingMetadata": {"count": len(items), "cursors": cursors, "hasNext": has_next}}
+            return {
+                "reviewRequests": items,
+                "pagingMetadata": {"count": len(items), "cursors": cursors, "hasNext": has_next},
+            }
         if endpoint == "count_review_requests":
             return {"count": state.count(instance_id, "review_requests", (body or {}).get("filter"))}
         if endpoint == "review_request":
@@ -640,8 +756,7 @@ class WixEmulator:
 
 
 def _rate_limited(limit: int) -> WixError:
-    return app_error(429, "RESOURCE_EXHAUSTED",
-                     f"Rate limit exceeded: {limit} requests per minute per app instance")
+    return app_error(429, "RESOURCE_EXHAUSTED", f"Rate limit exceeded: {limit} requests per minute per app instance")
 
 
 def _json_response(status: int, body: Any) -> Response:
@@ -709,22 +824,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-secret", default="wix-app-secret-0123456789")
     parser.add_argument("--rate-limit", type=int, default=200, help="API calls per instance per minute (0: off)")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--instance", action="append", default=[], metavar="ID",
-                        help="install the app on this instance (repeatable; default: one new instance)")
+    parser.add_argument(
+        "--instance",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="install the app on this instance (repeatable; default: one new instance)",
+    )
     args = parser.parse_args(argv)
 
     from tests.fakes.serving import serve_wsgi
 
-    emulator = WixEmulator(app_id=args.app_id, app_secret=args.app_secret, latency_s=args.latency_ms / 1000,
-                           fail_rate=args.fail_rate, seed=args.seed, rate_limit_per_minute=args.rate_limit or None)
+    emulator = WixEmulator(
+        app_id=args.app_id,
+        app_secret=args.app_secret,
+        latency_s=args.latency_ms / 1000,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+        rate_limit_per_minute=args.rate_limit or None,
+    )
     instances = [emulator.add_instance(i) for i in (args.instance or [None])]
     orders = {i: emulator.make_order(i, stores_items=3) for i in instances}
     with serve_wsgi(emulator, port=args.port, log_requests=True) as url:
         print(f"Wix emulator on {url} (app {args.app_id}); Ctrl-C to stop", flush=True)
         for instance_id in instances:
             order = orders[instance_id]
-            print(f"instance {instance_id}: demo order {order['id']} "
-                  f"(contact {order['buyerInfo']['contactId']})")
+            print(f"instance {instance_id}: demo order {order['id']} (contact {order['buyerInfo']['contactId']})")
         print("webhook public key:")
         print(emulator.public_key_pem, end="")
         print(f"export WIX_APP_ID={args.app_id}")

@@ -50,8 +50,9 @@ REVIEW_EVENT_TYPES = {
     "moderation_status_changed": "wix.reviews.v1.review_moderation_status_changed",
     "review_published": "wix.reviews.v1.review_review_published",  # sic, as Wix names it
 }
-REVIEW_REQUEST_EVENT_TYPES = {slug: f"wix.reviews.v2.review_request_{slug}"
-                              for slug in ("created", "updated", "deleted")}
+REVIEW_REQUEST_EVENT_TYPES = {
+    slug: f"wix.reviews.v2.review_request_{slug}" for slug in ("created", "updated", "deleted")
+}
 ORDER_EVENT_TYPES = {
     "created": "wix.ecom.v1.order_created",
     "approved": "wix.ecom.v1.order_approved",
@@ -71,8 +72,16 @@ _DEFAULT = object()
 class WixError(Exception):
     """One Wix error answer: the HTTP status and the body of `specs/wix.md` §1.7."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, description: str | None = None,
-                 data: Mapping[str, Any] | None = None, violations: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        description: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        violations: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -86,8 +95,10 @@ class WixError(Exception):
             return {"message": self.message, "details": {"validationError": {"fieldViolations": self.violations}}}
         if self.code is None:  # system error: empty, as Wix sends them
             return {"message": self.message, "details": {}}
-        return {"message": self.message, "details": {"applicationError": {
-            "code": self.code, "description": self.description, "data": self.data}}}
+        return {
+            "message": self.message,
+            "details": {"applicationError": {"code": self.code, "description": self.description, "data": self.data}},
+        }
 
 
 def app_error(status: int, code: str, description: str, **data: Any) -> WixError:
@@ -160,23 +171,34 @@ class FieldSpec:
 
 #: Query Reviews: fields and operators as specs/wix.md §1.4 lists them
 REVIEW_FIELDS = {
-    "id": FieldSpec(_EQ_IN), "author.contactId": FieldSpec(_EQ_IN), "entityId": FieldSpec(_EQ_IN),
-    "moderation.moderationStatus": FieldSpec(_EQ_IN), "namespace": FieldSpec(_EQ_IN),
-    "createdDate": FieldSpec(_CMP, True, "date"), "content.rating": FieldSpec(_CMP, True, "num"),
-    "helpfulness": FieldSpec(_CMP, True, "num"), "relevanceScore": FieldSpec(_CMP, True, "num"),
+    "id": FieldSpec(_EQ_IN),
+    "author.contactId": FieldSpec(_EQ_IN),
+    "entityId": FieldSpec(_EQ_IN),
+    "moderation.moderationStatus": FieldSpec(_EQ_IN),
+    "namespace": FieldSpec(_EQ_IN),
+    "createdDate": FieldSpec(_CMP, True, "date"),
+    "content.rating": FieldSpec(_CMP, True, "num"),
+    "helpfulness": FieldSpec(_CMP, True, "num"),
+    "relevanceScore": FieldSpec(_CMP, True, "num"),
     "origin.type": FieldSpec(frozenset({"$eq", "$ne"}), True),
     "verified": FieldSpec(frozenset({"$eq", "$ne"}), True, "bool"),
     "content.media": FieldSpec(frozenset({"$isEmpty"}), False, "media"),
 }
 #: Query Review Requests: the docs' table (REST names)
 REVIEW_REQUEST_FIELDS = {
-    "id": FieldSpec(_EQ_IN_NIN), "namespace": FieldSpec(_EQ_IN_NIN), "communicationChannel": FieldSpec(_EQ_IN_NIN),
-    "recipient.contactId": FieldSpec(_EQ_IN_NIN), "requestedBy.identityType": FieldSpec(_EQ_IN_NIN),
-    "requestedBy.wixUserId": FieldSpec(_EQ_IN_NIN), "requestedBy.appId": FieldSpec(_EQ_IN_NIN),
+    "id": FieldSpec(_EQ_IN_NIN),
+    "namespace": FieldSpec(_EQ_IN_NIN),
+    "communicationChannel": FieldSpec(_EQ_IN_NIN),
+    "recipient.contactId": FieldSpec(_EQ_IN_NIN),
+    "requestedBy.identityType": FieldSpec(_EQ_IN_NIN),
+    "requestedBy.wixUserId": FieldSpec(_EQ_IN_NIN),
+    "requestedBy.appId": FieldSpec(_EQ_IN_NIN),
     "items.catalogItemId": FieldSpec(_EQ_IN_NIN | {"$hasSome", "$hasAll"}, False, "array"),
     "items.reviewId": FieldSpec(_EQ_IN_NIN | {"$exists", "$hasSome", "$hasAll"}, False, "array"),
-    "order.id": FieldSpec(_EQ_IN_NIN | {"$exists"}), "automationActivationId": FieldSpec(_EQ_IN_NIN | {"$exists"}),
-    "createdDate": FieldSpec(_CMP_NIN, True, "date"), "sendDate": FieldSpec(_CMP_NIN, True, "date"),
+    "order.id": FieldSpec(_EQ_IN_NIN | {"$exists"}),
+    "automationActivationId": FieldSpec(_EQ_IN_NIN | {"$exists"}),
+    "createdDate": FieldSpec(_CMP_NIN, True, "date"),
+    "sendDate": FieldSpec(_CMP_NIN, True, "date"),
     "status": FieldSpec(_EQ_IN_NIN, True),
 }
 
@@ -208,8 +230,9 @@ def _coerce(spec: FieldSpec, value: Any, field_name: str) -> Any:
     return value
 
 
-def compile_filter(filt: Any, fields: Mapping[str, FieldSpec],
-                   where: str = "query.filter") -> Callable[[Mapping[str, Any]], bool]:
+def compile_filter(
+    filt: Any, fields: Mapping[str, FieldSpec], where: str = "query.filter"
+) -> Callable[[Mapping[str, Any]], bool]:
     """Validate a filter against the API's field table and return a predicate over entities."""
     if filt is None:
         return lambda entity: True
@@ -221,8 +244,11 @@ def compile_filter(filt: Any, fields: Mapping[str, FieldSpec],
             if not isinstance(cond, list) or not cond:
                 raise invalid(where, f"{key} takes a non-empty array of filters", "FORMAT")
             parts = [compile_filter(part, fields, where) for part in cond]
-            tests.append((lambda ps: lambda e: all(p(e) for p in ps))(parts) if key == "$and"
-                         else (lambda ps: lambda e: any(p(e) for p in ps))(parts))
+            tests.append(
+                (lambda ps: lambda e: all(p(e) for p in ps))(parts)
+                if key == "$and"
+                else (lambda ps: lambda e: any(p(e) for p in ps))(parts)
+            )
         elif key == "$not":
             inner = compile_filter(cond, fields, where)
             tests.append(lambda e, inner=inner: not inner(e))
@@ -337,8 +363,9 @@ def compile_sort(sort: Any, fields: Mapping[str, FieldSpec]) -> list[tuple[str, 
     return result
 
 
-def sort_key(entity: Mapping[str, Any], seq: int, sort: list[tuple[str, str]],
-             fields: Mapping[str, FieldSpec]) -> tuple:
+def sort_key(
+    entity: Mapping[str, Any], seq: int, sort: list[tuple[str, str]], fields: Mapping[str, FieldSpec]
+) -> tuple:
     parts: list[Any] = []
     for name, order in sort:
         raw = _path_value(entity, name)
@@ -377,18 +404,66 @@ class Instance:
     seq: dict[str, int] = field(default_factory=dict)  # entity id → creation order (sort tie-breaker)
 
 
-_REVIEW_KEYS = ("id", "namespace", "entityId", "content", "author", "moderation", "origin", "verified", "revision",
-                "foundHelpful", "foundUnhelpful", "helpfulness", "publishCount", "reviewDate", "createdDate",
-                "updatedDate", "reply", "relevanceScore")
-_ALIASES = {"entity_id": "entityId", "product_id": "entityId", "contact_id": "contactId", "author_name": "authorName",
-            "moderation_status": "moderationStatus", "status": "moderationStatus", "created_date": "createdDate",
-            "review_date": "reviewDate", "origin_type": "originType", "found_helpful": "foundHelpful",
-            "found_unhelpful": "foundUnhelpful", "review_id": "id", "reply_message": "replyMessage",
-            "relevance_score": "relevanceScore"}
-_REVIEW_HELPER_FIELDS = {"id", "namespace", "entityId", "content", "title", "body", "rating", "media", "author",
-                         "contactId", "authorName", "moderationStatus", "origin", "originType", "verified",
-                         "createdDate", "reviewDate", "reply", "replyMessage", "foundHelpful", "foundUnhelpful",
-                         "relevanceScore"}
+_REVIEW_KEYS = (
+    "id",
+    "namespace",
+    "entityId",
+    "content",
+    "author",
+    "moderation",
+    "origin",
+    "verified",
+    "revision",
+    "foundHelpful",
+    "foundUnhelpful",
+    "helpfulness",
+    "publishCount",
+    "reviewDate",
+    "createdDate",
+    "updatedDate",
+    "reply",
+    "relevanceScore",
+)
+_ALIASES = {
+    "entity_id": "entityId",
+    "product_id": "entityId",
+    "contact_id": "contactId",
+    "author_name": "authorName",
+    "moderation_status": "moderationStatus",
+    "status": "moderationStatus",
+    "created_date": "createdDate",
+    "review_date": "reviewDate",
+    "origin_type": "originType",
+    "found_helpful": "foundHelpful",
+    "found_unhelpful": "foundUnhelpful",
+    "review_id": "id",
+    "reply_message": "replyMessage",
+    "relevance_score": "relevanceScore",
+}
+_REVIEW_HELPER_FIELDS = {
+    "id",
+    "namespace",
+    "entityId",
+    "content",
+    "title",
+    "body",
+    "rating",
+    "media",
+    "author",
+    "contactId",
+    "authorName",
+    "moderationStatus",
+    "origin",
+    "originType",
+    "verified",
+    "createdDate",
+    "reviewDate",
+    "reply",
+    "replyMessage",
+    "foundHelpful",
+    "foundUnhelpful",
+    "relevanceScore",
+}
 
 
 class WixState:
@@ -480,20 +555,41 @@ class WixState:
 
     def _check_unique(self, instance: Instance, review: Mapping[str, Any], ignore: str | None = None) -> None:
         for other in instance.reviews.values():
-            if other["id"] != ignore and other["namespace"] == review["namespace"] and \
-                    other["entityId"] == review["entityId"] and \
-                    other["author"].get("contactId") == review["author"].get("contactId"):
-                raise app_error(409, "ALREADY_EXISTS",
-                                "A review by this author already exists for this entity (one review per author "
-                                "per entity)", reviewId=other["id"])
+            if (
+                other["id"] != ignore
+                and other["namespace"] == review["namespace"]
+                and other["entityId"] == review["entityId"]
+                and other["author"].get("contactId") == review["author"].get("contactId")
+            ):
+                raise app_error(
+                    409,
+                    "ALREADY_EXISTS",
+                    "A review by this author already exists for this entity (one review per author per entity)",
+                    reviewId=other["id"],
+                )
 
     def update_review(self, instance_id: str, review_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         instance = self.instance(instance_id)
         review = self._review(instance, review_id)
         values = _normalise(fields)
-        allowed = {"content", "title", "body", "rating", "media", "author", "authorName", "contactId", "entityId",
-                   "reviewDate", "verified", "foundHelpful", "foundUnhelpful", "reply", "replyMessage",
-                   "relevanceScore"}
+        allowed = {
+            "content",
+            "title",
+            "body",
+            "rating",
+            "media",
+            "author",
+            "authorName",
+            "contactId",
+            "entityId",
+            "reviewDate",
+            "verified",
+            "foundHelpful",
+            "foundUnhelpful",
+            "reply",
+            "replyMessage",
+            "relevanceScore",
+        }
         unknown = set(values) - allowed
         if unknown:
             raise TypeError(f"update_review() got unknown fields {sorted(unknown)} (use moderate() for the status)")
@@ -580,29 +676,48 @@ class WixState:
             raise invalid("review.content.rating", "rating is required", "REQUIRED_FIELD")
         author = draft.get("author")
         if not isinstance(author, Mapping) or not author.get("contactId"):
-            raise invalid("review.author.contactId", "every review needs a contact: author.contactId is required",
-                          "REQUIRED_FIELD")
+            raise invalid(
+                "review.author.contactId",
+                "every review needs a contact: author.contactId is required",
+                "REQUIRED_FIELD",
+            )
         now = iso(self.clock())
-        origin = {"type": "APP", "appId": identity.get("appId", self.app_id)} if identity.get("identityType") == "APP" \
+        origin = (
+            {"type": "APP", "appId": identity.get("appId", self.app_id)}
+            if identity.get("identityType") == "APP"
             else {"type": "ORGANIC"}
+        )
         status = "IN_MODERATION" if instance.moderation else "APPROVED"
         review = {
-            "id": str(uuid.uuid4()), "namespace": draft["namespace"], "entityId": draft["entityId"],
-            "content": {"title": content.get("title"), "body": content.get("body"),
-                        "media": list(content.get("media") or []), "rating": content["rating"]},
+            "id": str(uuid.uuid4()),
+            "namespace": draft["namespace"],
+            "entityId": draft["entityId"],
+            "content": {
+                "title": content.get("title"),
+                "body": content.get("body"),
+                "media": list(content.get("media") or []),
+                "rating": content["rating"],
+            },
             "author": {"contactId": author["contactId"], "authorName": author.get("authorName") or None},
             "moderation": {"moderationStatus": status, "manuallyChanged": False},
-            "origin": origin, "verified": False, "revision": "1", "foundHelpful": 0, "foundUnhelpful": 0,
-            "helpfulness": 0, "publishCount": 1 if status == "APPROVED" else 0,
+            "origin": origin,
+            "verified": False,
+            "revision": "1",
+            "foundHelpful": 0,
+            "foundUnhelpful": 0,
+            "helpfulness": 0,
+            "publishCount": 1 if status == "APPROVED" else 0,
             "reviewDate": _as_iso(draft["reviewDate"], self.clock) if draft.get("reviewDate") else now,
-            "createdDate": now, "updatedDate": now,
+            "createdDate": now,
+            "updatedDate": now,
         }
         _check_review(review, "review")
         self._check_unique(instance, review)
         return {"review": self._store_new_review(instance, review)}
 
-    def api_update_review(self, instance_id: str, review_id: str, body: Any,
-                          identity: Mapping[str, Any]) -> dict[str, Any]:
+    def api_update_review(
+        self, instance_id: str, review_id: str, body: Any, identity: Mapping[str, Any]
+    ) -> dict[str, Any]:
         instance = self.instance(instance_id)
         patch = _object(body, "review")
         if patch.get("id") not in (None, "", review_id):
@@ -611,9 +726,12 @@ class WixState:
             raise invalid("review.revision", "revision is required", "REQUIRED_FIELD")
         review = self._review(instance, review_id)
         if str(patch["revision"]) != review["revision"]:
-            raise app_error(409, "REVISION_MISMATCH",
-                            f"revision {patch['revision']} is stale: the review is at revision {review['revision']}",
-                            currentRevision=review["revision"])
+            raise app_error(
+                409,
+                "REVISION_MISMATCH",
+                f"revision {patch['revision']} is stale: the review is at revision {review['revision']}",
+                currentRevision=review["revision"],
+            )
         if identity.get("identityType") == "APP" and review["origin"].get("type") != "APP":
             raise app_error(403, "PERMISSION_DENIED", "Apps can not create or update organic reviews")
         mask = body.get("fieldMask") if isinstance(body, Mapping) else None
@@ -657,8 +775,9 @@ class WixState:
 
     # --- queries ---
 
-    def run_query(self, instance_id: str, kind: str, query: Any, *, private: bool = False
-                  ) -> tuple[list[dict[str, Any]], str | None, bool]:
+    def run_query(
+        self, instance_id: str, kind: str, query: Any, *, private: bool = False
+    ) -> tuple[list[dict[str, Any]], str | None, bool]:
         """One page of Query Reviews (`kind` "reviews") or Query Review Requests ("review_requests").
 
         Returns (entities, next cursor or None, hasNext). The cursor holds filter, sort, visibility and
@@ -679,15 +798,19 @@ class WixState:
         if limit is not None and limit < 0:
             raise invalid("query.cursorPaging.limit", "limit must be at least 0", "MIN", min=0)
         if limit is not None and limit > QUERY_LIMIT_MAX:
-            raise invalid("query.cursorPaging.limit", f"limit must be at most {QUERY_LIMIT_MAX}", "MAX",
-                          max=QUERY_LIMIT_MAX)
+            raise invalid(
+                "query.cursorPaging.limit", f"limit must be at most {QUERY_LIMIT_MAX}", "MAX", max=QUERY_LIMIT_MAX
+            )
         limit = limit or QUERY_LIMIT_DEFAULT
         cursor = paging.get("cursor")
         after = None
         if cursor:
             if query.get("filter") or query.get("sort"):
-                raise invalid("query.cursorPaging.cursor", "a request with a cursor must not pass filter or sort: "
-                              "the cursor already holds them", "OTHER")
+                raise invalid(
+                    "query.cursorPaging.cursor",
+                    "a request with a cursor must not pass filter or sort: the cursor already holds them",
+                    "OTHER",
+                )
             state = self.cursors.get(cursor) if isinstance(cursor, str) else None
             if state is None or state["instance"] != instance_id or state["kind"] != kind:
                 raise app_error(400, "INVALID_CURSOR", "The cursor is invalid or belongs to another query")
@@ -696,40 +819,62 @@ class WixState:
             filt, sort = query.get("filter"), query.get("sort")
         predicate = compile_filter(filt, fields)
         order = compile_sort(sort, fields)
-        candidates = self.review_candidates(instance_id, private) if kind == "reviews" \
-            else self.request_candidates(instance_id)
-        keyed = sorted(((sort_key(e, seq, order, fields), e) for e, seq in candidates if predicate(e)),
-                       key=lambda pair: pair[0])
+        candidates = (
+            self.review_candidates(instance_id, private) if kind == "reviews" else self.request_candidates(instance_id)
+        )
+        keyed = sorted(
+            ((sort_key(e, seq, order, fields), e) for e, seq in candidates if predicate(e)), key=lambda pair: pair[0]
+        )
         if after is not None:
             keyed = [pair for pair in keyed if pair[0] > after]
         page, has_next = keyed[:limit], len(keyed) > limit
         next_cursor = None
         if has_next:
             next_cursor = uuid.uuid4().hex + uuid.uuid4().hex
-            self.cursors[next_cursor] = {"instance": instance_id, "kind": kind, "filter": copy.deepcopy(filt),
-                                         "sort": copy.deepcopy(sort), "private": private, "after": page[-1][0]}
+            self.cursors[next_cursor] = {
+                "instance": instance_id,
+                "kind": kind,
+                "filter": copy.deepcopy(filt),
+                "sort": copy.deepcopy(sort),
+                "private": private,
+                "after": page[-1][0],
+            }
         return [copy.deepcopy(e) for _, e in page], next_cursor, has_next
 
     def count(self, instance_id: str, kind: str, filt: Any, *, private: bool = False) -> int:
         fields = REVIEW_FIELDS if kind == "reviews" else REVIEW_REQUEST_FIELDS
         predicate = compile_filter(filt, fields, "filter")
-        candidates = self.review_candidates(instance_id, private) if kind == "reviews" \
-            else self.request_candidates(instance_id)
+        candidates = (
+            self.review_candidates(instance_id, private) if kind == "reviews" else self.request_candidates(instance_id)
+        )
         return sum(1 for entity, _ in candidates if predicate(entity))
 
     # --- orders ---
 
-    def make_order(self, instance_id: str, *, order_id: str | None = None, contact_id: Any = _DEFAULT,
-                   stores_items: int = 2, other_items: int = 0, other_app_id: str = BOOKINGS_APP_ID,
-                   prices: list[float] | None = None, fulfillment_status: str = "NOT_FULFILLED",
-                   status: str = "APPROVED", payment_status: str = "PAID", email: str | None = None,
-                   catalog_item_ids: list[str] | None = None) -> dict[str, Any]:
+    def make_order(
+        self,
+        instance_id: str,
+        *,
+        order_id: str | None = None,
+        contact_id: Any = _DEFAULT,
+        stores_items: int = 2,
+        other_items: int = 0,
+        other_app_id: str = BOOKINGS_APP_ID,
+        prices: list[float] | None = None,
+        fulfillment_status: str = "NOT_FULFILLED",
+        status: str = "APPROVED",
+        payment_status: str = "PAID",
+        email: str | None = None,
+        catalog_item_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
         instance = self.instance(instance_id)
         now = iso(self.clock())
         self._order_number += 1
         contact = str(uuid.uuid4()) if contact_id is _DEFAULT else contact_id
-        buyer: dict[str, Any] = {"email": email or f"buyer{self._order_number}@example.com",
-                                 "visitorId": str(uuid.uuid4())}
+        buyer: dict[str, Any] = {
+            "email": email or f"buyer{self._order_number}@example.com",
+            "visitorId": str(uuid.uuid4()),
+        }
         if contact:
             buyer = {"contactId": contact, **buyer}
         count = stores_items + other_items
@@ -741,22 +886,37 @@ class WixState:
         for index in range(count):
             app = STORES_APP_ID if index < stores_items else other_app_id
             amount = f"{amounts[index]:.2f}"
-            line_items.append({
-                "id": str(uuid.uuid4()),
-                "productName": {"original": f"Product {index + 1}", "translated": f"Product {index + 1}"},
-                "quantity": 1,
-                "catalogReference": {"catalogItemId": ids[index] if index < len(ids) else str(uuid.uuid4()),
-                                     "appId": app, "options": {}},
-                "price": {"amount": amount, "formattedAmount": f"${amount}"},
-            })
+            line_items.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "productName": {"original": f"Product {index + 1}", "translated": f"Product {index + 1}"},
+                    "quantity": 1,
+                    "catalogReference": {
+                        "catalogItemId": ids[index] if index < len(ids) else str(uuid.uuid4()),
+                        "appId": app,
+                        "options": {},
+                    },
+                    "price": {"amount": amount, "formattedAmount": f"${amount}"},
+                }
+            )
         total = f"{sum(amounts):.2f}"
         order = {
-            "id": order_id or str(uuid.uuid4()), "number": str(self._order_number), "createdDate": now,
-            "updatedDate": now, "purchasedDate": now, "status": status, "paymentStatus": payment_status,
-            "fulfillmentStatus": fulfillment_status, "checkoutId": str(uuid.uuid4()), "currency": "USD",
-            "buyerInfo": buyer, "lineItems": line_items,
-            "priceSummary": {"subtotal": {"amount": total, "formattedAmount": f"${total}"},
-                             "total": {"amount": total, "formattedAmount": f"${total}"}},
+            "id": order_id or str(uuid.uuid4()),
+            "number": str(self._order_number),
+            "createdDate": now,
+            "updatedDate": now,
+            "purchasedDate": now,
+            "status": status,
+            "paymentStatus": payment_status,
+            "fulfillmentStatus": fulfillment_status,
+            "checkoutId": str(uuid.uuid4()),
+            "currency": "USD",
+            "buyerInfo": buyer,
+            "lineItems": line_items,
+            "priceSummary": {
+                "subtotal": {"amount": total, "formattedAmount": f"${total}"},
+                "total": {"amount": total, "formattedAmount": f"${total}"},
+            },
         }
         instance.orders[order["id"]] = order
         return copy.deepcopy(order)
@@ -768,8 +928,9 @@ class WixState:
         self.instance(instance_id).orders[stored["id"]] = stored
         return copy.deepcopy(stored)
 
-    def order_event(self, instance_id: str, order: Mapping[str, Any], slug: str, *, as_json: bool = False,
-                    **body: Any) -> dict[str, Any]:
+    def order_event(
+        self, instance_id: str, order: Mapping[str, Any], slug: str, *, as_json: bool = False, **body: Any
+    ) -> dict[str, Any]:
         """A `wix.ecom.v1.order` domain event: `created`/`updated` carry the order as entity, actions a body."""
         if slug not in ORDER_EVENT_TYPES:
             raise ValueError(f"order event slug {slug!r} is not one of {sorted(ORDER_EVENT_TYPES)}")
@@ -786,9 +947,16 @@ class WixState:
         self._record(ORDER_EVENT_TYPES[slug], instance_id, event)
         return event
 
-    def order_fulfilled_event(self, instance_id: str, order: Mapping[str, Any], *, previous: str = "NOT_FULFILLED",
-                              new: str = "FULFILLED", action: str | None = None,
-                              as_json: bool = False) -> dict[str, Any]:
+    def order_fulfilled_event(
+        self,
+        instance_id: str,
+        order: Mapping[str, Any],
+        *,
+        previous: str = "NOT_FULFILLED",
+        new: str = "FULFILLED",
+        action: str | None = None,
+        as_json: bool = False,
+    ) -> dict[str, Any]:
         updated = copy.deepcopy(dict(order))
         updated["fulfillmentStatus"] = new
         body: dict[str, Any] = {"previousFulfillmentStatus": previous, "newFulfillmentStatus": new}
@@ -805,8 +973,9 @@ class WixState:
         if channel in (None, ""):
             raise invalid("reviewRequest.communicationChannel", "communicationChannel is required", "REQUIRED_FIELD")
         if channel != "EMAIL":
-            raise invalid("reviewRequest.communicationChannel", f"{channel!r} is not a supported channel (EMAIL)",
-                          "OTHER")
+            raise invalid(
+                "reviewRequest.communicationChannel", f"{channel!r} is not a supported channel (EMAIL)", "OTHER"
+            )
         recipient = draft.get("recipient")
         if not isinstance(recipient, Mapping) or not recipient.get("contactId"):
             raise invalid("reviewRequest.recipient.contactId", "recipient.contactId is required", "REQUIRED_FIELD")
@@ -817,17 +986,24 @@ class WixState:
         if not isinstance(items, list) or any(not isinstance(i, Mapping) for i in items):
             raise invalid("reviewRequest.items", "items must be an array of {catalogItemId}", "FORMAT")
         if len(items) > REVIEW_REQUEST_ITEMS_MAX:
-            raise invalid("reviewRequest.items", f"at most {REVIEW_REQUEST_ITEMS_MAX} items", "MAX",
-                          max=REVIEW_REQUEST_ITEMS_MAX)
+            raise invalid(
+                "reviewRequest.items", f"at most {REVIEW_REQUEST_ITEMS_MAX} items", "MAX", max=REVIEW_REQUEST_ITEMS_MAX
+            )
         item_ids = [i.get("catalogItemId") for i in items if i.get("catalogItemId")]
         order_ref = draft.get("order") if isinstance(draft.get("order"), Mapping) else {}
         order_id = order_ref.get("id")
         if identity.get("identityType") not in ("APP", "WIX_USER"):
-            raise app_error(428, "INITIATOR_IDENTITY_NOT_SUPPORTED",
-                            "The identity used to call the method isn't supported for creating review requests.")
+            raise app_error(
+                428,
+                "INITIATOR_IDENTITY_NOT_SUPPORTED",
+                "The identity used to call the method isn't supported for creating review requests.",
+            )
         if not order_id and not item_ids:
-            raise app_error(400, "EITHER_ORDER_OR_ITEMS_REQUIRED",
-                            "Must specify either the `order.id` or at least 1 `items.catalogItemId`.")
+            raise app_error(
+                400,
+                "EITHER_ORDER_OR_ITEMS_REQUIRED",
+                "Must specify either the `order.id` or at least 1 `items.catalogItemId`.",
+            )
         order_out = None
         if order_id:
             order = instance.orders.get(order_id)
@@ -853,25 +1029,34 @@ class WixState:
             order_out = {"id": order_id, "number": order.get("number")}
         now = iso(self.clock())
         requested_by = {"identityType": identity["identityType"]}
-        requested_by.update({"appId": identity.get("appId", self.app_id)} if identity["identityType"] == "APP"
-                            else {"wixUserId": identity.get("wixUserId")})
+        requested_by.update(
+            {"appId": identity.get("appId", self.app_id)}
+            if identity["identityType"] == "APP"
+            else {"wixUserId": identity.get("wixUserId")}
+        )
         request = {"id": str(uuid.uuid4()), "revision": "1", "createdDate": now, "updatedDate": now}
         if draft.get("sendDate"):
             request["sendDate"] = _as_iso(draft["sendDate"], self.clock)
         request["namespace"] = namespace
         if order_out:
             request["order"] = order_out
-        request.update({"items": [{"catalogItemId": cid} for cid in item_ids],
-                        "recipient": {"contactId": recipient["contactId"]},
-                        "communicationChannel": "EMAIL", "status": "SCHEDULED"})
+        request.update(
+            {
+                "items": [{"catalogItemId": cid} for cid in item_ids],
+                "recipient": {"contactId": recipient["contactId"]},
+                "communicationChannel": "EMAIL",
+                "status": "SCHEDULED",
+            }
+        )
         if draft.get("automationActivationId"):
             request["automationActivationId"] = draft["automationActivationId"]
         request["requestedBy"] = requested_by
         instance.review_requests[request["id"]] = request
         self._next_seq(instance, request["id"])
         self.review_request_creates.append(copy.deepcopy(body))
-        event = self._domain_event(REVIEW_REQUEST_FQDN, "created", request["id"],
-                                   {"createdEvent": {"entity": copy.deepcopy(request)}})
+        event = self._domain_event(
+            REVIEW_REQUEST_FQDN, "created", request["id"], {"createdEvent": {"entity": copy.deepcopy(request)}}
+        )
         self._record(REVIEW_REQUEST_EVENT_TYPES["created"], instance_id, event)
         return {"reviewRequest": copy.deepcopy(request)}
 
@@ -887,17 +1072,22 @@ class WixState:
     def api_delete_review_request(self, instance_id: str, request_id: str) -> dict[str, Any]:
         request = self._review_request(instance_id, request_id)
         if request["status"] != "CANCELED":
-            raise app_error(428, "REVIEW_REQUEST_NOT_CANCELED",
-                            "Only review requests in the CANCELED state can be deleted.",
-                            currentStatus=request["status"])
+            raise app_error(
+                428,
+                "REVIEW_REQUEST_NOT_CANCELED",
+                "Only review requests in the CANCELED state can be deleted.",
+                currentStatus=request["status"],
+            )
         del self.instance(instance_id).review_requests[request_id]
-        event = self._domain_event(REVIEW_REQUEST_FQDN, "deleted", request_id,
-                                   {"deletedEvent": {"deletedEntity": copy.deepcopy(request)}})
+        event = self._domain_event(
+            REVIEW_REQUEST_FQDN, "deleted", request_id, {"deletedEvent": {"deletedEntity": copy.deepcopy(request)}}
+        )
         self._record(REVIEW_REQUEST_EVENT_TYPES["deleted"], instance_id, event)
         return {}
 
-    def set_review_request_status(self, instance_id: str, request_id: str, status: str,
-                                  **options: Any) -> dict[str, Any]:
+    def set_review_request_status(
+        self, instance_id: str, request_id: str, status: str, **options: Any
+    ) -> dict[str, Any]:
         if status not in REVIEW_REQUEST_STATUSES:
             raise ValueError(f"status {status!r} is not one of {REVIEW_REQUEST_STATUSES}")
         request = self._review_request(instance_id, request_id)
@@ -907,12 +1097,15 @@ class WixState:
         if status == "SENT":
             request["sentOptions"] = {"opened": bool(options.get("opened", False))}
         if status == "FAILED":
-            request["failedOptions"] = {"reason": options.get("reason", "UNKNOWN_FAILURE_REASON"),
-                                        "message": options.get("message")}
+            request["failedOptions"] = {
+                "reason": options.get("reason", "UNKNOWN_FAILURE_REASON"),
+                "message": options.get("message"),
+            }
         request["revision"] = str(int(request["revision"]) + 1)
         request["updatedDate"] = iso(self.clock())
-        event = self._domain_event(REVIEW_REQUEST_FQDN, "updated", request_id,
-                                   {"updatedEvent": {"currentEntity": copy.deepcopy(request)}})
+        event = self._domain_event(
+            REVIEW_REQUEST_FQDN, "updated", request_id, {"updatedEvent": {"currentEntity": copy.deepcopy(request)}}
+        )
         self._record(REVIEW_REQUEST_EVENT_TYPES["updated"], instance_id, event)
         return copy.deepcopy(request)
 
@@ -953,9 +1146,16 @@ class WixState:
     def _domain_event(self, fqdn: str, slug: str, entity_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         sequence = self._sequence.get(entity_id, 0) + 1
         self._sequence[entity_id] = sequence
-        return {"id": str(uuid.uuid4()), "entityFqdn": fqdn, "slug": slug, "entityId": entity_id,
-                "eventTime": iso(self.clock()), "triggeredByAnonymizeRequest": False,
-                "entityEventSequence": str(sequence), **payload}
+        return {
+            "id": str(uuid.uuid4()),
+            "entityFqdn": fqdn,
+            "slug": slug,
+            "entityId": entity_id,
+            "eventTime": iso(self.clock()),
+            "triggeredByAnonymizeRequest": False,
+            "entityEventSequence": str(sequence),
+            **payload,
+        }
 
     def _record(self, event_type: str, instance_id: str, event: dict[str, Any]) -> None:
         self.events.append(WixEvent(event_type, instance_id, copy.deepcopy(event)))
@@ -991,8 +1191,11 @@ def _check_review(review: Mapping[str, Any], where: str) -> None:
     content = review["content"]
     rating = content.get("rating")
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
-        raise invalid(f"{where}.content.rating", "rating must be an integer from 1 to 5", "MIN" if
-                      isinstance(rating, int) and not isinstance(rating, bool) and rating < 1 else "MAX")
+        raise invalid(
+            f"{where}.content.rating",
+            "rating must be an integer from 1 to 5",
+            "MIN" if isinstance(rating, int) and not isinstance(rating, bool) and rating < 1 else "MAX",
+        )
     for key in ("title", "body"):
         value = content.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > 3000):

@@ -31,14 +31,40 @@ def clock():
 def deps(rt, target, clock):
     # The pipeline on its own: the Trustoo source without an Open API, so events are taken as sent.
     sources = {"trustoo": TrustooSource(TrustooWebhookVerifier({"shop-a": ["unused-private-token"]}))}
-    return Collaborators(engine=rt.engine, sources=sources, targets=[target], clock=clock,
-                         metrics=rt.metrics, max_attempts=3, retry_base_s=1.0, retry_cap_s=60.0)
+    return Collaborators(
+        engine=rt.engine,
+        sources=sources,
+        targets=[target],
+        clock=clock,
+        metrics=rt.metrics,
+        max_attempts=3,
+        retry_base_s=1.0,
+        retry_cap_s=60.0,
+    )
 
 
-def make_event(review_id: str, *, kind: EventKind = EventKind.UPSERT, at: datetime, version: int = 0,
-               account: str = "shop-a", payload: dict | None = None, sequence: int | None = None) -> Event:
-    item = payload if payload is not None else {"id": review_id, "rating": 5, "content": f"v{version}",
-                                                 "product_id": "42"}
+def make_event(
+    review_id: str,
+    *,
+    kind: EventKind = EventKind.UPSERT,
+    at: datetime,
+    version: int = 0,
+    account: str = "shop-a",
+    payload: dict | None = None,
+    sequence: int | None = None,
+) -> Event:
+    item = (
+        payload if payload is not None else {"id": review_id, "rating": 5, "content": f"v{version}", "product_id": "42"}
+    )
     topic = "review/deleted" if kind is EventKind.DELETE else "review/updated"
-    return Event(source="trustoo", account=account, event_id=f"{topic}:{review_id}:{version}", kind=kind,
-                 subject_id=review_id, topic=topic, occurred_at=at, payload=item, sequence=sequence)
+    return Event(
+        source="trustoo",
+        account=account,
+        event_id=f"{topic}:{review_id}:{version}",
+        kind=kind,
+        subject_id=review_id,
+        topic=topic,
+        occurred_at=at,
+        payload=item,
+        sequence=sequence,
+    )

@@ -16,8 +16,9 @@ from tests.integration.conftest import make_event
 
 
 def _rows(clock, *review_ids: str) -> list[dict]:
-    return queue.inbox_rows("trustoo", "shop-a", [make_event(r, at=clock()) for r in review_ids], now=clock(),
-                            quarantine_id="q")
+    return queue.inbox_rows(
+        "trustoo", "shop-a", [make_event(r, at=clock()) for r in review_ids], now=clock(), quarantine_id="q"
+    )
 
 
 def _count(engine) -> int:
@@ -79,8 +80,10 @@ def test_a_delivery_the_database_refuses_fails_alone_and_its_group_is_stored(eng
         except Exception as exc:
             results[name] = exc
 
-    threads = [threading.Thread(target=deliver, args=("good", good)),
-               threading.Thread(target=deliver, args=("bad", bad))]
+    threads = [
+        threading.Thread(target=deliver, args=("good", good)),
+        threading.Thread(target=deliver, args=("bad", bad)),
+    ]
     for thread in threads:
         thread.start()
     while len(inbox._waiting) < 2:

@@ -44,8 +44,9 @@ def test_new_review_is_created_once_at_the_target(engine, deps, target, clock):
 def test_same_content_again_makes_no_target_call(engine, deps, target, clock):
     _run_all(engine, deps, make_event("r1", at=clock(), version=1))
     clock.advance(5)
-    same = make_event("r1", at=clock(), version=2, payload={"id": "r1", "rating": 5, "content": "v1",
-                                                             "product_id": "42"})
+    same = make_event(
+        "r1", at=clock(), version=2, payload={"id": "r1", "rating": 5, "content": "v1", "product_id": "42"}
+    )
     _run_all(engine, deps, same)
     assert len(target.calls) == 1
     assert _inbox(engine)[1].outcome == "unchanged"

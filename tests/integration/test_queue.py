@@ -56,8 +56,13 @@ def test_claimed_event_is_invisible_to_other_workers_until_its_lease_expires(eng
 
 
 def test_later_event_of_a_review_waits_for_the_earlier_one(engine, clock):
-    _enqueue(engine, clock, make_event("r1", at=clock(), version=1), make_event("r1", at=clock(), version=2),
-             make_event("r2", at=clock(), version=1))
+    _enqueue(
+        engine,
+        clock,
+        make_event("r1", at=clock(), version=1),
+        make_event("r1", at=clock(), version=2),
+        make_event("r2", at=clock(), version=1),
+    )
     first = queue.claim(engine, "w1", now=clock(), lease_s=30, limit=10)
     assert [(e.subject_id, e.event_id[-1]) for e in first] == [("r1", "1"), ("r2", "1")]
     _settle(engine, queue.done(first[0], "created", now=clock()))
@@ -96,6 +101,7 @@ def test_rejections_are_counted_per_source_and_reason(engine, clock):
         queue.count_rejection(engine, "trustoo", "signature", now=clock())
     queue.count_rejection(engine, "trustoo", "stale", now=clock())
     from app.status import read_status
+
     report = read_status(engine, now=clock())
     assert report["rejected_webhooks"] == {"trustoo:signature": 3, "trustoo:stale": 1}
     assert report["rejected_signatures"] == 4

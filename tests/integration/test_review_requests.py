@@ -38,14 +38,25 @@ class ScriptedWix:
         return {"reviewRequest": {"id": f"rr-{len(self.created)}", "status": "SCHEDULED"}}
 
     def query_review_requests(self, instance, *, order_id):
-        return [{"id": f"rr-{i + 1}", "status": "SCHEDULED"} for i, body in enumerate(self.created)
-                if body["order"]["id"] == order_id]
+        return [
+            {"id": f"rr-{i + 1}", "status": "SCHEDULED"}
+            for i, body in enumerate(self.created)
+            if body["order"]["id"] == order_id
+        ]
 
 
 def _order_event(order_id: str, at, delivery: int = 0, contact: str | None = "contact-1") -> Event:
     order = {"id": order_id, "buyerInfo": {"contactId": contact} if contact else {}}
-    return Event(source="wix", account="site-1", event_id=f"fulfilled-{order_id}-{delivery}", kind=EventKind.ORDER,
-                 subject_id=order_id, topic="wix.ecom.v1.order_fulfilled", occurred_at=at, payload={"order": order})
+    return Event(
+        source="wix",
+        account="site-1",
+        event_id=f"fulfilled-{order_id}-{delivery}",
+        kind=EventKind.ORDER,
+        subject_id=order_id,
+        topic="wix.ecom.v1.order_fulfilled",
+        occurred_at=at,
+        payload={"order": order},
+    )
 
 
 def _drain(engine, deps) -> list[str]:
@@ -82,8 +93,9 @@ def test_wix_lost_reply_is_adopted_not_asked_twice(engine, deps, clock):
 
 def test_wix_order_without_a_contact_is_skipped_with_the_reason(engine, deps, clock):
     wix = ScriptedWix()
-    queue.enqueue(engine, "wix", "site-1", [_order_event("order-3", clock(), contact=None)], now=clock(),
-                  quarantine_id="q")
+    queue.enqueue(
+        engine, "wix", "site-1", [_order_event("order-3", clock(), contact=None)], now=clock(), quarantine_id="q"
+    )
     assert _drain(engine, _deps(deps, wix)) == ["done"]
     [request] = list_requests(engine)
     assert request["status"] == "skipped" and "contactId" in request["reason"] and wix.created == []
@@ -114,9 +126,19 @@ def test_wix_review_request_waits_for_the_configured_delay(engine, deps, clock):
 def test_wix_app_installed_and_removed_register_and_disable_the_site(engine, deps, clock):
     from app.accounts import list_accounts
 
-    events = [Event(source="wix", account="site-9", event_id=f"app-{action}", kind=EventKind.ACCOUNT,
-                    subject_id="site-9", topic=topic, occurred_at=clock(), payload={"action": action})
-              for action, topic in (("installed", "AppInstalled"), ("removed", "AppRemoved"))]
+    events = [
+        Event(
+            source="wix",
+            account="site-9",
+            event_id=f"app-{action}",
+            kind=EventKind.ACCOUNT,
+            subject_id="site-9",
+            topic=topic,
+            occurred_at=clock(),
+            payload={"action": action},
+        )
+        for action, topic in (("installed", "AppInstalled"), ("removed", "AppRemoved"))
+    ]
     queue.enqueue(engine, "wix", "site-9", events[:1], now=clock(), quarantine_id="q")
     _drain(engine, deps)
     assert [(a.account, a.enabled) for a in list_accounts(engine, "wix")] == [("site-9", True)]

@@ -17,8 +17,11 @@ from tests.integration.conftest import make_event
 
 
 def _events(clock, reviews: int, versions: int):
-    return [make_event(f"r{r}", at=clock() + timedelta(seconds=v), version=v)
-            for v in range(1, versions + 1) for r in range(reviews)]
+    return [
+        make_event(f"r{r}", at=clock() + timedelta(seconds=v), version=v)
+        for v in range(1, versions + 1)
+        for r in range(reviews)
+    ]
 
 
 def test_worker_drains_until_nothing_is_due(engine, deps, target, clock):
@@ -43,8 +46,9 @@ def test_stopping_worker_releases_what_it_holds(engine, deps, clock):
         assert session.execute(select(InboxEvent.status)).scalar_one() == "retry"
 
 
-def test_two_concurrent_workers_process_each_event_exactly_once_in_review_order(database_url, engine, deps,
-                                                                              target, clock):
+def test_two_concurrent_workers_process_each_event_exactly_once_in_review_order(
+    database_url, engine, deps, target, clock
+):
     reviews, versions = 100, 5
     queue.enqueue(engine, "trustoo", "shop-a", _events(clock, reviews, versions), now=clock(), quarantine_id="q")
     target.latency_s = 0.001
@@ -121,8 +125,9 @@ def test_a_batch_that_dies_before_its_commit_is_claimed_again_and_settles_once(e
     assert len(target.reviews) == 3  # the repeated upserts wrote the same keys: still one review each
 
 
-def test_a_stopping_worker_settles_what_it_finished_and_hands_back_the_rest_of_its_batch(engine, deps, clock,
-                                                                                         monkeypatch):
+def test_a_stopping_worker_settles_what_it_finished_and_hands_back_the_rest_of_its_batch(
+    engine, deps, clock, monkeypatch
+):
     queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 4, 1), now=clock(), quarantine_id="q")
     worker = Worker(deps, worker_id="w-batch")
     claimed = queue.claim(engine, worker.id, now=clock(), lease_s=30, limit=4)

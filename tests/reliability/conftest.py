@@ -45,8 +45,15 @@ ADMIN_TOKEN = "admin-token-rel-0c1d2e3f4a5b6c7d"
 SECRET_KEY = "secret-key-rel-8e9f0a1b2c3d4e5f"
 WIX_APP_SECRET = "wix-app-secret-rel-77aa88bb99cc"
 #: Every secret any scenario configures; none may show up in logs, errors or answers.
-SECRETS = (TRUSTOO_PRIVATE_TOKEN, TRUSTOO_OLD_PRIVATE_TOKEN, CT_SECRET, ADMIN_TOKEN, SECRET_KEY, WIX_APP_SECRET,
-           "test-secret-key-0123456789abcdef")
+SECRETS = (
+    TRUSTOO_PRIVATE_TOKEN,
+    TRUSTOO_OLD_PRIVATE_TOKEN,
+    CT_SECRET,
+    ADMIN_TOKEN,
+    SECRET_KEY,
+    WIX_APP_SECRET,
+    "test-secret-key-0123456789abcdef",
+)
 OPEN = ("pending", "retry", "processing")
 REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +66,9 @@ def scale(reduced, full):
 
 def report(scenario: str, **figures) -> None:
     """One line of measured figures per scenario (shown with `pytest -s`)."""
-    shown = "  ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
-                      for name, value in figures.items())
+    shown = "  ".join(
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in figures.items()
+    )
     print(f"\n[{scenario}] scale={'full' if FULL else 'reduced'}  {shown}", flush=True)
 
 
@@ -86,7 +94,7 @@ class Leaks:
         for secret in SECRETS:
             if secret in text:
                 at = text.index(secret)
-                self.found.append(f"{where}: …{text[max(at - 80, 0):at + len(secret) + 20]!r}…")
+                self.found.append(f"{where}: …{text[max(at - 80, 0) : at + len(secret) + 20]!r}…")
 
     def scan_records(self, records: Iterable, where: str = "log") -> None:
         for record in records:
@@ -122,9 +130,15 @@ def ct():
 def ct_environ(environ, ct):
     _, url = ct
     return environ | {
-        "CTP_PROJECT_KEY": CT_PROJECT, "CTP_CLIENT_ID": CT_CLIENT, "CTP_CLIENT_SECRET": CT_SECRET,
-        "CTP_API_URL": url, "CTP_AUTH_URL": url, "TRUSTOO_RATE_LIMIT": "100", "SECRET_KEY": SECRET_KEY,
-        "ADMIN_TOKEN": ADMIN_TOKEN, "LOG_LEVEL": "WARNING",
+        "CTP_PROJECT_KEY": CT_PROJECT,
+        "CTP_CLIENT_ID": CT_CLIENT,
+        "CTP_CLIENT_SECRET": CT_SECRET,
+        "CTP_API_URL": url,
+        "CTP_AUTH_URL": url,
+        "TRUSTOO_RATE_LIMIT": "100",
+        "SECRET_KEY": SECRET_KEY,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "LOG_LEVEL": "WARNING",
     }
 
 
@@ -200,16 +214,18 @@ def free_port() -> int:
 def process_environ(environ: dict[str, str], **extra: str) -> dict[str, str]:
     """The process environment for `reviewbridge` subprocesses: the test's settings, nothing inherited
     that could point elsewhere (no TRUSTOO_/CTP_/WIX_/DATABASE_URL from the shell)."""
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("TRUSTOO_", "CTP_", "WIX_", "DATABASE_URL", "ADMIN_TOKEN", "SECRET_KEY"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TRUSTOO_", "CTP_", "WIX_", "DATABASE_URL", "ADMIN_TOKEN", "SECRET_KEY"))
+    }
     return keep | {"NO_PROXY": "127.0.0.1,localhost"} | dict(environ) | extra
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     handle = open(log_path, "ab")  # closed when the Popen object goes (the child holds its own copy)
     try:
-        return subprocess.Popen([REVIEWBRIDGE, "worker"], cwd=ROOT, env=env, stdout=handle,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen([REVIEWBRIDGE, "worker"], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     finally:
         handle.close()
 
@@ -230,8 +246,12 @@ def wix():
 @pytest.fixture
 def wix_environ(ct_environ, wix):
     emulator, url, _ = wix
-    return ct_environ | {"WIX_APP_ID": emulator.app_id, "WIX_APP_SECRET": emulator.app_secret, "WIX_API_URL": url,
-                         "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n")}
+    return ct_environ | {
+        "WIX_APP_ID": emulator.app_id,
+        "WIX_APP_SECRET": emulator.app_secret,
+        "WIX_API_URL": url,
+        "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
+    }
 
 
 @pytest.fixture

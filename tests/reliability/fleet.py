@@ -32,35 +32,49 @@ def seed_histories(app, reviews: int, first_id: int) -> dict[int, dict]:
     (so that inbox order is history order); return the final item of each review by id."""
     client = app.test_client()
     base = int(time.time()) - 30
-    items = {first_id + n: trustoo_review(id=first_id + n, rating=1, content=f"Review {n}, as written")
-             for n in range(reviews)}
+    items = {
+        first_id + n: trustoo_review(id=first_id + n, rating=1, content=f"Review {n}, as written")
+        for n in range(reviews)
+    }
     for step in range(EDITS + 1):
         if step:
-            items = {rid: {**item, "rating": 1 + step, "content": f"{item['content']}; edit {step}"}
-                     for rid, item in items.items()}
+            items = {
+                rid: {**item, "rating": 1 + step, "content": f"{item['content']}; edit {step}"}
+                for rid, item in items.items()
+            }
         ordered = list(items.values())
         for start in range(0, len(ordered), BATCH):
-            body, headers = signed_trustoo(ordered[start:start + BATCH], base + step, request_id=f"{step}-{start}")
+            body, headers = signed_trustoo(ordered[start : start + BATCH], base + step, request_id=f"{step}-{start}")
             post_trustoo(client, "review-updated" if step else "review-created", body, headers)
     assert inbox_counts(app)["pending"] == reviews * (EDITS + 1)
     return items
 
 
 def worker_environ(environ: dict[str, str], **extra: str) -> dict[str, str]:
-    return process_environ(environ, LEASE_S="5", RETRY_BASE_S="0.05", RETRY_CAP_S="2", DRAIN_INTERVAL_S="0.1",
-                           WORKER_CONCURRENCY="4", LOG_LEVEL="INFO", **extra)
+    return process_environ(
+        environ,
+        LEASE_S="5",
+        RETRY_BASE_S="0.05",
+        RETRY_CAP_S="2",
+        DRAIN_INTERVAL_S="0.1",
+        WORKER_CONCURRENCY="4",
+        LOG_LEVEL="INFO",
+        **extra,
+    )
 
 
 def setup_commercetools(env: dict[str, str]) -> str:
-    done = subprocess.run([REVIEWBRIDGE, "setup", "commercetools"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [REVIEWBRIDGE, "setup", "commercetools"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
 
 def status_json(env: dict[str, str]) -> str:
-    done = subprocess.run([REVIEWBRIDGE, "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [REVIEWBRIDGE, "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 
@@ -102,8 +116,11 @@ def events_by_review(app) -> dict[str, list]:
     """Inbox rows per review, in inbox (= arrival = history) order."""
     engine = app.extensions["reviewbridge"].engine
     with transaction(engine) as session:
-        rows = session.execute(select(InboxEvent.id, InboxEvent.subject_id, InboxEvent.status)
-                               .where(InboxEvent.account == TRUSTOO_PUBLIC_TOKEN).order_by(InboxEvent.id)).all()
+        rows = session.execute(
+            select(InboxEvent.id, InboxEvent.subject_id, InboxEvent.status)
+            .where(InboxEvent.account == TRUSTOO_PUBLIC_TOKEN)
+            .order_by(InboxEvent.id)
+        ).all()
     out: dict[str, list] = defaultdict(list)
     for row in rows:
         out[row.subject_id].append(row)

@@ -45,9 +45,16 @@ def test_trustoo_review_events_delivered_many_times_make_one_commercetools_revie
     keys = [trustoo_key(item["id"]) for item in items]
     writes = [emulator.writes_for(key) for key in keys]
     reviews = emulator.reviews
-    report("R1 duplicates", events=EVENTS, deliveries=len(deliveries), stored=sum(inbox_counts(ct_app).values()),
-           ct_reviews=len(reviews), max_writes_per_key=max(writes), intake_per_s=len(deliveries) / intake_s,
-           drain_per_s=EVENTS / drain_s)
+    report(
+        "R1 duplicates",
+        events=EVENTS,
+        deliveries=len(deliveries),
+        stored=sum(inbox_counts(ct_app).values()),
+        ct_reviews=len(reviews),
+        max_writes_per_key=max(writes),
+        intake_per_s=len(deliveries) / intake_s,
+        drain_per_s=EVENTS / drain_s,
+    )
     assert inbox_counts(ct_app) == {"done": EVENTS}
     assert sorted(review["key"] for review in reviews.values()) == sorted(keys)
     assert writes == [1] * EVENTS

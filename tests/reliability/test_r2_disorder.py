@@ -58,8 +58,18 @@ def _trustoo_history(trustoo, clock: _SteppedClock, rng: random.Random, review_i
         steps.append((step, slug, {"id": review_id, **shop, **rendered}))
 
     clock.now = base
-    snapshot(0, "review-created", trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, id=review_id, product_id=PRODUCT,
-                                                     rating=rng.randint(1, 5), title=_text(rng), content=_text(rng)))
+    snapshot(
+        0,
+        "review-created",
+        trustoo.add_review(
+            TRUSTOO_PUBLIC_TOKEN,
+            id=review_id,
+            product_id=PRODUCT,
+            rating=rng.randint(1, 5),
+            title=_text(rng),
+            content=_text(rng),
+        ),
+    )
     published = True
     for step in range(1, rng.randint(1, 7)):
         clock.now = base + step
@@ -72,8 +82,11 @@ def _trustoo_history(trustoo, clock: _SteppedClock, rng: random.Random, review_i
         elif action == "toggle":
             snapshot(step, "review-updated", trustoo.publish_review(TRUSTOO_PUBLIC_TOKEN, review_id))
         else:
-            snapshot(step, "review-updated", trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, review_id,
-                                                                   rating=rng.randint(1, 5), content=_text(rng)))
+            snapshot(
+                step,
+                "review-updated",
+                trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, review_id, rating=rng.randint(1, 5), content=_text(rng)),
+            )
         if action == "toggle":
             published = not published
     return steps, steps[-1][2]
@@ -90,8 +103,12 @@ def _mismatches(emulator, expected: dict[str, dict | None]) -> list[str]:
         if got is None:
             wrong.append(f"{key}: missing in commercetools, source has {want}")
             continue
-        shown = {"rating": got.get("rating"), "text": got.get("text"), "title": got.get("title"),
-                 "published": got.get("includedInStatistics")}
+        shown = {
+            "rating": got.get("rating"),
+            "text": got.get("text"),
+            "title": got.get("title"),
+            "published": got.get("includedInStatistics"),
+        }
         if shown != want:
             wrong.append(f"{key}: commercetools {shown} != source {want}")
     return wrong
@@ -110,9 +127,16 @@ def test_trustoo_shuffled_duplicated_histories_end_in_each_reviews_final_state(c
         for step, slug, item in steps:
             body, headers = signed_trustoo([item], base + step, request_id=f"{review_id}-{step}")
             deliveries += [(slug, body, headers)] * COPIES
-        expected[trustoo_key(review_id)] = None if final is None else {
-            "rating": final["rating"], "text": final["content"], "title": final["title"],
-            "published": final["is_published"] == 1}
+        expected[trustoo_key(review_id)] = (
+            None
+            if final is None
+            else {
+                "rating": final["rating"],
+                "text": final["content"],
+                "title": final["title"],
+                "published": final["is_published"] == 1,
+            }
+        )
     clock.now = time.time()  # the app's Open API calls (a delete is re-read) are checked against it
     trustoo.clock = time.time
     random.Random(21).shuffle(deliveries)
@@ -125,18 +149,23 @@ def test_trustoo_shuffled_duplicated_histories_end_in_each_reviews_final_state(c
     drain_s = time.perf_counter() - started
 
     wrong = _mismatches(emulator, expected)
-    report("R2 disorder trustoo", reviews=REVIEWS, deliveries=len(deliveries),
-           deleted=sum(v is None for v in expected.values()),
-           hidden=sum(bool(v) and not v["published"] for v in expected.values()),
-           matching_pct=100.0 * (REVIEWS - len(wrong)) / REVIEWS, drain_s=drain_s, inbox=dict(inbox_counts(ct_app)))
+    report(
+        "R2 disorder trustoo",
+        reviews=REVIEWS,
+        deliveries=len(deliveries),
+        deleted=sum(v is None for v in expected.values()),
+        hidden=sum(bool(v) and not v["published"] for v in expected.values()),
+        matching_pct=100.0 * (REVIEWS - len(wrong)) / REVIEWS,
+        drain_s=drain_s,
+        inbox=dict(inbox_counts(ct_app)),
+    )
     assert not wrong, "\n".join(wrong[:10])
     assert set(inbox_counts(ct_app)) <= {"done"}
 
 
 def _wix_history(wix, rng: random.Random, instance: str, entity_id: str):
     """Live one Wix review's history; return the signed webhook bodies and the final review (None: deleted)."""
-    review = wix.add_review(instance, entityId=entity_id, rating=rng.randint(1, 5), title=_text(rng),
-                            body=_text(rng))
+    review = wix.add_review(instance, entityId=entity_id, rating=rng.randint(1, 5), title=_text(rng), body=_text(rng))
     review_id = review["id"]
     bodies = [wix.review_webhook(instance, review_id, "created")]
     for _ in range(rng.randint(0, 6)):
@@ -167,10 +196,16 @@ def test_wix_shuffled_duplicated_histories_end_in_each_reviews_final_state(wix_a
     for _ in range(REVIEWS):
         review_id, history, final = _wix_history(wix_emulator, rng, instance, entity_id)
         bodies += history * COPIES
-        expected[review_key("wix", instance, review_id)] = None if final is None else {
-            "rating": final["content"]["rating"], "text": final["content"].get("body"),
-            "title": final["content"].get("title"),
-            "published": final["moderation"]["moderationStatus"] == "APPROVED"}
+        expected[review_key("wix", instance, review_id)] = (
+            None
+            if final is None
+            else {
+                "rating": final["content"]["rating"],
+                "text": final["content"].get("body"),
+                "title": final["content"].get("title"),
+                "published": final["moderation"]["moderationStatus"] == "APPROVED",
+            }
+        )
     random.Random(31).shuffle(bodies)
 
     client = wix_app.test_client()
@@ -181,9 +216,15 @@ def test_wix_shuffled_duplicated_histories_end_in_each_reviews_final_state(wix_a
     drain_s = time.perf_counter() - started
 
     wrong = _mismatches(emulator, expected)
-    report("R2 disorder wix", reviews=REVIEWS, deliveries=len(bodies),
-           deleted=sum(v is None for v in expected.values()),
-           hidden=sum(bool(v) and not v["published"] for v in expected.values()),
-           matching_pct=100.0 * (REVIEWS - len(wrong)) / REVIEWS, drain_s=drain_s, inbox=dict(inbox_counts(wix_app)))
+    report(
+        "R2 disorder wix",
+        reviews=REVIEWS,
+        deliveries=len(bodies),
+        deleted=sum(v is None for v in expected.values()),
+        hidden=sum(bool(v) and not v["published"] for v in expected.values()),
+        matching_pct=100.0 * (REVIEWS - len(wrong)) / REVIEWS,
+        drain_s=drain_s,
+        inbox=dict(inbox_counts(wix_app)),
+    )
     assert not wrong, "\n".join(wrong[:10])
     assert set(inbox_counts(wix_app)) <= {"done"}

@@ -59,8 +59,17 @@ def test_thirty_percent_faults_on_every_platform_converge_with_nothing_twice(fau
     kept, deleted = [], []
     for index in range(REVIEWS):
         review_id = 660_000_001 + index
-        item = {"id": review_id, **shop, **trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, id=review_id, product_id=PRODUCT,
-                                                               rating=rng.randint(1, 5), content=f"Review {index}")}
+        item = {
+            "id": review_id,
+            **shop,
+            **trustoo.add_review(
+                TRUSTOO_PUBLIC_TOKEN,
+                id=review_id,
+                product_id=PRODUCT,
+                rating=rng.randint(1, 5),
+                content=f"Review {index}",
+            ),
+        }
         post_trustoo(client, "review-created", *signed_trustoo([item], base, request_id=f"c{review_id}"))
         if index % 5 == 4:
             trustoo.delete_review_in_admin(TRUSTOO_PUBLIC_TOKEN, review_id)
@@ -72,8 +81,11 @@ def test_thirty_percent_faults_on_every_platform_converge_with_nothing_twice(fau
     order_bodies = []
     for _ in range(ORDERS):
         order = wix_emulator.make_order(instance)
-        order_bodies.append(wix_emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance,
-                                                      wix_emulator.order_fulfilled_event(instance, order)))
+        order_bodies.append(
+            wix_emulator.sign_webhook(
+                "wix.ecom.v1.order_fulfilled", instance, wix_emulator.order_fulfilled_event(instance, order)
+            )
+        )
     for body in order_bodies * 2:
         post_wix(client, body)
 
@@ -91,15 +103,26 @@ def test_thirty_percent_faults_on_every_platform_converge_with_nothing_twice(fau
     per_order = Counter(str(r.get("order")) for r in wix_emulator.review_requests(instance))
     writes = {key: ct_emulator.writes_for(key) for key in kept + deleted}
     requests = list_requests(faulty_app.extensions["reviewbridge"].engine)
-    report("R3 faults", reviews=REVIEWS, orders=ORDERS, ct_calls=len(ct_emulator.requests), ct_failed=ct_failures,
-           wix_calls=len(wix_emulator.requests), wix_failed=wix_failures, drain_rounds=rounds, took_s=took_s,
-           inbox=dict(inbox_counts(faulty_app)), ct_reviews=len(ct_emulator.reviews),
-           wix_review_requests=len(creates),
-           adopted=sum(r["status"] == "adopted" for r in requests))
+    report(
+        "R3 faults",
+        reviews=REVIEWS,
+        orders=ORDERS,
+        ct_calls=len(ct_emulator.requests),
+        ct_failed=ct_failures,
+        wix_calls=len(wix_emulator.requests),
+        wix_failed=wix_failures,
+        drain_rounds=rounds,
+        took_s=took_s,
+        inbox=dict(inbox_counts(faulty_app)),
+        ct_reviews=len(ct_emulator.reviews),
+        wix_review_requests=len(creates),
+        adopted=sum(r["status"] == "adopted" for r in requests),
+    )
 
     assert inbox_counts(faulty_app) == {"done": REVIEWS + len(deleted) + ORDERS}
     assert sorted(r["key"] for r in ct_emulator.reviews.values()) == sorted(kept)
-    assert {key: n for key, n in writes.items() if n != (2 if key in deleted else 1)} == {}, \
+    assert {key: n for key, n in writes.items() if n != (2 if key in deleted else 1)} == {}, (
         "a commercetools review was written more often than its history needs"
+    )
     assert len(creates) == ORDERS and len(per_order) == ORDERS and set(per_order.values()) == {1}
     assert len(requests) == ORDERS and {r["status"] for r in requests} <= {"requested", "adopted"}

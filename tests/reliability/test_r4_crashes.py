@@ -30,8 +30,9 @@ REVIEWS = scale(100, 1000)
 KILLS = 5
 
 
-def test_workers_killed_mid_drain_five_times_lose_nothing_and_apply_nothing_twice(database_url, ct_environ, ct_app,
-                                                                                 ct, tmp_path, leaks):
+def test_workers_killed_mid_drain_five_times_lose_nothing_and_apply_nothing_twice(
+    database_url, ct_environ, ct_app, ct, tmp_path, leaks
+):
     require_postgres(database_url)
     emulator, _ = ct
     env = worker_environ(ct_environ)
@@ -63,14 +64,26 @@ def test_workers_killed_mid_drain_five_times_lose_nothing_and_apply_nothing_twic
 
     writes = {rid: emulator.writes_for(trustoo_key(rid)) for rid in items}
     twice = {rid: n for rid, n in writes.items() if n > EDITS + 1}
-    missing = [rid for rid, item in items.items()
-               if (emulator.review_by_key(trustoo_key(rid)) or {}).get("text") != item["content"]]
+    missing = [
+        rid
+        for rid, item in items.items()
+        if (emulator.review_by_key(trustoo_key(rid)) or {}).get("text") != item["content"]
+    ]
     leaks.scan(read_logs(logs), "worker output")
     status = status_json(env)
     leaks.scan(status, "reviewbridge status --json")
-    report("R4 crashes", events=events, kills=KILLS, done_at_each_kill=killed_at, held_by_killed_workers=in_hand,
-           inbox=dict(inbox_counts(ct_app)), writes_total=sum(writes.values()), applied_twice=len(twice),
-           lost=len(missing), took_s=took_s)
+    report(
+        "R4 crashes",
+        events=events,
+        kills=KILLS,
+        done_at_each_kill=killed_at,
+        held_by_killed_workers=in_hand,
+        inbox=dict(inbox_counts(ct_app)),
+        writes_total=sum(writes.values()),
+        applied_twice=len(twice),
+        lost=len(missing),
+        took_s=took_s,
+    )
     assert code == 0
     assert inbox_counts(ct_app) == {"done": events}
     assert missing == [], f"{len(missing)} reviews not in their final state, e.g. {missing[:5]}"

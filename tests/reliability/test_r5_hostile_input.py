@@ -29,20 +29,41 @@ from tests.reliability.conftest import ADMIN_TOKEN, make_app, report, scale
 EXAMPLES = scale(300, 10_000)
 MAX_BYTES = 65_536
 TOPICS = ("review-created", "review-updated", "review-deleted")
-ADMIN_ROUTES = (("GET", "/admin/api/status"), ("GET", "/admin/api/events"), ("GET", "/admin/api/events/1"),
-                ("GET", "/admin/api/dead-letters"), ("POST", "/admin/api/events/replay"),
-                ("POST", "/admin/api/events/discard"), ("POST", "/admin/api/resyncs"), ("GET", "/admin/api/resyncs"))
+ADMIN_ROUTES = (
+    ("GET", "/admin/api/status"),
+    ("GET", "/admin/api/events"),
+    ("GET", "/admin/api/events/1"),
+    ("GET", "/admin/api/dead-letters"),
+    ("POST", "/admin/api/events/replay"),
+    ("POST", "/admin/api/events/discard"),
+    ("POST", "/admin/api/resyncs"),
+    ("GET", "/admin/api/resyncs"),
+)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-CONTENT_TYPES = ("application/json", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
-                 "multipart/form-data; boundary=x", "application/octet-stream", "application/json; charset=latin-1",
-                 "", "text/html")
+CONTENT_TYPES = (
+    "application/json",
+    "text/plain; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/octet-stream",
+    "application/json; charset=latin-1",
+    "",
+    "text/html",
+)
 
 
 @pytest.fixture
 def hostile_app(wix_environ):
     # OAuth platform mode on, so that the callback route has real work to refuse (see the 502 test below).
-    app = make_app(wix_environ | {"WEBHOOK_MAX_BYTES": str(MAX_BYTES), "LOG_LEVEL": "ERROR",
-                                  "TRUSTOO_CLIENT_ID": "trustoo-client-id", "TRUSTOO_CLIENT_SECRET": "tc-secret-0987"})
+    app = make_app(
+        wix_environ
+        | {
+            "WEBHOOK_MAX_BYTES": str(MAX_BYTES),
+            "LOG_LEVEL": "ERROR",
+            "TRUSTOO_CLIENT_ID": "trustoo-client-id",
+            "TRUSTOO_CLIENT_SECRET": "tc-secret-0987",
+        }
+    )
     yield app
     app.extensions["reviewbridge"].engine.dispose()
 
@@ -60,16 +81,23 @@ HEADER_TEXT = st.text(st.characters(exclude_characters="\r\n"), max_size=30)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @st.composite
 def bodies(draw) -> bytes:
     kind = draw(st.sampled_from(("review", "json", "deep", "huge", "binary", "bad_utf8", "empty")))
     if kind == "review":
-        overrides = draw(st.dictionaries(st.sampled_from(("id", "rating", "content", "product_id", "commented_at",
-                                                          "is_published", "media", "reply")), json_values,
-                                         max_size=3))
+        overrides = draw(
+            st.dictionaries(
+                st.sampled_from(
+                    ("id", "rating", "content", "product_id", "commented_at", "is_published", "media", "reply")
+                ),
+                json_values,
+                max_size=3,
+            )
+        )
         return trustoo_body(trustoo_review(**overrides))
     if kind == "json":
         return json.dumps(draw(json_values)).encode()
@@ -81,7 +109,11 @@ def bodies(draw) -> bytes:
     if kind == "binary":
         return draw(st.binary(max_size=300))
     if kind == "bad_utf8":
-        return b'{"list":[{"id":1,"content":"' + draw(st.sampled_from((b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80"))) + b'"}]}'
+        return (
+            b'{"list":[{"id":1,"content":"'
+            + draw(st.sampled_from((b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80")))
+            + b'"}]}'
+        )
     return b""
 
 
@@ -90,17 +122,38 @@ def trustoo_requests(draw):
     body = draw(bodies())
     topic = draw(st.sampled_from(TOPICS) | st.text(min_size=1, max_size=12).filter(lambda t: "/" not in t))
     now = int(time.time())
-    mode = draw(st.sampled_from(("valid", "replayed", "none", "missing_one", "wrong_sig", "wrong_key", "stale",
-                                 "future", "bad_timestamp", "unknown_shop")))
-    timestamp = {"stale": now - draw(st.integers(901, 10**8)), "future": now + draw(st.integers(901, 10**6)),
-                 "replayed": now - draw(st.integers(0, 800))}.get(mode, now)
+    mode = draw(
+        st.sampled_from(
+            (
+                "valid",
+                "replayed",
+                "none",
+                "missing_one",
+                "wrong_sig",
+                "wrong_key",
+                "stale",
+                "future",
+                "bad_timestamp",
+                "unknown_shop",
+            )
+        )
+    )
+    timestamp = {
+        "stale": now - draw(st.integers(901, 10**8)),
+        "future": now + draw(st.integers(901, 10**6)),
+        "replayed": now - draw(st.integers(0, 800)),
+    }.get(mode, now)
     key = "someone-elses-private-token" if mode == "wrong_key" else TRUSTOO_PRIVATE_TOKEN
-    headers = {"Content-Type": draw(st.sampled_from(CONTENT_TYPES)),
-               "Open-Trustoo-Webhook-Public-token": "not-a-shop" if mode == "unknown_shop" else TRUSTOO_PUBLIC_TOKEN,
-               "Open-Trustoo-Webhook-Timestamp": draw(st.sampled_from(("12e3", "-5", "²", " ", "9" * 13)))
-               if mode == "bad_timestamp" else str(timestamp),
-               "Open-Trustoo-Webhook-Sign": draw(st.text("0123456789abcdef", min_size=64, max_size=64))
-               if mode == "wrong_sig" else TrustooWebhookVerifier.sign(key, timestamp, body)}
+    headers = {
+        "Content-Type": draw(st.sampled_from(CONTENT_TYPES)),
+        "Open-Trustoo-Webhook-Public-token": "not-a-shop" if mode == "unknown_shop" else TRUSTOO_PUBLIC_TOKEN,
+        "Open-Trustoo-Webhook-Timestamp": draw(st.sampled_from(("12e3", "-5", "²", " ", "9" * 13)))
+        if mode == "bad_timestamp"
+        else str(timestamp),
+        "Open-Trustoo-Webhook-Sign": draw(st.text("0123456789abcdef", min_size=64, max_size=64))
+        if mode == "wrong_sig"
+        else TrustooWebhookVerifier.sign(key, timestamp, body),
+    }
     if mode == "none":
         headers = {"Content-Type": headers["Content-Type"]}
     elif mode == "missing_one":
@@ -118,8 +171,12 @@ def wix_requests(draw, wix):
     if mode in ("garbage", "empty"):
         body = draw(bodies()) if mode == "garbage" else b""
     else:
-        options = {"wrong_key": {"wrong_key": True}, "none_alg": {"algorithm": "none"},
-                   "hs256": {"algorithm": "HS256"}, "expired": {"issued_at": time.time() - 3600}}.get(mode, {})
+        options = {
+            "wrong_key": {"wrong_key": True},
+            "none_alg": {"algorithm": "none"},
+            "hs256": {"algorithm": "HS256"},
+            "expired": {"issued_at": time.time() - 3600},
+        }.get(mode, {})
         body = emulator.sign_webhook(event_type, instance, data, **options)
     headers = {"Content-Type": draw(st.sampled_from(CONTENT_TYPES))}
     return draw(st.sampled_from(("POST",) * 6 + METHODS)), "/webhooks/wix", headers, body, mode == "valid"
@@ -131,15 +188,33 @@ def admin_requests(draw):
     if draw(st.booleans()):
         method = draw(st.sampled_from(METHODS))
     token = draw(st.sampled_from(("right", "wrong", "none", "basic")))
-    headers = {"Content-Type": draw(st.sampled_from(CONTENT_TYPES)),
-               "Authorization": {"right": f"Bearer {ADMIN_TOKEN}", "wrong": f"Bearer {draw(HEADER_TEXT)}",
-                                 "basic": f"Basic {ADMIN_TOKEN}"}.get(token, "")}
-    query = draw(st.dictionaries(st.sampled_from(("status", "source", "account", "since", "until", "q", "limit",
-                                                  "before")), st.text(max_size=30), max_size=4))
+    headers = {
+        "Content-Type": draw(st.sampled_from(CONTENT_TYPES)),
+        "Authorization": {
+            "right": f"Bearer {ADMIN_TOKEN}",
+            "wrong": f"Bearer {draw(HEADER_TEXT)}",
+            "basic": f"Basic {ADMIN_TOKEN}",
+        }.get(token, ""),
+    }
+    query = draw(
+        st.dictionaries(
+            st.sampled_from(("status", "source", "account", "since", "until", "q", "limit", "before")),
+            st.text(max_size=30),
+            max_size=4,
+        )
+    )
     if draw(st.booleans()):
-        body = json.dumps(draw(st.dictionaries(st.sampled_from(("ids", "dead", "reason", "source", "since", "error",
-                                                                "account", "dry_run", "restart")), json_values,
-                                               max_size=4))).encode()
+        body = json.dumps(
+            draw(
+                st.dictionaries(
+                    st.sampled_from(
+                        ("ids", "dead", "reason", "source", "since", "error", "account", "dry_run", "restart")
+                    ),
+                    json_values,
+                    max_size=4,
+                )
+            )
+        ).encode()
     else:
         body = draw(bodies())
     url = httpx.URL(path, params=query)
@@ -162,8 +237,9 @@ def test_generated_hostile_requests_get_no_5xx_and_store_nothing_unsigned(hostil
     seen = {"requests": 0, "5xx": 0, "signed": 0, "by_status": {}}
     requests = st.one_of(trustoo_requests(), wix_requests((emulator, instance)), admin_requests(), random_requests())
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(requests)
     def check(request):
         method, path, headers, body, signed = request
@@ -181,8 +257,14 @@ def test_generated_hostile_requests_get_no_5xx_and_store_nothing_unsigned(hostil
     started = time.perf_counter()
     health = client.get("/healthz")
     health_ms = (time.perf_counter() - started) * 1000
-    report("R5 hostile input", requests=seen["requests"], signed=seen["signed"], stored=_stored(hostile_app),
-           by_status=dict(sorted(seen["by_status"].items())), healthz_ms=health_ms)
+    report(
+        "R5 hostile input",
+        requests=seen["requests"],
+        signed=seen["signed"],
+        stored=_stored(hostile_app),
+        by_status=dict(sorted(seen["by_status"].items())),
+        healthz_ms=health_ms,
+    )
     assert health.status_code == 200 and health_ms < 100
 
 
@@ -203,7 +285,7 @@ def test_slow_senders_on_a_real_server_leave_healthz_fast_and_store_nothing(host
                 sock = socket.create_connection(("127.0.0.1", port), timeout=5)
                 sock.sendall(b"POST /webhooks/trustoo/review-created HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 if n % 2:
-                    sock.sendall(b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"list\":[")
+                    sock.sendall(b'Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"list":[')
                 slow.append(sock)
             timings = []
             _quiet_heap()
@@ -222,9 +304,11 @@ def test_slow_senders_on_a_real_server_leave_healthz_fast_and_store_nothing(host
 
 
 def test_admin_api_deeply_nested_json_body_is_a_400_not_a_500(hostile_app):
-    response = hostile_app.test_client().post("/admin/api/events/replay", data=b"[" * 5000,
-                                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
-                                                       "Content-Type": "application/json"})
+    response = hostile_app.test_client().post(
+        "/admin/api/events/replay",
+        data=b"[" * 5000,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
 
 

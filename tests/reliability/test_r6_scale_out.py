@@ -27,8 +27,7 @@ REVIEWS = -(-EVENTS // (EDITS + 1))
 WORKERS = 4
 
 
-def test_four_worker_processes_drain_once_each_in_review_order(database_url, ct_environ, ct_app, ct, tmp_path,
-                                                              leaks):
+def test_four_worker_processes_drain_once_each_in_review_order(database_url, ct_environ, ct_app, ct, tmp_path, leaks):
     require_postgres(database_url)
     emulator, _ = ct
     env = worker_environ(ct_environ)
@@ -51,17 +50,31 @@ def test_four_worker_processes_drain_once_each_in_review_order(database_url, ct_
     by_worker = Counter(a.worker_id for a in done_attempts)
     writes = {rid: emulator.writes_for(trustoo_key(rid)) for rid in items}
     wrong_writes = {rid: n for rid, n in writes.items() if n != EDITS + 1}
-    stale = [rid for rid, item in items.items()
-             if (emulator.review_by_key(trustoo_key(rid)) or {}).get("text") != item["content"]]
+    stale = [
+        rid
+        for rid, item in items.items()
+        if (emulator.review_by_key(trustoo_key(rid)) or {}).get("text") != item["content"]
+    ]
     violations = order_violations(ct_app)
     leaks.scan(read_logs(logs), "worker output")
-    report("R6 scale-out", events=events, workers=WORKERS, per_worker=sorted(by_worker.values()),
-           drain_s=span_s, drain_rate_per_s=events / span_s, attempts=sum(len(rows) for rows in attempts.values()),
-           processed_twice=len(processed_twice), order_violations=len(violations), writes_off=len(wrong_writes))
+    report(
+        "R6 scale-out",
+        events=events,
+        workers=WORKERS,
+        per_worker=sorted(by_worker.values()),
+        drain_s=span_s,
+        drain_rate_per_s=events / span_s,
+        attempts=sum(len(rows) for rows in attempts.values()),
+        processed_twice=len(processed_twice),
+        order_violations=len(violations),
+        writes_off=len(wrong_writes),
+    )
     assert codes == [0] * WORKERS
     assert inbox_counts(ct_app) == {"done": events}
     assert processed_twice == []
     assert len(by_worker) == WORKERS, f"not every worker took part: {by_worker}"
-    assert wrong_writes == {}, f"target writes per review other than {EDITS + 1}: {dict(list(wrong_writes.items())[:5])}"
+    assert wrong_writes == {}, (
+        f"target writes per review other than {EDITS + 1}: {dict(list(wrong_writes.items())[:5])}"
+    )
     assert stale == []
     assert violations == [], violations[:5]

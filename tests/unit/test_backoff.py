@@ -17,8 +17,9 @@ DRAWS = 500
 
 def _draws(attempt: int, *, seed: int = 1234, retry_after_s: float | None = None) -> list[float]:
     rng = random.Random(seed)
-    return [backoff_delay(attempt, base_s=BASE_S, cap_s=CAP_S, retry_after_s=retry_after_s, rng=rng)
-            for _ in range(DRAWS)]
+    return [
+        backoff_delay(attempt, base_s=BASE_S, cap_s=CAP_S, retry_after_s=retry_after_s, rng=rng) for _ in range(DRAWS)
+    ]
 
 
 @pytest.mark.parametrize("attempt", range(1, 10))

@@ -102,8 +102,14 @@ def product(emulator) -> dict[str, Any]:
 @pytest.fixture
 def setup(emulator, product) -> dict[str, Any]:
     """The tutorial's set-up: a custom type, an initial pending state that leads to an approved one."""
-    fields = {"sourceId": "String", "verified": "Boolean", "score": "Number", "repliedAt": "DateTime",
-              "label": "LocalizedString", "tags": "Set<String>"}
+    fields = {
+        "sourceId": "String",
+        "verified": "Boolean",
+        "score": "Number",
+        "repliedAt": "DateTime",
+        "label": "LocalizedString",
+        "tags": "Set<String>",
+    }
     return {
         "type": emulator.add_type("review-source", fields),
         "approved": emulator.add_state("approved", initial=False, roles=("ReviewIncludedInStatistics",)),
@@ -114,10 +120,17 @@ def setup(emulator, product) -> dict[str, Any]:
 
 
 def draft(**overrides: Any) -> dict[str, Any]:
-    body = {"key": "acme-rev-12345", "uniquenessValue": "acme:12345", "locale": "en", "authorName": "Jane D.",
-            "title": "Great kettle", "text": "Boils fast and quietly.", "rating": 4,
-            "target": {"typeId": "product", "key": "mug-01"},
-            "custom": {"type": {"typeId": "type", "key": "review-source"}, "fields": {"sourceId": "12345"}}}
+    body = {
+        "key": "acme-rev-12345",
+        "uniquenessValue": "acme:12345",
+        "locale": "en",
+        "authorName": "Jane D.",
+        "title": "Great kettle",
+        "text": "Boils fast and quietly.",
+        "rating": 4,
+        "target": {"typeId": "product", "key": "mug-01"},
+        "custom": {"type": {"typeId": "type", "key": "review-source"}, "fields": {"sourceId": "12345"}},
+    }
     body.update(overrides)
     return {name: value for name, value in body.items() if value is not None}
 
@@ -180,9 +193,12 @@ def test_commercetools_token_path_other_than_exact_is_not_found(http):
 def test_commercetools_api_call_without_token_is_invalid_token(http, product):
     response = http.get(f"/{PK}/products/key=mug-01")
     assert response.status_code == 401
-    assert response.json() == {"statusCode": 401, "message": "invalid_token",
-                               "errors": [{"code": "invalid_token", "message": "invalid_token"}],
-                               "error": "invalid_token"}
+    assert response.json() == {
+        "statusCode": 401,
+        "message": "invalid_token",
+        "errors": [{"code": "invalid_token", "message": "invalid_token"}],
+        "error": "invalid_token",
+    }
 
 
 def test_commercetools_garbage_token_is_invalid_token(http, product):
@@ -226,8 +242,7 @@ def test_commercetools_create_from_spec_draft_returns_201_review(api, setup, pro
     assert review["version"] == 1
     assert ISO_MS.fullmatch(review["createdAt"]) and review["lastModifiedAt"] == review["createdAt"]
     assert review["target"] == {"typeId": "product", "id": product["id"]}  # created by key, returned by id
-    assert review["custom"] == {"type": {"typeId": "type", "id": setup["type"]["id"]},
-                                "fields": {"sourceId": "12345"}}
+    assert review["custom"] == {"type": {"typeId": "type", "id": setup["type"]["id"]}, "fields": {"sourceId": "12345"}}
     assert review["includedInStatistics"] is True and "state" not in review
     for field in ("key", "uniquenessValue", "locale", "authorName", "title", "text", "rating"):
         assert review[field] == draft()[field]
@@ -278,8 +293,11 @@ def test_commercetools_create_with_duplicate_key_is_duplicate_field(api, setup):
     response = api.post("/reviews", draft(uniquenessValue="other"))
     assert response.status_code == 400
     message = "A duplicate value '\"acme-rev-12345\"' exists for field 'key'."
-    assert response.json() == {"statusCode": 400, "message": message, "errors": [
-        {"code": "DuplicateField", "message": message, "field": "key", "duplicateValue": "acme-rev-12345"}]}
+    assert response.json() == {
+        "statusCode": 400,
+        "message": message,
+        "errors": [{"code": "DuplicateField", "message": message, "field": "key", "duplicateValue": "acme-rev-12345"}],
+    }
 
 
 def test_commercetools_create_with_duplicate_uniqueness_value_is_duplicate_field_as_in_spec(api, setup):
@@ -289,9 +307,14 @@ def test_commercetools_create_with_duplicate_uniqueness_value_is_duplicate_field
     assert response.json() == {
         "statusCode": 400,
         "message": "A duplicate value '\"acme:12345\"' exists for field 'uniquenessValue'.",
-        "errors": [{"code": "DuplicateField",
-                    "message": "A duplicate value '\"acme:12345\"' exists for field 'uniquenessValue'.",
-                    "field": "uniquenessValue", "duplicateValue": "acme:12345"}],
+        "errors": [
+            {
+                "code": "DuplicateField",
+                "message": "A duplicate value '\"acme:12345\"' exists for field 'uniquenessValue'.",
+                "field": "uniquenessValue",
+                "duplicateValue": "acme:12345",
+            }
+        ],
     }
 
 
@@ -306,11 +329,18 @@ def test_commercetools_review_without_key_does_not_break_key_lookups(api, setup)
     assert api.post("/reviews", draft()).status_code == 201
 
 
-@pytest.mark.parametrize("target, how, value", [
-    ({"typeId": "product", "key": "no-such-product"}, "key", "no-such-product"),
-    ({"typeId": "product", "id": "00000000-0000-4000-8000-000000000000"}, "id", "00000000-0000-4000-8000-000000000000"),
-    ({"typeId": "channel", "key": "web"}, "key", "web"),
-])
+@pytest.mark.parametrize(
+    "target, how, value",
+    [
+        ({"typeId": "product", "key": "no-such-product"}, "key", "no-such-product"),
+        (
+            {"typeId": "product", "id": "00000000-0000-4000-8000-000000000000"},
+            "id",
+            "00000000-0000-4000-8000-000000000000",
+        ),
+        ({"typeId": "channel", "key": "web"}, "key", "web"),
+    ],
+)
 def test_commercetools_create_with_missing_target_is_referenced_resource_not_found(api, setup, target, how, value):
     response = api.post("/reviews", draft(target=target))
     assert response.status_code == 400
@@ -353,16 +383,31 @@ def test_commercetools_create_in_missing_state_is_referenced_resource_not_found(
 
 
 def test_commercetools_create_with_every_custom_field_type_returns_fields_as_given(api, setup):
-    fields = {"sourceId": "1", "verified": True, "score": 4.5, "repliedAt": "2026-01-02T03:04:05.000Z",
-              "label": {"en": "Hi", "de": "Hallo"}, "tags": ["a", "b"]}
+    fields = {
+        "sourceId": "1",
+        "verified": True,
+        "score": 4.5,
+        "repliedAt": "2026-01-02T03:04:05.000Z",
+        "label": {"en": "Hi", "de": "Hallo"},
+        "tags": ["a", "b"],
+    }
     review = api.create(**draft(custom={"type": {"typeId": "type", "key": "review-source"}, "fields": fields}))
     assert review["custom"]["fields"] == fields
 
 
-@pytest.mark.parametrize("name, value", [
-    ("sourceId", 12345), ("verified", "yes"), ("score", "4"), ("repliedAt", "yesterday"),
-    ("repliedAt", "2026-13-40T00:00:00Z"), ("label", "Hi"), ("tags", ["a", 1]), ("tags", "a"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("sourceId", 12345),
+        ("verified", "yes"),
+        ("score", "4"),
+        ("repliedAt", "yesterday"),
+        ("repliedAt", "2026-13-40T00:00:00Z"),
+        ("label", "Hi"),
+        ("tags", ["a", 1]),
+        ("tags", "a"),
+    ],
+)
 def test_commercetools_create_with_wrong_custom_field_value_is_invalid_field(api, setup, name, value):
     custom = {"type": {"typeId": "type", "key": "review-source"}, "fields": {name: value}}
     problem = error(api.post("/reviews", draft(custom=custom)))
@@ -450,8 +495,11 @@ def test_commercetools_update_with_stale_version_is_concurrent_modification(api,
     response = api.update(review, {"action": "setRating", "rating": 3})
     assert response.status_code == 409
     message = f"Object {review['id']} has a different version than expected. Expected: 1 - Actual: 2."
-    assert response.json() == {"statusCode": 409, "message": message, "errors": [
-        {"code": "ConcurrentModification", "message": message, "currentVersion": 2}]}
+    assert response.json() == {
+        "statusCode": 409,
+        "message": message,
+        "errors": [{"code": "ConcurrentModification", "message": message, "currentVersion": 2}],
+    }
 
 
 def test_commercetools_update_bumps_version_and_last_modified(api, clock, setup):
@@ -469,10 +517,17 @@ def test_commercetools_update_with_empty_actions_does_not_bump(api, clock, setup
     assert response.status_code == 200 and response.json() == review
 
 
-@pytest.mark.parametrize("action, field, value", [
-    ("setKey", "key", "new-key"), ("setAuthorName", "authorName", "Joe"), ("setRating", "rating", -3),
-    ("setText", "text", "Meh."), ("setTitle", "title", "Okay"), ("setLocale", "locale", "de"),
-])
+@pytest.mark.parametrize(
+    "action, field, value",
+    [
+        ("setKey", "key", "new-key"),
+        ("setAuthorName", "authorName", "Joe"),
+        ("setRating", "rating", -3),
+        ("setText", "text", "Meh."),
+        ("setTitle", "title", "Okay"),
+        ("setLocale", "locale", "de"),
+    ],
+)
 def test_commercetools_simple_action_sets_then_removes_field(api, setup, action, field, value):
     review = api.create(**draft())
     updated = api.update(review, {"action": action, field: value}).json()
@@ -540,16 +595,18 @@ def test_commercetools_transition_follows_declared_transitions(api, setup):
 
 def test_commercetools_transition_to_missing_state_is_referenced_resource_not_found(api, setup):
     review = api.create(**draft())
-    response = api.update(review, {"action": "transitionState", "state": {"typeId": "state", "key": "nope"},
-                                   "force": True})
+    response = api.update(
+        review, {"action": "transitionState", "state": {"typeId": "state", "key": "nope"}, "force": True}
+    )
     assert error(response)["code"] == "ReferencedResourceNotFound"
 
 
 def test_commercetools_set_custom_type_replaces_or_removes_custom(api, emulator, setup):
     other = emulator.add_type("other-type", {"note": "String"})
     review = api.create(**draft())
-    replaced = api.update(review, {"action": "setCustomType", "type": {"typeId": "type", "key": "other-type"},
-                                   "fields": {"note": "n"}}).json()
+    replaced = api.update(
+        review, {"action": "setCustomType", "type": {"typeId": "type", "key": "other-type"}, "fields": {"note": "n"}}
+    ).json()
     assert replaced["custom"] == {"type": {"typeId": "type", "id": other["id"]}, "fields": {"note": "n"}}
     assert "custom" not in api.update(replaced, {"action": "setCustomType"}).json()
 
@@ -596,11 +653,17 @@ def test_commercetools_update_with_one_bad_action_applies_nothing(api, setup):
 
 def test_commercetools_update_by_key_applies_spec_example(api, setup):
     api.create(**draft())
-    body = {"version": 1, "actions": [
-        {"action": "setRating", "rating": 5}, {"action": "setTitle", "title": "Great kettle"},
-        {"action": "setText", "text": "Boils fast, quiet, solid lid."}, {"action": "setAuthorName", "authorName": "J."},
-        {"action": "setLocale", "locale": "en"},
-        {"action": "transitionState", "state": {"typeId": "state", "key": "approved"}, "force": True}]}
+    body = {
+        "version": 1,
+        "actions": [
+            {"action": "setRating", "rating": 5},
+            {"action": "setTitle", "title": "Great kettle"},
+            {"action": "setText", "text": "Boils fast, quiet, solid lid."},
+            {"action": "setAuthorName", "authorName": "J."},
+            {"action": "setLocale", "locale": "en"},
+            {"action": "transitionState", "state": {"typeId": "state", "key": "approved"}, "force": True},
+        ],
+    }
     updated = api.post("/reviews/key=acme-rev-12345", body).json()
     assert (updated["version"], updated["rating"], updated["authorName"]) == (2, 5, "J.")
     assert updated["state"] == {"typeId": "state", "id": setup["approved"]["id"]}
@@ -637,8 +700,14 @@ def make_reviews(api: Api, count: int, clock: Clock | None = None) -> list[dict[
     for index in range(count):
         if clock is not None:
             clock.now += 1
-        made.append(api.create(key=f"rev-{index:03d}", uniquenessValue=f"u-{index:03d}", rating=index % 5,
-                               target={"typeId": "product", "key": "mug-01"}))
+        made.append(
+            api.create(
+                key=f"rev-{index:03d}",
+                uniquenessValue=f"u-{index:03d}",
+                rating=index % 5,
+                target={"typeId": "product", "key": "mug-01"},
+            )
+        )
     return made
 
 
@@ -655,8 +724,9 @@ def test_commercetools_query_without_total_omits_total(api, product):
     assert page.keys() == {"limit", "offset", "count", "results"} and page["count"] == 2
 
 
-@pytest.mark.parametrize("params", [{"limit": "501"}, {"limit": "-1"}, {"limit": "x"}, {"offset": "10001"},
-                                    {"withTotal": "maybe"}])
+@pytest.mark.parametrize(
+    "params", [{"limit": "501"}, {"limit": "-1"}, {"limit": "x"}, {"offset": "10001"}, {"withTotal": "maybe"}]
+)
 def test_commercetools_query_with_bad_paging_is_invalid_input(api, params):
     response = api.get("/reviews", params=params)
     assert response.status_code == 400 and error(response)["code"] == "InvalidInput"
@@ -691,8 +761,9 @@ def test_commercetools_query_predicates_filter_like_the_api(api, clock, emulator
     assert keys_for(api, "key in :keys", **{"var.keys": "rev-003"}) == ["rev-003"]
 
 
-@pytest.mark.parametrize("where", ['key ~ "x"', "key = x", 'custom(fields(a = "b"))', 'nope = "x"', 'key = "x" and',
-                                   "rating = \"high\""])
+@pytest.mark.parametrize(
+    "where", ['key ~ "x"', "key = x", 'custom(fields(a = "b"))', 'nope = "x"', 'key = "x" and', 'rating = "high"']
+)
 def test_commercetools_query_with_unsupported_predicate_is_invalid_input(api, where):
     response = api.get("/reviews", params={"where": where})
     assert response.status_code == 400 and error(response)["code"] == "InvalidInput"
@@ -712,8 +783,10 @@ def test_commercetools_keyset_paging_by_id_visits_every_review_once(api, product
     seen, last = [], None
     while True:
         where = [f'id > "{last}"'] if last else []
-        page = api.get("/reviews", params=[("sort", "id asc"), ("limit", "5"), ("withTotal", "false"),
-                                           *(("where", w) for w in where)]).json()["results"]
+        page = api.get(
+            "/reviews",
+            params=[("sort", "id asc"), ("limit", "5"), ("withTotal", "false"), *(("where", w) for w in where)],
+        ).json()["results"]
         seen += [r["id"] for r in page]
         if len(page) < 5:
             break
@@ -737,14 +810,30 @@ def test_commercetools_product_rating_statistics_count_included_reviews(api, set
     api.create(**draft(key="k2", uniquenessValue="u2", rating=2))
     api.create(**draft(key="k3", uniquenessValue="u3", rating=1, state={"typeId": "state", "key": "pending"}))
     statistics = api.get("/products/key=mug-01").json()["reviewRatingStatistics"]
-    assert statistics == {"averageRating": 3.0, "highestRating": 4, "lowestRating": 2, "count": 2,
-                          "ratingsDistribution": {"2": 1, "4": 1}}
+    assert statistics == {
+        "averageRating": 3.0,
+        "highestRating": 4,
+        "lowestRating": 2,
+        "count": 2,
+        "ratingsDistribution": {"2": 1, "4": 1},
+    }
 
 
 def test_commercetools_types_create_read_and_reject_duplicates(api):
-    body = {"key": "review-source", "name": {"en": "Source"}, "resourceTypeIds": ["review"], "fieldDefinitions": [
-        {"name": "sourceId", "label": {"en": "Source id"}, "required": False, "type": {"name": "String"},
-         "inputHint": "SingleLine"}]}
+    body = {
+        "key": "review-source",
+        "name": {"en": "Source"},
+        "resourceTypeIds": ["review"],
+        "fieldDefinitions": [
+            {
+                "name": "sourceId",
+                "label": {"en": "Source id"},
+                "required": False,
+                "type": {"name": "String"},
+                "inputHint": "SingleLine",
+            }
+        ],
+    }
     created = api.post("/types", body)
     assert created.status_code == 201 and created.json()["fieldDefinitions"] == body["fieldDefinitions"]
     assert api.get("/types/key=review-source").json()["id"] == created.json()["id"]
@@ -755,8 +844,12 @@ def test_commercetools_types_create_read_and_reject_duplicates(api):
 
 
 def test_commercetools_types_with_bad_field_type_is_invalid_json_input(api):
-    body = {"key": "t1", "name": {"en": "T"}, "resourceTypeIds": ["review"],
-            "fieldDefinitions": [{"name": "x1", "label": {"en": "x"}, "required": False, "type": {"name": "Blob"}}]}
+    body = {
+        "key": "t1",
+        "name": {"en": "T"},
+        "resourceTypeIds": ["review"],
+        "fieldDefinitions": [{"name": "x1", "label": {"en": "x"}, "required": False, "type": {"name": "Blob"}}],
+    }
     assert error(api.post("/types", body))["code"] == "InvalidJsonInput"
 
 
@@ -769,8 +862,10 @@ def test_commercetools_states_create_read_and_reject_duplicates(api):
     assert api.get("/states/key=published").json()["id"] == state["id"]
     assert api.get("/states", params={"where": 'key = "published"'}).json()["results"] == [state]
     assert error(api.post("/states", body))["field"] == "key"
-    assert error(api.post("/states", {"key": "x1", "type": "ReviewState", "roles": ["Approved"]}))["code"] == \
-        "InvalidJsonInput"
+    assert (
+        error(api.post("/states", {"key": "x1", "type": "ReviewState", "roles": ["Approved"]}))["code"]
+        == "InvalidJsonInput"
+    )
 
 
 # --- Python-side helpers --------------------------------------------------------------------------------
@@ -792,8 +887,12 @@ def test_commercetools_requests_log_every_call_with_final_status(api, emulator, 
     api.get("/reviews", params={"where": 'key = "acme-rev-12345"'})
     first, second = emulator.requests
     assert isinstance(first, LoggedRequest)
-    assert (first.method, first.path, first.status, first.body["key"]) == ("POST", f"/{PK}/reviews", 201,
-                                                                           "acme-rev-12345")
+    assert (first.method, first.path, first.status, first.body["key"]) == (
+        "POST",
+        f"/{PK}/reviews",
+        201,
+        "acme-rev-12345",
+    )
     assert (second.query, second.status) == ({"where": ['key = "acme-rev-12345"']}, 200)
 
 
@@ -869,8 +968,9 @@ def test_commercetools_status_zero_hangs_then_answers_504(api, emulator):
 
 
 def test_commercetools_fail_rate_picks_retryable_statuses(clock, product):
-    emulator = CommercetoolsEmulator(project_key=PK, client_id=CLIENT_ID, client_secret=SECRET, clock=clock,
-                                     fail_rate=1.0, seed=7)
+    emulator = CommercetoolsEmulator(
+        project_key=PK, client_id=CLIENT_ID, client_secret=SECRET, clock=clock, fail_rate=1.0, seed=7
+    )
     emulator.add_product(key="mug-01")
     with httpx.Client(transport=httpx.WSGITransport(app=emulator), base_url="http://ct.test") as http:
         api = Api(http, fetch_token(http).json()["access_token"])  # token calls are never faulted

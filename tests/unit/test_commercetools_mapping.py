@@ -14,9 +14,17 @@ from connectors.commercetools_mapping import desired_review, draft_for, review_k
 
 KEY_CHARSET = re.compile(r"[A-Za-z0-9_-]{2,256}")
 REVIEW = Review(
-    source="trustoo", account="GfKu22TCaj4gULtrA3/OgA==", source_id="880000001", product_id="7982301249581",
-    rating=4, title="Lovely mug", body="Keeps the tea hot.", author_name="Ada", author_country="GB",
-    verified=True, media=(Media(url="https://img.trustoo.io/1.jpg", thumbnail_url="https://img.trustoo.io/1s.jpg"),),
+    source="trustoo",
+    account="GfKu22TCaj4gULtrA3/OgA==",
+    source_id="880000001",
+    product_id="7982301249581",
+    rating=4,
+    title="Lovely mug",
+    body="Keeps the tea hot.",
+    author_name="Ada",
+    author_country="GB",
+    verified=True,
+    media=(Media(url="https://img.trustoo.io/1.jpg", thumbnail_url="https://img.trustoo.io/1s.jpg"),),
     reply=Reply(text="Thank you!", replied_at=datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)),
     created_at=datetime(2026, 11, 20, 9, 15, 2, tzinfo=timezone.utc),
 )
@@ -30,14 +38,26 @@ def _desired(review: Review = REVIEW, **overrides):
 def _as_stored(desired) -> dict:
     """The review as commercetools returns it after creating the draft."""
     draft = draft_for(desired)
-    return draft | {"id": "r-1", "version": 1, "target": desired.target,
-                    "state": {"typeId": "state", "id": desired.state_id},
-                    "custom": {"type": {"typeId": "type", "id": desired.type_id}, "fields": draft["custom"]["fields"]}}
+    return draft | {
+        "id": "r-1",
+        "version": 1,
+        "target": desired.target,
+        "state": {"typeId": "state", "id": desired.state_id},
+        "custom": {"type": {"typeId": "type", "id": desired.type_id}, "fields": draft["custom"]["fields"]},
+    }
 
 
-@pytest.mark.parametrize("source_id", [
-    "880000001", "r-string-id", "2f1c0a9e-4b7d-4c55-9a1e-3f0d2b8c7e61", "ÜBER/../x y", "x" * 300, "a",
-])
+@pytest.mark.parametrize(
+    "source_id",
+    [
+        "880000001",
+        "r-string-id",
+        "2f1c0a9e-4b7d-4c55-9a1e-3f0d2b8c7e61",
+        "ÜBER/../x y",
+        "x" * 300,
+        "a",
+    ],
+)
 def test_commercetools_key_is_safe_short_and_deterministic(source_id):
     key = review_key("trustoo", "shop", source_id)
     assert KEY_CHARSET.fullmatch(key) and len(key) <= 256
@@ -60,8 +80,12 @@ def test_commercetools_key_of_ids_that_differ_only_in_odd_characters_differ():
 def test_commercetools_draft_carries_every_field_and_the_key_as_uniqueness_value():
     draft = draft_for(_desired())
     assert draft["key"] == draft["uniquenessValue"] == review_key("trustoo", REVIEW.account, "880000001")
-    assert (draft["rating"], draft["title"], draft["text"], draft["authorName"]) == (4, "Lovely mug",
-                                                                                     "Keeps the tea hot.", "Ada")
+    assert (draft["rating"], draft["title"], draft["text"], draft["authorName"]) == (
+        4,
+        "Lovely mug",
+        "Keeps the tea hot.",
+        "Ada",
+    )
     assert draft["target"] == {"typeId": "product", "id": "prod-1"}
     assert draft["state"] == {"typeId": "state", "id": "state-published"}
     fields = draft["custom"]["fields"]
@@ -69,8 +93,14 @@ def test_commercetools_draft_carries_every_field_and_the_key_as_uniqueness_value
     assert fields["sourceProductId"] == "7982301249581" and fields["verified"] is True
     assert fields["replyText"] == "Thank you!" and fields["replyDate"] == "2026-11-21T08:00:00.000Z"
     assert fields["sourceCreatedAt"] == "2026-11-20T09:15:02.000Z" and fields["authorCountry"] == "GB"
-    assert json.loads(fields["media"]) == [{"url": "https://img.trustoo.io/1.jpg", "type": "image", "hidden": False,
-                                            "thumbnailUrl": "https://img.trustoo.io/1s.jpg"}]
+    assert json.loads(fields["media"]) == [
+        {
+            "url": "https://img.trustoo.io/1.jpg",
+            "type": "image",
+            "hidden": False,
+            "thumbnailUrl": "https://img.trustoo.io/1s.jpg",
+        }
+    ]
     assert "locale" not in draft and "sourceUpdatedAt" not in fields
 
 
@@ -95,7 +125,8 @@ def test_commercetools_edit_sends_only_what_changed():
 def test_commercetools_hiding_is_a_forced_state_transition():
     stored = _as_stored(_desired())
     assert update_actions(stored, _desired(state_id="state-hidden")) == [
-        {"action": "transitionState", "state": {"typeId": "state", "id": "state-hidden"}, "force": True}]
+        {"action": "transitionState", "state": {"typeId": "state", "id": "state-hidden"}, "force": True}
+    ]
 
 
 def test_commercetools_removed_title_and_reply_are_removed_fields():
@@ -120,7 +151,8 @@ def test_commercetools_review_under_another_key_is_given_ours_back():
 def test_commercetools_moved_product_is_a_set_target():
     stored = _as_stored(_desired())
     assert update_actions(stored, _desired(target_id="prod-2")) == [
-        {"action": "setTarget", "target": {"typeId": "product", "id": "prod-2"}}]
+        {"action": "setTarget", "target": {"typeId": "product", "id": "prod-2"}}
+    ]
 
 
 def test_commercetools_store_review_targets_a_channel():

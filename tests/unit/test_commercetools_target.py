@@ -18,8 +18,17 @@ SECRET = "ct-secret-0123456789"
 
 
 def review(source_id: str = "880000001", **changes) -> Review:
-    base = Review(source="trustoo", account="shop-a", source_id=source_id, product_id=PRODUCT, rating=5,
-                  title="Lovely mug", body="Keeps the tea hot.", author_name="Ada", verified=True)
+    base = Review(
+        source="trustoo",
+        account="shop-a",
+        source_id=source_id,
+        product_id=PRODUCT,
+        rating=5,
+        title="Lovely mug",
+        body="Keeps the tea hot.",
+        author_name="Ada",
+        verified=True,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -31,10 +40,17 @@ def emulator():
 
 
 def make_target(emulator, **config) -> CommercetoolsTarget:
-    settings = CommercetoolsConfig(project_key="reviewbridge-test", client_id="ct-client", client_secret=SECRET,
-                                   api_url="http://ct.test", auth_url="http://ct.test", **config)
-    return CommercetoolsTarget(settings, transport=httpx.WSGITransport(app=emulator), sleep=lambda s: None,
-                               retry=RetryPolicy(attempts=3))
+    settings = CommercetoolsConfig(
+        project_key="reviewbridge-test",
+        client_id="ct-client",
+        client_secret=SECRET,
+        api_url="http://ct.test",
+        auth_url="http://ct.test",
+        **config,
+    )
+    return CommercetoolsTarget(
+        settings, transport=httpx.WSGITransport(app=emulator), sleep=lambda s: None, retry=RetryPolicy(attempts=3)
+    )
 
 
 @pytest.fixture
@@ -180,9 +196,13 @@ def test_commercetools_expired_token_is_renewed_once(emulator, target):
 
 
 def test_commercetools_wrong_credentials_are_a_configuration_error_without_the_secret(emulator):
-    settings = CommercetoolsConfig(project_key="reviewbridge-test", client_id="ct-client",
-                                   client_secret="wrong-secret-value", api_url="http://ct.test",
-                                   auth_url="http://ct.test")
+    settings = CommercetoolsConfig(
+        project_key="reviewbridge-test",
+        client_id="ct-client",
+        client_secret="wrong-secret-value",
+        api_url="http://ct.test",
+        auth_url="http://ct.test",
+    )
     target = CommercetoolsTarget(settings, transport=httpx.WSGITransport(app=emulator), sleep=lambda s: None)
     with pytest.raises(ConfigError, match="CTP_CLIENT_SECRET") as caught:
         target.upsert(review())

@@ -141,11 +141,29 @@ BAD_VALUES = [
     ("TRUSTOO_PUBLIC_TOKEN", {"TRUSTOO_PUBLIC_TOKEN": ""}),
     ("CTP_CLIENT_SECRET", {"CTP_CLIENT_SECRET": ""}),
 ]
-BAD_IDS = ["port-abc", "port-0", "port-65536", "log-format-xml", "log-level-loud", "concurrency-0",
-           "attempts-minus-1", "max-bytes-big", "retry-base-nan", "mysql", "mysql-with-password",
-           "bad-port-with-password", "not-a-url", "api-ftp", "private-token-empty-entry",
-           "private-token-trailing-comma", "admin-token-short", "secret-key-short", "only-public-token",
-           "only-private-token", "ctp-without-secret"]
+BAD_IDS = [
+    "port-abc",
+    "port-0",
+    "port-65536",
+    "log-format-xml",
+    "log-level-loud",
+    "concurrency-0",
+    "attempts-minus-1",
+    "max-bytes-big",
+    "retry-base-nan",
+    "mysql",
+    "mysql-with-password",
+    "bad-port-with-password",
+    "not-a-url",
+    "api-ftp",
+    "private-token-empty-entry",
+    "private-token-trailing-comma",
+    "admin-token-short",
+    "secret-key-short",
+    "only-public-token",
+    "only-private-token",
+    "ctp-without-secret",
+]
 
 
 @pytest.mark.parametrize("variable, overrides", BAD_VALUES, ids=BAD_IDS)
@@ -177,7 +195,11 @@ def full() -> Settings:
 def test_settings_full_environ_loads_every_secret(full):
     # The guard for the two tests below: the secrets really are in the settings.
     assert (full.admin_token, full.secret_key, full.trustoo_private_tokens, full.ctp_client_secret) == (
-        ADMIN_TOKEN, SECRET_KEY, (PRIVATE_TOKEN, OLD_PRIVATE_TOKEN), CTP_CLIENT_SECRET)
+        ADMIN_TOKEN,
+        SECRET_KEY,
+        (PRIVATE_TOKEN, OLD_PRIVATE_TOKEN),
+        CTP_CLIENT_SECRET,
+    )
     assert DB_PASSWORD in full.database_url
 
 

@@ -34,7 +34,8 @@ def test_connectors_module_imports_no_framework_database_or_app(path):
 def test_connectors_import_check_sees_nested_imports(tmp_path):
     # Guard: an import hidden in a function or a try block is still found.
     module = tmp_path / "sneaky.py"
-    module.write_text("def f():\n    try:\n        from app.db import x\n    except ImportError:\n"
-                      "        import sqlalchemy.orm\n")
+    module.write_text(
+        "def f():\n    try:\n        from app.db import x\n    except ImportError:\n        import sqlalchemy.orm\n"
+    )
 
     assert _imported_roots(module) == {"app", "sqlalchemy"}

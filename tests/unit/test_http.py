@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError
-from connectors.http import PlatformClient, RetryPolicy, Token, TokenCache, backoff_delay, error_for, retry_after_seconds
+from connectors.http import (
+    PlatformClient,
+    RetryPolicy,
+    Token,
+    TokenCache,
+    backoff_delay,
+    error_for,
+    retry_after_seconds,
+)
 
 
 class Script:
@@ -27,9 +35,16 @@ class Script:
 
 
 def _client(script: Script, *, token: TokenCache | None = None, attempts: int = 3, sleeps: list | None = None):
-    return PlatformClient("platform", "http://platform.test", token=token, credentials_hint="PLATFORM_SECRET",
-                          transport=httpx.MockTransport(script), retry=RetryPolicy(attempts=attempts),
-                          sleep=(sleeps.append if sleeps is not None else lambda s: None), rng=random.Random(1))
+    return PlatformClient(
+        "platform",
+        "http://platform.test",
+        token=token,
+        credentials_hint="PLATFORM_SECRET",
+        transport=httpx.MockTransport(script),
+        retry=RetryPolicy(attempts=attempts),
+        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        rng=random.Random(1),
+    )
 
 
 def test_platform_503_then_200_is_retried_transparently():
@@ -133,10 +148,19 @@ def test_token_cache_keeps_a_token_another_thread_already_renewed():
     assert cache.get() == "new"
 
 
-@pytest.mark.parametrize("status, error", [
-    (400, FixAndReplayError), (404, FixAndReplayError), (409, RetryableTargetError), (429, RetryableTargetError),
-    (500, RetryableTargetError), (503, RetryableTargetError), (401, ConfigError), (403, ConfigError),
-])
+@pytest.mark.parametrize(
+    "status, error",
+    [
+        (400, FixAndReplayError),
+        (404, FixAndReplayError),
+        (409, RetryableTargetError),
+        (429, RetryableTargetError),
+        (500, RetryableTargetError),
+        (503, RetryableTargetError),
+        (401, ConfigError),
+        (403, ConfigError),
+    ],
+)
 def test_unexpected_answers_are_classified(status, error):
     assert type(error_for(httpx.Response(status), "platform", "detail")) is error
 

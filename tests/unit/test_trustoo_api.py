@@ -114,15 +114,22 @@ def clock() -> Clock:
 
 @pytest.fixture
 def emu(clock) -> Iterator[TrustooEmulator]:
-    emulator = TrustooEmulator({PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE}, clock=clock,
-                               oauth_clients={CLIENT_ID: CLIENT_SECRET})
+    emulator = TrustooEmulator(
+        {PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE}, clock=clock, oauth_clients={CLIENT_ID: CLIENT_SECRET}
+    )
     yield emulator
     emulator.close()
 
 
 def make_api(emu, clock, credentials=None, *, transport=None, **kwargs) -> TrustooApi:
-    return TrustooApi(BASE, credentials or Tokens({PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE}),
-                      transport=transport or httpx.WSGITransport(app=emu), clock=clock, sleep=clock.sleep, **kwargs)
+    return TrustooApi(
+        BASE,
+        credentials or Tokens({PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE}),
+        transport=transport or httpx.WSGITransport(app=emu),
+        clock=clock,
+        sleep=clock.sleep,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -133,8 +140,15 @@ def api(emu, clock) -> Iterator[TrustooApi]:
 
 
 def draft(**overrides):
-    return {"product_id": "9200305176832", "rating": 5, "author": "Trustoo", "author_country": "US",
-            "content": "This is a test review via OpenAPI", "source": "ChatWILL", **overrides}
+    return {
+        "product_id": "9200305176832",
+        "rating": 5,
+        "author": "Trustoo",
+        "author_country": "US",
+        "content": "This is a test review via OpenAPI",
+        "source": "ChatWILL",
+        **overrides,
+    }
 
 
 def at(hours_ago: float) -> str:
@@ -163,7 +177,8 @@ def test_trustoo_sign_post_matches_known_answer():
 def test_trustoo_sign_legacy_scheme_hashes_sorted_fields_with_token_appended():
     body = b'{"product_id":"1","rating":5,"author":"Trustoo","content":"Great","reply":null}'
     expected = hashlib.sha256(
-        ("author=Trustoo&content=Great&product_id=1&rating=5&timestamp=1700000000" + PRIVATE).encode()).hexdigest()
+        ("author=Trustoo&content=Great&product_id=1&rating=5&timestamp=1700000000" + PRIVATE).encode()
+    ).hexdigest()
     assert sign(PRIVATE, {}, 1700000000, body, scheme="legacy_sha256_salt") == expected
 
 
@@ -183,14 +198,21 @@ def test_trustoo_every_call_kind_is_accepted_by_the_emulator(emu, api):
     assert [h["id"] for h in api.get_shop_webhooks(PUBLIC)] == [hook["id"]]
     api.delete_shop_webhook(PUBLIC, hook["id"])
     assert [(r.path.rsplit("/", 1)[1], r.code) for r in emu.requests] == [
-        ("get_review", 0), ("get_reviews", 0), ("get_rating", 0), ("create_review", 0), ("delete_review", 0),
-        ("create_shop_webhook", 0), ("get_shop_webhooks", 0), ("delete_shop_webhook", 0)]
+        ("get_review", 0),
+        ("get_reviews", 0),
+        ("get_rating", 0),
+        ("create_review", 0),
+        ("delete_review", 0),
+        ("create_shop_webhook", 0),
+        ("get_shop_webhooks", 0),
+        ("delete_shop_webhook", 0),
+    ]
 
 
 def test_trustoo_body_sent_is_the_bytes_signed(emu, api):
-    api.create_review(PUBLIC, draft(content="Très bien ☕ — \"quoted\""))
+    api.create_review(PUBLIC, draft(content='Très bien ☕ — "quoted"'))
     sent = api_requests(emu, "create_review")[0]
-    fields = {"source": "ReviewBridge", **draft(content="Très bien ☕ — \"quoted\"")}
+    fields = {"source": "ReviewBridge", **draft(content='Très bien ☕ — "quoted"')}
     assert sent.body == json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
     assert sent.headers["Sign"] == sign(PRIVATE, {}, NOW, sent.body)
     assert (sent.headers["Public-Token"], sent.headers["Timestamp"]) == (PUBLIC, str(NOW))
@@ -356,8 +378,17 @@ def test_trustoo_delete_of_missing_review_is_fine(emu, api):
 # --- codes and HTTP failures (§1.3, §2 items 7, 8) ------------------------------------------------
 
 
-@pytest.mark.parametrize("code, error", [(3, FixAndReplayError), (5, FixAndReplayError), (4, RetryableTargetError),
-                                         (8, RetryableTargetError), (13, RetryableTargetError), (16, ConfigError)])
+@pytest.mark.parametrize(
+    "code, error",
+    [
+        (3, FixAndReplayError),
+        (5, FixAndReplayError),
+        (4, RetryableTargetError),
+        (8, RetryableTargetError),
+        (13, RetryableTargetError),
+        (16, ConfigError),
+    ],
+)
 def test_trustoo_envelope_code_maps_to_its_error(emu, api, code, error):
     emu.inject(code=code, path_contains="get_reviews")
     with pytest.raises(error) as caught:
@@ -413,8 +444,7 @@ def test_trustoo_rate_limit_queues_concurrent_callers_in_turn(emu):
     clock = Clock()
     clock.sleep = clock.sleeps.append  # time stands still: every caller reserves its own slot
     api = make_api(emu, clock)
-    threads = [threading.Thread(target=api.get_rating, args=(PUBLIC,), kwargs={"is_all_rating": 1})
-               for _ in range(5)]
+    threads = [threading.Thread(target=api.get_rating, args=(PUBLIC,), kwargs={"is_all_rating": 1}) for _ in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -445,8 +475,12 @@ def test_trustoo_authorize_url_names_client_redirect_state_and_scopes(api):
     url = api.authorize_url(CLIENT_ID, REDIRECT, "state-1")
     query = parse_qs(urlsplit(url).query)
     assert url.startswith(f"{BASE}/api/v1/openapi/oauth/authorize?")
-    assert (query["client_id"], query["redirect_uri"], query["state"], query["scope"]) == \
-        ([CLIENT_ID], [REDIRECT], ["state-1"], ["read_reviews write_reviews"])
+    assert (query["client_id"], query["redirect_uri"], query["state"], query["scope"]) == (
+        [CLIENT_ID],
+        [REDIRECT],
+        ["state-1"],
+        ["read_reviews write_reviews"],
+    )
 
 
 def test_trustoo_exchange_code_gives_tokens_for_bearer_calls(emu, clock, api):

@@ -45,8 +45,12 @@ def _hmac(key: str, message: bytes) -> str:
 
 def _emulator(clock: Clock | None = None, **kwargs) -> TrustooEmulator:
     kwargs.setdefault("retry_delays_s", (0,) * 10)
-    return TrustooEmulator(shops={PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE}, clock=clock or Clock(),
-                           oauth_clients={CLIENT_ID: CLIENT_SECRET}, **kwargs)
+    return TrustooEmulator(
+        shops={PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE},
+        clock=clock or Clock(),
+        oauth_clients={CLIENT_ID: CLIENT_SECRET},
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -67,18 +71,37 @@ def client(emu) -> Iterator[httpx.Client]:
         yield c
 
 
-def call(client: httpx.Client, method: str, verb: str, params: dict | None = None, body=None, *,
-         public: str = PUBLIC, private: str = PRIVATE, ts: int = NOW, headers: dict | None = None,
-         raw: bytes | None = None) -> httpx.Response:
+def call(
+    client: httpx.Client,
+    method: str,
+    verb: str,
+    params: dict | None = None,
+    body=None,
+    *,
+    public: str = PUBLIC,
+    private: str = PRIVATE,
+    ts: int = NOW,
+    headers: dict | None = None,
+    raw: bytes | None = None,
+) -> httpx.Response:
     """A signed Open API call, built by hand from §1.2: sorted k=v (raw values) + timestamp, `|` + raw body."""
     params = params or {}
-    content = raw if raw is not None else (
-        b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
-    base = "&".join(f"{k}={v}" for k, v in sorted({**{k: str(v) for k, v in params.items()},
-                                                    "timestamp": str(ts)}.items()))
+    content = (
+        raw
+        if raw is not None
+        else (b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+    )
+    base = "&".join(
+        f"{k}={v}" for k, v in sorted({**{k: str(v) for k, v in params.items()}, "timestamp": str(ts)}.items())
+    )
     message = base.encode() + (b"|" + content if content else b"")
-    sent = {"Public-Token": public, "Sign": _hmac(private, message), "Timestamp": str(ts),
-            "Content-Type": "application/json", **(headers or {})}
+    sent = {
+        "Public-Token": public,
+        "Sign": _hmac(private, message),
+        "Timestamp": str(ts),
+        "Content-Type": "application/json",
+        **(headers or {}),
+    }
     url = f"/api/v1/openapi/{verb}" + (f"?{urlencode(params)}" if params else "")
     return client.request(method, url, content=content or None, headers=sent)
 
@@ -96,11 +119,22 @@ def code(response: httpx.Response) -> int:
 
 
 def draft(**overrides):
-    body = {"product_id": "9200305176832", "rating": 5, "author": "Trustoo", "author_country": "US",
-            "content": "This is a test review via OpenAPI", "source": "ChatWILL",
-            "media": [{"url": "https://img.trustoo.io/a.jpeg?x-oss-process=style/trustoo_big",
-                       "thumbnail_url": "https://img.trustoo.io/a.jpeg?x-oss-process=style/trustoo_small",
-                       "type": 1, "is_published": 1}]}
+    body = {
+        "product_id": "9200305176832",
+        "rating": 5,
+        "author": "Trustoo",
+        "author_country": "US",
+        "content": "This is a test review via OpenAPI",
+        "source": "ChatWILL",
+        "media": [
+            {
+                "url": "https://img.trustoo.io/a.jpeg?x-oss-process=style/trustoo_big",
+                "thumbnail_url": "https://img.trustoo.io/a.jpeg?x-oss-process=style/trustoo_small",
+                "type": 1,
+                "is_published": 1,
+            }
+        ],
+    }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not ...}
 
@@ -112,8 +146,9 @@ def test_trustoo_sign_strings_match_spec_examples():
     body = b'{"product_id":"1","rating":5}'
     assert api_sign(PRIVATE, [], "1700000000", body) == _hmac(PRIVATE, b"timestamp=1700000000|" + body)
     pairs = [("product_ids", "123"), ("page_size", "20"), ("page", "1")]
-    assert api_sign(PRIVATE, pairs, "1700000000", b"") == \
-        _hmac(PRIVATE, b"page=1&page_size=20&product_ids=123&timestamp=1700000000")
+    assert api_sign(PRIVATE, pairs, "1700000000", b"") == _hmac(
+        PRIVATE, b"page=1&page_size=20&product_ids=123&timestamp=1700000000"
+    )
     assert webhook_sign(PRIVATE, 1700000000, body) == _hmac(PRIVATE, b"timestamp=1700000000|" + body)
 
 
@@ -210,38 +245,79 @@ def test_trustoo_create_review_returns_string_id_and_stores_item(emu, client):
     assert isinstance(data["id"], str) and data["id"].isdigit()
     item = ok(call(client, "GET", "get_review", {"id": data["id"]}))
     assert item["id"] == int(data["id"])
-    assert set(item) == {"id", "product_id", "rating", "author", "author_email", "author_country", "title",
-                         "content", "commented_at", "updated_at", "is_verified", "is_published", "media",
-                         "reply", "source"}
-    assert (item["product_id"], item["rating"], item["author"], item["source"]) == \
-        ("9200305176832", 5, "Trustoo", "ChatWILL")
+    assert set(item) == {
+        "id",
+        "product_id",
+        "rating",
+        "author",
+        "author_email",
+        "author_country",
+        "title",
+        "content",
+        "commented_at",
+        "updated_at",
+        "is_verified",
+        "is_published",
+        "media",
+        "reply",
+        "source",
+    }
+    assert (item["product_id"], item["rating"], item["author"], item["source"]) == (
+        "9200305176832",
+        5,
+        "Trustoo",
+        "ChatWILL",
+    )
     assert item["commented_at"] == time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(NOW))
-    assert item["media"] == [{"url": draft()["media"][0]["url"], "thumbnail_url": draft()["media"][0]["thumbnail_url"],
-                              "type": 1}]
+    assert item["media"] == [
+        {"url": draft()["media"][0]["url"], "thumbnail_url": draft()["media"][0]["thumbnail_url"], "type": 1}
+    ]
     assert (item["is_published"], item["is_verified"], item["reply"]) == (1, 0, None)
     assert emu.reviews(PUBLIC) == [item]
     assert emu.create_calls(PUBLIC) == 1
 
 
 def test_trustoo_create_review_keeps_reply_and_flags(client):
-    body = draft(reply={"content": "Thanks!", "reply_at": "2026-01-02 03:04:05"}, is_verified=1, is_published=0,
-                 commented_at="2026-01-01 10:00:00")
+    body = draft(
+        reply={"content": "Thanks!", "reply_at": "2026-01-02 03:04:05"},
+        is_verified=1,
+        is_published=0,
+        commented_at="2026-01-01 10:00:00",
+    )
     item = ok(call(client, "GET", "get_review", {"id": ok(call(client, "POST", "create_review", body=body))["id"]}))
     assert item["reply"] == {"content": "Thanks!", "reply_at": "2026-01-02 03:04:05"}
     assert (item["is_verified"], item["is_published"], item["commented_at"]) == (1, 0, "2026-01-01 10:00:00")
 
 
-@pytest.mark.parametrize("overrides", [
-    {"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": 4.5}, {"rating": ...},
-    {"author": ...}, {"author": ""}, {"author": "x" * 121},
-    {"product_id": 9200305176832}, {"product_id": "abc"},
-    {"author_country": "USA"}, {"author_country": "us"},
-    {"author_email": "not-an-email"}, {"title": "t" * 301}, {"content": "c" * 10001},
-    {"commented_at": "2026-01-01T10:00:00Z"}, {"is_verified": 2}, {"is_published": True},
-    {"media": {"url": "https://img.trustoo.io/a.jpeg"}}, {"media": [{"thumbnail_url": "https://x.test/a"}]},
-    {"media": [{"url": "ftp://x.test/a", "type": 1}]}, {"media": [{"url": "https://x.test/a", "type": 3}]},
-    {"reply": "Thanks"}, {"reply": {"reply_at": "2026-01-01 00:00:00"}},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"rating": 0},
+        {"rating": 6},
+        {"rating": "5"},
+        {"rating": 4.5},
+        {"rating": ...},
+        {"author": ...},
+        {"author": ""},
+        {"author": "x" * 121},
+        {"product_id": 9200305176832},
+        {"product_id": "abc"},
+        {"author_country": "USA"},
+        {"author_country": "us"},
+        {"author_email": "not-an-email"},
+        {"title": "t" * 301},
+        {"content": "c" * 10001},
+        {"commented_at": "2026-01-01T10:00:00Z"},
+        {"is_verified": 2},
+        {"is_published": True},
+        {"media": {"url": "https://img.trustoo.io/a.jpeg"}},
+        {"media": [{"thumbnail_url": "https://x.test/a"}]},
+        {"media": [{"url": "ftp://x.test/a", "type": 1}]},
+        {"media": [{"url": "https://x.test/a", "type": 3}]},
+        {"reply": "Thanks"},
+        {"reply": {"reply_at": "2026-01-01 00:00:00"}},
+    ],
+)
 def test_trustoo_create_review_invalid_field_returns_code_3(emu, client, overrides):
     response = call(client, "POST", "create_review", body=draft(**overrides))
     assert code(response) == 3
@@ -295,8 +371,7 @@ def test_trustoo_get_reviews_pages_by_number(emu, client):
     last = ok(call(client, "GET", "get_reviews", {"page": 3, "page_size": 20}))
     assert len(last["list"]) == 5
     assert ok(call(client, "GET", "get_reviews", {"page": 4}))["list"] == []
-    seen = [item["id"] for page in (1, 2, 3)
-            for item in ok(call(client, "GET", "get_reviews", {"page": page}))["list"]]
+    seen = [item["id"] for page in (1, 2, 3) for item in ok(call(client, "GET", "get_reviews", {"page": page}))["list"]]
     assert sorted(seen) == sorted(r["id"] for r in emu.reviews(PUBLIC))
 
 
@@ -314,8 +389,18 @@ def test_trustoo_get_reviews_sorts_by_created(emu, client):
     assert [r["id"] for r in descending] == [r["id"] for r in default] == [new["id"], old["id"]]
 
 
-@pytest.mark.parametrize("params", [{"page_size": 101}, {"page_size": 0}, {"page": 0}, {"page": "x"},
-                                    {"sort_by": "newest"}, {"is_store_review": 2}, {"ratings": 6}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"page_size": 101},
+        {"page_size": 0},
+        {"page": 0},
+        {"page": "x"},
+        {"sort_by": "newest"},
+        {"is_store_review": 2},
+        {"ratings": 6},
+    ],
+)
 def test_trustoo_get_reviews_bad_param_returns_code_3(client, params):
     assert code(call(client, "GET", "get_reviews", params)) == 3
 
@@ -362,8 +447,15 @@ def test_trustoo_get_rating_counts_published_reviews(emu, client):
     emu.hide_review(PUBLIC, hidden["id"])
     emu.add_review(PUBLIC, product_id="0", rating=3)
     product = ok(call(client, "GET", "get_rating", {"product_id": "111"}))
-    assert product == {"rating_value": "4.3", "review_count": 3, "star1_count": 0, "star2_count": 0,
-                       "star3_count": 0, "star4_count": 2, "star5_count": 1}
+    assert product == {
+        "rating_value": "4.3",
+        "review_count": 3,
+        "star1_count": 0,
+        "star2_count": 0,
+        "star3_count": 0,
+        "star4_count": 2,
+        "star5_count": 1,
+    }
     assert ok(call(client, "GET", "get_rating", {"is_store_rating": 1}))["review_count"] == 1
     assert ok(call(client, "GET", "get_rating", {"is_all_rating": 1}))["review_count"] == 4
     assert code(call(client, "GET", "get_rating")) == 3
@@ -373,8 +465,14 @@ def test_trustoo_get_rating_counts_published_reviews(emu, client):
 
 
 def test_trustoo_shop_webhooks_create_list_delete(client):
-    hook = ok(call(client, "POST", "create_shop_webhook", body={"topic": "review/created",
-                                                                  "url": "https://rb.example/webhooks/trustoo"}))
+    hook = ok(
+        call(
+            client,
+            "POST",
+            "create_shop_webhook",
+            body={"topic": "review/created", "url": "https://rb.example/webhooks/trustoo"},
+        )
+    )
     assert isinstance(hook["id"], str)
     assert set(hook) == {"id", "topic", "url", "created_at", "updated_at"}
     assert ok(call(client, "GET", "get_shop_webhooks")) == [hook]
@@ -390,8 +488,14 @@ def test_trustoo_shop_webhook_duplicate_topic_and_url_returns_code_6(client):
     ok(call(client, "POST", "create_shop_webhook", body={**body, "topic": "review/updated"}))
 
 
-@pytest.mark.parametrize("body", [{"topic": "review/published", "url": "https://rb.example/x"},
-                                  {"topic": "review/created", "url": "not a url"}, {"topic": "review/created"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"topic": "review/published", "url": "https://rb.example/x"},
+        {"topic": "review/created", "url": "not a url"},
+        {"topic": "review/created"},
+    ],
+)
 def test_trustoo_shop_webhook_bad_topic_or_url_returns_code_3(client, body):
     assert code(call(client, "POST", "create_shop_webhook", body=body)) == 3
 
@@ -404,8 +508,14 @@ def test_trustoo_shop_webhooks_are_per_shop(emu, client):
 def test_trustoo_update_shop_webhook_changes_url(client):
     body = {"topic": "review/created", "url": "https://a.example/"}
     hook = ok(call(client, "POST", "create_shop_webhook", body=body))
-    updated = ok(call(client, "POST", "update_shop_webhook",
-                      body={"id": hook["id"], "topic": "review/created", "url": "https://b.example/"}))
+    updated = ok(
+        call(
+            client,
+            "POST",
+            "update_shop_webhook",
+            body={"id": hook["id"], "topic": "review/created", "url": "https://b.example/"},
+        )
+    )
     assert (updated["id"], updated["url"]) == (hook["id"], "https://b.example/")
 
 
@@ -413,8 +523,12 @@ def test_trustoo_update_shop_webhook_changes_url(client):
 
 
 def _authorize(client, scope="read_reviews write_reviews", shop=PUBLIC, state="xyz") -> str:
-    url = ok(client.get("/api/v1/openapi/get_oauth_authorize_url",
-                        params={"client_id": CLIENT_ID, "redirect_uri": REDIRECT, "state": state, "scope": scope}))
+    url = ok(
+        client.get(
+            "/api/v1/openapi/get_oauth_authorize_url",
+            params={"client_id": CLIENT_ID, "redirect_uri": REDIRECT, "state": state, "scope": scope},
+        )
+    )
     authorize_url = url["authorize_url"]
     assert authorize_url.startswith(f"{BASE}/api/v1/openapi/oauth/authorize?")
     consent = client.get(authorize_url + "&" + urlencode({"shop": shop}))
@@ -427,13 +541,16 @@ def _authorize(client, scope="read_reviews write_reviews", shop=PUBLIC, state="x
 
 
 def _token(client, **body) -> httpx.Response:
-    return client.post("/api/v1/openapi/oauth/token", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                                             "redirect_uri": REDIRECT, **body})
+    return client.post(
+        "/api/v1/openapi/oauth/token",
+        json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT, **body},
+    )
 
 
 def _bearer(client, token, method, verb, params=None, body=None) -> httpx.Response:
-    return client.request(method, f"/api/v1/openapi/{verb}", params=params, json=body,
-                          headers={"Authorization": f"Bearer {token}"})
+    return client.request(
+        method, f"/api/v1/openapi/{verb}", params=params, json=body, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def test_trustoo_oauth_flow_gives_bearer_access_to_the_authorizing_shop(emu, client):
@@ -460,8 +577,9 @@ def test_trustoo_oauth_code_is_single_use(client):
 
 def test_trustoo_oauth_code_with_other_redirect_uri_returns_code_3(client):
     code_ = _authorize(client)
-    assert code(_token(client, grant_type="authorization_code", code=code_,
-                       redirect_uri="https://evil.example/cb")) == 3
+    assert (
+        code(_token(client, grant_type="authorization_code", code=code_, redirect_uri="https://evil.example/cb")) == 3
+    )
 
 
 def test_trustoo_oauth_access_token_expires_by_clock(clock, client):
@@ -557,8 +675,13 @@ def test_trustoo_fail_rate_one_fails_every_call_with_known_faults(clock):
         outcomes = set()
         for _ in range(30):
             response = call(c, "POST", "create_review", body=draft())
-            outcomes.add((response.status_code, response.headers.get("Retry-After"),
-                          response.json()["code"] if response.status_code != 503 else None))
+            outcomes.add(
+                (
+                    response.status_code,
+                    response.headers.get("Retry-After"),
+                    response.json()["code"] if response.status_code != 503 else None,
+                )
+            )
     assert outcomes == {(503, None, None), (429, "1", 8), (200, None, 13)}
     assert emu.reviews(PUBLIC) == []
     emu.fail_rate = 0.0
@@ -572,8 +695,12 @@ def test_trustoo_requests_are_logged_with_status_and_code(emu, client):
     call(client, "GET", "get_reviews", {"page": 2}, private="wrong")
     call(client, "GET", "get_rating", {"is_all_rating": 1})
     created, rejected, faulted = emu.requests
-    assert (created.method, created.path, created.status, created.code) == \
-        ("POST", "/api/v1/openapi/create_review", 200, 0)
+    assert (created.method, created.path, created.status, created.code) == (
+        "POST",
+        "/api/v1/openapi/create_review",
+        200,
+        0,
+    )
     assert created.json()["author"] == "Trustoo" and created.headers["public-token"] == PUBLIC
     assert (rejected.query, rejected.status, rejected.code) == ({"page": ["2"]}, 200, 16)
     assert (faulted.status, faulted.code) == (503, None)
@@ -633,8 +760,13 @@ def test_trustoo_webhook_delivery_is_signed_batched_and_verified(emu, clock, rec
     assert item == {**review, **emu.shop_info(PUBLIC)}
     assert list(item)[:3] == ["id", "my_shopify_domain", "shopify_shop_id"]
     [delivery] = emu.deliveries
-    assert (delivery.topic, delivery.status, delivery.attempt, delivery.ok, delivery.body) == \
-        ("review/created", 200, 1, True, body)
+    assert (delivery.topic, delivery.status, delivery.attempt, delivery.ok, delivery.body) == (
+        "review/created",
+        200,
+        1,
+        True,
+        body,
+    )
 
 
 def test_trustoo_webhook_failure_is_redelivered_with_same_request_id_fresh_timestamp(clock, receiver_url):
@@ -703,10 +835,19 @@ def test_trustoo_admin_actions_fire_their_topics(emu, receiver_url):
     emu.flush_deliveries()
     seen = [(path, json.loads(body)["list"][0]) for path, _, body in receiver.received]
     assert [(path, item["rating"], item["is_published"]) for path, item in seen] == [
-        ("/review-created", 5, 1), ("/review-updated", 3, 1), ("/review-deleted", 3, 0),
-        ("/review-updated", 3, 1), ("/review-deleted", 3, 1)]
-    assert [d.topic for d in emu.deliveries] == ["review/created", "review/updated", "review/deleted",
-                                                 "review/updated", "review/deleted"]
+        ("/review-created", 5, 1),
+        ("/review-updated", 3, 1),
+        ("/review-deleted", 3, 0),
+        ("/review-updated", 3, 1),
+        ("/review-deleted", 3, 1),
+    ]
+    assert [d.topic for d in emu.deliveries] == [
+        "review/created",
+        "review/updated",
+        "review/deleted",
+        "review/updated",
+        "review/deleted",
+    ]
 
 
 def test_trustoo_api_writes_fire_webhooks_to_subscribed_topics_only(emu, client, receiver_url):
@@ -715,8 +856,9 @@ def test_trustoo_api_writes_fire_webhooks_to_subscribed_topics_only(emu, client,
     review_id = ok(call(client, "POST", "create_review", body=draft()))["id"]
     ok(call(client, "POST", "delete_review", body={"id": review_id}))
     emu.flush_deliveries()
-    assert [(d.topic, json.loads(d.body)["list"][0]["id"]) for d in emu.deliveries] == \
-        [("review/deleted", int(review_id))]
+    assert [(d.topic, json.loads(d.body)["list"][0]["id"]) for d in emu.deliveries] == [
+        ("review/deleted", int(review_id))
+    ]
 
 
 def test_trustoo_webhook_to_unreachable_url_is_recorded_and_retried(emu):
@@ -730,8 +872,15 @@ def test_trustoo_webhook_to_unreachable_url_is_recorded_and_retried(emu):
 def test_trustoo_platform_webhook_fires_for_the_authorizing_shop(emu, client, receiver_url):
     receiver = Receiver()
     tokens = ok(_token(client, grant_type="authorization_code", code=_authorize(client)))
-    ok(_bearer(client, tokens["access_token"], "POST", "create_shop_webhook",
-               body={"topic": "review/created", "url": receiver_url(receiver) + "/platform"}))
+    ok(
+        _bearer(
+            client,
+            tokens["access_token"],
+            "POST",
+            "create_shop_webhook",
+            body={"topic": "review/created", "url": receiver_url(receiver) + "/platform"},
+        )
+    )
     assert ok(call(client, "GET", "get_shop_webhooks")) == []  # platform-scoped, not the shop's own
     emu.add_review(OTHER_PUBLIC)
     mine = emu.add_review(PUBLIC)

@@ -48,15 +48,29 @@ def test_trustoo_review_with_media_and_reply_maps_every_field():
     review = map_review(SHOP, _items("review_created_batch.json")[0])
 
     assert review == Review(
-        source="trustoo", account=SHOP, source_id="880100001", product_id="7982301249581", rating=5,
-        title="Lovely mug", body="Keeps the tea hot and looks great on the desk.", author_name="Ada Lovelace",
-        author_email="ada@example.com", author_country="GB", published=True, verified=True,
+        source="trustoo",
+        account=SHOP,
+        source_id="880100001",
+        product_id="7982301249581",
+        rating=5,
+        title="Lovely mug",
+        body="Keeps the tea hot and looks great on the desk.",
+        author_name="Ada Lovelace",
+        author_email="ada@example.com",
+        author_country="GB",
+        published=True,
+        verified=True,
         media=(
-            Media(url="https://img.trustoo.io/reviews/880100001/1.jpg?x-oss-process=style/trustoo_big",
-                  thumbnail_url="https://img.trustoo.io/reviews/880100001/1.jpg?x-oss-process=style/trustoo_small",
-                  kind="image"),
-            Media(url="https://img.trustoo.io/reviews/880100001/2.mp4",
-                  thumbnail_url="https://img.trustoo.io/reviews/880100001/2_cover.jpg", kind="video"),
+            Media(
+                url="https://img.trustoo.io/reviews/880100001/1.jpg?x-oss-process=style/trustoo_big",
+                thumbnail_url="https://img.trustoo.io/reviews/880100001/1.jpg?x-oss-process=style/trustoo_small",
+                kind="image",
+            ),
+            Media(
+                url="https://img.trustoo.io/reviews/880100001/2.mp4",
+                thumbnail_url="https://img.trustoo.io/reviews/880100001/2_cover.jpg",
+                kind="video",
+            ),
         ),
         reply=Reply(text="Thank you, Ada! Enjoy your tea.", replied_at=_utc("2026-11-21 08:00:00")),
         created_at=_utc("2026-11-20 09:15:02"),
@@ -72,15 +86,24 @@ def test_trustoo_review_with_empty_strings_maps_them_to_none():
 def test_trustoo_sparse_store_review_maps_with_defaults():
     review = map_review(SHOP, _items("store_review_sparse.json")[0])
 
-    assert (review.source_id, review.is_store_review, review.rating, review.published, review.verified,
-            review.title, review.media, review.reply) == ("880100004", True, 4, True, False, None, (), None)
+    assert (
+        review.source_id,
+        review.is_store_review,
+        review.rating,
+        review.published,
+        review.verified,
+        review.title,
+        review.media,
+        review.reply,
+    ) == ("880100004", True, 4, True, False, None, (), None)
 
 
 # --- map_review: one field at a time ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("given, expected", [(880100001, "880100001"), ("880100001", "880100001"),
-                                             ("r-abc", "r-abc")], ids=repr)
+@pytest.mark.parametrize(
+    "given, expected", [(880100001, "880100001"), ("880100001", "880100001"), ("r-abc", "r-abc")], ids=repr
+)
 def test_trustoo_review_id_int_or_string_becomes_string_source_id(given, expected):
     assert map_review(SHOP, trustoo_review(id=given)).source_id == expected
 
@@ -91,8 +114,11 @@ def test_trustoo_review_without_id_is_a_payload_error(given):
         map_review(SHOP, trustoo_review(id=given))
 
 
-@pytest.mark.parametrize("given, store", [("0", True), (0, True), (None, True), ("", True),
-                                          ("7982301249581", False), (7982301249581, False)], ids=repr)
+@pytest.mark.parametrize(
+    "given, store",
+    [("0", True), (0, True), (None, True), ("", True), ("7982301249581", False), (7982301249581, False)],
+    ids=repr,
+)
 def test_trustoo_product_id_zero_or_absent_is_a_store_review(given, store):
     assert map_review(SHOP, trustoo_review(product_id=given)).is_store_review is store
 
@@ -138,35 +164,55 @@ def test_trustoo_commented_at_that_is_no_date_is_a_payload_error(given):
         map_review(SHOP, trustoo_review(commented_at=given))
 
 
-@pytest.mark.parametrize("given, expected", [
-    ({"url": "https://img.trustoo.io/a.jpg", "thumbnail_url": "https://img.trustoo.io/a_s.jpg", "type": 1},
-     Media("https://img.trustoo.io/a.jpg", "https://img.trustoo.io/a_s.jpg", "image")),
-    ({"url": "https://img.trustoo.io/v.mp4", "thumbnail_url": "https://img.trustoo.io/v.jpg", "type": 2},
-     Media("https://img.trustoo.io/v.mp4", "https://img.trustoo.io/v.jpg", "video")),
-    ({"url": "https://img.trustoo.io/v.mp4", "type": "video"}, Media("https://img.trustoo.io/v.mp4", None, "video")),
-    ({"url": "https://img.trustoo.io/b.jpg"}, Media("https://img.trustoo.io/b.jpg", None, "image")),
-    ({"url": "https://img.trustoo.io/c.jpg", "type": 1, "is_published": 0},
-     Media("https://img.trustoo.io/c.jpg", None, "image", hidden=True)),
-], ids=["image", "video", "video-word", "no-type", "unpublished"])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (
+            {"url": "https://img.trustoo.io/a.jpg", "thumbnail_url": "https://img.trustoo.io/a_s.jpg", "type": 1},
+            Media("https://img.trustoo.io/a.jpg", "https://img.trustoo.io/a_s.jpg", "image"),
+        ),
+        (
+            {"url": "https://img.trustoo.io/v.mp4", "thumbnail_url": "https://img.trustoo.io/v.jpg", "type": 2},
+            Media("https://img.trustoo.io/v.mp4", "https://img.trustoo.io/v.jpg", "video"),
+        ),
+        (
+            {"url": "https://img.trustoo.io/v.mp4", "type": "video"},
+            Media("https://img.trustoo.io/v.mp4", None, "video"),
+        ),
+        ({"url": "https://img.trustoo.io/b.jpg"}, Media("https://img.trustoo.io/b.jpg", None, "image")),
+        (
+            {"url": "https://img.trustoo.io/c.jpg", "type": 1, "is_published": 0},
+            Media("https://img.trustoo.io/c.jpg", None, "image", hidden=True),
+        ),
+    ],
+    ids=["image", "video", "video-word", "no-type", "unpublished"],
+)
 def test_trustoo_media_item_maps_url_thumbnail_and_type(given, expected):
     assert map_review(SHOP, trustoo_review(media=[given])).media == (expected,)
 
 
-@pytest.mark.parametrize("given", [None, [], [{"thumbnail_url": "https://img.trustoo.io/t.jpg"}], ["a.jpg"],
-                                   {"images": []}], ids=["null", "empty", "no-url", "string", "old-object"])
+@pytest.mark.parametrize(
+    "given",
+    [None, [], [{"thumbnail_url": "https://img.trustoo.io/t.jpg"}], ["a.jpg"], {"images": []}],
+    ids=["null", "empty", "no-url", "string", "old-object"],
+)
 def test_trustoo_media_without_usable_items_maps_to_no_media(given):
     assert map_review(SHOP, trustoo_review(media=given)).media == ()
 
 
-@pytest.mark.parametrize("given, expected", [
-    ({"content": "Thanks!", "reply_at": "2026-11-21 08:00:00"}, Reply("Thanks!", _utc("2026-11-21 08:00:00"))),
-    ({"content": "  Thanks!  ", "reply_at": None}, Reply("Thanks!", None)),
-    ({"content": "Thanks!"}, Reply("Thanks!", None)),
-    (None, None),
-    ({"content": "", "reply_at": "2026-11-21 08:00:00"}, None),
-    ({"content": "   "}, None),
-    ("Thanks!", None),
-], ids=["full", "padded", "no-date", "null", "empty", "blank", "not-an-object"])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ({"content": "Thanks!", "reply_at": "2026-11-21 08:00:00"}, Reply("Thanks!", _utc("2026-11-21 08:00:00"))),
+        ({"content": "  Thanks!  ", "reply_at": None}, Reply("Thanks!", None)),
+        ({"content": "Thanks!"}, Reply("Thanks!", None)),
+        (None, None),
+        ({"content": "", "reply_at": "2026-11-21 08:00:00"}, None),
+        ({"content": "   "}, None),
+        ("Thanks!", None),
+    ],
+    ids=["full", "padded", "no-date", "null", "empty", "blank", "not-an-object"],
+)
 def test_trustoo_reply_maps_to_reply_or_none(given, expected):
     assert map_review(SHOP, trustoo_review(reply=given)).reply == expected
 
@@ -185,9 +231,12 @@ def test_trustoo_batch_gives_one_upsert_event_per_item():
     events = _parse(_payload("review_created_batch.json"), request_id="req-batch-1")
 
     assert [(e.kind, e.subject_id, e.topic) for e in events] == [
-        (EventKind.UPSERT, "880100001", "review/created"), (EventKind.UPSERT, "880100002", "review/created")]
+        (EventKind.UPSERT, "880100001", "review/created"),
+        (EventKind.UPSERT, "880100002", "review/created"),
+    ]
     assert {(e.source, e.account, e.occurred_at, e.delivery_id) for e in events} == {
-        ("trustoo", SHOP, datetime.fromtimestamp(NOW, tz=timezone.utc), "req-batch-1")}
+        ("trustoo", SHOP, datetime.fromtimestamp(NOW, tz=timezone.utc), "req-batch-1")
+    }
 
 
 def test_trustoo_event_payload_is_the_item_and_maps_back_to_the_review():
@@ -222,8 +271,10 @@ def test_trustoo_changed_item_gives_different_event_id():
 def test_trustoo_review_deleted_topic_gives_delete_events():
     events = _parse(_payload("review_deleted.json"), topic="review/deleted")
 
-    assert [(e.kind, e.subject_id) for e in events] == [(EventKind.DELETE, "880100001"),
-                                                       (EventKind.DELETE, "880100003")]
+    assert [(e.kind, e.subject_id) for e in events] == [
+        (EventKind.DELETE, "880100001"),
+        (EventKind.DELETE, "880100003"),
+    ]
 
 
 def test_trustoo_unusable_items_become_payload_errors_beside_events():
@@ -234,21 +285,37 @@ def test_trustoo_unusable_items_become_payload_errors_beside_events():
     assert results[2].payload == "880100006"
 
 
-@pytest.mark.parametrize("body", [
-    b"not json at all",
-    b'{"list": [',
-    b"\xff\xfe{\x00}\x00",
-    '{"list": [{"id": 1, "content": "caf\u00e9"}]}'.encode("latin-1"),
-    b"[]",
-    b'"list"',
-    b"null",
-    b"{}",
-    b'{"list": {"id": 1}}',
-    b'{"list": null}',
-    b"",
-    b'{"list":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-], ids=["not-json", "truncated", "utf16", "latin1", "array", "string", "null", "no-list", "list-is-object",
-        "list-is-null", "empty", "nested-100000"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        b'{"list": [',
+        b"\xff\xfe{\x00}\x00",
+        '{"list": [{"id": 1, "content": "caf\u00e9"}]}'.encode("latin-1"),
+        b"[]",
+        b'"list"',
+        b"null",
+        b"{}",
+        b'{"list": {"id": 1}}',
+        b'{"list": null}',
+        b"",
+        b'{"list":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=[
+        "not-json",
+        "truncated",
+        "utf16",
+        "latin1",
+        "array",
+        "string",
+        "null",
+        "no-list",
+        "list-is-object",
+        "list-is-null",
+        "empty",
+        "nested-100000",
+    ],
+)
 def test_trustoo_unusable_body_is_a_payload_error(body):
     with pytest.raises(PayloadError):
         _parse(body)
@@ -260,12 +327,16 @@ def test_trustoo_topic_from_body_event_type_when_route_has_none():
     assert [(e.kind, e.topic, e.subject_id) for e in events] == [(EventKind.UPSERT, "review/updated", "880100001")]
 
 
-@pytest.mark.parametrize("document", [
-    {"list": [{"id": 1}]},
-    {"event_type": "customer_event/created", "list": [{"id": 1}]},
-    {"event_type": "review/exploded", "list": [{"id": 1}]},
-    {"event_type": None, "list": [{"id": 1}]},
-], ids=["no-event-type", "customer-event", "unknown", "null"])
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"list": [{"id": 1}]},
+        {"event_type": "customer_event/created", "list": [{"id": 1}]},
+        {"event_type": "review/exploded", "list": [{"id": 1}]},
+        {"event_type": None, "list": [{"id": 1}]},
+    ],
+    ids=["no-event-type", "customer-event", "unknown", "null"],
+)
 def test_trustoo_no_route_topic_and_no_known_event_type_is_a_payload_error(document):
     with pytest.raises(PayloadError):
         _parse(json.dumps(document).encode(), topic=None)

@@ -33,14 +33,27 @@ def emulator():
 
 @pytest.fixture
 def source(emulator):
-    api = TrustooApi("http://trustoo.test", _Credentials(), transport=httpx.WSGITransport(app=emulator),
-                     sleep=lambda s: None, rate_limit_per_s=1000)
+    api = TrustooApi(
+        "http://trustoo.test",
+        _Credentials(),
+        transport=httpx.WSGITransport(app=emulator),
+        sleep=lambda s: None,
+        rate_limit_per_s=1000,
+    )
     return TrustooSource(TrustooWebhookVerifier({SHOP: [TRUSTOO_PRIVATE_TOKEN]}), api=api)
 
 
 def _event(review_id, kind=EventKind.DELETE, payload=None) -> Event:
-    return Event(source="trustoo", account=SHOP, event_id=f"e-{review_id}", kind=kind, subject_id=str(review_id),
-                 topic="review/deleted", occurred_at=datetime.now(timezone.utc), payload=payload or {"id": review_id})
+    return Event(
+        source="trustoo",
+        account=SHOP,
+        event_id=f"e-{review_id}",
+        kind=kind,
+        subject_id=str(review_id),
+        topic="review/deleted",
+        occurred_at=datetime.now(timezone.utc),
+        payload=payload or {"id": review_id},
+    )
 
 
 def test_trustoo_review_deleted_for_a_hidden_review_resolves_to_the_hidden_review(emulator, source):

@@ -42,8 +42,11 @@ def test_vault_error_message_holds_no_key_or_credential():
     assert SECRET_KEY not in message and OTHER_SECRET_KEY not in message and CREDENTIAL not in message
 
 
-@pytest.mark.parametrize("token", ["not-a-fernet-token", "", "gAAAAAB" + "A" * 80, "ünïcödé"],
-                         ids=["garbage", "empty", "truncated", "non-ascii"])
+@pytest.mark.parametrize(
+    "token",
+    ["not-a-fernet-token", "", "gAAAAAB" + "A" * 80, "ünïcödé"],
+    ids=["garbage", "empty", "truncated", "non-ascii"],
+)
 def test_vault_malformed_token_is_a_vault_error(token):
     with pytest.raises(VaultError):
         Vault(SECRET_KEY).decrypt(token)

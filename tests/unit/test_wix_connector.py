@@ -40,10 +40,15 @@ SITE = "6f1c9a2e-5b7d-4e0a-9c3f-2d8b7e6a1f40"
 BASE = "http://wix.test"
 NOW = 1_795_000_000.0
 _PRIVATE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-_KEY_PEM = _PRIVATE_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
-_OTHER_PUBLIC_PEM = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+_KEY_PEM = _PRIVATE_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+_OTHER_PUBLIC_PEM = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 
 
 class Clock:
@@ -80,8 +85,7 @@ def verifier(emu: WixEmulator, clock: Clock) -> WixWebhookVerifier:
 
 def _api(emu: WixEmulator, clock: Clock, **options) -> WixApi:
     options.setdefault("app_secret", APP_SECRET)
-    return WixApi(BASE, APP_ID, transport=httpx.WSGITransport(app=emu), clock=clock, sleep=clock.sleep,
-                  **options)
+    return WixApi(BASE, APP_ID, transport=httpx.WSGITransport(app=emu), clock=clock, sleep=clock.sleep, **options)
 
 
 @pytest.fixture
@@ -107,8 +111,9 @@ def _sign_claims(claims: dict, *, key=_PRIVATE_KEY, algorithm: str = "RS256") ->
 
 
 def _envelope(event_type: str = "wix.reviews.v1.review_created", data: object = "{}", **extra) -> str:
-    return json.dumps({"eventType": event_type, "instanceId": SITE, "data": data,
-                       "identity": '{"identityType":"APP"}', **extra})
+    return json.dumps(
+        {"eventType": event_type, "instanceId": SITE, "data": data, "identity": '{"identityType":"APP"}', **extra}
+    )
 
 
 def _requests(emu: WixEmulator, path_part: str) -> list:
@@ -202,11 +207,14 @@ def test_wix_token_without_exp_is_a_signature_error(verifier, clock):
         verifier.verify({}, body)
 
 
-@pytest.mark.parametrize("forgery", [
-    pytest.param({"algorithm": "none"}, id="alg-none"),
-    pytest.param({"algorithm": "HS256"}, id="hs256-keyed-with-the-public-pem"),
-    pytest.param({"wrong_key": True}, id="wrong-key"),
-])
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        pytest.param({"algorithm": "none"}, id="alg-none"),
+        pytest.param({"algorithm": "HS256"}, id="hs256-keyed-with-the-public-pem"),
+        pytest.param({"wrong_key": True}, id="wrong-key"),
+    ],
+)
 def test_wix_forged_token_is_a_signature_error(emu, verifier, forgery):
     review = emu.add_review(SITE)
     body = emu.review_webhook(SITE, review["id"], "created", **forgery)
@@ -225,16 +233,19 @@ def test_wix_token_with_a_tampered_payload_is_a_signature_error(emu, verifier):
         verifier.verify({}, b".".join([header, other, signature]))
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param(b"", id="empty"),
-    pytest.param(b"not a jwt", id="text"),
-    pytest.param(b'{"data": "{}"}', id="json"),
-    pytest.param(b"a.b.c", id="three-dots"),
-    pytest.param(b"eyJhbGciOiJSUzI1NiJ9.e30.", id="rs256-without-signature"),
-    pytest.param(b"eyJhbGciOiJSUzI1NiJ9.!!!.AAAA", id="bad-base64"),
-    pytest.param(b"\xff\xfe\x00garbage", id="not-utf8"),
-    pytest.param("eyJhbGciOiJSUzI1NiJ9.é.x".encode(), id="non-ascii"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not a jwt", id="text"),
+        pytest.param(b'{"data": "{}"}', id="json"),
+        pytest.param(b"a.b.c", id="three-dots"),
+        pytest.param(b"eyJhbGciOiJSUzI1NiJ9.e30.", id="rs256-without-signature"),
+        pytest.param(b"eyJhbGciOiJSUzI1NiJ9.!!!.AAAA", id="bad-base64"),
+        pytest.param(b"\xff\xfe\x00garbage", id="not-utf8"),
+        pytest.param("eyJhbGciOiJSUzI1NiJ9.é.x".encode(), id="non-ascii"),
+    ],
+)
 def test_wix_garbage_body_is_a_signature_error(verifier, body):
     with pytest.raises(SignatureError) as caught:
         verifier.verify({}, body)
@@ -250,8 +261,10 @@ def test_wix_any_body_is_verified_or_refused_with_a_signature_error(body):
 
 
 @settings(max_examples=100, deadline=None)
-@given(header=st.dictionaries(st.sampled_from(["alg", "typ", "kid"]), st.text(max_size=10) | st.integers()),
-       payload=st.binary(max_size=60))
+@given(
+    header=st.dictionaries(st.sampled_from(["alg", "typ", "kid"]), st.text(max_size=10) | st.integers()),
+    payload=st.binary(max_size=60),
+)
 def test_wix_any_jwt_shaped_body_is_refused_with_a_signature_error(header, payload):
     def b64(data: bytes) -> bytes:
         return base64.urlsafe_b64encode(data).rstrip(b"=")
@@ -265,13 +278,16 @@ def test_wix_any_jwt_shaped_body_is_refused_with_a_signature_error(header, paylo
 # --- parsing: review events ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind, event_kind", [
-    ("created", EventKind.UPSERT),
-    ("updated", EventKind.UPSERT),
-    ("moderation_status_changed", EventKind.UPSERT),
-    ("review_published", EventKind.UPSERT),
-    ("deleted", EventKind.DELETE),
-])
+@pytest.mark.parametrize(
+    "kind, event_kind",
+    [
+        ("created", EventKind.UPSERT),
+        ("updated", EventKind.UPSERT),
+        ("moderation_status_changed", EventKind.UPSERT),
+        ("review_published", EventKind.UPSERT),
+        ("deleted", EventKind.DELETE),
+    ],
+)
 def test_wix_review_webhook_parses_into_one_event(emu, source, kind, event_kind):
     review = emu.add_review(SITE, rating=4, title="Great mug")
     if kind == "deleted":
@@ -281,8 +297,7 @@ def test_wix_review_webhook_parses_into_one_event(emu, source, kind, event_kind)
     event = _receive(source, emu.sign_webhook(REVIEW_EVENT_TYPES[kind], SITE, domain))
 
     assert isinstance(event, Event)
-    assert (event.source, event.account, event.kind, event.topic) == ("wix", SITE, event_kind,
-                                                                        REVIEW_EVENT_TYPES[kind])
+    assert (event.source, event.account, event.kind, event.topic) == ("wix", SITE, event_kind, REVIEW_EVENT_TYPES[kind])
     assert event.event_id == domain["id"] and event.subject_id == review["id"]
     assert event.sequence == int(domain["entityEventSequence"])
     assert event.occurred_at == datetime.fromisoformat(domain["eventTime"].replace("Z", "+00:00"))
@@ -334,8 +349,13 @@ def test_wix_envelope_and_event_as_objects_parse_the_same(emu, source, clock):
     review = emu.add_review(SITE)
     domain = emu.review_event(SITE, review["id"], "created")
     strings = emu.sign_webhook(REVIEW_EVENT_TYPES["created"], SITE, domain)
-    objects = _sign_claims({"data": {"eventType": REVIEW_EVENT_TYPES["created"], "instanceId": SITE,
-                                     "data": domain}, "iat": int(clock()), "exp": int(clock()) + 300})
+    objects = _sign_claims(
+        {
+            "data": {"eventType": REVIEW_EVENT_TYPES["created"], "instanceId": SITE, "data": domain},
+            "iat": int(clock()),
+            "exp": int(clock()) + 300,
+        }
+    )
 
     assert _receive(source, objects) == _receive(source, strings)
 
@@ -343,8 +363,10 @@ def test_wix_envelope_and_event_as_objects_parse_the_same(emu, source, clock):
 def test_wix_delete_with_only_the_id_keeps_the_id(emu, source):
     review = emu.add_review(SITE)
     domain = emu.review_event(SITE, review["id"], "created")
-    domain = {k: v for k, v in domain.items() if k != "createdEvent"} | {"slug": "deleted",
-                                                                         "deletedEvent": {"deletedEntity": {}}}
+    domain = {k: v for k, v in domain.items() if k != "createdEvent"} | {
+        "slug": "deleted",
+        "deletedEvent": {"deletedEntity": {}},
+    }
 
     event = _receive(source, emu.sign_webhook(REVIEW_EVENT_TYPES["deleted"], SITE, domain))
 
@@ -385,18 +407,20 @@ def test_wix_order_partially_fulfilled_is_ignored(emu, source):
     assert "PARTIALLY_FULFILLED" in event.payload["reason"]
 
 
-@pytest.mark.parametrize("trigger, slug, kind", [
-    ("approved", "approved", EventKind.ORDER),
-    ("approved", "fulfilled", EventKind.IGNORED),
-    ("fulfilled", "approved", EventKind.IGNORED),
-    ("off", "fulfilled", EventKind.IGNORED),
-    ("off", "approved", EventKind.IGNORED),
-])
+@pytest.mark.parametrize(
+    "trigger, slug, kind",
+    [
+        ("approved", "approved", EventKind.ORDER),
+        ("approved", "fulfilled", EventKind.IGNORED),
+        ("fulfilled", "approved", EventKind.IGNORED),
+        ("off", "fulfilled", EventKind.IGNORED),
+        ("off", "approved", EventKind.IGNORED),
+    ],
+)
 def test_wix_review_request_trigger_picks_the_order_event(emu, verifier, trigger, slug, kind):
     source = WixSource(verifier, review_request_trigger=trigger)
     order = emu.make_order(SITE)
-    domain = (emu.order_fulfilled_event(SITE, order) if slug == "fulfilled"
-              else emu.order_event(SITE, order, "approved"))
+    domain = emu.order_fulfilled_event(SITE, order) if slug == "fulfilled" else emu.order_event(SITE, order, "approved")
 
     event = _receive(source, emu.sign_webhook(ORDER_EVENT_TYPES[slug], SITE, domain))
 
@@ -470,7 +494,7 @@ def test_wix_envelope_data_that_is_not_json_is_quarantined(emu, source):
 
 def test_wix_broken_entity_as_json_is_quarantined(emu, source):
     review = emu.add_review(SITE)
-    domain = dict(emu.review_event(SITE, review["id"], "created"), createdEvent={"entityAsJson": "{\"id\": "})
+    domain = dict(emu.review_event(SITE, review["id"], "created"), createdEvent={"entityAsJson": '{"id": '})
 
     item = _receive(source, emu.sign_webhook(REVIEW_EVENT_TYPES["created"], SITE, domain))
 
@@ -478,12 +502,15 @@ def test_wix_broken_entity_as_json_is_quarantined(emu, source):
     assert item.reason.startswith("the wix.reviews.v1.review_created event's createdEvent.entityAsJson is not JSON")
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"createdEvent": None}, "has no entity or body"),
-    ({"id": None}, "event has no id"),
-    ({"eventTime": "yesterday"}, "eventTime 'yesterday' is not a date"),
-    ({"createdEvent": {"entity": ["not", "an", "object"]}}, "is neither a JSON string nor an object"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"createdEvent": None}, "has no entity or body"),
+        ({"id": None}, "event has no id"),
+        ({"eventTime": "yesterday"}, "eventTime 'yesterday' is not a date"),
+        ({"createdEvent": {"entity": ["not", "an", "object"]}}, "is neither a JSON string nor an object"),
+    ],
+)
 def test_wix_review_event_missing_a_part_is_quarantined(emu, source, change, reason):
     review = emu.add_review(SITE)
     domain = {k: v for k, v in (emu.review_event(SITE, review["id"], "created") | change).items() if v is not None}
@@ -525,9 +552,16 @@ def test_wix_resolve_of_a_delete_is_none(emu, source):
 
 def test_wix_resolve_of_a_thin_entity_fetches_the_review(emu, source):
     review = emu.add_review(SITE, rating=2, moderation_status="REJECTED")
-    event = Event(source="wix", account=SITE, event_id="e-1", kind=EventKind.UPSERT, subject_id=review["id"],
-                  topic="wix.reviews.v1.review_updated", occurred_at=datetime.now(timezone.utc),
-                  payload={"id": review["id"]})
+    event = Event(
+        source="wix",
+        account=SITE,
+        event_id="e-1",
+        kind=EventKind.UPSERT,
+        subject_id=review["id"],
+        topic="wix.reviews.v1.review_updated",
+        occurred_at=datetime.now(timezone.utc),
+        payload={"id": review["id"]},
+    )
 
     resolved = source.resolve(event)
 
@@ -538,16 +572,31 @@ def test_wix_resolve_of_a_thin_entity_fetches_the_review(emu, source):
 def test_wix_resolve_of_a_thin_entity_gone_at_wix_is_none(emu, source):
     review = emu.add_review(SITE)
     emu.delete_review(SITE, review["id"])
-    event = Event(source="wix", account=SITE, event_id="e-1", kind=EventKind.UPSERT, subject_id=review["id"],
-                  topic="wix.reviews.v1.review_updated", occurred_at=datetime.now(timezone.utc),
-                  payload={"id": review["id"]})
+    event = Event(
+        source="wix",
+        account=SITE,
+        event_id="e-1",
+        kind=EventKind.UPSERT,
+        subject_id=review["id"],
+        topic="wix.reviews.v1.review_updated",
+        occurred_at=datetime.now(timezone.utc),
+        payload={"id": review["id"]},
+    )
 
     assert source.resolve(event) is None
 
 
 def test_wix_resolve_without_api_of_a_thin_entity_is_a_payload_error(verifier):
-    event = Event(source="wix", account=SITE, event_id="e-1", kind=EventKind.UPSERT, subject_id="r-1",
-                  topic="wix.reviews.v1.review_updated", occurred_at=datetime.now(timezone.utc), payload={"id": "r-1"})
+    event = Event(
+        source="wix",
+        account=SITE,
+        event_id="e-1",
+        kind=EventKind.UPSERT,
+        subject_id="r-1",
+        topic="wix.reviews.v1.review_updated",
+        occurred_at=datetime.now(timezone.utc),
+        payload={"id": "r-1"},
+    )
 
     with pytest.raises(PayloadError, match="no content.rating"):
         WixSource(verifier).resolve(event)
@@ -578,8 +627,12 @@ def test_wix_token_is_sent_raw_without_bearer(emu, api):
     [call] = _requests(emu, "/reviews/")
     assert call.status == 200 and call.headers["Authorization"].startswith("OauthNG.JWS.")
     token_call = _requests(emu, "/oauth2/token")[0]
-    assert token_call.body == {"grant_type": "client_credentials", "client_id": APP_ID,
-                               "client_secret": APP_SECRET, "instance_id": SITE}
+    assert token_call.body == {
+        "grant_type": "client_credentials",
+        "client_id": APP_ID,
+        "client_secret": APP_SECRET,
+        "instance_id": SITE,
+    }
 
 
 def test_wix_expired_token_is_refreshed_once(emu, api):
@@ -695,8 +748,11 @@ def test_wix_one_5xx_on_a_read_is_retried_here(emu, api):
 
 
 def test_wix_validation_error_is_surfaced_in_the_message(emu, api):
-    with pytest.raises(FixAndReplayError, match=r"reviewRequest.recipient.contactId: recipient.contactId is required"
-                                                r" \(REQUIRED_FIELD\) \(HTTP 400, x-wix-request-id "):
+    with pytest.raises(
+        FixAndReplayError,
+        match=r"reviewRequest.recipient.contactId: recipient.contactId is required"
+        r" \(REQUIRED_FIELD\) \(HTTP 400, x-wix-request-id ",
+    ):
         api.create_review_request(SITE, {"reviewRequest": {"communicationChannel": "EMAIL", "order": {"id": "o"}}})
 
 
@@ -705,9 +761,15 @@ def test_wix_validation_error_is_surfaced_in_the_message(emu, api):
 
 def _add_reviews(emu: WixEmulator, count: int, *, private_every: int = 5) -> list[dict]:
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    return [emu.add_review(SITE, rating=1 + i % 5, createdDate=(start + timedelta(hours=i)).isoformat(),
-                           moderation_status="IN_MODERATION" if i % private_every == 0 else "APPROVED")
-            for i in range(count)]
+    return [
+        emu.add_review(
+            SITE,
+            rating=1 + i % 5,
+            createdDate=(start + timedelta(hours=i)).isoformat(),
+            moderation_status="IN_MODERATION" if i % private_every == 0 else "APPROVED",
+        )
+        for i in range(count)
+    ]
 
 
 def test_wix_query_reviews_pages_through_250_reviews_with_private_ones(emu, api):
@@ -768,8 +830,12 @@ def test_wix_iter_reviews_without_api_is_a_config_error(verifier):
 
 
 def _request_body(order_id: str, contact_id: str = "c-1", items: tuple[str, ...] = ()) -> dict:
-    body = {"namespace": "stores", "order": {"id": order_id}, "recipient": {"contactId": contact_id},
-            "communicationChannel": "EMAIL"}
+    body = {
+        "namespace": "stores",
+        "order": {"id": order_id},
+        "recipient": {"contactId": contact_id},
+        "communicationChannel": "EMAIL",
+    }
     if items:
         body["items"] = [{"catalogItemId": item} for item in items]
     return {"reviewRequest": body}
@@ -831,11 +897,14 @@ def test_wix_query_review_requests_finds_only_the_order_s_requests(emu, api):
     assert api.query_review_requests(SITE, order_id="no-such-order") == []
 
 
-@pytest.mark.parametrize("case, code, status", [
-    ("unknown order", "ORDER_NOT_FOUND", 428),
-    ("order without items", "ORDER_IS_EMPTY", 428),
-    ("neither order nor items", "EITHER_ORDER_OR_ITEMS_REQUIRED", 400),
-])
+@pytest.mark.parametrize(
+    "case, code, status",
+    [
+        ("unknown order", "ORDER_NOT_FOUND", 428),
+        ("order without items", "ORDER_IS_EMPTY", 428),
+        ("neither order nor items", "EITHER_ORDER_OR_ITEMS_REQUIRED", 400),
+    ],
+)
 def test_wix_review_request_application_error_waits_for_a_fix(emu, api, case, code, status):
     if case == "unknown order":
         body = _request_body("no-such-order")
@@ -854,10 +923,21 @@ def test_wix_review_request_application_error_waits_for_a_fix(emu, api, case, co
 
 def test_wix_review_request_refused_for_the_caller_identity_waits_for_a_fix(emu, api):
     order = emu.make_order(SITE)
-    emu.inject(428, path_contains="/reviews/v2/review-requests", method="POST", body={
-        "message": "The identity used to call the method isn't supported for creating review requests.",
-        "details": {"applicationError": {"code": "INITIATOR_IDENTITY_NOT_SUPPORTED",
-                                         "description": "The identity isn't supported", "data": {}}}})
+    emu.inject(
+        428,
+        path_contains="/reviews/v2/review-requests",
+        method="POST",
+        body={
+            "message": "The identity used to call the method isn't supported for creating review requests.",
+            "details": {
+                "applicationError": {
+                    "code": "INITIATOR_IDENTITY_NOT_SUPPORTED",
+                    "description": "The identity isn't supported",
+                    "data": {},
+                }
+            },
+        },
+    )
 
     with pytest.raises(FixAndReplayError) as caught:
         api.create_review_request(SITE, _request_body(order["id"]))
@@ -876,18 +956,26 @@ def test_wix_review_request_body_from_an_emulator_order_is_accepted(emu, api):
     order = emu.make_order(SITE, stores_items=2, other_items=1)
     body = review_request_body(order)
 
-    assert body == {"reviewRequest": {
-        "namespace": "stores", "order": {"id": order["id"]},
-        "items": [{"catalogItemId": li["catalogReference"]["catalogItemId"]} for li in order["lineItems"][1::-1]],
-        "recipient": {"contactId": order["buyerInfo"]["contactId"]}, "communicationChannel": "EMAIL"}}
+    assert body == {
+        "reviewRequest": {
+            "namespace": "stores",
+            "order": {"id": order["id"]},
+            "items": [{"catalogItemId": li["catalogReference"]["catalogItemId"]} for li in order["lineItems"][1::-1]],
+            "recipient": {"contactId": order["buyerInfo"]["contactId"]},
+            "communicationChannel": "EMAIL",
+        }
+    }
     assert api.create_review_request(SITE, body)["items"] == body["reviewRequest"]["items"]
 
 
-@pytest.mark.parametrize("options, reason", [
-    ({"contact_id": None}, "has no buyerInfo.contactId"),
-    ({"stores_items": 0, "other_items": 2, "other_app_id": BOOKINGS_APP_ID}, "has no Wix Stores line items"),
-    ({"stores_items": 0}, "has no Wix Stores line items"),
-])
+@pytest.mark.parametrize(
+    "options, reason",
+    [
+        ({"contact_id": None}, "has no buyerInfo.contactId"),
+        ({"stores_items": 0, "other_items": 2, "other_app_id": BOOKINGS_APP_ID}, "has no Wix Stores line items"),
+        ({"stores_items": 0}, "has no Wix Stores line items"),
+    ],
+)
 def test_wix_review_request_body_skips_an_order_with_a_clear_reason(emu, options, reason):
     order = emu.make_order(SITE, **options)
 

@@ -24,7 +24,8 @@ APP_ID, APP_SECRET = "wix-app-id", "wix-app-secret-0123456789"
 SITE, OTHER_SITE = "6f1c9a2e-5b7d-4e0a-9c3f-2d8b7e6a1f40", "0a7e5c3b-1111-4e0a-9c3f-2d8b7e6a1f41"
 T0 = 1_795_000_000.0
 _KEY_PEM = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
 
 
 class Clock:
@@ -56,8 +57,15 @@ def _client(emu: WixEmulator) -> httpx.Client:
 
 
 def _token(client: httpx.Client, instance_id: str = SITE) -> str:
-    response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                  "client_secret": APP_SECRET, "instance_id": instance_id})
+    response = client.post(
+        "/oauth2/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": APP_ID,
+            "client_secret": APP_SECRET,
+            "instance_id": instance_id,
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
@@ -80,8 +88,12 @@ def _violation(response: httpx.Response) -> dict:
 
 def _decode(emu: WixEmulator, body: bytes) -> tuple[dict, dict, dict, dict]:
     # the emulator's clock is frozen at T0; exp is checked in its own test, against real time
-    claims = jwt.decode(body.decode(), emu.public_key_pem, algorithms=["RS256"],
-                        options={"verify_aud": False, "verify_exp": False, "require": ["exp", "iat"]})
+    claims = jwt.decode(
+        body.decode(),
+        emu.public_key_pem,
+        algorithms=["RS256"],
+        options={"verify_aud": False, "verify_exp": False, "require": ["exp", "iat"]},
+    )
     envelope = json.loads(claims["data"])
     return claims, envelope, json.loads(envelope["data"]), json.loads(envelope["identity"])
 
@@ -98,8 +110,15 @@ def _rr(order_id: str | None = None, contact_id: str = "c0ff-contact", **extra) 
 
 def test_wix_token_client_credentials_returns_4h_bearer_token(emu):
     with _client(emu) as client:
-        response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                      "client_secret": APP_SECRET, "instance_id": SITE})
+        response = client.post(
+            "/oauth2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": APP_ID,
+                "client_secret": APP_SECRET,
+                "instance_id": SITE,
+            },
+        )
     body = response.json()
     assert response.status_code == 200
     assert (body["token_type"], body["expires_in"]) == ("Bearer", 14400)
@@ -108,8 +127,15 @@ def test_wix_token_client_credentials_returns_4h_bearer_token(emu):
 
 def test_wix_token_wrong_secret_is_401_with_wix_error_shape(emu):
     with _client(emu) as client:
-        response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                      "client_secret": "nope", "instance_id": SITE})
+        response = client.post(
+            "/oauth2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": APP_ID,
+                "client_secret": "nope",
+                "instance_id": SITE,
+            },
+        )
     assert response.status_code == 401
     assert set(response.json()) == {"message", "details"}
     assert _app_code(response) == "UNAUTHENTICATED"
@@ -117,16 +143,24 @@ def test_wix_token_wrong_secret_is_401_with_wix_error_shape(emu):
 
 def test_wix_token_unknown_instance_is_400(emu):
     with _client(emu) as client:
-        response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                      "client_secret": APP_SECRET, "instance_id": "not-installed"})
+        response = client.post(
+            "/oauth2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": APP_ID,
+                "client_secret": APP_SECRET,
+                "instance_id": "not-installed",
+            },
+        )
     assert response.status_code == 400
     assert _app_code(response) == "APP_NOT_INSTALLED"
 
 
 def test_wix_token_missing_instance_id_is_400_validation_error(emu):
     with _client(emu) as client:
-        response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                      "client_secret": APP_SECRET})
+        response = client.post(
+            "/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID, "client_secret": APP_SECRET}
+        )
     assert response.status_code == 400
     assert _violation(response)["field"] == "instance_id"
     assert _violation(response)["violatedRule"] == "REQUIRED_FIELD"
@@ -159,8 +193,15 @@ def test_wix_removed_instance_tokens_stop_working(emu, api):
     emu.remove_instance(SITE)
     assert api.post("/reviews/v1/reviews/query", json={}).status_code == 401
     with _client(emu) as client:
-        response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                      "client_secret": APP_SECRET, "instance_id": SITE})
+        response = client.post(
+            "/oauth2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": APP_ID,
+                "client_secret": APP_SECRET,
+                "instance_id": SITE,
+            },
+        )
     assert response.status_code == 400
 
 
@@ -200,15 +241,19 @@ def test_wix_webhook_public_key_is_per_emulator_rsa_2048():
 
 
 def test_wix_webhook_expired_token_fails_verification(emu):
-    body = emu.sign_webhook("wix.reviews.v1.review_created", SITE, {"id": "e1"}, issued_at=time.time() - 1000,
-                            expires_in_s=300)
+    body = emu.sign_webhook(
+        "wix.reviews.v1.review_created", SITE, {"id": "e1"}, issued_at=time.time() - 1000, expires_in_s=300
+    )
     with pytest.raises(jwt.ExpiredSignatureError):
         jwt.decode(body, emu.public_key_pem, algorithms=["RS256"], leeway=60)
 
 
 def test_wix_webhook_forged_tokens_fail_rs256_verification(emu):
-    for forged in (emu.sign_webhook("t", SITE, {}, wrong_key=True), emu.sign_webhook("t", SITE, {}, algorithm="none"),
-                   emu.sign_webhook("t", SITE, {}, algorithm="HS256")):
+    for forged in (
+        emu.sign_webhook("t", SITE, {}, wrong_key=True),
+        emu.sign_webhook("t", SITE, {}, algorithm="none"),
+        emu.sign_webhook("t", SITE, {}, algorithm="HS256"),
+    ):
         with pytest.raises(jwt.InvalidTokenError):
             jwt.decode(forged, emu.public_key_pem, algorithms=["RS256"])
 
@@ -241,8 +286,12 @@ def test_wix_review_event_bodies_follow_each_slug(emu):
     assert moderation["slug"] == "moderation_status_changed"
     assert moderation["actionEvent"]["body"] == {"review": changed, "previousModerationStatus": "IN_MODERATION"}
     kinds = [e.event_type for e in emu.events if e.event["entityId"] == review["id"]]
-    assert kinds == ["wix.reviews.v1.review_created", "wix.reviews.v1.review_moderation_status_changed",
-                     "wix.reviews.v1.review_moderation_status_changed", "wix.reviews.v1.review_review_published"]
+    assert kinds == [
+        "wix.reviews.v1.review_created",
+        "wix.reviews.v1.review_moderation_status_changed",
+        "wix.reviews.v1.review_moderation_status_changed",
+        "wix.reviews.v1.review_review_published",
+    ]
     edited = emu.update_review(SITE, review["id"], body="Edited")
     assert emu.last_event["updatedEvent"]["currentEntity"] == edited and edited["revision"] == "3"
     emu.delete_review(SITE, review["id"])
@@ -267,8 +316,9 @@ def test_wix_review_event_as_json_carries_entity_as_json_string(emu):
 
 
 def test_wix_add_review_returns_the_review_as_the_api_returns_it(emu, api):
-    review = emu.add_review(SITE, entity_id="e7d0-product", contact_id="c0ff", author_name="Dana", title="Mug",
-                            body="Hot", rating=4)
+    review = emu.add_review(
+        SITE, entity_id="e7d0-product", contact_id="c0ff", author_name="Dana", title="Mug", body="Hot", rating=4
+    )
     assert api.get(f"/reviews/v1/reviews/{review['id']}").json()["review"] == review
     assert review["content"] == {"title": "Mug", "body": "Hot", "media": [], "rating": 4}
     assert review["author"] == {"contactId": "c0ff", "authorName": "Dana"}
@@ -373,8 +423,10 @@ def test_wix_query_reviews_cursor_with_filter_or_sort_is_400(emu, api):
         emu.add_review(SITE)
     first = api.post("/reviews/v1/reviews/query", json={"query": {"cursorPaging": {"limit": 1}}}).json()
     cursor = first["metadata"]["cursors"]["next"]
-    response = api.post("/reviews/v1/reviews/query", json={"query": {
-        "filter": {"namespace": "stores"}, "cursorPaging": {"limit": 1, "cursor": cursor}}})
+    response = api.post(
+        "/reviews/v1/reviews/query",
+        json={"query": {"filter": {"namespace": "stores"}, "cursorPaging": {"limit": 1, "cursor": cursor}}},
+    )
     assert response.status_code == 400
     assert _violation(response)["field"] == "query.cursorPaging.cursor"
     bogus = api.post("/reviews/v1/reviews/query", json={"query": {"cursorPaging": {"cursor": "made-up"}}})
@@ -407,9 +459,11 @@ def test_wix_query_reviews_filters_on_created_date(emu, api, clock):
 
 
 def test_wix_query_reviews_unsupported_filter_or_sort_is_400(emu, api):
-    for query in ({"filter": {"updatedDate": {"$gt": "2026-01-01T00:00:00Z"}}},
-                  {"filter": {"entityId": {"$gt": "x"}}},
-                  {"sort": [{"fieldName": "entityId", "order": "ASC"}]}):
+    for query in (
+        {"filter": {"updatedDate": {"$gt": "2026-01-01T00:00:00Z"}}},
+        {"filter": {"entityId": {"$gt": "x"}}},
+        {"sort": [{"fieldName": "entityId", "order": "ASC"}]},
+    ):
         response = api.post("/reviews/v1/reviews/query", json={"query": query})
         assert response.status_code == 400, query
         assert "validationError" in response.json()["details"]
@@ -428,8 +482,14 @@ def test_wix_query_reviews_filters_and_sorts(emu, api):
 
 
 def test_wix_create_review_by_app_is_app_origin_and_one_per_author_per_entity(emu, api):
-    draft = {"review": {"namespace": "stores", "entityId": "e7d0-product", "author": {"contactId": "c0ff"},
-                        "content": {"title": "Nice", "body": "Good", "rating": 5}}}
+    draft = {
+        "review": {
+            "namespace": "stores",
+            "entityId": "e7d0-product",
+            "author": {"contactId": "c0ff"},
+            "content": {"title": "Nice", "body": "Good", "rating": 5},
+        }
+    }
     created = api.post("/reviews/v1/reviews", json=draft)
     review = created.json()["review"]
     assert created.status_code == 200
@@ -452,8 +512,9 @@ def test_wix_create_review_without_contact_or_rating_is_400(emu, api):
     no_contact = {"review": {"namespace": "stores", "entityId": "p", "content": {"rating": 5}}}
     response = api.post("/reviews/v1/reviews", json=no_contact)
     assert response.status_code == 400 and _violation(response)["field"] == "review.author.contactId"
-    bad_rating = {"review": {"namespace": "stores", "entityId": "p", "author": {"contactId": "c"},
-                             "content": {"rating": 6}}}
+    bad_rating = {
+        "review": {"namespace": "stores", "entityId": "p", "author": {"contactId": "c"}, "content": {"rating": 6}}
+    }
     assert api.post("/reviews/v1/reviews", json=bad_rating).status_code == 400
 
 
@@ -670,8 +731,15 @@ def test_wix_inject_on_token_endpoint_only_when_named(emu):
         token = _token(client)  # an unnamed fault leaves /oauth2/token alone
         assert client.post("/reviews/v1/reviews/query", json={}, headers={"Authorization": token}).status_code == 503
         emu.inject(503, path_contains="/oauth2/token")
-        response = client.post("/oauth2/token", json={"grant_type": "client_credentials", "client_id": APP_ID,
-                                                      "client_secret": APP_SECRET, "instance_id": SITE})
+        response = client.post(
+            "/oauth2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": APP_ID,
+                "client_secret": APP_SECRET,
+                "instance_id": SITE,
+            },
+        )
         assert response.status_code == 503
 
 
@@ -701,8 +769,13 @@ def test_wix_requests_are_logged_with_headers_body_and_status(emu, api):
     api.get("/reviews/v1/reviews/missing")
     token_call, faulted, missing = emu.requests
     assert (token_call.path, token_call.status, token_call.instance_id) == ("/oauth2/token", 200, None)
-    assert (faulted.method, faulted.path, faulted.query, faulted.body, faulted.status) == \
-        ("POST", "/reviews/v1/reviews/query", {"x": ["1"]}, {"query": {}}, 503)
+    assert (faulted.method, faulted.path, faulted.query, faulted.body, faulted.status) == (
+        "POST",
+        "/reviews/v1/reviews/query",
+        {"x": ["1"]},
+        {"query": {}},
+        503,
+    )
     assert faulted.headers["Authorization"] == api.headers["Authorization"]
     assert (missing.status, missing.instance_id) == (404, SITE)
 

@@ -23,8 +23,9 @@ PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "wix"
 SITE = "6f1c9a2e-5b7d-4e0a-9c3f-2d8b7e6a1f40"
 NOW = 1_795_000_000
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-_PUBLIC_PEM = _KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+_PUBLIC_PEM = (
+    _KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+)
 
 
 def _load(name: str) -> dict:
@@ -46,10 +47,15 @@ def _utc(text: str) -> datetime:
 
 
 def _delivery(event_type: str, domain: dict) -> bytes:
-    envelope = {"eventType": event_type, "instanceId": SITE, "data": json.dumps(domain),
-                "identity": json.dumps({"identityType": "MEMBER", "memberId": "a3b1"})}
-    return jwt.encode({"data": json.dumps(envelope), "iat": NOW, "exp": NOW + 300}, _KEY, algorithm="RS256",
-                      headers={"kid": "k1"}).encode()
+    envelope = {
+        "eventType": event_type,
+        "instanceId": SITE,
+        "data": json.dumps(domain),
+        "identity": json.dumps({"identityType": "MEMBER", "memberId": "a3b1"}),
+    }
+    return jwt.encode(
+        {"data": json.dumps(envelope), "iat": NOW, "exp": NOW + 300}, _KEY, algorithm="RS256", headers={"kid": "k1"}
+    ).encode()
 
 
 def _source(**options) -> WixSource:
@@ -70,9 +76,14 @@ def test_wix_full_review_maps_every_field():
     assert review.created_at == _utc("2026-11-20T09:15:00.000Z")  # reviewDate: when it was written
     assert review.updated_at == _utc("2026-11-23T08:02:11.512Z")
     assert review.reply == Reply("Thanks, Dana!", _utc("2026-11-23T08:02:11.000Z"))
-    assert review.extra == {"namespace": "stores", "contact_id": "c0ffee00-1111-4222-8333-944445555666",
-                            "moderation_status": "APPROVED", "origin": "ORGANIC", "revision": "3",
-                            "created_date": "2026-11-22T22:40:00.100Z"}
+    assert review.extra == {
+        "namespace": "stores",
+        "contact_id": "c0ffee00-1111-4222-8333-944445555666",
+        "moderation_status": "APPROVED",
+        "origin": "ORGANIC",
+        "revision": "3",
+        "created_date": "2026-11-22T22:40:00.100Z",
+    }
 
 
 def test_wix_media_maps_image_uris_objects_and_videos_with_posters():
@@ -81,19 +92,25 @@ def test_wix_media_maps_image_uris_objects_and_videos_with_posters():
     assert review.media == (
         Media("https://static.wixstatic.com/media/11062b_a1b2c3d4e5f6~mv2.jpg"),
         Media("https://static.wixstatic.com/media/11062b_ffeeddccbbaa~mv2.png"),
-        Media("https://video.wixstatic.com/video/11062b_0a1b2c3d4e5f/480p/mp4/file.mp4",
-              thumbnail_url="https://static.wixstatic.com/media/11062b_0a1b2c3d4e5ff000.jpg", kind="video"),
+        Media(
+            "https://video.wixstatic.com/video/11062b_0a1b2c3d4e5f/480p/mp4/file.mp4",
+            thumbnail_url="https://static.wixstatic.com/media/11062b_0a1b2c3d4e5ff000.jpg",
+            kind="video",
+        ),
     )  # the empty {} is dropped
 
 
-@pytest.mark.parametrize("status, published", [
-    ("APPROVED", True),
-    ("REJECTED", False),
-    ("IN_MODERATION", False),
-    ("SUBMITTED", False),
-    ("UNKNOWN", False),
-    (None, False),
-])
+@pytest.mark.parametrize(
+    "status, published",
+    [
+        ("APPROVED", True),
+        ("REJECTED", False),
+        ("IN_MODERATION", False),
+        ("SUBMITTED", False),
+        ("UNKNOWN", False),
+        (None, False),
+    ],
+)
 def test_wix_moderation_status_decides_published(status, published):
     entity = _entity(moderation={"moderationStatus": status} if status else {})
 
@@ -108,16 +125,19 @@ def test_wix_rating_is_read_as_a_whole_number(rating, expected):
     assert map_review(SITE, _entity(rating=rating)).rating == expected
 
 
-@pytest.mark.parametrize("rating, reason", [
-    (None, "review has no content.rating"),
-    ("", "review has no content.rating"),
-    (0, "rating 0 is outside 1-5"),
-    (6, "rating 6 is outside 1-5"),
-    (4.5, "rating 4.5 is not a whole number"),
-    ("five", "rating 'five' is not a whole number"),
-    (True, "rating True is not a whole number"),
-    (float("nan"), "is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "rating, reason",
+    [
+        (None, "review has no content.rating"),
+        ("", "review has no content.rating"),
+        (0, "rating 0 is outside 1-5"),
+        (6, "rating 6 is outside 1-5"),
+        (4.5, "rating 4.5 is not a whole number"),
+        ("five", "rating 'five' is not a whole number"),
+        (True, "rating True is not a whole number"),
+        (float("nan"), "is not a whole number"),
+    ],
+)
 def test_wix_bad_rating_is_a_payload_error(rating, reason):
     with pytest.raises(PayloadError, match=reason.replace(".", r"\.")):
         map_review(SITE, _entity(rating=rating))
@@ -149,8 +169,9 @@ def test_wix_reply_without_message_is_no_reply():
 
 
 def test_wix_wrong_types_in_optional_fields_are_ignored():
-    entity = _entity(author="Dana", moderation=["APPROVED"], reply="thanks", verified="yes", media="none",
-                     reviewDate="last week")
+    entity = _entity(
+        author="Dana", moderation=["APPROVED"], reply="thanks", verified="yes", media="none", reviewDate="last week"
+    )
 
     review = map_review(SITE, entity)
 
@@ -169,7 +190,11 @@ def test_wix_spec_review_created_example_parses_and_maps():
     [event] = source.parse(source.verify({}, body), None, {}, body)
 
     assert (event.kind, event.event_id, event.subject_id, event.sequence) == (
-        EventKind.UPSERT, "0d9e7c1a-3b5f-4a2e-8c6d-1f0e9d8c7b6a", "8c2f4e1a-7b3d-4c9e-a1f0-5d6b7c8e9f01", 1)
+        EventKind.UPSERT,
+        "0d9e7c1a-3b5f-4a2e-8c6d-1f0e9d8c7b6a",
+        "8c2f4e1a-7b3d-4c9e-a1f0-5d6b7c8e9f01",
+        1,
+    )
     assert event.occurred_at == _utc("2026-11-22T22:40:00.123Z")
     review = source.resolve(event)
     assert review.published is False and review.rating == 5 and review.title == "Great mug"
@@ -193,14 +218,18 @@ def _order() -> dict:
 
 
 def test_wix_review_request_body_asks_for_the_stores_items_only():
-    assert review_request_body(_order()) == {"reviewRequest": {
-        "namespace": "stores",
-        "order": {"id": "b9a4c8d7-6e5f-4a3b-9c2d-1e0f9a8b7c6d"},
-        "items": [{"catalogItemId": "1a2b3c4d-5e6f-4708-9192-a3b4c5d6e7f8"},  # the teapot, 35.50
-                  {"catalogItemId": "e7d0c3b2-1a4f-4e5d-9c8b-7a6f5e4d3c21"}],  # the mug, 12.00
-        "recipient": {"contactId": "c0ffee00-1111-4222-8333-944445555666"},
-        "communicationChannel": "EMAIL",
-    }}
+    assert review_request_body(_order()) == {
+        "reviewRequest": {
+            "namespace": "stores",
+            "order": {"id": "b9a4c8d7-6e5f-4a3b-9c2d-1e0f9a8b7c6d"},
+            "items": [
+                {"catalogItemId": "1a2b3c4d-5e6f-4708-9192-a3b4c5d6e7f8"},  # the teapot, 35.50
+                {"catalogItemId": "e7d0c3b2-1a4f-4e5d-9c8b-7a6f5e4d3c21"},
+            ],  # the mug, 12.00
+            "recipient": {"contactId": "c0ffee00-1111-4222-8333-944445555666"},
+            "communicationChannel": "EMAIL",
+        }
+    }
 
 
 def test_wix_review_request_body_takes_the_five_most_expensive_distinct_items():
@@ -219,14 +248,19 @@ def test_wix_review_request_body_takes_the_five_most_expensive_distinct_items():
     assert items == [{"catalogItemId": f"item-{amount}"} for amount in (70, 60, 50, 30, 20)]
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda o: o["buyerInfo"].pop("contactId"), "has no buyerInfo.contactId"),
-    (lambda o: o.pop("buyerInfo"), "has no buyerInfo.contactId"),
-    (lambda o: o.update(lineItems=[o["lineItems"][1]]), "has no Wix Stores line items"),
-    (lambda o: o.update(lineItems=[]), "has no Wix Stores line items"),
-    (lambda o: o["lineItems"][0]["catalogReference"].pop("catalogItemId") and o["lineItems"].pop(2),
-     "has no Wix Stores line items"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda o: o["buyerInfo"].pop("contactId"), "has no buyerInfo.contactId"),
+        (lambda o: o.pop("buyerInfo"), "has no buyerInfo.contactId"),
+        (lambda o: o.update(lineItems=[o["lineItems"][1]]), "has no Wix Stores line items"),
+        (lambda o: o.update(lineItems=[]), "has no Wix Stores line items"),
+        (
+            lambda o: o["lineItems"][0]["catalogReference"].pop("catalogItemId") and o["lineItems"].pop(2),
+            "has no Wix Stores line items",
+        ),
+    ],
+)
 def test_wix_review_request_body_skips_with_a_clear_reason(change, reason):
     order = _order()
     change(order)
