@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-unit test-integration test-e2e test-browser reliability demo bench clean
+.PHONY: run lint test test-unit test-integration test-e2e test-browser reliability demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,15 @@ run: $(VENV)/.installed
 	TRUSTOO_PRIVATE_TOKEN="$${TRUSTOO_PRIVATE_TOKEN:-$(DEMO_PRIVATE_TOKEN)}" \
 	$(BIN)/reviewbridge serve --host $(HOST)
 
+LINTED := app connectors tests bench migrations
+
+# ruff's linter (the rule set in pyproject.toml) and its formatter, in check mode.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
 # pytest runs every storage test twice: on SQLite and on PostgreSQL (TEST_DATABASE_URL).
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check app connectors tests bench
+test: lint
 	$(BIN)/python -m pytest
 
 test-unit: $(VENV)/.installed-dev

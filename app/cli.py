@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    from app.cli_platforms import accounts_group, trustoo_group, wix_group
     from app.cli_events import discard, replay
+    from app.cli_platforms import accounts_group, trustoo_group, wix_group
     from app.cli_reconcile import reconcile
     from app.cli_resync import resync
     from app.cli_targets import products_group, setup_group
@@ -121,7 +121,6 @@ def check_targets(rt: Runtime) -> None:
 def serve(host: str, port: int | None, threads: int) -> None:
     """Embedded mode: apply migrations, then run web and worker in one process."""
     import waitress
-
     from flask import current_app
 
     rt = runtime()
@@ -226,7 +225,7 @@ def _status_table(report: dict) -> str:
     rows = [[source, *(str(counts.get(s, 0)) for s in statuses)] for source, counts in sorted(report["events"].items())]
     rows.append(["all", *(str(report["totals"][s]) for s in statuses)])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in [header, *rows]]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
     age = report["oldest_pending_age_s"]
     lines += [
         "",

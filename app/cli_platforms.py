@@ -117,9 +117,9 @@ def _shop(rt: Runtime, shop: str | None) -> str:
     return shop
 
 
-def _platform_call(call):
+def _platform_call(call, *args):
     try:
-        return call()
+        return call(*args)
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -150,7 +150,7 @@ def trustoo_webhooks_register(base_url: str, shop: str | None) -> None:
         if (topic, url) in existing:
             click.echo(f"found      {topic:16} {url}")
             continue
-        _platform_call(lambda: rt.trustoo_api.create_shop_webhook(shop, topic, url))
+        _platform_call(rt.trustoo_api.create_shop_webhook, shop, topic, url)
         click.echo(f"registered {topic:16} {url}")
 
 
@@ -173,7 +173,7 @@ def trustoo_webhooks_delete(base_url: str | None, shop: str | None, webhook_ids:
     if not ids:
         raise click.ClickException("name webhook ids or --base-url")
     for webhook_id in ids:
-        _platform_call(lambda: rt.trustoo_api.delete_shop_webhook(shop, webhook_id))
+        _platform_call(rt.trustoo_api.delete_shop_webhook, shop, webhook_id)
         click.echo(f"deleted {webhook_id}")
 
 

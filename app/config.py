@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["Settings", "SettingsError", "load_settings", "DEFAULT_SQLITE_PATH"]
+__all__ = ["DEFAULT_SQLITE_PATH", "Settings", "SettingsError", "load_settings"]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -83,7 +83,7 @@ class Settings:
     def routes_by_source(self) -> dict[str, tuple[str, ...]]:
         table: dict[str, tuple[str, ...]] = {}
         for source, target in self.routes:
-            table[source] = table.get(source, ()) + (target,)
+            table[source] = (*table.get(source, ()), target)
         return table
 
     @property

@@ -107,7 +107,7 @@ class GroupCommit:
             for delivery in group:  # find the one that failed; the others are stored
                 self._commit([delivery])
             return
-        for delivery, stored in zip(group, counts):
+        for delivery, stored in zip(group, counts, strict=True):
             delivery.finish(stored=stored)
 
 

@@ -41,7 +41,7 @@ _ledger = LedgerEntry.__table__
 RESERVED = "reserved"
 
 
-class Decision(str, enum.Enum):
+class Decision(enum.StrEnum):
     UPSERT = "upsert"  # the target lacks this content: write it
     UNCHANGED = "unchanged"  # the target already has exactly this content: no call
     DELETE = "delete"  # remove the target copy and leave a tombstone

@@ -6,7 +6,7 @@ Times are timezone-aware UTC in Python (`utcnow()`); SQLModel stores them so on 
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
@@ -17,12 +17,12 @@ __all__ = [
     "Account",
     "Attempt",
     "Checkpoint",
-    "Lease",
-    "ReviewRequest",
     "EventStatus",
     "InboxEvent",
+    "Lease",
     "LedgerEntry",
     "ProductMapping",
+    "ReviewRequest",
     "Run",
     "RunState",
     "WebhookRejection",
@@ -31,10 +31,10 @@ __all__ = [
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class EventStatus(str, enum.Enum):
+class EventStatus(enum.StrEnum):
     """Where an inbox event stands; the same words appear in the CLI, the admin API and metrics."""
 
     PENDING = "pending"  # stored, waiting for a worker
@@ -279,7 +279,7 @@ class Lease(SQLModel, table=True):
     until: datetime = Field(nullable=False)
 
 
-class RunState(str, enum.Enum):
+class RunState(enum.StrEnum):
     """Where a resync or reconcile run of the admin page or API stands."""
 
     QUEUED = "queued"  # asked for; waiting for a worker to claim it

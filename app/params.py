@@ -7,7 +7,7 @@ forms), so both say the same thing about the same mistake.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort
@@ -38,7 +38,7 @@ def when(values: Mapping[str, Any], name: str) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(raw)
-        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (TypeError, ValueError, OverflowError):  # not text, not a time, or past the year 9999 in UTC
         abort(400, description=f"{name}: expected an ISO 8601 date or time, e.g. 2026-11-20T09:15:00Z")
 

@@ -19,7 +19,7 @@ from app import queue
 from app.db import insert_for, transaction
 from app.models import ProductMapping
 
-__all__ = ["ImportResult", "MappingError", "import_csv", "list_mappings", "lookup", "map_one", "CSV_COLUMNS"]
+__all__ = ["CSV_COLUMNS", "ImportResult", "MappingError", "import_csv", "list_mappings", "lookup", "map_one"]
 
 _map = ProductMapping.__table__
 CSV_COLUMNS = ("source", "account", "source_product_id", "product_key", "product_id", "target")

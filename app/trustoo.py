@@ -11,7 +11,7 @@ import functools
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine
@@ -25,8 +25,8 @@ from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
 from connectors.trustoo_target import TrustooTarget
 
 __all__ = [
-    "OAuthStateError",
     "TOPIC_ROUTES",
+    "OAuthStateError",
     "TrustooCredentials",
     "authorization_url",
     "build_api",
@@ -96,7 +96,7 @@ class TrustooCredentials:
 def store_oauth_tokens(engine: Engine, vault: Vault | None, shop: str, tokens: OAuthTokens, *, now: datetime) -> None:
     if vault is None:
         raise ConfigError("SECRET_KEY is not set: OAuth tokens cannot be stored encrypted without it")
-    expires_at = datetime.fromtimestamp(tokens.expires_at, tz=timezone.utc) if tokens.expires_at else None
+    expires_at = datetime.fromtimestamp(tokens.expires_at, tz=UTC) if tokens.expires_at else None
     accounts.save_tokens(
         engine,
         vault,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
 
-from app.runtime import runtime
 from app import intake
+from app.runtime import runtime
 from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 
 __all__ = ["bp"]

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -161,9 +161,7 @@ class Worker:
         if not self.deps.targets:
             log.warning("no review target is configured: events stay in the inbox until one is")
         logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotice())
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(self._concurrency + 3)}, timezone=timezone.utc
-        )
+        scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(self._concurrency + 3)}, timezone=UTC)
         for index in range(self._concurrency):
             scheduler.add_job(
                 self.drain,
@@ -172,7 +170,7 @@ class Worker:
                 id=f"drain-{index}",
                 max_instances=1,
                 coalesce=True,
-                next_run_time=datetime.now(timezone.utc),
+                next_run_time=datetime.now(UTC),
             )
         scheduler.add_job(
             self.renew_leases,
@@ -197,7 +195,7 @@ class Worker:
             id="runs",
             max_instances=1,
             coalesce=True,
-            next_run_time=datetime.now(timezone.utc),
+            next_run_time=datetime.now(UTC),
         )
         if self._poll is not None and self._poll_interval_s and self.deps.targets:
             scheduler.add_job(
@@ -207,7 +205,7 @@ class Worker:
                 id="poll",
                 max_instances=1,
                 coalesce=True,
-                next_run_time=datetime.now(timezone.utc) + timedelta(seconds=30),
+                next_run_time=datetime.now(UTC) + timedelta(seconds=30),
             )
         scheduler.start()
         self._scheduler = scheduler
@@ -216,7 +214,7 @@ class Worker:
     def wake(self) -> None:
         """Start a drain now instead of at the next tick (the embedded server calls this on intake)."""
         if self._scheduler is not None and not self._stopping.is_set():
-            self._scheduler.modify_job("drain-0", next_run_time=datetime.now(timezone.utc))
+            self._scheduler.modify_job("drain-0", next_run_time=datetime.now(UTC))
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """Stop claiming, let work in hand finish within `timeout_s`, release the rest; return released."""

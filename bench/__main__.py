@@ -59,10 +59,10 @@ def _table(goals: list[list[str]]) -> None:
     headers = ["goal", "measured", "target", "result"]
     widths = [max([len(headers[i])] + [len(row[i]) for row in goals]) for i in range(4)]
     print("\n===== all benchmarks")
-    print("  ".join(header.ljust(width) for header, width in zip(headers, widths)))
+    print("  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)))
     print("  ".join("-" * width for width in widths))
     for row in goals:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)))
         if row[3] != "met" and len(row) > 4 and row[4]:
             print(f"    why: {row[4]}")
 

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         f"goals               closed-loop app/bare >= {GOAL_RATIO}; open-loop p99 <= {GOAL_P99_MS:g} ms; "
         f"no errors; every delivery stored"
     )
-    for row, ratio in zip(rows, ratios):
+    for row, ratio in zip(rows, ratios, strict=True):
         app_c, app_o = row["app_closed"], row["app_open"]
         bare_ms, app_ms = row["cpu"]
         goal(
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         )
     worst = min(ratios)
-    detail = ", ".join(f"{row['db']} {r:.2f}" for row, r in zip(rows, ratios))
+    detail = ", ".join(f"{row['db']} {r:.2f}" for row, r in zip(rows, ratios, strict=True))
     print(
         f"ratio: {worst:.2f} of the bare Flask app's closed-loop rate, worst database ({detail}; goal >= {GOAL_RATIO})"
     )
@@ -301,7 +301,7 @@ def _web_command(app_spec: str, port: int) -> list[str]:
         raise SystemExit(f"bench.ingest: the Procfile's web command is not gunicorn 'app:create_app()': {command}")
     argv = [app_spec if part == "app:create_app()" else part for part in argv]
     argv = [part.replace("0.0.0.0:", "127.0.0.1:") for part in argv]  # loopback only
-    return [sys.executable, "-m", "gunicorn"] + argv[1:]
+    return [sys.executable, "-m", "gunicorn", *argv[1:]]
 
 
 @contextlib.contextmanager

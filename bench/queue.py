@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if claim_ms:
         print(
-            f"claim (loaded)      {len(claim_ms)} sequential queue.claim calls: mean {sum(claim_ms) / len(claim_ms):.2f} "
-            f"ms, p50 {percentile(claim_ms, 50):.2f} ms, p99 {percentile(claim_ms, 99):.2f} ms"
+            f"claim (loaded)      {len(claim_ms)} sequential queue.claim calls: "
+            f"mean {sum(claim_ms) / len(claim_ms):.2f} ms, "
+            f"p50 {percentile(claim_ms, 50):.2f} ms, p99 {percentile(claim_ms, 99):.2f} ms"
         )
     print(
         f"claim plan          EXPLAIN ANALYZE on {args.events} pending rows: execution {plan['execution_ms']:.3f} ms, "
@@ -234,18 +235,18 @@ def _drain(env: dict[str, str], processes: int, profile: Path | None, scratch: P
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "WIX_", "CTP_"))} | env
     children = []
     for index in range(processes):
-        log = open(scratch / f"worker-{index}.log", "wb")
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bench.queue", "--child"],
-                cwd=ROOT,
-                env=child_env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
+        with open(scratch / f"worker-{index}.log", "wb") as log:  # the child holds its own copy
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.queue", "--child"],
+                    cwd=ROOT,
+                    env=child_env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
             )
-        )
     try:
         for child in children:
             line = child.stdout.readline()

@@ -296,7 +296,7 @@ def _emulators(reviews: int, scratch: Path) -> Iterator[tuple[str, str, Path]]:
         urls = (f"http://127.0.0.1:{trustoo_port}", f"http://127.0.0.1:{ctp_port}")
         try:
             seeding = time.perf_counter()
-            for url, process in zip(urls, processes):
+            for url, process in zip(urls, processes, strict=True):
                 wait_for_http(f"{url}/-/health", timeout_s=300, process=process)
             print(
                 f"  emulators up with {reviews} Trustoo reviews in {time.perf_counter() - seeding:.1f} s",

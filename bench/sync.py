@@ -4,7 +4,7 @@
 
 Prints the drain rate, the latency-bound limit (concurrency ÷ the per-event time of a sequential
 drain, both measured in this run), the ratio of the two (goal ≥ 0.8) and the ratio to the
-sequential drain (goal ≥ 12×). The emulator runs as its own process, as a remote API would, so
+sequential drain (goal ≥ 12x). The emulator runs as its own process, as a remote API would, so
 it does not share the worker's interpreter; everything stays on loopback.
 """
 

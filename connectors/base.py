@@ -40,8 +40,8 @@ __all__ = [
     "ReviewBridgeError",
     "ReviewSource",
     "ReviewTarget",
-    "SourcePage",
     "SignatureError",
+    "SourcePage",
     "StaleRequest",
     "TargetError",
     "TargetRef",
@@ -135,7 +135,7 @@ class ConfigError(TargetError):
 # --- canonical types ----------------------------------------------------------------------
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     UPSERT = "upsert"  # a review was written or changed
     DELETE = "delete"  # a review was removed (or, for some platforms, perhaps only hidden)
     ORDER = "order"  # an order that may earn a review request

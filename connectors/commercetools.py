@@ -21,10 +21,10 @@ import httpx
 from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
 from connectors.commercetools_mapping import (
     CUSTOM_FIELDS,
-    Desired,
     CUSTOM_TYPE_KEY,
     HIDDEN_STATE_KEY,
     PUBLISHED_STATE_KEY,
+    Desired,
     desired_review,
     draft_for,
     review_key,

@@ -85,7 +85,7 @@ def backoff_delay(
 ) -> float:
     """Exponential backoff with full jitter, never sooner than the platform's Retry-After.
 
-    Attempt 1 waits up to base_s, attempt 2 up to 2×base_s, … each ceiling capped at cap_s.
+    Attempt 1 waits up to base_s, attempt 2 up to 2xbase_s, … each ceiling capped at cap_s.
     Used for quick retries here and for the queue's slow ones.
     """
     ceiling = min(cap_s, base_s * 2 ** max(attempt - 1, 0))

@@ -12,12 +12,11 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connectors.base import (
     ConfigError,
-    mapped,
     Event,
     EventKind,
     Media,
@@ -29,9 +28,10 @@ from connectors.base import (
     StaleRequest,
     UnknownKey,
     first_present,
+    mapped,
 )
 
-__all__ = ["TOPICS", "TrustooWebhookVerifier", "TrustooSource", "fingerprint", "map_review"]
+__all__ = ["TOPICS", "TrustooSource", "TrustooWebhookVerifier", "fingerprint", "map_review"]
 
 SOURCE = "trustoo"
 
@@ -147,7 +147,7 @@ class TrustooSource:
         items = document.get("list")
         if not isinstance(items, list):
             raise PayloadError('body has no "list" of reviews')
-        occurred_at = datetime.fromtimestamp(int(lowered[TIMESTAMP_HEADER]), tz=timezone.utc)
+        occurred_at = datetime.fromtimestamp(int(lowered[TIMESTAMP_HEADER]), tz=UTC)
         delivery_id = lowered.get(REQUEST_ID_HEADER) or None
         return [_event(account, topic, item, occurred_at, delivery_id) for item in items]
 
@@ -302,14 +302,14 @@ def _time(value: Any) -> datetime | None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value, tz=timezone.utc)
+            return datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError):  # NaN, or seconds beyond year 9999
             raise PayloadError(f"time {value!r} is not a date") from None
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
         raise PayloadError(f"time {value!r} is not a date") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _media(item: Mapping[str, Any]) -> Media:

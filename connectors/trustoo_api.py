@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -161,7 +161,14 @@ class TrustooApi:
                 shop, page=page_number, page_size=page_size, sort_by="created-descending", **filters
             )
             times = [_commented_at(item) for item in page.items]
-            yield page, [item for item, at in zip(page.items, times) if cutoff is None or at is None or at >= cutoff]
+            yield (
+                page,
+                [
+                    item
+                    for item, at in zip(page.items, times, strict=True)
+                    if cutoff is None or at is None or at >= cutoff
+                ],
+            )
             known = [at for at in times if at is not None]
             if cutoff is not None and known and min(known) < cutoff:
                 return
@@ -460,7 +467,7 @@ def _int(value: Any, default: int) -> int:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _commented_at(item: Mapping[str, Any]) -> datetime | None:

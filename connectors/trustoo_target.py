@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import timezone
+from datetime import UTC
 from typing import Any, Protocol
 
 from connectors.base import ProductNotFound, Review, TargetRef
@@ -72,11 +72,10 @@ class TrustooTarget:
     def _find(self, fields: Mapping[str, Any]) -> str | None:
         """The id of a review in the shop with exactly this content, if an unanswered create made it."""
         wanted = fingerprint(fields)
-        seen = 0
-        for item in self._api.iter_reviews(self._shop, product_ids=fields["product_id"]):
+        items = self._api.iter_reviews(self._shop, product_ids=fields["product_id"])
+        for seen, item in enumerate(items, start=1):
             if fingerprint(item) == wanted and (item.get("title") or None) == fields.get("title"):
                 return str(item["id"])
-            seen += 1
             if seen >= _LOOKUP_PAGES * 100:
                 return None
         return None
@@ -117,7 +116,7 @@ def create_fields(review: Review, *, product_id: str, source_label: str) -> dict
     if _COUNTRY.fullmatch(country):
         fields["author_country"] = country
     if review.created_at is not None:
-        fields["commented_at"] = review.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        fields["commented_at"] = review.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     media = [
         {
             "url": m.url,
@@ -132,6 +131,6 @@ def create_fields(review: Review, *, product_id: str, source_label: str) -> dict
     if review.reply is not None:
         reply: dict[str, Any] = {"content": review.reply.text}
         if review.reply.replied_at is not None:
-            reply["reply_at"] = review.reply.replied_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            reply["reply_at"] = review.reply.replied_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         fields["reply"] = reply
     return fields

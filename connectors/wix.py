@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import jwt
@@ -28,14 +28,14 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from connectors.base import (
     ConfigError,
-    SourcePage,
-    mapped,
     Event,
     EventKind,
     PayloadError,
     Review,
     SignatureError,
+    SourcePage,
     StaleRequest,
+    mapped,
 )
 from connectors.wix_mapping import (
     SOURCE,
@@ -421,7 +421,7 @@ def _claims_time(claims: Mapping[str, Any]) -> datetime:
         value = claims.get(name)
         if _is_number(value):
             try:
-                return datetime.fromtimestamp(value, tz=timezone.utc)
+                return datetime.fromtimestamp(value, tz=UTC)
             except (OverflowError, OSError, ValueError):
                 continue
     raise PayloadError("the token has no usable iat or exp")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -260,7 +260,7 @@ class WixApi:
 def _per_minute(limit: int, clock: Callable[[], float], sleep: Callable[[float], None]) -> RateLimit:
     """At most `limit` calls in any 60 s: a burst of a tenth of them, the rest spread over the minute.
 
-    Wix counts per instance over a minute (§1.7); a bucket of `burst` refilled at (limit − burst)/60
+    Wix counts per instance over a minute (§1.7); a bucket of `burst` refilled at (limit - burst)/60
     per second never lets more than `limit` through in any 60 s window.
     """
     burst = max(1, limit // 10)
@@ -349,5 +349,5 @@ def _segment(value: str) -> str:
 
 def _iso(moment: datetime) -> str:
     """Wix's form: UTC with milliseconds and `Z`; a naive datetime is taken as UTC."""
-    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

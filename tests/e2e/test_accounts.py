@@ -36,7 +36,7 @@ def test_trustoo_private_token_is_stored_encrypted_and_never_listed(app, engine)
     listing = app.test_cli_runner().invoke(args=["accounts", "list"]).output
     assert SHOP in listing and PRIVATE not in listing and "private token" in listing
     rows = json.loads(app.test_cli_runner().invoke(args=["accounts", "list", "--json"]).output)
-    assert [row["label"] for row in rows][0] == "(environment)" and PRIVATE not in json.dumps(rows)
+    assert next(row["label"] for row in rows) == "(environment)" and PRIVATE not in json.dumps(rows)
 
 
 def test_removed_trustoo_shop_is_forgotten(app):

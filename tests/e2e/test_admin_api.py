@@ -14,9 +14,8 @@ from app.db import transaction
 from app.models import InboxEvent, Run
 from connectors.base import FixAndReplayError
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
-from tests.e2e.conftest import PRODUCT
-
 from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
+from tests.e2e.conftest import PRODUCT
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -133,7 +133,7 @@ def test_admin_page_sign_in_sets_a_signed_http_only_lax_cookie_for_12_hours(admi
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie and "Secure" not in cookie
     assert ADMIN_TOKEN not in cookie
     expires = admin.get_cookie("session", path="/admin").expires
-    assert round((expires - datetime.now(timezone.utc)) / timedelta(hours=1)) == 12
+    assert round((expires - datetime.now(UTC)) / timedelta(hours=1)) == 12
     dashboard = admin.get("/admin/")
     assert dashboard.status_code == 200 and texts(dashboard.get_data(as_text=True), "form", id="logout-form")
 

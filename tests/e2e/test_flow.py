@@ -20,7 +20,7 @@ def test_trustoo_review_created_edited_and_deleted_reaches_the_target_once_each(
     _deliver(client, "review-created", review)
     _deliver(client, "review-created", review)  # Trustoo's retry of the same delivery
     assert worker.drain() == 1
-    [(operation, key)] = target.calls
+    [(_operation, key)] = target.calls
     assert target.reviews[key].body == review["content"] and target.reviews[key].rating == 5
 
     _deliver(client, "review-updated", {**review, "rating": 3})

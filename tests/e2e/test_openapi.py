@@ -19,7 +19,6 @@ from connectors.base import EventKind
 from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 from connectors.trustoo import TrustooWebhookVerifier
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
-
 from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from app import leases
 from app.cli import build_worker
-from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from connectors.commercetools_mapping import review_key
+from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.e2e.conftest import PRODUCT
 
 

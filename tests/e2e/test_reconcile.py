@@ -47,7 +47,7 @@ def test_reconcile_reports_each_kind_of_drift_then_fix_removes_it(synced_app, tr
 
 
 def test_reconcile_never_touches_reviews_that_are_not_ours(synced_app, trustoo, ct):
-    emulator, _ = ct
+    _emulator, _ = ct
     table = synced_app.test_cli_runner().invoke(args=["reconcile", "--source", "trustoo"]).output
     assert "no drift" in table
 

@@ -30,7 +30,7 @@ def test_resync_recovers_reviews_whose_webhooks_were_lost_and_a_second_run_write
     assert result.exit_code == 0, result.output
     [report] = json.loads(result.output)
     assert report["counts"]["created"] == 4 and report["counts"]["hidden"] == 1
-    assert {r["key"] for r in emulator.reviews.values()} == {_key(i) for i in items + [hidden]}
+    assert {r["key"] for r in emulator.reviews.values()} == {_key(i) for i in [*items, hidden]}
     writes = sum(1 for r in emulator.requests if r.method in ("POST", "DELETE"))
     [again] = json.loads(_resync(synced_app).output)
     assert again["counts"]["unchanged"] == 4 and again["counts"].get("created", 0) == 0
@@ -81,7 +81,7 @@ def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):
 def test_resync_with_a_product_commercetools_lacks_parks_it_with_the_reason(synced_app, trustoo):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id="999", rating=5)
     [report] = json.loads(_resync(synced_app).output)
-    assert list(report["parked"].values()) == [1] and "999" in list(report["parked"])[0]
+    assert list(report["parked"].values()) == [1] and "999" in next(iter(report["parked"]))
 
 
 def test_resync_of_an_unknown_source_is_a_usage_error(synced_app):

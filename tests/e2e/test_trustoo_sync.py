@@ -9,18 +9,16 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app import create_app
+from app import create_app, queue
 from app.cli import build_worker
 from app.db import transaction
 from app.models import InboxEvent
 from app.pipeline import Collaborators, run
-from app import queue
 from connectors.base import Event, EventKind, Review
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
-from tests.fakes.serving import serve_wsgi
-
 from tests.e2e.conftest import PRODUCT
+from tests.fakes.serving import serve_wsgi
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def _drain_until_settled(app, timeout_s: float = 30) -> None:
 
 
 def test_wix_answers_an_empty_200_and_refuses_a_forged_delivery(service, wix):
-    app, url = service
+    _app, url = service
     emulator, _, instance = wix
     review = emulator.add_review(instance)
     good = emulator.review_webhook(instance, review["id"], "created")

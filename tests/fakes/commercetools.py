@@ -33,7 +33,6 @@ from urllib.parse import parse_qs
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.faults import FaultSchedule
 from tests.fakes.commercetools_model import (
     ApiError,
     Project,
@@ -43,6 +42,7 @@ from tests.fakes.commercetools_model import (
     not_found,
     query,
 )
+from tests.fakes.faults import FaultSchedule
 
 __all__ = ["CommercetoolsEmulator", "LoggedRequest"]
 
@@ -136,16 +136,16 @@ class CommercetoolsEmulator:
 
     # --- the Python-side API ------------------------------------------------------------------
 
-    def add_product(self, key: str | None = None, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+    def add_product(self, key: str | None = None, id: str | None = None) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self._project.add_product(key, id))
 
-    def add_channel(self, key: str, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+    def add_channel(self, key: str, id: str | None = None) -> dict[str, Any]:
         """A channel, e.g. the one store reviews (no product) are attached to."""
         with self._lock:
             return copy.deepcopy(self._project.add_channel(key, id))
 
-    def add_customer(self, key: str | None = None, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+    def add_customer(self, key: str | None = None, id: str | None = None) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self._project.add_customer(key, id))
 

@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 RATING_MIN, RATING_MAX = -100, 100
@@ -248,7 +248,7 @@ def parse_datetime(text: str) -> datetime | None:
 
 
 def iso(t: float) -> str:
-    moment = datetime.fromtimestamp(t, timezone.utc)
+    moment = datetime.fromtimestamp(t, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -967,7 +967,7 @@ class _WhereParser:
 
     def literal(self) -> Any:
         token = self.peek()
-        if token is None or token[0] not in ("string", "number") and token[1] not in ("true", "false"):
+        if token is None or (token[0] not in ("string", "number") and token[1] not in ("true", "false")):
             raise self.error("expected a value (a double-quoted string, a number, true or false)")
         self.index += 1
         return {"true": True, "false": False}.get(token[1], token[1]) if token[0] == "keyword" else token[1]

@@ -49,6 +49,7 @@ from werkzeug.wrappers import Request, Response
 
 from tests.fakes.faults import FaultSchedule
 from tests.fakes.wix_model import (
+    _DEFAULT,
     BOOKINGS_APP_ID,
     ORDER_EVENT_TYPES,
     REVIEW_EVENT_TYPES,
@@ -57,24 +58,23 @@ from tests.fakes.wix_model import (
     WixError,
     WixEvent,
     WixState,
-    _DEFAULT,
     app_error,
     invalid,
     system_error,
 )
 
 __all__ = [
-    "WixEmulator",
-    "LoggedRequest",
-    "Delivery",
-    "WixEvent",
-    "STORES_APP_ID",
     "BOOKINGS_APP_ID",
+    "ORDER_EVENT_TYPES",
     "REVIEW_EVENT_TYPES",
     "REVIEW_REQUEST_EVENT_TYPES",
-    "ORDER_EVENT_TYPES",
+    "STORES_APP_ID",
     "TOKEN_TTL_S",
     "WEBHOOK_TIMEOUT_S",
+    "Delivery",
+    "LoggedRequest",
+    "WixEmulator",
+    "WixEvent",
 ]
 
 TOKEN_TTL_S = 14400  # "Tokens always last 4 h"

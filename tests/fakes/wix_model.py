@@ -29,7 +29,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 STORES_APP_ID = "215238eb-22a5-4c36-9e7b-e7c08025e04e"
@@ -126,7 +126,7 @@ def system_error(status: int) -> WixError:
 
 def iso(ts: float) -> str:
     """Wix's timestamp form: UTC, milliseconds, `Z`."""
-    moment = datetime.fromtimestamp(ts, timezone.utc)
+    moment = datetime.fromtimestamp(ts, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -134,16 +134,16 @@ def parse_date(value: Any, field_name: str = "date") -> datetime:
     if isinstance(value, Mapping) and "$date" in value:
         value = value["$date"]
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
         else:
-            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     raise invalid(field_name, f"{value!r} is not an ISO-8601 date", "FORMAT")
 
 

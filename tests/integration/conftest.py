@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ class Clock:
     """A clock the test moves by hand."""
 
     def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+        self.now = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

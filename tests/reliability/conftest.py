@@ -223,11 +223,8 @@ def process_environ(environ: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    handle = open(log_path, "ab")  # closed when the Popen object goes (the child holds its own copy)
-    try:
+    with open(log_path, "ab") as handle:  # the child holds its own copy of the file
         return subprocess.Popen([REVIEWBRIDGE, "worker"], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    finally:
-        handle.close()
 
 
 # --- Wix ------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ emulator on loopback (R4 crashes, R6 scale-out): seeding, starting, waiting, rea
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import time
@@ -136,7 +137,7 @@ def order_violations(app) -> list[str]:
         if any(a is None for a in done):
             wrong.append(f"review {review_id}: an event has no done attempt")
             continue
-        for earlier, later in zip(done, done[1:]):
+        for earlier, later in itertools.pairwise(done):
             if later.started_at < earlier.finished_at:
                 wrong.append(f"review {review_id}: event {later.event_pk} started before {earlier.event_pk} finished")
     return wrong

@@ -16,8 +16,10 @@ import random
 import time
 import uuid
 
+from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.reliability.conftest import (
+    PRODUCT,
     drain_until_settled,
     inbox_counts,
     post_trustoo,
@@ -26,9 +28,7 @@ from tests.reliability.conftest import (
     scale,
     signed_trustoo,
     trustoo_key,
-    PRODUCT,
 )
-from connectors.commercetools_mapping import review_key
 
 REVIEWS = scale(30, 200)
 COPIES = scale(2, 3)

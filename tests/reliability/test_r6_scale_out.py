@@ -2,7 +2,7 @@
 against a commercetools with 20 ms latency: no event processed twice, each review's events
 applied one after another in history order, and the drain rate printed.
 
-Full: 20,000 events (6,667 reviews × created + 2 edits). Reduced: 1,002 events (334 reviews).
+Full: 20,000 events (6,667 reviews x created + 2 edits). Reduced: 1,002 events (334 reviews).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,8 +25,8 @@ REVIEW = Review(
     author_country="GB",
     verified=True,
     media=(Media(url="https://img.trustoo.io/1.jpg", thumbnail_url="https://img.trustoo.io/1s.jpg"),),
-    reply=Reply(text="Thank you!", replied_at=datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)),
-    created_at=datetime(2026, 11, 20, 9, 15, 2, tzinfo=timezone.utc),
+    reply=Reply(text="Thank you!", replied_at=datetime(2026, 11, 21, 8, 0, tzinfo=UTC)),
+    created_at=datetime(2026, 11, 20, 9, 15, 2, tzinfo=UTC),
 )
 
 

@@ -180,7 +180,7 @@ def test_settings_bad_value_message_holds_no_secret(variable, overrides):
     with pytest.raises(SettingsError) as caught:
         load_settings(_full_environ(**overrides))
 
-    given_secrets = SECRETS + ("short-admin", "short-key")
+    given_secrets = (*SECRETS, "short-admin", "short-key")
     assert not [secret for secret in given_secrets if secret in str(caught.value)]
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.ledger import Decision, LedgerState, content_hash, decide
 from connectors.base import EventKind, Media, Reply, Review, TargetRef
 
-T0 = datetime(2026, 11, 20, 9, 15, 2, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 15, 2, tzinfo=UTC)
 EARLIER = T0 - timedelta(minutes=5)
 LATER = T0 + timedelta(minutes=5)
 HASH = "a" * 64

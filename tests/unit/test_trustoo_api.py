@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -152,7 +152,7 @@ def draft(**overrides):
 
 
 def at(hours_ago: float) -> str:
-    return (datetime.fromtimestamp(NOW, tz=timezone.utc) - timedelta(hours=hours_ago)).strftime("%Y-%m-%d %H:%M:%S")
+    return (datetime.fromtimestamp(NOW, tz=UTC) - timedelta(hours=hours_ago)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def api_requests(emu, verb: str):
@@ -291,7 +291,7 @@ def test_trustoo_iter_reviews_streams_every_page_newest_first(emu, api):
 def test_trustoo_iter_reviews_stops_past_since_minus_overlap(emu, api):
     for hours in range(10):
         emu.add_review(PUBLIC, commented_at=at(hours))
-    since = datetime.fromtimestamp(NOW, tz=timezone.utc) - timedelta(hours=2)
+    since = datetime.fromtimestamp(NOW, tz=UTC) - timedelta(hours=2)
     got = [r["commented_at"] for r in api.iter_reviews(PUBLIC, since=since, overlap_s=3600, page_size=2)]
     assert got == [at(0), at(1), at(2), at(3)]  # back to since - 1 h, inclusive
     assert [r.query["page"] for r in api_requests(emu, "get_reviews")] == [["1"], ["2"], ["3"]]

@@ -198,7 +198,7 @@ def test_trustoo_query_values_signed_decoded_succeed_and_encoded_fail(client):
     params = {"keyword": "hot tea/mug & more", "page": 1}
     assert code(call(client, "GET", "get_reviews", params)) == 0
     encoded = urlencode(params)  # the client signing percent-encoded values: wrong
-    base = "&".join(sorted(encoded.split("&")) + [f"timestamp={NOW}"]).encode()
+    base = "&".join([*sorted(encoded.split("&")), f"timestamp={NOW}"]).encode()
     headers = {"Public-Token": PUBLIC, "Sign": _hmac(PRIVATE, base), "Timestamp": str(NOW)}
     assert code(client.get(f"/api/v1/openapi/get_reviews?{encoded}", headers=headers)) == 16
 

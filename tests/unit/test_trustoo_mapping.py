@@ -6,7 +6,7 @@ Whole deliveries come from tests/payloads/trustoo/; single fields are changed wi
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ def _parse(body: bytes, topic: str | None = "review/created", **header_overrides
 
 
 def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 # --- map_review: whole items from real payloads ------------------------------------------------
@@ -154,7 +154,7 @@ def test_trustoo_review_without_is_published_is_published():
 def test_trustoo_commented_at_becomes_aware_utc_datetime():
     created_at = map_review(SHOP, trustoo_review(commented_at="2026-11-20 09:15:02")).created_at
 
-    assert created_at == datetime(2026, 11, 20, 9, 15, 2, tzinfo=timezone.utc)
+    assert created_at == datetime(2026, 11, 20, 9, 15, 2, tzinfo=UTC)
     assert created_at.utcoffset().total_seconds() == 0
 
 
@@ -235,7 +235,7 @@ def test_trustoo_batch_gives_one_upsert_event_per_item():
         (EventKind.UPSERT, "880100002", "review/created"),
     ]
     assert {(e.source, e.account, e.occurred_at, e.delivery_id) for e in events} == {
-        ("trustoo", SHOP, datetime.fromtimestamp(NOW, tz=timezone.utc), "req-batch-1")
+        ("trustoo", SHOP, datetime.fromtimestamp(NOW, tz=UTC), "req-batch-1")
     }
 
 

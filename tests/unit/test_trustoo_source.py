@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -51,7 +51,7 @@ def _event(review_id, kind=EventKind.DELETE, payload=None) -> Event:
         kind=kind,
         subject_id=str(review_id),
         topic="review/deleted",
-        occurred_at=datetime.now(timezone.utc),
+        occurred_at=datetime.now(UTC),
         payload=payload or {"id": review_id},
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -43,7 +43,7 @@ def _entity(**content_or_fields) -> dict:
 
 
 def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _delivery(event_type: str, domain: dict) -> bytes:
@@ -147,7 +147,7 @@ def test_wix_review_without_content_is_a_payload_error():
     entity = _entity()
     del entity["content"]
 
-    with pytest.raises(PayloadError, match="no content.rating"):
+    with pytest.raises(PayloadError, match=r"no content\.rating"):
         map_review(SITE, entity)
 
 
@@ -236,7 +236,7 @@ def test_wix_review_request_body_takes_the_five_most_expensive_distinct_items():
     order = _order()
     stores = order["lineItems"][0]
     order["lineItems"] = []
-    for index, amount in enumerate([5, 50, 20, 70, 10, 60, 30]):
+    for amount in [5, 50, 20, 70, 10, 60, 30]:
         line = copy.deepcopy(stores)
         line["price"] = {"amount": f"{amount}.00"}
         line["catalogReference"]["catalogItemId"] = f"item-{amount}"
