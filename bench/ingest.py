@@ -45,7 +45,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
 
-from app.models import InboxEvent
+from app.bootstrap import services_of
+from app.core.models import InboxEvent
 from bench._common import DEFAULT_POSTGRES_URL, free_port, goal, percentile, scratch_postgres, wait_for_http
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.wix import WixEmulator
@@ -242,7 +243,7 @@ def _cpu_per_delivery(env: dict[str, str], deliveries: list[Delivery]) -> tuple[
     try:
         return tuple(_cpu_ms(flask_app.test_client(), deliveries) for flask_app in (create_bare(), app))
     finally:
-        app.extensions["reviewbridge"].engine.dispose()
+        services_of(app).engine.dispose()
 
 
 def _cpu_ms(client, deliveries: list[Delivery]) -> float:

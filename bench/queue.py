@@ -10,7 +10,7 @@ A scratch database is created on the --database-url server (dropped afterwards) 
   claim cost   --claims sequential `queue.claim` calls (one event each), timed, then released back;
                the claim statement itself (captured as the app sends it) under EXPLAIN ANALYZE;
   drain        --processes worker processes, each `create_app(env, targets=[RecordingTarget()])` and
-               `build_worker(rt).drain()` in --threads (WORKER_CONCURRENCY) threads until nothing is
+               `build_worker(services).drain()` in --threads (WORKER_CONCURRENCY) threads until nothing is
                due, started together; events per second over the whole drain (goal >= 1,000/s).
 
 The final `ratio:` line is the drain rate / 1,000. With --profile DIR py-spy records every worker
@@ -34,11 +34,12 @@ from pathlib import Path
 
 from sqlalchemy import event, func, select
 
-from app import create_app, queue
-from app.cli import build_worker
-from app.db import upgrade
-from app.models import InboxEvent, utcnow
-from app.runtime import Runtime
+from app import create_app
+from app.bootstrap import build_worker, services_of
+from app.core import queue
+from app.core.db import upgrade
+from app.core.models import InboxEvent, utcnow
+from app.core.services import Services
 from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 
@@ -75,18 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     ):
         env = _env(database_url, args.threads)
         app = create_app(env, targets=[_recording_target()])
-        rt: Runtime = app.extensions["reviewbridge"]
-        upgrade(rt.engine)
+        services: Services = services_of(app)
+        upgrade(services.engine)
 
         print("enqueueing …", file=sys.stderr)
-        enqueue_s = _enqueue(rt, args.events, args.batch)
-        claim_ms = _time_claims(rt, args.claims)
-        plan = _explain_claim(rt)
+        enqueue_s = _enqueue(services, args.events, args.batch)
+        claim_ms = _time_claims(services, args.claims)
+        plan = _explain_claim(services)
 
         print("draining …", file=sys.stderr)
         drain_s, children = _drain(env, args.processes, args.profile, Path(scratch))
-        statuses = _statuses(rt)
-        rt.engine.dispose()
+        statuses = _statuses(services)
+        services.engine.dispose()
 
     processed = sum(child["processed"] for child in children)
     upserts = sum(child["upserts"] for child in children)
@@ -160,9 +161,9 @@ def _recording_target():
 # --- filling the queue ------------------------------------------------------------------------------
 
 
-def _enqueue(rt: Runtime, count: int, batch: int) -> float:
+def _enqueue(services: Services, count: int, batch: int) -> float:
     """Signed deliveries of `batch` reviews each, verified and parsed by the Trustoo source, then stored."""
-    source = rt.sources["trustoo"]
+    source = services.sources["trustoo"]
     elapsed = 0.0
     for start in range(0, count, batch):
         body = trustoo_body(*(trustoo_review() for _ in range(min(batch, count - start))))
@@ -171,12 +172,12 @@ def _enqueue(rt: Runtime, count: int, batch: int) -> float:
         items = source.parse(account, "review/created", headers, body)
         began = time.perf_counter()
         stored = queue.enqueue(
-            rt.engine, source.name, account, items, now=utcnow(), quarantine_id=f"bench:{uuid.uuid4().hex}"
+            services.engine, source.name, account, items, now=utcnow(), quarantine_id=f"bench:{uuid.uuid4().hex}"
         )
         elapsed += time.perf_counter() - began
         if stored != len(items):
             raise SystemExit(f"bench.queue: enqueue stored {stored} of {len(items)} events")
-    with rt.engine.begin() as connection:
+    with services.engine.begin() as connection:
         connection.exec_driver_sql("ANALYZE inbox")  # what autovacuum would do soon after such a load
     return elapsed
 
@@ -184,22 +185,22 @@ def _enqueue(rt: Runtime, count: int, batch: int) -> float:
 # --- the claim's cost -------------------------------------------------------------------------------
 
 
-def _time_claims(rt: Runtime, calls: int) -> list[float]:
+def _time_claims(services: Services, calls: int) -> list[float]:
     worker_id = f"bench-claim-{uuid.uuid4().hex[:6]}"
     timings = []
     for _ in range(calls):
         began = time.perf_counter()
-        claimed = queue.claim(rt.engine, worker_id, now=utcnow(), lease_s=60)
+        claimed = queue.claim(services.engine, worker_id, now=utcnow(), lease_s=60)
         timings.append((time.perf_counter() - began) * 1000)
         if len(claimed) != 1:
             raise SystemExit(f"bench.queue: claim returned {len(claimed)} events on a loaded queue")
-    released = queue.release(rt.engine, worker_id, now=utcnow())  # due again at once for the drain
+    released = queue.release(services.engine, worker_id, now=utcnow())  # due again at once for the drain
     if released != calls:
         raise SystemExit(f"bench.queue: released {released} of {calls} claimed events")
     return timings
 
 
-def _explain_claim(rt: Runtime) -> dict:
+def _explain_claim(services: Services) -> dict:
     """Capture the SQL that queue.claim sends, then EXPLAIN ANALYZE it in a transaction rolled back."""
     captured: list[tuple[str, object]] = []
 
@@ -207,14 +208,14 @@ def _explain_claim(rt: Runtime) -> dict:
         if statement.lstrip().upper().startswith("UPDATE INBOX"):
             captured.append((statement, parameters))
 
-    event.listen(rt.engine, "before_cursor_execute", capture)
+    event.listen(services.engine, "before_cursor_execute", capture)
     try:
-        claimed = queue.claim(rt.engine, "bench-explain", now=utcnow(), lease_s=60)
+        claimed = queue.claim(services.engine, "bench-explain", now=utcnow(), lease_s=60)
     finally:
-        event.remove(rt.engine, "before_cursor_execute", capture)
-    queue.release(rt.engine, "bench-explain", now=utcnow(), event_ids=[c.id for c in claimed])
+        event.remove(services.engine, "before_cursor_execute", capture)
+    queue.release(services.engine, "bench-explain", now=utcnow(), event_ids=[c.id for c in claimed])
     statement, parameters = captured[0]
-    connection = rt.engine.raw_connection()
+    connection = services.engine.raw_connection()
     try:
         cursor = connection.cursor()
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
@@ -302,15 +303,16 @@ def _child() -> int:
     """One worker process: build the app with an in-memory target, drain in WORKER_CONCURRENCY threads."""
     target = _recording_target()
     app = create_app(os.environ, targets=[target])
-    rt: Runtime = app.extensions["reviewbridge"]
-    worker = build_worker(rt)
+    services: Services = services_of(app)
+    worker = build_worker(services)
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return 1
     counts: list[int] = []
     began, cpu_began = time.perf_counter(), time.process_time()
     threads = [
-        threading.Thread(target=lambda: counts.append(worker.drain())) for _ in range(rt.settings.worker_concurrency)
+        threading.Thread(target=lambda: counts.append(worker.drain()))
+        for _ in range(services.settings.worker_concurrency)
     ]
     for thread in threads:
         thread.start()
@@ -325,9 +327,9 @@ def _child() -> int:
     return 0
 
 
-def _statuses(rt: Runtime) -> Counter:
+def _statuses(services: Services) -> Counter:
     inbox = InboxEvent.__table__
-    with rt.engine.connect() as connection:
+    with services.engine.connect() as connection:
         rows = connection.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status)).all()
     return Counter({status: count for status, count in rows})
 

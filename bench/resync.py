@@ -42,6 +42,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import SQLModel
 
+from app.bootstrap import services_of
 from bench._common import free_port, goal, scratch_postgres, wait_for_http
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 
@@ -314,17 +315,17 @@ def _emulators(reviews: int, scratch: Path) -> Iterator[tuple[str, str, Path]]:
 def _prepare(environ: dict[str, str]) -> None:
     """Empty, migrated database; `reviewbridge setup commercetools`."""
     from app import create_app
-    from app.db import upgrade
+    from app.core.db import upgrade
 
     app = create_app(environ)
-    rt = app.extensions["reviewbridge"]
-    upgrade(rt.engine)
-    with rt.engine.begin() as connection:
+    services = services_of(app)
+    upgrade(services.engine)
+    with services.engine.begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())
-    for target in rt.targets:
+    for target in services.targets:
         target.setup()
-    rt.engine.dispose()
+    services.engine.dispose()
 
 
 def _run(environ: dict[str, str], ctp_url: str, ctp_log: Path, profile: Path | None) -> Run:
@@ -410,7 +411,7 @@ def _summarise(profile: Path, top: int = 12) -> None:
         for line in lines:
             stack, _, count = line.rstrip("\n").rpartition(" ")
             frames = [_short(frame) for frame in stack.split(";")]
-            if not count.isdigit() or "resync (app/resync.py)" not in frames:
+            if not count.isdigit() or "resync (app/core/resync.py)" not in frames:
                 continue
             total += int(count)
             own[frames[-1]] += int(count)
@@ -426,7 +427,7 @@ def _summarise(profile: Path, top: int = 12) -> None:
 
 
 def _short(frame: str) -> str:
-    """`_one (app/resync.py:120)` → `_one (app/resync.py)`: samples of a function add up across its lines."""
+    """`_one (app/core/resync.py:120)` → `_one (app/core/resync.py)`: samples of a function add up across its lines."""
     return re.sub(r":\d+\)$", ")", frame)
 
 
@@ -460,17 +461,15 @@ def _child() -> int:
     import resource
 
     from app import create_app
-    from app.cli import build_worker
-    from app.resync import resync
+    from app.core.resync import resync
 
     app = create_app()  # the environment the parent passed
-    rt = app.extensions["reviewbridge"]
-    deps = build_worker(rt).deps
-    source = _TimedSource(rt.sources["trustoo"])
-    account = rt.accounts_of("trustoo")[0]
+    services = services_of(app)
+    source = _TimedSource(services.sources["trustoo"])
+    account = services.accounts_of("trustoo")[0]
     ready_kb = _vm("VmRSS")
     started = time.perf_counter()
-    report = resync(deps, source, account)
+    report = resync(services, source, account)
     elapsed = time.perf_counter() - started
     peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _vm("VmHWM"))
     print(

@@ -26,11 +26,11 @@ import httpx
 from sqlmodel import SQLModel
 
 from app import create_app
-from app.cli import build_worker
-from app.db import upgrade
-from app.intake import receive
-from app.models import utcnow
-from app.runtime import Runtime
+from app.bootstrap import build_worker, services_of
+from app.core.db import upgrade
+from app.core.intake import receive
+from app.core.models import utcnow
+from app.core.services import Services
 from bench._common import goal
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 
@@ -63,19 +63,19 @@ def main(argv: list[str] | None = None) -> int:
                 "CTP_AUTH_URL": url,
             }
         )
-        rt: Runtime = app.extensions["reviewbridge"]
-        upgrade(rt.engine)
-        _reset(rt)
-        rt.targets[0].setup()
+        services: Services = services_of(app)
+        upgrade(services.engine)
+        _reset(services)
+        services.targets[0].setup()
 
-        _ingest(rt, args.sequential_events)
-        sequential_s = _drain(rt, threads=1)
+        _ingest(services, args.sequential_events)
+        sequential_s = _drain(services, threads=1)
         per_event_s = sequential_s / args.sequential_events
         sequential_rate = args.sequential_events / sequential_s
 
-        _ingest(rt, args.events)
+        _ingest(services, args.events)
         cpu_began = time.process_time()
-        concurrent_s = _drain(rt, threads=args.concurrency)
+        concurrent_s = _drain(services, threads=args.concurrency)
         cpu_share = (time.process_time() - cpu_began) / concurrent_s
         rate = args.events / concurrent_s
 
@@ -154,22 +154,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _reset(rt: Runtime) -> None:
-    with rt.engine.begin() as connection:
+def _reset(services: Services) -> None:
+    with services.engine.begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())
 
 
-def _ingest(rt: Runtime, count: int) -> None:
+def _ingest(services: Services, count: int) -> None:
     """Store `count` distinct review/created events, as signed webhooks would."""
-    source = rt.sources["trustoo"]
+    source = services.sources["trustoo"]
     for _ in range(count):
         body = trustoo_body(trustoo_review())
-        receive(rt.inbox, source, "review/created", trustoo_headers(body), body, now=utcnow())
+        receive(services.inbox, source, "review/created", trustoo_headers(body), body, now=utcnow())
 
 
-def _drain(rt: Runtime, *, threads: int) -> float:
-    worker = build_worker(replace(rt, settings=replace(rt.settings, worker_concurrency=threads)))
+def _drain(services: Services, *, threads: int) -> float:
+    worker = build_worker(replace(services, settings=replace(services.settings, worker_concurrency=threads)))
     started = time.perf_counter()
     runners = [threading.Thread(target=worker.drain) for _ in range(threads)]
     for runner in runners:

@@ -8,9 +8,9 @@ from alembic import context
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import app.core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.config import load_settings
-from app.db import make_engine
+from app.core.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -17,8 +17,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from app import create_app
-from app.db import make_engine, upgrade
-from app.runtime import Runtime
+from app.bootstrap import services_of
+from app.core.db import make_engine, upgrade
+from app.core.services import Services
 from tests.builders import TRUSTOO_OLD_PRIVATE_TOKEN, TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 from tests.fakes.memory_target import RecordingTarget
 from tests.fakes.serving import serve_wsgi
@@ -119,12 +120,12 @@ def app(environ, target):
     app = create_app(environ, targets=[target])
     app.config["TESTING"] = True
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 @pytest.fixture
-def rt(app) -> Runtime:
-    return app.extensions["reviewbridge"]
+def services(app) -> Services:
+    return services_of(app)
 
 
 @pytest.fixture
@@ -133,5 +134,5 @@ def client(app):
 
 
 @pytest.fixture
-def engine(rt):
-    return rt.engine
+def engine(services):
+    return services.engine

@@ -24,12 +24,13 @@ from flask import Flask
 from sqlalchemy import Engine, func, select
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from connectors.commercetools_mapping import review_key
 from connectors.http import RetryPolicy
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 from tests.e2e.conftest import ADMIN_TOKEN, ct, ct_environ  # noqa: F401  (ct, ct_environ: shared fixtures)
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
@@ -212,15 +213,15 @@ def service_environ(ct_environ):  # noqa: F811  (the shared fixture, imported ab
 def service(service_environ, ct) -> Iterator[Service]:  # noqa: F811
     """`reviewbridge serve` in-process: the app over HTTP, the worker draining, commercetools set up."""
     app = create_app(service_environ)
-    result = app.test_cli_runner().invoke(args=["setup", "commercetools"])
+    result = cli_runner(app).invoke(args=["setup", "commercetools"])
     assert result.exit_code == 0, result.output
-    rt = app.extensions["reviewbridge"]
-    worker = build_worker(rt)
-    rt.on_stored.append(worker.wake)  # as `serve` does: a stored webhook starts a drain at once
+    services = services_of(app)
+    worker = build_worker(services)
+    services.on_stored.append(worker.wake)  # as `serve` does: a stored webhook starts a drain at once
     worker.start()
     try:
         with serve_wsgi(app) as url:
-            yield Service(url=url, app=app, engine=rt.engine, emulator=ct[0])
+            yield Service(url=url, app=app, engine=services.engine, emulator=ct[0])
     finally:
         worker.stop()
-        rt.engine.dispose()
+        services.engine.dispose()

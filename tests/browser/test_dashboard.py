@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.db import transaction
-from app.models import EventStatus, InboxEvent, utcnow
+from app.core.db import transaction
+from app.core.models import EventStatus, InboxEvent, utcnow
 from tests.browser.conftest import expect, sign_in
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
 

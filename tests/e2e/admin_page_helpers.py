@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 from sqlalchemy import func, select
 
-from app.db import transaction
-from app.models import InboxEvent
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from tests.builders import trustoo_body, trustoo_headers
 from tests.e2e.conftest import ADMIN_TOKEN
 

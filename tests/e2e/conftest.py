@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
+from app.bootstrap import services_of
+from tests.cli import cli_runner
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 
@@ -42,7 +44,7 @@ def admin_app(environ, target):
     app = create_app(environ | {"ADMIN_TOKEN": ADMIN_TOKEN}, targets=[target])
     app.config["TESTING"] = True
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 @pytest.fixture
@@ -61,14 +63,14 @@ def page(admin_app):
 
 
 @pytest.fixture
-def page_rt(admin_app):
-    return admin_app.extensions["reviewbridge"]
+def page_services(admin_app):
+    return services_of(admin_app)
 
 
 @pytest.fixture
 def synced_app(ct_environ):
     """ReviewBridge with commercetools configured and set up."""
     app = create_app(ct_environ)
-    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()

@@ -6,16 +6,18 @@ import json
 
 from sqlalchemy import select
 
-from app.db import transaction
-from app.models import Account
+from app.bootstrap import services_of
+from app.core.db import transaction
+from app.core.models import Account
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 
 SHOP = "SecondShopPublicToken=="
 PRIVATE = "second-shop-private-token-0123"
 
 
 def _add(app, *extra):
-    return app.test_cli_runner().invoke(
+    return cli_runner(app).invoke(
         args=["accounts", "add", "trustoo", "--public-token", SHOP, "--private-token", PRIVATE, *extra]
     )
 
@@ -33,17 +35,17 @@ def test_trustoo_private_token_is_stored_encrypted_and_never_listed(app, engine)
     with transaction(engine) as session:
         stored = session.execute(select(Account.secret)).scalar_one()
     assert PRIVATE not in stored
-    listing = app.test_cli_runner().invoke(args=["accounts", "list"]).output
+    listing = cli_runner(app).invoke(args=["accounts", "list"]).output
     assert SHOP in listing and PRIVATE not in listing and "private token" in listing
-    rows = json.loads(app.test_cli_runner().invoke(args=["accounts", "list", "--json"]).output)
+    rows = json.loads(cli_runner(app).invoke(args=["accounts", "list", "--json"]).output)
     assert next(row["label"] for row in rows) == "(environment)" and PRIVATE not in json.dumps(rows)
 
 
 def test_removed_trustoo_shop_is_forgotten(app):
     _add(app)
-    result = app.test_cli_runner().invoke(args=["accounts", "remove", "trustoo", SHOP])
+    result = cli_runner(app).invoke(args=["accounts", "remove", "trustoo", SHOP])
     assert result.exit_code == 0
-    again = app.test_cli_runner().invoke(args=["accounts", "remove", "trustoo", SHOP])
+    again = cli_runner(app).invoke(args=["accounts", "remove", "trustoo", SHOP])
     assert again.exit_code != 0 and "no trustoo account" in again.output
 
 
@@ -53,4 +55,4 @@ def test_accounts_need_a_secret_key(environ, target):
     app = create_app({k: v for k, v in environ.items() if k != "SECRET_KEY"}, targets=[target])
     result = _add(app)
     assert result.exit_code != 0 and "SECRET_KEY" in result.output
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent, Run
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent, Run
 from connectors.base import FixAndReplayError
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
 from tests.e2e.conftest import PRODUCT
 
@@ -22,16 +23,16 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def admin_rt(admin_app):
-    return admin_app.extensions["reviewbridge"]
+    return services_of(admin_app)
 
 
 @pytest.fixture
 def synced_admin_app(ct_environ):
     """The app against the commercetools and Trustoo emulators, set up, with the admin API on."""
     app = create_app(ct_environ | {"ADMIN_TOKEN": TOKEN})
-    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def synced_admin(synced_admin_app):
 @pytest.fixture
 def worker(synced_admin_app):
     """The worker of the synced app; tests call its jobs (run_queued_runs) where a worker process would."""
-    return build_worker(synced_admin_app.extensions["reviewbridge"])
+    return build_worker(services_of(synced_admin_app))
 
 
 def _deliver(client, *items) -> None:
@@ -350,9 +351,9 @@ def test_admin_api_resync_started_in_one_web_process_is_seen_and_run_from_anothe
         assert (seen["state"], seen["running"]) == ("queued", True)
         busy = other.test_client().post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH)
         assert busy.status_code == 409
-        assert build_worker(other.extensions["reviewbridge"]).run_queued_runs() == 1
+        assert build_worker(services_of(other)).run_queued_runs() == 1
     finally:
-        other.extensions["reviewbridge"].engine.dispose()
+        services_of(other).engine.dispose()
     [entry] = _resyncs(synced_admin)
     assert entry["state"] == "done" and entry["counts"]["counts"]["created"] == 1
     assert len(ct[0].reviews) == 1
@@ -380,10 +381,10 @@ def test_admin_api_resync_of_a_worker_that_died_shows_abandoned_and_is_taken_ove
     synced_admin_app, synced_admin, worker, trustoo, ct
 ):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
-    rt = synced_admin_app.extensions["reviewbridge"]
+    services = services_of(synced_admin_app)
     assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
-    silent_since = rt.clock() - timedelta(minutes=10)  # claimed, then its worker was killed: no heartbeat since
-    with transaction(rt.engine) as session:
+    silent_since = services.clock() - timedelta(minutes=10)  # claimed, then its worker was killed: no heartbeat since
+    with transaction(services.engine) as session:
         session.execute(
             update(Run).values(
                 state="running", worker_id="dead-host:4242:abcdef", started_at=silent_since, updated_at=silent_since
@@ -397,16 +398,18 @@ def test_admin_api_resync_of_a_worker_that_died_shows_abandoned_and_is_taken_ove
     [entry] = _resyncs(synced_admin)
     assert entry["state"] == "done" and entry["counts"]["counts"]["created"] == 1
     assert entry["started_at"] == silent_since.isoformat()  # the same run, taken over
-    with transaction(rt.engine) as session:
+    with transaction(services.engine) as session:
         assert session.execute(select(Run.worker_id)).scalar_one() == worker.id
     assert len(ct[0].reviews) == 1
 
 
 def test_admin_api_running_resync_with_a_fresh_heartbeat_is_left_to_its_worker(synced_admin_app, synced_admin, worker):
-    rt = synced_admin_app.extensions["reviewbridge"]
+    services = services_of(synced_admin_app)
     assert synced_admin.post("/admin/api/resyncs", json={"source": "trustoo"}, headers=AUTH).status_code == 202
-    with transaction(rt.engine) as session:
-        session.execute(update(Run).values(state="running", worker_id="busy-host:1:abcdef", updated_at=rt.clock()))
+    with transaction(services.engine) as session:
+        session.execute(
+            update(Run).values(state="running", worker_id="busy-host:1:abcdef", updated_at=services.clock())
+        )
     assert worker.run_queued_runs() == 0
     [entry] = _resyncs(synced_admin)
     assert (entry["state"], entry["running"]) == ("running", True)
@@ -435,9 +438,9 @@ def test_admin_api_resync_that_fails_reports_the_error(synced_admin, worker):
 def test_admin_api_resync_that_crashes_records_the_error_type_and_no_secret(
     synced_admin_app, synced_admin, worker, ct_environ
 ):
-    rt = synced_admin_app.extensions["reviewbridge"]
+    services = services_of(synced_admin_app)
     secret = ct_environ["CTP_CLIENT_SECRET"]
-    with transaction(rt.engine) as session:  # options no code writes: reading them fails outside our error tree
+    with transaction(services.engine) as session:  # options no code writes: reading them fails outside our error tree
         session.execute(
             insert(Run).values(
                 kind="resync",
@@ -445,8 +448,8 @@ def test_admin_api_resync_that_crashes_records_the_error_type_and_no_secret(
                 account=TRUSTOO_PUBLIC_TOKEN,
                 options=f'{{"since": "{secret}"}}',
                 state="queued",
-                requested_at=rt.clock(),
-                updated_at=rt.clock(),
+                requested_at=services.clock(),
+                updated_at=services.clock(),
             )
         )
     assert worker.run_queued_runs() == 1

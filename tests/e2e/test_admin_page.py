@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import EventStatus, LedgerEntry
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import EventStatus, LedgerEntry
 from connectors.base import FixAndReplayError, ProductNotFound
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
 from tests.e2e.admin_page_helpers import csrf_token, db_counts, deliver, post_form, sign_in, texts
@@ -66,7 +66,7 @@ def test_admin_page_with_admin_token_but_no_secret_key_refuses_with_503_saying_t
             assert response.status_code == 503 and "SECRET_KEY" in response.get_data(as_text=True)
             assert "Set-Cookie" not in response.headers
     finally:
-        app.extensions["reviewbridge"].engine.dispose()
+        services_of(app).engine.dispose()
 
 
 @pytest.mark.parametrize("url", PAGES)
@@ -77,7 +77,7 @@ def test_admin_page_every_page_without_sign_in_redirects_to_the_form_and_back(ad
 
 
 @pytest.mark.parametrize("url", ACTIONS)
-def test_admin_page_every_action_without_sign_in_is_refused_before_csrf_and_changes_nothing(admin, page_rt, url):
+def test_admin_page_every_action_without_sign_in_is_refused_before_csrf_and_changes_nothing(admin, page_services, url):
     deliver(admin, trustoo_review())
     response = admin.post(
         url,
@@ -90,7 +90,7 @@ def test_admin_page_every_action_without_sign_in_is_refused_before_csrf_and_chan
         },
     )
     assert response.status_code == 302 and response.headers["Location"] == "/admin/login"
-    assert db_counts(page_rt.engine) == {"pending": 1}
+    assert db_counts(page_services.engine) == {"pending": 1}
 
 
 def test_admin_page_routes_are_all_in_these_lists(admin_app):
@@ -185,11 +185,11 @@ def test_admin_page_session_ends_when_admin_token_changes(environ, target, admin
         other.set_cookie("session", cookie, path="/admin")
         assert other.get("/admin/").status_code == 302
     finally:
-        rotated.extensions["reviewbridge"].engine.dispose()
+        services_of(rotated).engine.dispose()
 
 
 @pytest.mark.parametrize("csrf", [None, "", "forged-token"])
-def test_admin_page_form_without_its_csrf_token_answers_400_and_changes_nothing(page, page_rt, csrf):
+def test_admin_page_form_without_its_csrf_token_answers_400_and_changes_nothing(page, page_services, csrf):
     deliver(page, trustoo_review())
     data = {"reason": "spam"} | ({} if csrf is None else {"csrf_token": csrf})
     page.get("/admin/events/1")  # the page's forms hold a token; this post does not send it
@@ -197,7 +197,7 @@ def test_admin_page_form_without_its_csrf_token_answers_400_and_changes_nothing(
     assert response.status_code == 400 and response.mimetype == "text/html"
     [message] = texts(response.get_data(as_text=True), id="error-message")
     assert "reload the page" in message and "csrf" in message.lower()
-    assert db_counts(page_rt.engine) == {"pending": 1} and page.get("/admin/").status_code == 200
+    assert db_counts(page_services.engine) == {"pending": 1} and page.get("/admin/").status_code == 200
 
 
 def test_admin_page_sign_in_form_needs_its_csrf_token_too(admin):
@@ -240,16 +240,16 @@ def _dashboard_numbers(html: str, attribute: str) -> dict[str, int]:
     return {cell: int(count) for cell, count in cells}
 
 
-def test_admin_page_dashboard_numbers_match_the_database(page, page_rt, target):
+def test_admin_page_dashboard_numbers_match_the_database(page, page_services, target):
     target.fail_next(
         FixAndReplayError("review text rejected", status=400),
         ProductNotFound("8000000000001", "no commercetools product for 8000000000001"),
     )
     for _ in range(4):
         deliver(page, trustoo_review())
-    build_worker(page_rt).drain()
+    build_worker(page_services).drain()
     deliver(page, trustoo_review())
-    database = db_counts(page_rt.engine)
+    database = db_counts(page_services.engine)
     assert database == {"dead": 1, "waiting_for_product": 1, "done": 2, "pending": 1}
 
     html = page.get("/admin/").get_data(as_text=True)
@@ -261,15 +261,15 @@ def test_admin_page_dashboard_numbers_match_the_database(page, page_rt, target):
     assert texts(html, id="oldest-pending")[0].endswith("ago")
     assert texts(html, "td", cls="last-success")[0].endswith("ago")
     assert "no commercetools product for 8000000000001" in texts(html, "td", cls="last-error")[0]
-    with transaction(page_rt.engine) as session:
+    with transaction(page_services.engine) as session:
         written = session.execute(select(func.count()).select_from(LedgerEntry)).scalar()
     assert texts(html, "td", cls="target-reviews") == [str(written)] == ["2"]
 
 
-def test_admin_page_dashboard_chart_counts_the_last_24_hours_without_external_assets(page, page_rt):
+def test_admin_page_dashboard_chart_counts_the_last_24_hours_without_external_assets(page, page_services):
     for _ in range(3):
         deliver(page, trustoo_review())
-    build_worker(page_rt).drain()
+    build_worker(page_services).drain()
     html = page.get("/admin/").get_data(as_text=True)
     svg = html.split('<svg id="chart-24h"', 1)[1].split("</svg>")[0]
     assert "href" not in svg and "<image" not in svg

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent, ProductMapping
+from app.bootstrap import build_worker
+from app.core.db import transaction
+from app.core.models import InboxEvent, ProductMapping
 from connectors.base import FixAndReplayError, ProductNotFound
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_review
 from tests.e2e.admin_page_helpers import db_counts, deliver, only_event, post_form, texts
@@ -30,11 +30,11 @@ def _listed(page, query: str) -> list[str]:
 # --- events ---------------------------------------------------------------------------------------
 
 
-def test_admin_page_events_filter_by_status_source_account_time_and_text(page, page_rt):
+def test_admin_page_events_filter_by_status_source_account_time_and_text(page, page_services):
     first, second = trustoo_review(), trustoo_review()
     deliver(page, first)
     deliver(page, second)
-    build_worker(page_rt).drain()
+    build_worker(page_services).drain()
     deliver(page, trustoo_review())
     assert _listed(page, "") == ["3", "2", "1"]
     assert _listed(page, "status=pending") == ["3"] and _listed(page, "status=done") == ["2", "1"]
@@ -64,14 +64,14 @@ def test_admin_page_events_bad_filter_answers_400_naming_the_field(page, query, 
     assert texts(response.get_data(as_text=True), id="error-message")[0].startswith(field)
 
 
-def test_admin_page_event_detail_shows_payload_attempts_ledger_and_key_without_secrets(page, page_rt):
+def test_admin_page_event_detail_shows_payload_attempts_ledger_and_key_without_secrets(page, page_services):
     review = trustoo_review(
         title=f"leaked {TRUSTOO_PRIVATE_TOKEN} and {SECRET_KEY}",
         access_token="a-token-value-0123456789",
         reply={"signature": "sig-value-0123"},
     )
     deliver(page, review)
-    build_worker(page_rt).drain()
+    build_worker(page_services).drain()
     html = page.get("/admin/events/1").get_data(as_text=True)
     assert texts(html, id="event-status") == ["done"]
     [payload] = texts(html, "pre", id="payload")
@@ -89,39 +89,39 @@ def test_admin_page_unknown_event_answers_404(page):
     assert response.status_code == 404 and "no event with id 999999" in response.get_data(as_text=True)
 
 
-def test_admin_page_replay_queues_a_dead_letter_again_and_says_so(page, page_rt, target):
+def test_admin_page_replay_queues_a_dead_letter_again_and_says_so(page, page_services, target):
     target.fail_next(FixAndReplayError("review text rejected", status=400))
     deliver(page, trustoo_review())
-    build_worker(page_rt).drain()
-    assert only_event(page_rt.engine).status == "dead"
+    build_worker(page_services).drain()
+    assert only_event(page_services.engine).status == "dead"
     response = post_form(page, "/admin/events/1", "/admin/events/1/replay")
     assert response.status_code == 302 and response.headers["Location"] == "/admin/events/1"
-    assert only_event(page_rt.engine).status == "pending"
+    assert only_event(page_services.engine).status == "pending"
     assert texts(page.get("/admin/events/1").get_data(as_text=True), "div", cls="flash success")
-    build_worker(page_rt).drain()
-    assert only_event(page_rt.engine).status == "done"
+    build_worker(page_services).drain()
+    assert only_event(page_services.engine).status == "done"
 
 
-def test_admin_page_discard_keeps_the_reason(page, page_rt):
+def test_admin_page_discard_keeps_the_reason(page, page_services):
     deliver(page, trustoo_review())
     response = post_form(page, "/admin/events/1", "/admin/events/1/discard", {"reason": "a test review from QA"})
     assert response.status_code == 302 and response.headers["Location"] == "/admin/events/1"
-    event = only_event(page_rt.engine)
+    event = only_event(page_services.engine)
     assert (event.status, event.last_error) == ("discarded", "discarded: a test review from QA")
 
 
 @pytest.mark.parametrize("data", [{}, {"reason": ""}, {"reason": "   "}])
-def test_admin_page_discard_without_a_reason_is_refused_with_400_and_changes_nothing(page, page_rt, data):
+def test_admin_page_discard_without_a_reason_is_refused_with_400_and_changes_nothing(page, page_services, data):
     deliver(page, trustoo_review())
     response = post_form(page, "/admin/events/1", "/admin/events/1/discard", data)
     assert response.status_code == 400 and "reason" in texts(response.get_data(as_text=True), id="error-message")[0]
-    assert db_counts(page_rt.engine) == {"pending": 1}
+    assert db_counts(page_services.engine) == {"pending": 1}
 
 
 # --- dead letters ---------------------------------------------------------------------------------
 
 
-def test_admin_page_dead_letters_are_grouped_by_reason_and_a_group_replays_alone(page, page_rt, target):
+def test_admin_page_dead_letters_are_grouped_by_reason_and_a_group_replays_alone(page, page_services, target):
     target.fail_next(
         FixAndReplayError("review text rejected", status=400),
         FixAndReplayError("review text rejected", status=400),
@@ -130,7 +130,7 @@ def test_admin_page_dead_letters_are_grouped_by_reason_and_a_group_replays_alone
     reviews = [trustoo_review() for _ in range(3)]
     for review in reviews:
         deliver(page, review)
-    build_worker(page_rt).drain()
+    build_worker(page_services).drain()
     html = page.get("/admin/dead-letters").get_data(as_text=True)
     headings = texts(html, "h3")
     assert len(headings) == 2 and "review text rejected" in headings[0] and headings[0].endswith("2")
@@ -140,14 +140,14 @@ def test_admin_page_dead_letters_are_grouped_by_reason_and_a_group_replays_alone
 
     response = post_form(page, "/admin/dead-letters", "/admin/dead-letters/replay", {"reason": reason})
     assert response.status_code == 302 and response.headers["Location"] == "/admin/dead-letters"
-    assert sorted(_statuses(page_rt.engine).values()) == ["dead", "dead", "pending"]
-    assert _statuses(page_rt.engine)[str(reviews[2]["id"])] == "pending"
+    assert sorted(_statuses(page_services.engine).values()) == ["dead", "dead", "pending"]
+    assert _statuses(page_services.engine)[str(reviews[2]["id"])] == "pending"
 
 
 # --- waiting for a product ------------------------------------------------------------------------
 
 
-def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt, target):
+def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_services, target):
     target.fail_next(
         *(
             ProductNotFound(product, f"no commercetools product for {product}")
@@ -157,7 +157,7 @@ def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt,
     reviews = [trustoo_review(product_id=p) for p in ("8000000000001", "8000000000001", "8000000000002")]
     for review in reviews:
         deliver(page, review)
-    build_worker(page_rt).drain()
+    build_worker(page_services).drain()
     html = page.get("/admin/waiting").get_data(as_text=True)
     account = f"trustoo/{TRUSTOO_PUBLIC_TOKEN}"
     assert texts(html, "span", cls="waiting-count") == ["2", "1"]
@@ -177,17 +177,17 @@ def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt,
     assert response.status_code == 302 and response.headers["Location"] == "/admin/waiting"
     [flashed] = texts(page.get("/admin/waiting").get_data(as_text=True), "div", cls="flash success")
     assert "2 waiting event(s) released" in flashed
-    statuses = _statuses(page_rt.engine)
+    statuses = _statuses(page_services.engine)
     assert [statuses[str(r["id"])] for r in reviews] == ["pending", "pending", "waiting_for_product"]
-    with transaction(page_rt.engine) as session:
+    with transaction(page_services.engine) as session:
         mapping = session.execute(select(ProductMapping)).scalar_one()
     assert (mapping.source_product_id, mapping.product_key, mapping.target) == (
         "8000000000001",
         "mug-green",
         "commercetools",
     )
-    build_worker(page_rt).drain()
-    assert [_statuses(page_rt.engine)[str(r["id"])] for r in reviews] == ["done", "done", "waiting_for_product"]
+    build_worker(page_services).drain()
+    assert [_statuses(page_services.engine)[str(r["id"])] for r in reviews] == ["done", "done", "waiting_for_product"]
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,7 @@ def test_admin_page_mapping_a_product_releases_its_waiting_events(page, page_rt,
         {"source": "trustoo", "source_product_id": "1", "product_key": "mug"},
     ],
 )
-def test_admin_page_mapping_without_exactly_one_product_answers_400(page, page_rt, data):
+def test_admin_page_mapping_without_exactly_one_product_answers_400(page, page_services, data):
     response = post_form(page, "/admin/waiting", "/admin/waiting/map", data)
     assert response.status_code == 400
     assert texts(response.get_data(as_text=True), id="error-message")[0].startswith(("give exactly", "source"))

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import update
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import Run
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import Run
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.cli import cli_runner
 from tests.e2e.admin_page_helpers import post_form, sign_in, texts
 from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT
 
@@ -20,9 +21,9 @@ from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT
 def synced_page_app(ct_environ):
     """An app set up against the commercetools and Trustoo emulators, with the admin page on."""
     app = create_app(ct_environ | {"ADMIN_TOKEN": ADMIN_TOKEN})
-    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def synced_page(synced_page_app):
 @pytest.fixture
 def worker(synced_page_app):
     """The worker of the synced app; tests call its jobs (run_queued_runs) where a worker process would."""
-    return build_worker(synced_page_app.extensions["reviewbridge"])
+    return build_worker(services_of(synced_page_app))
 
 
 def _run_queued(client, worker) -> str:
@@ -102,9 +103,9 @@ def test_admin_page_run_started_on_one_web_process_shows_on_another(synced_page,
         assert "queued" in row
         second = post_form(client, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
         assert second.status_code == 409
-        build_worker(other.extensions["reviewbridge"]).run_queued_runs()
+        build_worker(services_of(other)).run_queued_runs()
     finally:
-        other.extensions["reviewbridge"].engine.dispose()
+        services_of(other).engine.dispose()
     [row] = texts(synced_page.get("/admin/runs").get_data(as_text=True), "tr", cls="run", data_state="done")
     assert "missing 1" in row
 
@@ -114,9 +115,9 @@ def test_admin_page_run_whose_worker_died_shows_abandoned_and_another_worker_fin
 ):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo"})
-    rt = synced_page_app.extensions["reviewbridge"]
-    silent_since = rt.clock() - timedelta(minutes=10)
-    with transaction(rt.engine) as session:
+    services = services_of(synced_page_app)
+    silent_since = services.clock() - timedelta(minutes=10)
+    with transaction(services.engine) as session:
         session.execute(
             update(Run).values(
                 state="running", worker_id="dead-host:4242:abcdef", started_at=silent_since, updated_at=silent_since
@@ -174,7 +175,7 @@ def test_admin_page_reconcile_without_commercetools_answers_400_naming_the_varia
         response = post_form(client, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
         assert response.status_code == 400 and "CTP_CLIENT_SECRET" in response.get_data(as_text=True)
     finally:
-        app.extensions["reviewbridge"].engine.dispose()
+        services_of(app).engine.dispose()
 
 
 @pytest.mark.parametrize("run_id", [42, 10**20])
@@ -209,7 +210,7 @@ def test_admin_page_connection_check_names_the_variable_and_never_shows_the_secr
         assert state == "fail" and "CTP_CLIENT_SECRET" in result and "401" in result
         assert "not-the-secret-at-all" not in result
     finally:
-        app.extensions["reviewbridge"].engine.dispose()
+        services_of(app).engine.dispose()
 
 
 def test_admin_page_connection_check_of_an_unconfigured_platform_says_what_to_set(page):

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT
 
 
@@ -45,9 +46,9 @@ def _app(environ, ct_url, **extra):
 @pytest.fixture
 def ct_app(environ, ct_url):
     app = _app(environ, ct_url)
-    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def _deliver(app, topic: str, *items):
@@ -57,7 +58,7 @@ def _deliver(app, topic: str, *items):
 
 
 def _drain(app) -> None:
-    build_worker(app.extensions["reviewbridge"]).drain()
+    build_worker(services_of(app)).drain()
 
 
 def _key(item) -> str:
@@ -65,12 +66,12 @@ def _key(item) -> str:
 
 
 def _inbox(app) -> list[InboxEvent]:
-    with transaction(app.extensions["reviewbridge"].engine) as session:
+    with transaction(services_of(app).engine) as session:
         return list(session.execute(select(InboxEvent).order_by(InboxEvent.id)).scalars())
 
 
 def test_setup_commercetools_reports_created_then_found(ct_app):
-    output = ct_app.test_cli_runner().invoke(args=["setup", "commercetools"]).output
+    output = cli_runner(ct_app).invoke(args=["setup", "commercetools"]).output
     assert output.count("found") == 3 and "created" not in output
 
 
@@ -125,7 +126,7 @@ def test_trustoo_review_published_then_hidden_then_deleted(ct_app, emulator):
 
 def test_trustoo_review_deleted_in_hide_mode_stays_hidden(environ, ct_url, emulator):
     app = _app(environ, ct_url, CTP_ON_SOURCE_DELETE="hide")
-    app.test_cli_runner().invoke(args=["setup", "commercetools"])
+    cli_runner(app).invoke(args=["setup", "commercetools"])
     item = trustoo_review()
     _deliver(app, "review-created", item)
     _drain(app)
@@ -133,7 +134,7 @@ def test_trustoo_review_deleted_in_hide_mode_stays_hidden(environ, ct_url, emula
     _deliver(app, "review-deleted", {"id": item["id"]})
     _drain(app)
     assert emulator.review_by_key(_key(item))["includedInStatistics"] is False
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def test_unmatched_product_waits_then_an_import_releases_it(ct_app, emulator):
@@ -144,17 +145,17 @@ def test_unmatched_product_waits_then_an_import_releases_it(ct_app, emulator):
     assert row.status == "waiting_for_product" and "8000000000001" in row.last_error
     emulator.add_product(key="mug-green")
     csv_file = f"source,account,source_product_id,product_key\ntrustoo,{TRUSTOO_PUBLIC_TOKEN},8000000000001,mug-green\n"
-    result = ct_app.test_cli_runner().invoke(args=["products", "import", "-"], input=csv_file)
+    result = cli_runner(ct_app).invoke(args=["products", "import", "-"], input=csv_file)
     assert "1 waiting event(s) released" in result.output, result.output
     _drain(ct_app)
     assert _inbox(ct_app)[0].status == "done"
     assert emulator.review_by_key(_key(item)) is not None
-    listed = ct_app.test_cli_runner().invoke(args=["products", "list"]).output
+    listed = cli_runner(ct_app).invoke(args=["products", "list"]).output
     assert "8000000000001,mug-green" in listed
 
 
 def test_bad_product_csv_is_refused_naming_the_line(ct_app):
-    result = ct_app.test_cli_runner().invoke(
+    result = cli_runner(ct_app).invoke(
         args=["products", "import", "-"], input="source,account,source_product_id\ntrustoo,a,1\n"
     )
     assert result.exit_code != 0 and "line 2" in result.output
@@ -188,7 +189,7 @@ def test_token_expiring_mid_run_is_renewed(ct_app, emulator):
 def test_two_workers_racing_on_the_same_new_review_make_one_commercetools_review(ct_app, ct_url, environ, emulator):
     emulator.latency_s = 0.02
     other = _app(environ, ct_url)
-    targets = [ct_app.extensions["reviewbridge"].targets[0], other.extensions["reviewbridge"].targets[0]]
+    targets = [services_of(ct_app).targets[0], services_of(other).targets[0]]
     from connectors.trustoo import map_review
 
     review = map_review(TRUSTOO_PUBLIC_TOKEN, trustoo_review())
@@ -204,11 +205,11 @@ def test_two_workers_racing_on_the_same_new_review_make_one_commercetools_review
     for thread in threads:
         thread.join(30)
     assert len(emulator.reviews) == 1
-    other.extensions["reviewbridge"].engine.dispose()
+    services_of(other).engine.dispose()
 
 
 def test_worker_refuses_to_start_before_setup(environ, ct_url):
     app = _app(environ, ct_url)
-    result = app.test_cli_runner().invoke(args=["worker"])
+    result = cli_runner(app).invoke(args=["worker"])
     assert result.exit_code != 0 and "reviewbridge setup commercetools" in result.output
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()

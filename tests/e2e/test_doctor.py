@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from app import create_app
+from app.bootstrap import services_of
+from tests.cli import cli_runner
 
 
 def test_doctor_on_a_good_setup_passes_every_check(synced_app):
-    result = synced_app.test_cli_runner().invoke(args=["doctor"])
+    result = cli_runner(synced_app).invoke(args=["doctor"])
     assert result.exit_code == 0, result.output
     assert "✗" not in result.output and "✓ commercetools token, Custom Type and States" in result.output
     assert "✓ trustoo shop" in result.output
@@ -14,23 +16,23 @@ def test_doctor_on_a_good_setup_passes_every_check(synced_app):
 
 def test_doctor_names_wrong_credentials_and_missing_setup(ct_environ):
     app = create_app(ct_environ | {"CTP_CLIENT_SECRET": "not-the-secret-at-all", "SECRET_KEY": ""})
-    result = app.test_cli_runner().invoke(args=["doctor"])
+    result = cli_runner(app).invoke(args=["doctor"])
     assert result.exit_code == 1
     assert "✗ commercetools token" in result.output and "CTP_CLIENT_SECRET" in result.output
     assert "not-the-secret-at-all" not in result.output
     assert "✗ SECRET_KEY" in result.output
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def test_doctor_says_to_run_setup_when_the_custom_type_is_missing(ct_environ):
     app = create_app(ct_environ)
-    result = app.test_cli_runner().invoke(args=["doctor"])
+    result = cli_runner(app).invoke(args=["doctor"])
     assert result.exit_code == 1 and "reviewbridge setup commercetools" in result.output
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def test_doctor_reports_an_unmigrated_database(tmp_path, target):
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db", "LOG_LEVEL": "WARNING"}, targets=[target])
-    result = app.test_cli_runner().invoke(args=["doctor"])
+    result = cli_runner(app).invoke(args=["doctor"])
     assert result.exit_code == 1 and "reviewbridge db upgrade" in result.output
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from app.cli import build_worker
+from app.bootstrap import build_worker, services_of
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 
 
 def _deliver(client, topic: str, *items):
@@ -14,8 +15,8 @@ def _deliver(client, topic: str, *items):
     assert response.status_code == 200
 
 
-def test_trustoo_review_created_edited_and_deleted_reaches_the_target_once_each(client, rt, target):
-    worker = build_worker(rt)
+def test_trustoo_review_created_edited_and_deleted_reaches_the_target_once_each(client, services, target):
+    worker = build_worker(services)
     review = trustoo_review()
     _deliver(client, "review-created", review)
     _deliver(client, "review-created", review)  # Trustoo's retry of the same delivery
@@ -33,10 +34,10 @@ def test_trustoo_review_created_edited_and_deleted_reaches_the_target_once_each(
     assert [op for op, _ in target.calls] == ["upsert", "upsert", "delete"]
 
 
-def test_status_reports_events_by_source_and_status(client, app, rt):
+def test_status_reports_events_by_source_and_status(client, app, services):
     _deliver(client, "review-created", trustoo_review(), trustoo_review())
     _deliver(client, "review-created", {"rating": 2})  # no id: quarantined
-    runner = app.test_cli_runner()
+    runner = cli_runner(app)
     report = json.loads(runner.invoke(args=["status", "--json"]).output)
     assert report["events"]["trustoo"]["pending"] == 2
     assert report["events"]["trustoo"]["quarantined"] == 1
@@ -46,7 +47,7 @@ def test_status_reports_events_by_source_and_status(client, app, rt):
     assert "trustoo" in table and "oldest pending:" in table
 
 
-def test_health_ready_and_metrics_answer(client, rt):
+def test_health_ready_and_metrics_answer(client, services):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json()["status"] == "ready"
     _deliver(client, "review-created", trustoo_review())
@@ -61,4 +62,4 @@ def test_readyz_is_503_until_migrations_run(tmp_path, target):
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/empty.db", "LOG_LEVEL": "WARNING"}, targets=[target])
     response = app.test_client().get("/readyz")
     assert response.status_code == 503 and "reviewbridge db upgrade" in response.get_json()["reason"]
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()

@@ -1,6 +1,6 @@
 """GET /openapi.json: the hand-written document is valid OpenAPI 3.1 and says what the app really does.
 
-The document (app/openapi.json) is kept by hand, so these tests hold it to the code: its paths and
+The document (app/web/openapi.json) is kept by hand, so these tests hold it to the code: its paths and
 methods are exactly the app's routes, its examples fit its schemas, and real answers fit them too.
 """
 
@@ -13,8 +13,8 @@ from importlib import resources
 import pytest
 
 from app import create_app
-from app.cli import build_worker
-from app.models import EventStatus
+from app.bootstrap import build_worker, services_of
+from app.core.models import EventStatus
 from connectors.base import EventKind
 from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 from connectors.trustoo import TrustooWebhookVerifier
@@ -28,7 +28,7 @@ _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trac
 
 @pytest.fixture(scope="module")
 def document() -> dict:
-    return json.loads(resources.files("app").joinpath("openapi.json").read_bytes())
+    return json.loads(resources.files("app.web").joinpath("openapi.json").read_bytes())
 
 
 def _openapi_path(flask_rule: str) -> str:
@@ -136,7 +136,7 @@ def test_openapi_document_without_credentials_is_served_as_json_and_is_valid_ope
     response = admin.get("/openapi.json")  # no Authorization: the document is public, even with the admin API on
     assert response.status_code == 200
     assert response.content_type == "application/json"
-    assert response.data == resources.files("app").joinpath("openapi.json").read_bytes()
+    assert response.data == resources.files("app.web").joinpath("openapi.json").read_bytes()
     served = response.get_json()
     assert served == document and served["openapi"].startswith("3.1.")
     validate(served, cls=OpenAPIV31SpecValidator)  # raises with the first problem it finds
@@ -276,7 +276,7 @@ def test_openapi_refused_oauth_callback_fits_the_documented_error(environ, docum
     try:
         response = app.test_client().get(f"/oauth/trustoo/callback?{query}")  # refused before Trustoo is called
     finally:
-        app.extensions["reviewbridge"].engine.dispose()
+        services_of(app).engine.dispose()
     assert response.status_code == 400
     _assert_answer_documented(document, "/oauth/trustoo/callback", "get", response)
 
@@ -285,7 +285,7 @@ def test_openapi_admin_answers_fit_their_documented_schemas(admin, admin_app, do
     review = trustoo_review()
     body = trustoo_body(review)
     assert admin.post("/webhooks/trustoo/review-created", data=body, headers=trustoo_headers(body)).status_code == 200
-    build_worker(admin_app.extensions["reviewbridge"]).drain()
+    build_worker(services_of(admin_app)).drain()
     [listed] = admin.get("/admin/api/events", headers=AUTH).get_json()["events"]
 
     calls = [
@@ -323,7 +323,7 @@ def test_openapi_admin_answers_fit_their_documented_schemas(admin, admin_app, do
 
     queued = admin.get("/admin/api/resyncs?source=trustoo", headers=AUTH)
     _assert_answer_documented(document, "/admin/api/resyncs", "get", queued)
-    build_worker(admin_app.extensions["reviewbridge"]).run_queued_runs()
+    build_worker(services_of(admin_app)).run_queued_runs()
     response = admin.get("/admin/api/resyncs?source=trustoo", headers=AUTH)
     _assert_answer_documented(document, "/admin/api/resyncs", "get", response)
     assert [entry["state"] for entry in response.get_json()["resyncs"]] == ["done"], "the finished dry run is listed"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import events
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent
+from app.bootstrap import build_worker
+from app.core import events
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from connectors.base import FixAndReplayError
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 
 
 def _deliver(client, *items):
@@ -22,15 +23,15 @@ def _rows(engine) -> list[InboxEvent]:
         return list(session.execute(select(InboxEvent).order_by(InboxEvent.id)).scalars())
 
 
-def test_dead_letter_replayed_succeeds_and_keeps_its_attempt_history(app, client, rt, target, engine):
+def test_dead_letter_replayed_succeeds_and_keeps_its_attempt_history(app, client, services, target, engine):
     target.fail_next(FixAndReplayError("review text rejected", status=400))
     _deliver(client, trustoo_review())
-    build_worker(rt).drain()
+    build_worker(services).drain()
     [row] = _rows(engine)
     assert row.status == "dead"
-    result = app.test_cli_runner().invoke(args=["replay", "--dead", "--error", "rejected"])
+    result = cli_runner(app).invoke(args=["replay", "--dead", "--error", "rejected"])
     assert "1 event(s) queued again" in result.output
-    build_worker(rt).drain()
+    build_worker(services).drain()
     assert _rows(engine)[0].status == "done" and len(target.reviews) == 1
     detail = events.get(engine, row.id)
     assert [a["status"] for a in detail["attempt_history"]] == ["dead", "done"]
@@ -38,30 +39,30 @@ def test_dead_letter_replayed_succeeds_and_keeps_its_attempt_history(app, client
     assert detail["ledger"][0]["last_action"] == "created"
 
 
-def test_replaying_a_done_event_writes_nothing_new(app, client, rt, target, engine):
+def test_replaying_a_done_event_writes_nothing_new(app, client, services, target, engine):
     _deliver(client, trustoo_review())
-    build_worker(rt).drain()
+    build_worker(services).drain()
     [row] = _rows(engine)
-    app.test_cli_runner().invoke(args=["replay", row.event_id])
-    build_worker(rt).drain()
+    cli_runner(app).invoke(args=["replay", row.event_id])
+    build_worker(services).drain()
     assert len(target.calls) == 1 and _rows(engine)[0].outcome == "unchanged"
 
 
-def test_discarded_event_keeps_the_reason_and_is_never_processed(app, client, rt, target, engine):
+def test_discarded_event_keeps_the_reason_and_is_never_processed(app, client, services, target, engine):
     _deliver(client, trustoo_review())
     [row] = _rows(engine)
-    result = app.test_cli_runner().invoke(args=["discard", str(row.id), "--reason", "test review from QA"])
+    result = cli_runner(app).invoke(args=["discard", str(row.id), "--reason", "test review from QA"])
     assert "1 event(s) discarded" in result.output
-    build_worker(rt).drain()
+    build_worker(services).drain()
     [row] = _rows(engine)
     assert row.status == "discarded" and row.last_error == "discarded: test review from QA" and target.calls == []
 
 
 def test_replay_needs_ids_or_dead(app):
-    result = app.test_cli_runner().invoke(args=["replay"])
+    result = cli_runner(app).invoke(args=["replay"])
     assert result.exit_code != 0 and "--dead" in result.output
 
 
 def test_replay_of_an_unknown_event_says_so(app):
-    result = app.test_cli_runner().invoke(args=["replay", "no-such-event"])
+    result = cli_runner(app).invoke(args=["replay", "no-such-event"])
     assert result.exit_code != 0 and "no event matches" in result.output

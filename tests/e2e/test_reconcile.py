@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 
-from app.cli import build_worker
+from app.bootstrap import build_worker, services_of
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT
 
 
 def _reconcile(app, *args):
-    return app.test_cli_runner().invoke(args=["reconcile", "--source", "trustoo", "--json", *args])
+    return cli_runner(app).invoke(args=["reconcile", "--source", "trustoo", "--json", *args])
 
 
 def _key(item) -> str:
@@ -21,7 +22,7 @@ def _key(item) -> str:
 def test_reconcile_reports_each_kind_of_drift_then_fix_removes_it(synced_app, trustoo, ct):
     emulator, _ = ct
     synced, edited, deleted = (trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5) for _ in range(3))
-    assert synced_app.test_cli_runner().invoke(args=["resync", "trustoo"]).exit_code == 0
+    assert cli_runner(synced_app).invoke(args=["resync", "trustoo"]).exit_code == 0
     missing = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=4)  # webhook lost
     unmatched = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id="404", rating=3)
     trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, edited["id"], rating=1)
@@ -39,7 +40,7 @@ def test_reconcile_reports_each_kind_of_drift_then_fix_removes_it(synced_app, tr
 
     [fixed] = json.loads(_reconcile(synced_app, "--fix").output)
     assert fixed["fixed"] == 3
-    build_worker(synced_app.extensions["reviewbridge"]).drain()
+    build_worker(services_of(synced_app)).drain()
     [after] = json.loads(_reconcile(synced_app).output)
     assert after["counts"] == {"unmatched": 1}
     assert emulator.review_by_key(_key(edited))["rating"] == 1
@@ -48,7 +49,7 @@ def test_reconcile_reports_each_kind_of_drift_then_fix_removes_it(synced_app, tr
 
 def test_reconcile_never_touches_reviews_that_are_not_ours(synced_app, trustoo, ct):
     _emulator, _ = ct
-    table = synced_app.test_cli_runner().invoke(args=["reconcile", "--source", "trustoo"]).output
+    table = cli_runner(synced_app).invoke(args=["reconcile", "--source", "trustoo"]).output
     assert "no drift" in table
 
 
@@ -57,7 +58,7 @@ def test_reconcile_fix_mends_a_review_changed_in_commercetools_behind_our_back(s
 
     emulator, url = ct
     item = trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
-    synced_app.test_cli_runner().invoke(args=["resync", "trustoo"])
+    cli_runner(synced_app).invoke(args=["resync", "trustoo"])
     current = emulator.review_by_key(_key(item))
     httpx.post(
         f"{url}/reviewbridge-test/reviews/{current['id']}",
@@ -66,5 +67,5 @@ def test_reconcile_fix_mends_a_review_changed_in_commercetools_behind_our_back(s
     )
     [report] = json.loads(_reconcile(synced_app, "--fix").output)
     assert report["counts"] == {"stale": 1} and report["fixed"] == 1
-    build_worker(synced_app.extensions["reviewbridge"]).drain()
+    build_worker(services_of(synced_app)).drain()
     assert emulator.review_by_key(_key(item))["rating"] == 5

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from app.cli import build_worker
-from app.resync import resync
+from app.bootstrap import services_of
+from app.core.resync import resync
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT
 
 
@@ -18,7 +19,7 @@ def _key(item) -> str:
 
 
 def _resync(app, *args):
-    return app.test_cli_runner().invoke(args=["resync", "trustoo", "--json", *args])
+    return cli_runner(app).invoke(args=["resync", "trustoo", "--json", *args])
 
 
 def test_resync_recovers_reviews_whose_webhooks_were_lost_and_a_second_run_writes_nothing(synced_app, trustoo, ct):
@@ -59,8 +60,7 @@ def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):
     emulator, _ = ct
     for _ in range(250):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=4)
-    rt = synced_app.extensions["reviewbridge"]
-    deps = build_worker(rt).deps
+    services = services_of(synced_app)
 
     class Interrupted(Exception):
         pass
@@ -69,7 +69,7 @@ def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):
         raise Interrupted
 
     with pytest.raises(Interrupted):
-        resync(deps, rt.sources["trustoo"], TRUSTOO_PUBLIC_TOKEN, progress=stop_after_first_page)
+        resync(services, services.sources["trustoo"], TRUSTOO_PUBLIC_TOKEN, progress=stop_after_first_page)
     first_pages = [r for r in trustoo.requests if "get_reviews" in r.path]
     [report] = json.loads(_resync(synced_app).output)
     assert report["resumed_from"] == "2" and report["counts"]["created"] == 250
@@ -85,5 +85,5 @@ def test_resync_with_a_product_commercetools_lacks_parks_it_with_the_reason(sync
 
 
 def test_resync_of_an_unknown_source_is_a_usage_error(synced_app):
-    result = synced_app.test_cli_runner().invoke(args=["resync", "shopify"])
+    result = cli_runner(synced_app).invoke(args=["resync", "shopify"])
     assert result.exit_code == 2 and "cannot read reviews" in result.output

@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from app import create_app
+from app.bootstrap import services_of
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
+from tests.cli import cli_runner
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
 
@@ -25,13 +27,13 @@ def platform(environ):
         )
         with serve_wsgi(app) as base_url:
             yield emulator, app, base_url
-        app.extensions["reviewbridge"].engine.dispose()
+        services_of(app).engine.dispose()
     emulator.close()
 
 
 def test_trustoo_merchant_approval_stores_tokens_and_calls_go_out_with_bearer(platform):
     emulator, app, base_url = platform
-    runner = app.test_cli_runner()
+    runner = cli_runner(app)
     url = runner.invoke(
         args=["trustoo", "authorize-url", "--shop", TRUSTOO_PUBLIC_TOKEN, "--base-url", base_url]
     ).output.strip()

@@ -9,14 +9,16 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app import create_app, queue
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent
-from app.pipeline import Collaborators, run
+from app import create_app
+from app.bootstrap import build_worker, services_of
+from app.core import queue
+from app.core.db import transaction
+from app.core.models import InboxEvent
+from app.core.pipeline import run
 from connectors.base import Event, EventKind, Review
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT
 from tests.fakes.serving import serve_wsgi
 
@@ -36,27 +38,27 @@ def service(environ, ct):
             "ROUTES": "trustoo:commercetools,wix:trustoo",
         }
     )
-    runner = app.test_cli_runner()
+    runner = cli_runner(app)
     assert runner.invoke(args=["setup", "commercetools"]).exit_code == 0
     with serve_wsgi(app) as base_url:
         result = runner.invoke(args=["trustoo", "webhooks", "register", "--base-url", base_url])
         assert result.output.count("registered") == 3, result.output
         yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def _settle(app, trustoo) -> None:
     trustoo.flush_deliveries()
-    build_worker(app.extensions["reviewbridge"]).drain()
+    build_worker(services_of(app)).drain()
 
 
 def _inbox(app) -> list[InboxEvent]:
-    with transaction(app.extensions["reviewbridge"].engine) as session:
+    with transaction(services_of(app).engine) as session:
         return list(session.execute(select(InboxEvent).order_by(InboxEvent.id)).scalars())
 
 
 def test_trustoo_webhooks_register_twice_finds_the_first(service):
-    output = service.test_cli_runner().invoke(args=["trustoo", "webhooks", "list"]).output
+    output = cli_runner(service).invoke(args=["trustoo", "webhooks", "list"]).output
     assert output.count("/webhooks/trustoo/review-") == 3
 
 
@@ -123,21 +125,17 @@ def _wix_event(review: Review, version: int, at) -> Event:
 
 
 def _route_to_trustoo(service, *events) -> list[str]:
-    rt = service.extensions["reviewbridge"]
-    deps = Collaborators(
-        engine=rt.engine,
-        sources={**rt.sources, "wix": _WixStandIn()},
-        targets=rt.targets,
-        clock=rt.clock,
-        metrics=rt.metrics,
-        routes=rt.settings.routes_by_source(),
+    services = services_of(service)
+    deps = dataclasses.replace(
+        services,
+        sources={**services.sources, "wix": _WixStandIn()},
         retry_base_s=0.01,
         retry_cap_s=0.01,
     )
-    queue.enqueue(rt.engine, "wix", "wix-site-1", list(events), now=rt.clock(), quarantine_id="q")
+    queue.enqueue(services.engine, "wix", "wix-site-1", list(events), now=services.clock(), quarantine_id="q")
     statuses = []
     for _ in range(10):
-        claimed = queue.claim(rt.engine, "test", now=rt.clock(), lease_s=30)
+        claimed = queue.claim(services.engine, "test", now=services.clock(), lease_s=30)
         if not claimed:
             break
         statuses.append(run(claimed[0], deps))
@@ -161,7 +159,7 @@ def _wix_review(**changes) -> Review:
 
 def test_review_routed_to_trustoo_is_created_once_even_when_the_reply_is_lost(service, trustoo):
     trustoo.inject(503, after_apply=True, path_contains="create_review")  # stored, then the reply is lost
-    statuses = _route_to_trustoo(service, _wix_event(_wix_review(), 1, service.extensions["reviewbridge"].clock()))
+    statuses = _route_to_trustoo(service, _wix_event(_wix_review(), 1, services_of(service).clock()))
     assert statuses[:2] == ["retry", "done"]  # then perhaps Trustoo's webhook for the copy: an echo
     [wix] = [row for row in _inbox(service) if row.source == "wix"]
     assert (wix.status, wix.attempts) == ("done", 2)
@@ -171,14 +169,14 @@ def test_review_routed_to_trustoo_is_created_once_even_when_the_reply_is_lost(se
 
 def test_review_routed_to_trustoo_comes_back_as_a_webhook_and_is_not_sent_on(service, trustoo, ct):
     emulator, _ = ct
-    _route_to_trustoo(service, _wix_event(_wix_review(), 1, service.extensions["reviewbridge"].clock()))
+    _route_to_trustoo(service, _wix_event(_wix_review(), 1, services_of(service).clock()))
     _settle(service, trustoo)  # Trustoo's review/created for the copy we made
     assert [row.outcome for row in _inbox(service) if row.source == "trustoo"] == ["echo"]
     assert emulator.reviews == {}
 
 
 def test_edit_of_a_review_routed_to_trustoo_replaces_the_copy(service, trustoo):
-    clock = service.extensions["reviewbridge"].clock
+    clock = services_of(service).clock
     _route_to_trustoo(service, _wix_event(_wix_review(), 1, clock()))
     time.sleep(0.01)
     _route_to_trustoo(service, _wix_event(_wix_review(rating=2, body="Broke after a week."), 2, clock()))

@@ -8,14 +8,16 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.db import transaction
-from app.models import InboxEvent
+from app.bootstrap import services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from tests.builders import (
     TRUSTOO_OLD_PRIVATE_TOKEN,
     trustoo_body,
     trustoo_headers,
     trustoo_review,
 )
+from tests.cli import cli_runner
 
 SUCCESS = b'{"code":0,"message":"success"}'
 
@@ -100,7 +102,7 @@ def test_trustoo_untrusted_delivery_is_refused_with_401_and_nothing_stored(clien
 def test_trustoo_rejections_show_in_status(client, app, engine):
     body = trustoo_body(trustoo_review())
     _post(client, body, {**trustoo_headers(body), "Open-Trustoo-Webhook-Sign": "f" * 64})
-    result = app.test_cli_runner().invoke(args=["status", "--json"])
+    result = cli_runner(app).invoke(args=["status", "--json"])
     assert json.loads(result.output)["rejected_signatures"] == 1
 
 
@@ -149,8 +151,8 @@ def test_trustoo_signed_review_whose_id_cannot_be_stored_is_quarantined_not_refu
     assert reason in odd.last_error and json.loads(odd.payload)["id"] == review_id
 
 
-def test_trustoo_body_over_the_size_limit_is_refused_with_413(client, engine, rt):
-    body = trustoo_body(trustoo_review(content="x" * rt.settings.webhook_max_bytes))
+def test_trustoo_body_over_the_size_limit_is_refused_with_413(client, engine, services):
+    body = trustoo_body(trustoo_review(content="x" * services.settings.webhook_max_bytes))
     response = _post(client, body, trustoo_headers(body))
     assert response.status_code == 413 and response.is_json
     assert _rows(engine) == []
@@ -182,7 +184,7 @@ def test_trustoo_webhooks_not_configured_answer_401(environ, target):
     app = create_app(environ, targets=[target])
     body = trustoo_body(trustoo_review())
     assert _post(app.test_client(), body, trustoo_headers(body)).status_code == 401
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def test_total_rows_match_deliveries_under_mixed_traffic(client, engine):

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent
-from app.review_requests import list_requests
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent
+from app.core.review_requests import list_requests
 from connectors.commercetools_mapping import review_key
+from tests.cli import cli_runner
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.wix import WixEmulator
 
@@ -39,18 +40,18 @@ def service(ct_environ, wix):
             "RETRY_CAP_S": "1",
         }
     )
-    assert app.test_cli_runner().invoke(args=["setup", "commercetools"]).exit_code == 0
+    assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
     with serve_wsgi(app) as base_url:
         yield app, f"{base_url}/webhooks/wix"
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def _drain_until_settled(app, timeout_s: float = 30) -> None:
-    rt = app.extensions["reviewbridge"]
+    services = services_of(app)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        build_worker(rt).drain()
-        with transaction(rt.engine) as session:
+        build_worker(services).drain()
+        with transaction(services.engine) as session:
             open_rows = session.execute(
                 select(InboxEvent.id).where(InboxEvent.status.in_(("pending", "retry", "processing")))
             ).first()
@@ -128,7 +129,7 @@ def test_twenty_fulfilled_orders_delivered_three_times_with_timeouts_give_twenty
     assert all(d.ok for d in deliveries)
     _drain_until_settled(app)
     assert len(emulator.review_request_creates) == 20
-    requests = list_requests(app.extensions["reviewbridge"].engine)
+    requests = list_requests(services_of(app).engine)
     assert len(requests) == 20 and {r["status"] for r in requests} <= {"requested", "adopted"}
     assert sum(r["status"] == "adopted" for r in requests) >= 1
 
@@ -142,7 +143,7 @@ def test_wix_order_without_stores_items_is_skipped_with_the_reason(service, wix)
         emulator.sign_webhook("wix.ecom.v1.order_fulfilled", instance, emulator.order_fulfilled_event(instance, order)),
     )
     _drain_until_settled(app)
-    [request] = list_requests(app.extensions["reviewbridge"].engine)
+    [request] = list_requests(services_of(app).engine)
     assert request["status"] == "skipped" and request["reason"]
     assert emulator.review_request_creates == []
 
@@ -157,7 +158,7 @@ def test_wix_review_requests_list_shows_each_order_once(service, wix):
         times=2,
     )
     _drain_until_settled(app)
-    output = app.test_cli_runner().invoke(args=["wix", "review-requests", "list", "--order", order["id"]]).output
+    output = cli_runner(app).invoke(args=["wix", "review-requests", "list", "--order", order["id"]]).output
     assert output.count(order["id"]) == 1 and "requested" in output
 
 
@@ -170,7 +171,7 @@ def test_wix_resync_recovers_reviews_whose_webhooks_were_lost(service, wix, ct):
     kept, edited, gone = (emulator.add_review(instance, rating=5) for _ in range(3))
     for review in (kept, edited, gone):
         ct_emulator.add_product(key=review["entityId"])
-    runner = app.test_cli_runner()
+    runner = cli_runner(app)
     result = runner.invoke(args=["resync", "wix", "--account", instance, "--json"])
     assert result.exit_code == 0, result.output
     [first] = json.loads(result.output)

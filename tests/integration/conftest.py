@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.pipeline import Collaborators
 from connectors.base import Event, EventKind
 from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
 
@@ -28,15 +28,17 @@ def clock():
 
 
 @pytest.fixture
-def deps(rt, target, clock):
+def deps(services, target, clock):
     # The pipeline on its own: the Trustoo source without an Open API, so events are taken as sent.
     sources = {"trustoo": TrustooSource(TrustooWebhookVerifier({"shop-a": ["unused-private-token"]}))}
-    return Collaborators(
-        engine=rt.engine,
+    return dataclasses.replace(
+        services,
         sources=sources,
         targets=[target],
         clock=clock,
-        metrics=rt.metrics,
+        routes=None,
+        review_requests=None,
+        review_request_delay_s=0,
         max_attempts=3,
         retry_base_s=1.0,
         retry_cap_s=60.0,

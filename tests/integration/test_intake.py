@@ -8,10 +8,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from app import queue
-from app.db import transaction
-from app.intake import GroupCommit
-from app.models import InboxEvent
+from app.core import queue
+from app.core.db import transaction
+from app.core.intake import GroupCommit
+from app.core.models import InboxEvent
 from tests.integration.conftest import make_event
 
 

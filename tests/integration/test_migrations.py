@@ -4,8 +4,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401
-from app import db
+import app.core.models  # noqa: F401
+from app.core import db
 
 
 def test_models_and_migrations_agree(engine):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from app import pipeline, queue
-from app.db import transaction
-from app.models import InboxEvent, LedgerEntry
+from app.core import pipeline, queue
+from app.core.db import transaction
+from app.core.models import InboxEvent, LedgerEntry
 from connectors.base import ConfigError, EventKind, FixAndReplayError, RetryableTargetError
 from tests.integration.conftest import make_event
 
@@ -110,7 +111,7 @@ def test_retryable_error_schedules_a_backoff_honouring_retry_after(engine, deps,
 
 
 def test_backoff_grows_exponentially_with_full_jitter(engine, deps, target, clock):
-    deps = deps.__class__(**{**deps.__dict__, "rng": random.Random(7), "max_attempts": 10, "retry_cap_s": 1e6})
+    deps = dataclasses.replace(deps, rng=random.Random(7), max_attempts=10, retry_cap_s=1e6)
     delays = []
     queue.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=clock())], now=clock(), quarantine_id="q")
     for attempt in range(1, 7):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app import queue
-from app.db import transaction
-from app.models import EventStatus, InboxEvent
+from app.core import queue
+from app.core.db import transaction
+from app.core.models import EventStatus, InboxEvent
 from connectors.base import EventKind, PayloadError
 from tests.integration.conftest import make_event
 
@@ -100,7 +100,7 @@ def test_rejections_are_counted_per_source_and_reason(engine, clock):
     for _ in range(3):
         queue.count_rejection(engine, "trustoo", "signature", now=clock())
     queue.count_rejection(engine, "trustoo", "stale", now=clock())
-    from app.status import read_status
+    from app.core.status import read_status
 
     report = read_status(engine, now=clock())
     assert report["rejected_webhooks"] == {"trustoo:signature": 3, "trustoo:stale": 1}

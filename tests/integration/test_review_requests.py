@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app import pipeline, queue
-from app.db import transaction
-from app.models import InboxEvent
-from app.review_requests import list_requests
+from app.core import pipeline, queue
+from app.core.db import transaction
+from app.core.models import InboxEvent
+from app.core.review_requests import list_requests
 from connectors.base import Event, EventKind, FixAndReplayError, PayloadError, RetryableTargetError
 
 
@@ -124,7 +124,7 @@ def test_wix_review_request_waits_for_the_configured_delay(engine, deps, clock):
 
 
 def test_wix_app_installed_and_removed_register_and_disable_the_site(engine, deps, clock):
-    from app.accounts import list_accounts
+    from app.core.accounts import list_accounts
 
     events = [
         Event(

@@ -1,4 +1,4 @@
-"""Runs in the database (app/runs.py): one unfinished run per account, claimed by one worker, taken over
+"""Runs in the database (app/core/runs.py): one unfinished run per account, claimed by one worker, taken over
 when its worker dies, handed back when its worker stops. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -9,17 +9,16 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, update
 
-from app import runs
-from app.cli import build_worker
-from app.db import transaction
-from app.models import Run
+from app.core import runs
+from app.core.db import transaction
+from app.core.models import Run
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
 
 
 @pytest.fixture
-def deps(rt, clock):
-    """The worker's collaborators against the Trustoo emulator and the recording target, on the test clock."""
-    return replace(build_worker(rt).deps, clock=clock)
+def deps(services, clock):
+    """The services against the Trustoo emulator and the recording target, on the test clock."""
+    return replace(services, clock=clock)
 
 
 def _queue(engine, clock, *accounts: str, kind: str = runs.RESYNC) -> list[int]:

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app import queue
-from app.db import make_engine, transaction
-from app.models import Attempt, InboxEvent, LedgerEntry
-from app.pipeline import Batch
-from app.worker import Worker, _next_batch_size
+from app.core import queue
+from app.core.db import make_engine, transaction
+from app.core.models import Attempt, InboxEvent, LedgerEntry
+from app.core.pipeline import Batch
+from app.core.worker import Worker, _next_batch_size
 from tests.integration.conftest import make_event
 
 

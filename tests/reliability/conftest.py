@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app import create_app
-from app.cli import build_worker
-from app.db import transaction
-from app.models import InboxEvent
+from app.bootstrap import build_worker, services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from connectors.commercetools_mapping import review_key
 from tests.builders import (
     TRUSTOO_OLD_PRIVATE_TOKEN,
@@ -35,6 +35,7 @@ from tests.builders import (
     trustoo_body,
     trustoo_headers,
 )
+from tests.cli import cli_runner
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 
@@ -145,7 +146,7 @@ def ct_environ(environ, ct):
 def make_app(environ: dict[str, str]):
     """An app with commercetools set up (`reviewbridge setup commercetools`)."""
     app = create_app(environ)
-    result = app.test_cli_runner().invoke(args=["setup", "commercetools"])
+    result = cli_runner(app).invoke(args=["setup", "commercetools"])
     assert result.exit_code == 0, result.output
     return app
 
@@ -154,7 +155,7 @@ def make_app(environ: dict[str, str]):
 def ct_app(ct_environ):
     app = make_app(ct_environ)
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 # --- delivering and draining ----------------------------------------------------------------------
@@ -175,7 +176,7 @@ def post_trustoo(client, topic: str, body: bytes, headers: dict[str, str]) -> No
 
 
 def inbox_counts(app) -> Counter:
-    engine = app.extensions["reviewbridge"].engine
+    engine = services_of(app).engine
     with transaction(engine) as session:
         rows = session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all()
     return Counter(dict(rows))
@@ -188,8 +189,8 @@ def drain_until_settled(app, *, timeout_s: float, threads: int = 1, pause_s: flo
     between rounds; the deadline bounds it."""
     import concurrent.futures
 
-    rt = app.extensions["reviewbridge"]
-    workers = [build_worker(rt) for _ in range(threads)]
+    services = services_of(app)
+    workers = [build_worker(services) for _ in range(threads)]
     deadline = time.monotonic() + timeout_s
     rounds = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
@@ -255,7 +256,7 @@ def wix_environ(ct_environ, wix):
 def wix_app(wix_environ):
     app = make_app(wix_environ)
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def post_wix(client, body: bytes) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.db import transaction
-from app.models import Attempt, InboxEvent
+from app.bootstrap import services_of
+from app.core.db import transaction
+from app.core.models import Attempt, InboxEvent
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
 from tests.reliability.conftest import (
     REVIEWBRIDGE,
@@ -104,7 +105,7 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float 
 
 
 def attempts_by_event(app) -> dict[int, list]:
-    engine = app.extensions["reviewbridge"].engine
+    engine = services_of(app).engine
     with transaction(engine) as session:
         rows = session.execute(select(Attempt).order_by(Attempt.id)).scalars().all()
     out: dict[int, list] = defaultdict(list)
@@ -115,7 +116,7 @@ def attempts_by_event(app) -> dict[int, list]:
 
 def events_by_review(app) -> dict[str, list]:
     """Inbox rows per review, in inbox (= arrival = history) order."""
-    engine = app.extensions["reviewbridge"].engine
+    engine = services_of(app).engine
     with transaction(engine) as session:
         rows = session.execute(
             select(InboxEvent.id, InboxEvent.subject_id, InboxEvent.status)

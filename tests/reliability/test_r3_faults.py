@@ -21,7 +21,8 @@ from collections import Counter
 
 import pytest
 
-from app.review_requests import list_requests
+from app.bootstrap import services_of
+from app.core.review_requests import list_requests
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.reliability.conftest import (
     PRODUCT,
@@ -45,7 +46,7 @@ FAIL_RATE = 0.3
 def faulty_app(wix_environ):
     app = make_app(wix_environ | {"RETRY_BASE_S": "0.01", "RETRY_CAP_S": "1", "MAX_ATTEMPTS": "100"})
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def test_thirty_percent_faults_on_every_platform_converge_with_nothing_twice(faulty_app, ct, wix, trustoo):
@@ -102,7 +103,7 @@ def test_thirty_percent_faults_on_every_platform_converge_with_nothing_twice(fau
     creates = wix_emulator.review_request_creates
     per_order = Counter(str(r.get("order")) for r in wix_emulator.review_requests(instance))
     writes = {key: ct_emulator.writes_for(key) for key in kept + deleted}
-    requests = list_requests(faulty_app.extensions["reviewbridge"].engine)
+    requests = list_requests(services_of(faulty_app).engine)
     report(
         "R3 faults",
         reviews=REVIEWS,

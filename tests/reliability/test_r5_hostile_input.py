@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.db import transaction
-from app.models import InboxEvent
+from app.bootstrap import services_of
+from app.core.db import transaction
+from app.core.models import InboxEvent
 from connectors.trustoo import TrustooWebhookVerifier
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_review
 from tests.fakes.serving import serve_wsgi
@@ -65,11 +66,11 @@ def hostile_app(wix_environ):
         }
     )
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def _stored(app) -> int:
-    with transaction(app.extensions["reviewbridge"].engine) as session:
+    with transaction(services_of(app).engine) as session:
         return session.execute(select(func.count()).select_from(InboxEvent)).scalar_one()
 
 

@@ -12,9 +12,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.db import transaction
-from app.models import Attempt, InboxEvent, LedgerEntry
+from app.bootstrap import services_of
+from app.core.db import transaction
+from app.core.models import Attempt, InboxEvent, LedgerEntry
 from tests.builders import TRUSTOO_OLD_PRIVATE_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.cli import cli_runner
 from tests.reliability.conftest import (
     ADMIN_TOKEN,
     drain_until_settled,
@@ -35,7 +37,7 @@ def chatty_app(wix_environ):
         wix_environ | {"LOG_LEVEL": "DEBUG", "RETRY_BASE_S": "0.01", "RETRY_CAP_S": "1", "MAX_ATTEMPTS": "100"}
     )
     yield app
-    app.extensions["reviewbridge"].engine.dispose()
+    services_of(app).engine.dispose()
 
 
 def test_no_configured_secret_shows_in_logs_errors_status_or_admin_answers(chatty_app, ct, wix, leaks):
@@ -77,7 +79,7 @@ def test_no_configured_secret_shows_in_logs_errors_status_or_admin_answers(chatt
         ct_emulator.fail_rate = wix_emulator.fail_rate = 0.0
 
     answers = []
-    status = chatty_app.test_cli_runner().invoke(args=["status", "--json"])
+    status = cli_runner(chatty_app).invoke(args=["status", "--json"])
     answers.append(("reviewbridge status --json", status.output))
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     for path in (
@@ -91,7 +93,7 @@ def test_no_configured_secret_shows_in_logs_errors_status_or_admin_answers(chatt
         answers.append((path, client.get(path, headers=admin).get_data(as_text=True)))
     for wrong in ({"Authorization": "Bearer nope"}, {"Authorization": f"Basic {ADMIN_TOKEN}"}, {}):
         answers.append(("refused admin call", client.get("/admin/api/status", headers=wrong).get_data(as_text=True)))
-    with transaction(chatty_app.extensions["reviewbridge"].engine) as session:
+    with transaction(services_of(chatty_app).engine) as session:
         ids = session.execute(select(InboxEvent.id)).scalars().all()
         errors = [
             *session.execute(select(InboxEvent.last_error)).scalars(),

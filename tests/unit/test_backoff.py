@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from app.queue import backoff_delay
+from app.core.queue import backoff_delay
 
 BASE_S = 2.0
 CAP_S = 60.0

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.ledger import Decision, LedgerState, content_hash, decide
+from app.core.ledger import Decision, LedgerState, content_hash, decide
 from connectors.base import EventKind, Media, Reply, Review, TargetRef
 
 T0 = datetime(2026, 11, 20, 9, 15, 2, tzinfo=UTC)

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from app.logs import configure_logging
+from app.core.logs import configure_logging
 
 
 def test_json_log_line_carries_the_event_id():
@@ -12,10 +12,10 @@ def test_json_log_line_carries_the_event_id():
     handler = next(h for h in logging.getLogger().handlers if getattr(h, "_reviewbridge", False))
     stream = io.StringIO()
     handler.setStream(stream)
-    logging.getLogger("app.worker").info("event %s done", "evt-1", extra={"event_id": "evt-1"})
+    logging.getLogger("app.core.worker").info("event %s done", "evt-1", extra={"event_id": "evt-1"})
     line = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert line["message"] == "event evt-1 done" and line["event_id"] == "evt-1"
-    assert line["level"] == "INFO" and line["logger"] == "app.worker"
+    assert line["level"] == "INFO" and line["logger"] == "app.core.worker"
     configure_logging("WARNING", "text")
 
 
@@ -24,6 +24,6 @@ def test_text_log_line_names_the_event():
     handler = next(h for h in logging.getLogger().handlers if getattr(h, "_reviewbridge", False))
     stream = io.StringIO()
     handler.setStream(stream)
-    logging.getLogger("app.worker").info("done", extra={"event_id": "evt-2"})
+    logging.getLogger("app.core.worker").info("done", extra={"event_id": "evt-2"})
     assert stream.getvalue().rstrip().endswith("done [event evt-2]")
     configure_logging("WARNING", "text")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.vault import Vault, VaultError
+from app.core.vault import Vault, VaultError
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 OTHER_SECRET_KEY = "rotated-secret-key-fedcba9876543210"

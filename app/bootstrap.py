@@ -1,0 +1,144 @@
+"""The composition root: settings in, one `Services` and the worker out.
+
+The web app (app/web), the `reviewbridge` command (app/cli), the tests and the benchmarks all
+build through here, so the service is wired in one place. A web app carries its services; views
+reach them with `current_services()`, everything else with `services_of(app)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+
+from app.config import Settings, SettingsError, load_settings
+from app.core import products, trustoo, wix
+from app.core.db import make_engine
+from app.core.logs import configure_logging
+from app.core.metrics import Metrics
+from app.core.models import utcnow
+from app.core.poll import poll_all
+from app.core.services import Services
+from app.core.status import queue_depth
+from app.core.vault import Vault
+from app.core.worker import Worker
+from connectors.base import ReviewTarget
+from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
+from connectors.trustoo_api import TrustooApi
+
+__all__ = ["attach", "build_services", "build_worker", "current_services", "load", "services_of"]
+
+_EXTENSION = "reviewbridge"
+log = logging.getLogger(__name__)
+
+
+def load(environ: Mapping[str, str] | None = None, *, config_log_level: int = logging.INFO) -> Settings:
+    """Read the settings (`environ` replaces os.environ), set up logging and log what was read.
+
+    The processes that run the service log their configuration at INFO; one-off commands at DEBUG."""
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        raise SystemExit(f"reviewbridge: configuration error: {exc}") from None
+    configure_logging(settings.log_level, settings.log_format)
+    announce(settings, config_log_level)
+    return settings
+
+
+def announce(settings: Settings, level: int = logging.INFO) -> None:
+    for line in settings.describe():
+        log.log(level, "config: %s", line)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    targets: Sequence[ReviewTarget] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Services:
+    """Every collaborator the service needs. `targets` replaces the configured targets (tests)."""
+    engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
+    vault = Vault(settings.secret_key) if settings.secret_key else None
+    trustoo_api = trustoo.build_api(settings, engine, vault, clock)
+    wix_api = wix.build_api(settings)
+    sources = {
+        "trustoo": trustoo.build_source(settings, engine, vault, trustoo_api),
+        "wix": wix.build_source(settings, wix_api),
+    }
+    return Services(
+        settings=settings,
+        engine=engine,
+        vault=vault,
+        sources={name: source for name, source in sources.items() if source is not None},
+        targets=tuple(_review_targets(settings, engine, trustoo_api) if targets is None else targets),
+        trustoo_api=trustoo_api,
+        review_requests=wix.WixReviewRequests(wix_api) if wix_api else None,
+        metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
+        clock=clock,
+        routes=settings.routes_by_source(),
+        review_request_delay_s=settings.wix_review_request_delay_s,
+        max_attempts=settings.max_attempts,
+        retry_base_s=settings.retry_base_s,
+        retry_cap_s=settings.retry_cap_s,
+    )
+
+
+def build_worker(services: Services) -> Worker:
+    settings = services.settings
+    return Worker(
+        services,
+        concurrency=settings.worker_concurrency,
+        lease_s=settings.lease_s,
+        drain_interval_s=settings.drain_interval_s,
+        recheck_waiting_s=settings.product_recheck_s,
+        poll=lambda holder: poll_all(services, holder=holder, interval_s=settings.poll_interval_s),
+        poll_interval_s=settings.poll_interval_s,
+    )
+
+
+def attach(app: Flask, services: Services) -> None:
+    app.extensions[_EXTENSION] = services
+
+
+def services_of(app: Flask) -> Services:
+    services: Services = app.extensions[_EXTENSION]
+    return services
+
+
+def current_services() -> Services:
+    """The services of the app handling the current request or command."""
+    return services_of(current_app)
+
+
+def _review_targets(settings: Settings, engine: Engine, trustoo_api: TrustooApi) -> list[ReviewTarget]:
+    targets: list[ReviewTarget] = []
+    if settings.commercetools_enabled:
+        targets.append(_commercetools(settings, engine))
+    trustoo_target = trustoo.build_target(settings, engine, trustoo_api)
+    if trustoo_target is not None:
+        targets.append(trustoo_target)
+    return targets
+
+
+def _commercetools(settings: Settings, engine: Engine) -> CommercetoolsTarget:
+    config = CommercetoolsConfig(
+        project_key=settings.ctp_project_key,
+        client_id=settings.ctp_client_id,
+        client_secret=settings.ctp_client_secret,
+        api_url=settings.ctp_api_url,
+        auth_url=settings.ctp_auth_url,
+        scopes=settings.ctp_scopes,
+        rating_scale=settings.ctp_rating_scale,
+        on_source_delete=settings.ctp_on_source_delete,
+        product_key_template=settings.ctp_product_key_template,
+        store_review_channel=settings.ctp_store_review_channel,
+    )
+    return CommercetoolsTarget(
+        config,
+        product_map=functools.partial(products.lookup, engine, "commercetools"),
+        pool_size=settings.worker_concurrency + 4,
+    )

@@ -1,0 +1,88 @@
+"""The `reviewbridge` command: thin wrappers around the service's own functions.
+
+    reviewbridge serve [--host H] [--port N]   migrations, then web + worker in one process
+    reviewbridge worker                        the worker process (SIGTERM: clean stop)
+    reviewbridge db upgrade|current            Alembic migrations
+    reviewbridge status [--json]               queue, dead letters, last errors, rejections
+    reviewbridge doctor                        configuration, database and platforms: ✓ or ✗ with the fix
+    reviewbridge setup commercetools           create the Custom Type and States (idempotent)
+    reviewbridge products import FILE|list     product mappings; an import releases waiting events
+    reviewbridge accounts add|list|remove      platform accounts kept in the database (secrets encrypted)
+    reviewbridge trustoo webhooks|authorize-url  Trustoo webhook registration and OAuth platform mode
+    reviewbridge wix review-requests list      the review requests made for fulfilled orders
+    reviewbridge replay ID…|--dead, discard ID… --reason TEXT   settle what the worker could not
+    reviewbridge resync SOURCE, reconcile [--fix]  recover what webhooks missed; report and fix drift
+
+The commands are registered here, without building the app: `--help` needs no database and no
+valid configuration. A command that needs the service builds it when it runs (`with_appcontext`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import ScriptInfo, routes_command, shell_command
+
+from app.cli.accounts import accounts_group
+from app.cli.db import db_group
+from app.cli.events import discard, replay
+from app.cli.reconcile import reconcile
+from app.cli.resync import resync
+from app.cli.serve import serve, worker
+from app.cli.status import doctor, status
+from app.cli.targets import products_group, setup_group
+from app.cli.trustoo import trustoo_group
+from app.cli.wix import wix_group
+
+__all__ = ["cli", "main"]
+
+
+def _create_app() -> Flask:
+    from app.web import create_app
+
+    # One-off commands keep the configuration lines out of their output; serve, worker and doctor
+    # log them at INFO themselves.
+    return create_app(config_log_level=logging.DEBUG)
+
+
+class _Commands(click.Group):
+    """The command group: every command builds the app lazily through one ScriptInfo (a test runner
+    passes its own, holding the app under test)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any):
+        extra.setdefault("obj", ScriptInfo(create_app=_create_app, set_debug_flag=False, load_dotenv_defaults=False))
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reviewbridge", prog_name="reviewbridge", message="%(prog)s %(version)s")
+def cli() -> None:
+    """ReviewBridge: product reviews in step across Trustoo, Wix and commercetools."""
+
+
+for _command in (
+    serve,
+    worker,
+    db_group,
+    status,
+    doctor,
+    setup_group,
+    products_group,
+    accounts_group,
+    trustoo_group,
+    wix_group,
+    replay,
+    discard,
+    resync,
+    reconcile,
+    shell_command,
+    routes_command,
+):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="reviewbridge")

@@ -1,0 +1,111 @@
+"""`reviewbridge resync …`: stream a source's reviews through the pipeline, with progress and a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+from flask.cli import with_appcontext
+
+from app.cli._progress import progress_bar
+
+if TYPE_CHECKING:
+    from app.core import resync as resyncing
+
+__all__ = ["resync"]
+
+_ORDER = (
+    "seen",
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "hidden",
+    "tombstoned",
+    "stale",
+    "would write",
+    "would delete",
+    "failed",
+)
+
+
+@click.command()
+@click.argument("source")
+@click.option("--account", default=None, help="One account (shop public token, Wix instance); default: all.")
+@click.option("--since", type=click.DateTime(), default=None, help="Only reviews written since (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Only reviews written before (UTC).")
+@click.option("--dry-run", is_flag=True, help="Write nothing anywhere; print what would be done.")
+@click.option("--restart", is_flag=True, help="Ignore the checkpoint of an interrupted run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@with_appcontext
+def resync(
+    source: str,
+    account: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    dry_run: bool,
+    restart: bool,
+    as_json: bool,
+) -> None:
+    """Bring the targets in line with SOURCE's reviews (trustoo, wix); an interrupted run resumes."""
+    from app.bootstrap import current_services
+    from app.core import runs
+
+    services = current_services()
+    try:
+        connector, accounts = runs.resync_plan(services, source, account)
+    except runs.Refused as exc:
+        raise click.UsageError(str(exc)) from None
+    reports = []
+    for name in accounts:
+        reports.append(
+            _run_one(
+                services,
+                connector,
+                name,
+                since=_utc(since),
+                until=_utc(until),
+                dry_run=dry_run,
+                restart=restart,
+                quiet=as_json,
+            )
+        )
+    if as_json:
+        click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
+    else:
+        for report in reports:
+            click.echo(_summary(report, dry_run=dry_run))
+    if any(report.counts["failed"] for report in reports):
+        sys.exit(1)
+
+
+def _run_one(services, connector, account: str, *, quiet: bool, **options) -> resyncing.ResyncReport:
+    from app.core import resync as resyncing
+    from connectors.base import ConfigError
+
+    try:
+        with progress_bar(f"{connector.name} {account[:24]}", quiet=quiet) as update:
+            return resyncing.resync(services, connector, account, progress=lambda r: update(r.seen, r.total), **options)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _summary(report: resyncing.ResyncReport, *, dry_run: bool) -> str:
+    lines = [
+        f"{'dry run: ' if dry_run else ''}{report.source} {report.account}"
+        + (f" (resumed at page {report.resumed_from})" if report.resumed_from else "")
+    ]
+    for word in _ORDER:
+        if report.counts[word] or word in ("seen", "created", "updated", "unchanged", "failed"):
+            lines.append(f"  {word:14} {report.counts[word]:>8}")
+    for reason, count in report.parked.most_common():
+        lines.append(f"  parked         {count:>8}  {reason}")
+    lines += [f"  ! {failure}" for failure in report.failures]
+    return "\n".join(lines)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -1,0 +1,92 @@
+"""`reviewbridge serve` (web + worker in one process) and `reviewbridge worker`."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+
+
+__all__ = ["serve", "worker"]
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: $PORT or 8000).")
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Web threads.")
+@with_appcontext
+def serve(host: str, port: int | None, threads: int) -> None:
+    """Embedded mode: apply migrations, then run web and worker in one process."""
+    import waitress
+
+    from app import bootstrap
+    from app.bootstrap import current_services
+    from app.core import db
+
+    services = current_services()
+    bootstrap.announce(services.settings)
+    db.upgrade(services.engine)
+    background = bootstrap.build_worker(services)
+    try:
+        check_targets(services)
+    except click.ClickException as exc:
+        # Webhooks are still taken in and kept; only processing waits for the fix.
+        click.echo(f"worker not started: {exc.message}; events wait in the inbox until it is fixed", err=True)
+    else:
+        services.on_stored.append(background.wake)
+        background.start()
+    port = port or services.settings.port
+    signal.signal(signal.SIGTERM, _interrupt)  # a PaaS stops with SIGTERM: shut down as on Ctrl-C
+    click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
+    try:
+        # waitress: a production-grade threaded WSGI server that also runs on any OS.
+        waitress.serve(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            host=host,
+            port=port,
+            threads=threads,
+            ident="reviewbridge",
+            max_request_body_size=services.settings.webhook_max_bytes + 1,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        background.stop()
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+@click.command()
+@with_appcontext
+def worker() -> None:
+    """Run the worker: queue drain, due retries and periodic jobs, until SIGTERM."""
+    from app import bootstrap
+    from app.bootstrap import current_services
+    from app.core import db
+
+    services = current_services()
+    bootstrap.announce(services.settings)
+    current, head = db.current_revision(services.engine), db.head_revision(services.engine)
+    if current != head:
+        raise click.ClickException(f"database is at revision {current}, not {head}: run `reviewbridge db upgrade`")
+    check_targets(services)
+    bootstrap.build_worker(services).run_until_signalled()
+
+
+def check_targets(services: Services) -> None:
+    """Fail with the target's own advice when one is not set up (ConfigError → ClickException)."""
+    from connectors.base import TargetError
+
+    for target in services.targets:
+        try:
+            target.check()
+        except TargetError as exc:
+            raise click.ClickException(f"{target.name}: {exc}") from None

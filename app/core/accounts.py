@@ -1,0 +1,212 @@
+"""Platform accounts kept in the database: more Trustoo shops than the environment names, and the
+OAuth tokens of platform mode. Secrets go in encrypted (app/vault.py) and never come out in a
+listing; the environment's own shop always comes first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, select
+
+from app.core.db import insert_for, transaction
+from app.core.models import Account
+from app.core.vault import Vault
+
+__all__ = [
+    "AccountView",
+    "SecretLookup",
+    "Tokens",
+    "add",
+    "enabled_accounts",
+    "is_authorized",
+    "list_accounts",
+    "remove",
+    "save_tokens",
+    "secret",
+    "set_enabled",
+    "tokens",
+]
+
+_accounts = Account.__table__
+_CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What `accounts list` shows: never a secret, only whether there is one."""
+
+    source: str
+    account: str
+    label: str | None
+    enabled: bool
+    has_secret: bool
+    has_tokens: bool
+    token_expires_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+
+
+def add(
+    engine: Engine,
+    vault: Vault,
+    *,
+    source: str,
+    account: str,
+    secret: str | None = None,
+    label: str | None = None,
+    now: datetime,
+) -> None:
+    """Add the account, or replace its secret and label."""
+    values = {"label": label, "secret": vault.encrypt(secret) if secret else None, "enabled": True, "updated_at": now}
+    statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
+    statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+def set_enabled(engine: Engine, *, source: str, account: str, enabled: bool, now: datetime) -> None:
+    """Record that a platform installed (or removed) us for an account; its credentials stay as they are."""
+    values = {"enabled": enabled, "updated_at": now}
+    statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
+    statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+def enabled_accounts(engine: Engine, source: str) -> list[str]:
+    with transaction(engine) as session:
+        return list(
+            session.execute(
+                select(_accounts.c.account)
+                .where(_accounts.c.source == source, _accounts.c.enabled.is_(True))
+                .order_by(_accounts.c.account)
+            ).scalars()
+        )
+
+
+def remove(engine: Engine, source: str, account: str) -> bool:
+    with transaction(engine) as session:
+        result = session.execute(delete(_accounts).where(_accounts.c.source == source, _accounts.c.account == account))
+        return result.rowcount == 1
+
+
+def list_accounts(engine: Engine, source: str | None = None) -> list[AccountView]:
+    query = select(_accounts).order_by(_accounts.c.source, _accounts.c.account)
+    if source is not None:
+        query = query.where(_accounts.c.source == source)
+    with transaction(engine) as session:
+        rows = session.execute(query).mappings().all()
+    return [
+        AccountView(
+            source=r["source"],
+            account=r["account"],
+            label=r["label"],
+            enabled=r["enabled"],
+            has_secret=r["secret"] is not None,
+            has_tokens=r["access_token"] is not None,
+            token_expires_at=r["token_expires_at"],
+            updated_at=r["updated_at"],
+        )
+        for r in rows
+    ]
+
+
+def is_authorized(engine: Engine, source: str, account: str) -> bool:
+    """The account holds OAuth tokens (it approved ReviewBridge) and is enabled."""
+    row = _row(engine, source, account)
+    return row is not None and row["access_token"] is not None and row["enabled"]
+
+
+def secret(engine: Engine, vault: Vault | None, source: str, account: str) -> str | None:
+    row = _row(engine, source, account)
+    if row is None or row["secret"] is None or vault is None or not row["enabled"]:
+        return None
+    return vault.decrypt(row["secret"])
+
+
+def save_tokens(engine: Engine, vault: Vault, *, source: str, account: str, tokens: Tokens, now: datetime) -> None:
+    values = {
+        "access_token": vault.encrypt(tokens.access_token),
+        "refresh_token": vault.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
+        "token_expires_at": tokens.expires_at,
+        "enabled": True,
+        "updated_at": now,
+    }
+    statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
+    statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
+    with transaction(engine) as session:
+        session.execute(statement)
+
+
+def tokens(engine: Engine, vault: Vault | None, source: str, account: str) -> Tokens | None:
+    row = _row(engine, source, account)
+    if row is None or row["access_token"] is None or vault is None:
+        return None
+    return Tokens(
+        access_token=vault.decrypt(row["access_token"]),
+        refresh_token=vault.decrypt(row["refresh_token"]) if row["refresh_token"] else None,
+        expires_at=row["token_expires_at"],
+    )
+
+
+def _row(engine: Engine, source: str, account: str):
+    with transaction(engine) as session:
+        return (
+            session.execute(select(_accounts).where(_accounts.c.source == source, _accounts.c.account == account))
+            .mappings()
+            .first()
+        )
+
+
+class SecretLookup:
+    """`get(account)` → the secrets that verify its webhooks: the environment's, then the database's.
+
+    The web process asks on every delivery, so found secrets are kept for a few seconds. Misses are
+    not kept: an account added with the CLI verifies its next delivery, without a restart.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        vault: Vault | None,
+        source: str,
+        *,
+        environment: dict[str, Sequence[str]] | None = None,
+        ttl_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._engine = engine
+        self._vault = vault
+        self._source = source
+        self._environment = dict(environment or {})
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, account: str) -> tuple[str, ...] | None:
+        if account in self._environment:
+            return tuple(self._environment[account])
+        with self._lock:
+            cached = self._cache.get(account)
+            if cached is not None and cached[0] > self._clock():
+                return cached[1]
+        stored = secret(self._engine, self._vault, self._source, account)
+        if stored is None:
+            return None
+        with self._lock:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[account] = (self._clock() + self._ttl_s, (stored,))
+        return (stored,)

@@ -1,0 +1,145 @@
+"""`reviewbridge doctor`: is this installation right? Each check says ✓ or ✗ and, for ✗, the fix.
+
+The checks read only: a token, one listing call per platform account, the schema revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.core import db
+from app.core.services import Services
+from connectors.base import ReviewBridgeError
+
+__all__ = ["PLATFORMS", "Check", "check_platform", "run_checks"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str  # what was found, or for a failure what to do about it
+
+
+def run_checks(services: Services) -> list[Check]:
+    checks = list(_database(services))
+    if not all(check.ok for check in checks):
+        return checks  # nothing else can be checked without the database
+    for probe in (_secrets, _routes, _commercetools, _trustoo, _wix):
+        checks.extend(probe(services))
+    return checks
+
+
+def check_platform(services: Services, platform: str) -> list[Check]:
+    """One platform's checks alone (the admin page's "check" button); unconfigured says what to set."""
+    probe, variables = PLATFORMS[platform]
+    return list(probe(services)) or [
+        Check(f"{platform} connection", False, f"{platform} is not configured: set {variables}")
+    ]
+
+
+def _database(services: Services) -> Iterator[Check]:
+    try:
+        current, head = db.current_revision(services.engine), db.head_revision(services.engine)
+    except SQLAlchemyError as exc:
+        yield Check("database reachable", False, f"{type(exc).__name__}: check DATABASE_URL and that the server runs")
+        return
+    yield Check("database reachable", True, services.engine.url.render_as_string(hide_password=True))
+    yield Check(
+        "database migrated",
+        current == head,
+        f"at {current}" if current == head else f"at {current}, newest {head}: run `reviewbridge db upgrade`",
+    )
+
+
+def _secrets(services: Services) -> Iterator[Check]:
+    settings = services.settings
+    yield Check(
+        "SECRET_KEY",
+        bool(settings.secret_key),
+        "set" if settings.secret_key else "set SECRET_KEY (16+ characters): stored credentials need it",
+    )
+    # The admin API is a choice, not a requirement: off is reported, not failed.
+    yield Check(
+        "ADMIN_TOKEN",
+        True,
+        "set: the admin API is on"
+        if settings.admin_token
+        else "unset: the admin API is off (set ADMIN_TOKEN, 16+ characters, to use it)",
+    )
+
+
+def _routes(services: Services) -> Iterator[Check]:
+    configured = {target.name for target in services.targets}
+    for source, target in services.settings.routes:
+        if target not in configured and source in services.sources:
+            yield Check(
+                f"route {source} → {target}",
+                False,
+                f"{target} is not configured; see the README's variables for {target}, or change ROUTES",
+            )
+        elif source not in services.sources:
+            yield Check(f"route {source} → {target}", True, f"inactive: {source} is not configured")
+        else:
+            yield Check(f"route {source} → {target}", True, "source and target configured")
+
+
+def _commercetools(services: Services) -> Iterator[Check]:
+    target = next((t for t in services.targets if t.name == "commercetools"), None)
+    if target is None:
+        return
+    yield _probe(
+        "commercetools token, Custom Type and States",
+        target.check,
+        f"project {services.settings.ctp_project_key}: token accepted, set-up present",
+    )
+
+
+def _trustoo(services: Services) -> Iterator[Check]:
+    if services.trustoo_api is None:
+        return
+    for shop in services.accounts_of("trustoo"):
+        yield _probe(
+            f"trustoo shop {shop}",
+            lambda shop=shop: services.trustoo_api.get_reviews(shop, page=1, page_size=1),
+            "signed call accepted",
+        )
+
+
+def _wix(services: Services) -> Iterator[Check]:
+    if "wix" not in services.sources:
+        return
+    api = services.review_requests
+    if api is None:
+        yield Check(
+            "wix app credentials", False, "set WIX_APP_ID and WIX_APP_SECRET: review requests and resync need them"
+        )
+        return
+    for site in services.accounts_of("wix"):
+        yield _probe(
+            f"wix site {site}",
+            lambda site=site: next(services.sources["wix"].iter_pages(site)),
+            "token issued, reviews readable",
+        )
+
+
+#: Platform → (its checks, the variables that configure it).
+PLATFORMS: dict[str, tuple[Callable[[Services], Iterator[Check]], str]] = {
+    "commercetools": (_commercetools, "CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"),
+    "trustoo": (
+        _trustoo,
+        "TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN (or add a shop with `reviewbridge accounts add trustoo`)",
+    ),
+    "wix": (_wix, "WIX_PUBLIC_KEY, WIX_APP_ID and WIX_APP_SECRET"),
+}
+
+
+def _probe(name: str, call: Callable[[], object], success: str) -> Check:
+    try:
+        call()
+    except ReviewBridgeError as exc:
+        return Check(name, False, str(exc))
+    return Check(name, True, success)

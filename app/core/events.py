@@ -1,0 +1,287 @@
+"""Events as a person sees them: find, read with their attempts, replay, discard.
+
+Replaying is always safe: the event goes through the same pipeline and ledger again, so an event
+that was applied already changes nothing unless the target drifted meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, or_, select, update
+
+from app.core.db import transaction
+from app.core.models import Attempt, EventStatus, InboxEvent, LedgerEntry
+from connectors.base import EventKind
+from connectors.commercetools_mapping import review_key
+
+__all__ = [
+    "EventFilter",
+    "commercetools_key",
+    "dead_by_reason",
+    "dead_letter_groups",
+    "discard",
+    "find",
+    "get",
+    "replay",
+    "replay_dead_by_reason",
+    "replay_matching",
+    "resolve_ids",
+    "waiting_by_product",
+]
+
+_inbox = InboxEvent.__table__
+_attempts = Attempt.__table__
+_ledger = LedgerEntry.__table__
+_NO_ERROR = "(no error recorded)"
+_REPLAYABLE = (
+    EventStatus.DONE.value,
+    EventStatus.DEAD.value,
+    EventStatus.QUARANTINED.value,
+    EventStatus.WAITING_FOR_PRODUCT.value,
+    EventStatus.DISCARDED.value,
+    EventStatus.RETRY.value,
+    EventStatus.IGNORED.value,
+)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    status: str | None = None
+    source: str | None = None
+    account: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None  # in the event id, the review or order id, the topic or the last error
+
+    def where(self):
+        clauses = []
+        if self.status:
+            clauses.append(_inbox.c.status == self.status)
+        if self.source:
+            clauses.append(_inbox.c.source == self.source)
+        if self.account:
+            clauses.append(_inbox.c.account == self.account)
+        if self.since:
+            clauses.append(_inbox.c.received_at >= self.since)
+        if self.until:
+            clauses.append(_inbox.c.received_at < self.until)
+        if self.text:
+            pattern = f"%{self.text}%"
+            clauses.append(
+                or_(
+                    _inbox.c.event_id.like(pattern),
+                    _inbox.c.subject_id.like(pattern),
+                    _inbox.c.topic.like(pattern),
+                    _inbox.c.last_error.like(pattern),
+                )
+            )
+        return clauses
+
+
+_LIST_COLUMNS = (
+    "id",
+    "source",
+    "account",
+    "event_id",
+    "topic",
+    "kind",
+    "subject_id",
+    "status",
+    "outcome",
+    "attempts",
+    "last_error",
+    "received_at",
+    "next_attempt_at",
+    "finished_at",
+)
+
+
+def find(engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None) -> list[dict]:
+    """Newest first; page on with `before_id` = the last id of the previous page."""
+    query = select(*(_inbox.c[name] for name in _LIST_COLUMNS)).where(*where.where())
+    if before_id is not None:
+        query = query.where(_inbox.c.id < before_id)
+    query = query.order_by(_inbox.c.id.desc()).limit(limit)
+    with transaction(engine) as session:
+        return [_plain(row) for row in session.execute(query).mappings()]
+
+
+def get(engine: Engine, event_pk: int) -> dict | None:
+    """One event with its payload, its attempts and the ledger rows of the review it names."""
+    with transaction(engine) as session:
+        row = session.execute(select(_inbox).where(_inbox.c.id == event_pk)).mappings().first()
+        if row is None:
+            return None
+        attempts = (
+            session.execute(select(_attempts).where(_attempts.c.event_pk == event_pk).order_by(_attempts.c.number))
+            .mappings()
+            .all()
+        )
+        ledger = (
+            session.execute(
+                select(_ledger).where(
+                    _ledger.c.source == row["source"],
+                    _ledger.c.account == row["account"],
+                    _ledger.c.source_review_id == row["subject_id"],
+                )
+            )
+            .mappings()
+            .all()
+        )
+    event = _plain(row)
+    event["payload"] = _json_or_text(row["payload"])
+    event["attempt_history"] = [_plain(a) for a in attempts]
+    event["ledger"] = [_plain(entry) for entry in ledger]
+    return event
+
+
+def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:
+    """Make the events due again with fresh attempts; events still in flight are left alone."""
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE))
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def replay_matching(engine: Engine, where: EventFilter, *, now: datetime) -> int:
+    ids = select(_inbox.c.id).where(*where.where(), _inbox.c.status.in_(_REPLAYABLE)).scalar_subquery()
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id.in_(ids))
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datetime) -> int:
+    """Settle events a person decided need nothing more; the reason is kept. Not for events in flight."""
+    if not reason.strip():
+        raise ValueError("a reason is required to discard events")
+    statement = (
+        update(_inbox)
+        .where(
+            _inbox.c.id.in_(list(event_pks)),
+            _inbox.c.status != EventStatus.PROCESSING.value,
+        )
+        .values(
+            status=EventStatus.DISCARDED.value,
+            last_error=f"discarded: {reason.strip()}",
+            next_attempt_at=None,
+            finished_at=now,
+            lease_until=None,
+        )
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def resolve_ids(engine: Engine, references: Sequence[str]) -> list[int]:
+    """Row ids from what a person types: the number shown in lists, or the platform's event id."""
+    numbers = [int(ref) for ref in references if ref.isdigit() and int(ref) < 2**63]
+    names = [ref for ref in references if not ref.isdigit()]
+    with transaction(engine) as session:
+        found = (
+            session.execute(select(_inbox.c.id).where(or_(_inbox.c.id.in_(numbers), _inbox.c.event_id.in_(names))))
+            .scalars()
+            .all()
+        )
+    return sorted(found)
+
+
+def dead_by_reason(engine: Engine, source: str | None = None, *, chars: int = 120) -> dict[str, int]:
+    """Dead letters counted by the start of their error: what keeps failing, and how often."""
+    reason = func.substr(_inbox.c.last_error, 1, chars)
+    query = select(reason, func.count()).where(_inbox.c.status == EventStatus.DEAD.value).group_by(reason)
+    if source:
+        query = query.where(_inbox.c.source == source)
+    with transaction(engine) as session:
+        return {text or _NO_ERROR: count for text, count in session.execute(query).all()}
+
+
+def dead_letter_groups(engine: Engine, *, chars: int = 120, rows: int = 500) -> list[dict]:
+    """Dead letters by the start of their error, most first: {reason, count, events}, with the newest
+    `rows` dead letters shared out among their groups (the counts cover all of them)."""
+    groups = {
+        reason: {"reason": reason, "count": count, "events": []}
+        for reason, count in dead_by_reason(engine, chars=chars).items()
+    }
+    for event in find(engine, EventFilter(status=EventStatus.DEAD.value), limit=rows):
+        reason = (event["last_error"] or "")[:chars] or _NO_ERROR
+        if reason in groups:  # (a dead letter that arrived between the two reads waits for the next view)
+            groups[reason]["events"].append(event)
+    return sorted(groups.values(), key=lambda group: (-group["count"], group["reason"]))
+
+
+def replay_dead_by_reason(engine: Engine, reason: str, *, chars: int = 120, now: datetime) -> int:
+    """Replay the dead letters whose error starts with `reason` (a group of dead_letter_groups)."""
+    matches = (
+        or_(_inbox.c.last_error.is_(None), _inbox.c.last_error == "")
+        if reason == _NO_ERROR
+        else func.substr(_inbox.c.last_error, 1, chars) == reason
+    )
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.status == EventStatus.DEAD.value, matches)
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def waiting_by_product(engine: Engine) -> list[dict]:
+    """Events waiting for a product match, by source product: {source, account, product, count, oldest, error}."""
+    query = (
+        select(
+            _inbox.c.source,
+            _inbox.c.account,
+            _inbox.c.waiting_on,
+            func.count(),
+            func.min(_inbox.c.received_at),
+            func.max(_inbox.c.last_error),
+        )
+        .where(_inbox.c.status == EventStatus.WAITING_FOR_PRODUCT.value)
+        .group_by(_inbox.c.source, _inbox.c.account, _inbox.c.waiting_on)
+        .order_by(func.count().desc(), _inbox.c.source, _inbox.c.account, _inbox.c.waiting_on)
+    )
+    with transaction(engine) as session:
+        rows = session.execute(query).all()
+    return [
+        {
+            "source": source,
+            "account": account,
+            "product": product or "",
+            "count": count,
+            "oldest": oldest,
+            "error": error,
+        }
+        for source, account, product, count, oldest, error in rows
+    ]
+
+
+def commercetools_key(event: dict) -> str | None:
+    """The commercetools review key of the event's review: the ledger's, else the one a sync would give it."""
+    for entry in event.get("ledger", ()):
+        if entry["target"] == "commercetools" and entry["target_key"]:
+            return entry["target_key"]
+    if event["kind"] == EventKind.ORDER.value or not event["subject_id"]:
+        return None
+    return review_key(event["source"], event["account"], event["subject_id"])
+
+
+def _plain(row) -> dict:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in dict(row).items()}
+
+
+def _json_or_text(payload: str):
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload

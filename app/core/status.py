@@ -1,0 +1,69 @@
+"""What the queue and the ledger look like right now: one reading for the CLI, metrics and admin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+
+from app.core.db import transaction
+from app.core.models import EventStatus, InboxEvent, WebhookRejection
+
+__all__ = ["queue_depth", "read_status"]
+
+_inbox = InboxEvent.__table__
+_rejections = WebhookRejection.__table__
+
+
+def queue_depth(engine: Engine) -> dict[str, int]:
+    with transaction(engine) as session:
+        rows = session.execute(select(_inbox.c.status, func.count()).group_by(_inbox.c.status)).all()
+    counts = {status.value: 0 for status in EventStatus}
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def read_status(engine: Engine, *, now: datetime) -> dict:
+    """Events by source and status, oldest pending age, dead letters, last errors, rejections."""
+    with transaction(engine) as session:
+        by_source = session.execute(
+            select(_inbox.c.source, _inbox.c.status, func.count()).group_by(_inbox.c.source, _inbox.c.status)
+        ).all()
+        oldest_pending = session.execute(
+            select(func.min(_inbox.c.received_at)).where(
+                _inbox.c.status.in_((EventStatus.PENDING.value, EventStatus.RETRY.value))
+            )
+        ).scalar()
+        latest_failed = select(func.max(_inbox.c.id)).where(_inbox.c.last_error.is_not(None)).group_by(_inbox.c.source)
+        last_errors = (
+            session.execute(
+                select(
+                    _inbox.c.source, _inbox.c.event_id, _inbox.c.status, _inbox.c.last_error, _inbox.c.received_at
+                ).where(_inbox.c.id.in_(latest_failed))
+            )
+            .mappings()
+            .all()
+        )
+        rejections = session.execute(select(_rejections.c.source, _rejections.c.reason, _rejections.c.count)).all()
+
+    events: dict[str, dict[str, int]] = {}
+    for source, status, count in by_source:
+        events.setdefault(source, {s.value: 0 for s in EventStatus})[status] = count
+    last_error = {
+        row["source"]: {
+            "event_id": row["event_id"],
+            "status": row["status"],
+            "error": row["last_error"],
+            "received_at": row["received_at"].isoformat(),
+        }
+        for row in last_errors
+    }
+    return {
+        "events": events,
+        "totals": {s.value: sum(c.get(s.value, 0) for c in events.values()) for s in EventStatus},
+        "oldest_pending_age_s": round((now - oldest_pending).total_seconds(), 1) if oldest_pending else None,
+        "dead_letters": sum(c.get(EventStatus.DEAD.value, 0) for c in events.values()),
+        "last_error": last_error,
+        "rejected_webhooks": {f"{source}:{reason}": count for source, reason, count in rejections},
+        "rejected_signatures": sum(count for _, _, count in rejections),
+    }

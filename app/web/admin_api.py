@@ -1,0 +1,231 @@
+"""The admin JSON API: what `reviewbridge status|replay|discard|resync` do, over HTTP.
+
+Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; without ADMIN_TOKEN the whole API answers 404.
+Errors are JSON `{"error": ..., "message": ...}`: 400 names the bad field, 401 comes with
+`WWW-Authenticate: Bearer`, 404 for an unknown event, 409 for a resync that is queued or running already.
+Paths are under `/admin/api`:
+
+| Route                  | Input                                               | Answer                                |
+|------------------------|-----------------------------------------------------|---------------------------------------|
+| `GET /status`          |                                                     | as `reviewbridge status --json`       |
+| `GET /events`          | ?status source account since until q limit before   | `{events, next_before}`               |
+| `GET /events/<id>`     |                                                     | the event, its attempts and ledger    |
+| `GET /dead-letters`    | ?source limit before                                | as `/events`, plus `by_reason`        |
+| `POST /events/replay`  | `{ids}` or `{dead: true, source, since, error}`     | `{replayed: n}`                       |
+| `POST /events/discard` | `{ids, reason}`                                     | `{discarded: n}`                      |
+| `POST /resyncs`        | `{source, account, since, until, dry_run, restart}` | 202 `{started, progress}`             |
+| `GET /resyncs`         | ?source account                                     | `{resyncs: [...]}`                    |
+
+- Lists are newest first. `limit` is 1-500 (default 50); for the next page pass `before=<next_before>`,
+  which is null on the last page. `since`/`until` are ISO 8601 (a naive time is UTC). `q` searches the
+  event id, the review or order id, the topic and the last error.
+- `by_reason` counts every dead letter (of `source`, if given) by the first 120 characters of its error.
+- `ids` holds row ids (the numbers lists show) or platform event ids; 404 when none matches. Replaying is
+  safe: a done event changes nothing unless the target drifted. A discard needs a reason, which is kept.
+- `POST /resyncs` queues a resync of `account`, or of every account of `source` (one run each, all or none),
+  and answers at once; a worker process executes it (`reviewbridge worker`, or the one `serve` embeds).
+  `progress` is the `GET /resyncs` URL to poll. Only `source` is required.
+- `GET /resyncs` lists the resync checkpoints, each as `{source, account, running, state, dry_run, position,
+  counts, requested_at, started_at, updated_at, finished_at, error, run_id}`; `counts` is `{"counts": {...},
+  "parked": {...}}`. The newest resync run of a pair (started from any process) is the newest word on it:
+  `state` is queued, running, abandoned (its worker stopped beating; another takes it over), done or failed,
+  `running` is true until it is done or failed, `error` says why it failed, and `counts` and the times come
+  from it (a dry run writes no checkpoint). A pair with only a checkpoint (a CLI resync) has `state` null.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request, url_for
+from sqlalchemy import Engine
+
+from app.bootstrap import current_services
+from app.core import events, runs
+from app.core import resync as resyncing
+from app.core.models import EventStatus
+from app.core.status import read_status
+from app.web.params import flag as _flag
+from app.web.params import status as _status
+from app.web.params import text as _text
+from app.web.params import when as _when
+from app.web.params import whole as _whole
+
+__all__ = ["bp"]
+
+bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+log = logging.getLogger(__name__)
+
+_MAX_LIMIT = 500
+_MAX_IDS = 1000
+_MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id, and both databases refuse one in a query
+
+
+@bp.before_request
+def _authorize():
+    expected = current_services().settings.admin_token
+    if not expected:
+        abort(404, description="the admin API is off: set ADMIN_TOKEN")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return None
+    log.warning(
+        "admin API: refused %s %s (%s)",
+        request.method,
+        request.path,
+        "wrong token" if scheme.lower() == "bearer" else "no bearer token",
+    )
+    response = jsonify(error="unauthorized", message="send the header Authorization: Bearer <ADMIN_TOKEN>")
+    return response, 401, {"WWW-Authenticate": "Bearer"}
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+
+@bp.get("/status")
+def status():
+    services = current_services()
+    return jsonify(read_status(services.engine, now=services.clock()))
+
+
+@bp.get("/events")
+def list_events():
+    where = events.EventFilter(
+        status=_status(request.args.get("status")),
+        source=_text(request.args, "source"),
+        account=_text(request.args, "account"),
+        since=_when(request.args, "since"),
+        until=_when(request.args, "until"),
+        text=_text(request.args, "q"),
+    )
+    return jsonify(_page(where))
+
+
+@bp.get("/events/<int:event_id>")
+def show_event(event_id: int):
+    event = events.get(current_services().engine, event_id) if event_id <= _MAX_ID else None
+    if event is None:
+        abort(404, description=f"no event with id {event_id}")
+    return jsonify(event)
+
+
+@bp.get("/dead-letters")
+def dead_letters():
+    source = _text(request.args, "source")
+    page = _page(events.EventFilter(status=EventStatus.DEAD.value, source=source))
+    return jsonify(page | {"by_reason": events.dead_by_reason(current_services().engine, source)})
+
+
+@bp.post("/events/replay")
+def replay():
+    services, body = current_services(), _body()
+    dead = _flag(body, "dead")
+    if dead == ("ids" in body):
+        abort(400, description='ids, dead: name the events in ids, or send {"dead": true} (not both)')
+    if dead:
+        where = events.EventFilter(
+            status=EventStatus.DEAD.value,
+            source=_text(body, "source"),
+            since=_when(body, "since"),
+            text=_text(body, "error"),
+        )
+        return jsonify(replayed=events.replay_matching(services.engine, where, now=services.clock()))
+    return jsonify(replayed=events.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))
+
+
+@bp.post("/events/discard")
+def discard():
+    services, body = current_services(), _body()
+    reason = _text(body, "reason")
+    if reason is None or not reason.strip():
+        abort(400, description="reason: say why these events need nothing more")
+    return jsonify(
+        discarded=events.discard(services.engine, _event_ids(services.engine, body), reason, now=services.clock())
+    )
+
+
+@bp.post("/resyncs")
+def start_resyncs():
+    services, body = current_services(), _body()
+    source, account = _text(body, "source"), _text(body, "account")
+    try:
+        _, accounts = runs.resync_plan(services, source, account)
+    except runs.Refused as exc:
+        abort(400, description=str(exc))
+    options = {
+        "since": _when(body, "since"),
+        "until": _when(body, "until"),
+        "dry_run": _flag(body, "dry_run"),
+        "restart": _flag(body, "restart"),
+    }
+    try:
+        runs.request(services.engine, runs.RESYNC, source, accounts, options, now=services.clock())
+    except runs.Busy as exc:
+        abort(409, description=f"a resync of {source} {', '.join(exc.accounts)} is queued or running already")
+    return jsonify(
+        started=[{"source": source, "account": name} for name in accounts],
+        progress=url_for(".list_resyncs", source=source),
+    ), 202
+
+
+@bp.get("/resyncs")
+def list_resyncs():
+    source, account = _text(request.args, "source"), _text(request.args, "account")
+    services = current_services()
+    rows = resyncing.checkpoints(services.engine, source=source, account=account)
+    return jsonify(
+        resyncs=runs.describe_resyncs(services.engine, rows, source=source, account=account, now=services.clock())
+    )
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+def _page(where: events.EventFilter) -> dict:
+    """One page, newest first: one row more than asked says whether another page follows."""
+    limit, before = _whole(request.args, "limit", 50, 1, _MAX_LIMIT), _whole(request.args, "before", None, 1, _MAX_ID)
+    rows = events.find(current_services().engine, where, limit=limit + 1, before_id=before)
+    return {"events": rows[:limit], "next_before": rows[limit - 1]["id"] if len(rows) > limit else None}
+
+
+def _body() -> dict:
+    try:
+        body = request.get_json(force=True, silent=True)  # any Content-Type: curl users forget it
+    except RecursionError:
+        abort(400, description="body: nested too deeply")
+    if not isinstance(body, dict):
+        abort(400, description="body: send a JSON object")
+    return body
+
+
+def _event_ids(engine: Engine, body: Mapping[str, Any]) -> list[int]:
+    """Row ids from the body's `ids`: row ids (numbers) or platform event ids (text)."""
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or len(ids) > _MAX_IDS:
+        abort(400, description=f"ids: expected a list of 1 to {_MAX_IDS} event ids")
+    references = [_reference(item) for item in ids]
+    if None in references:
+        abort(400, description="ids: each must be a row id (a positive number) or a platform event id (text)")
+    found = events.resolve_ids(engine, references)
+    if not found:
+        abort(404, description="ids: no event matches")
+    return found
+
+
+def _reference(item: Any) -> str | None:
+    """What resolve_ids reads: digits are a row id (so they must fit one), other text a platform event id."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        return str(item) if 0 < item <= _MAX_ID else None
+    if not isinstance(item, str) or not item.strip() or "\x00" in item:
+        return None
+    text = item.strip()
+    if text.isdigit() and not (text.isascii() and int(text) <= _MAX_ID):
+        return None
+    return text
+
+
+# --- readings not (yet) in app/events.py and app/resync.py ------------------------------------------

@@ -1,0 +1,16 @@
+"""The operator's admin page at /admin: server-rendered, behind ADMIN_TOKEN, a session and CSRF.
+
+    auth.py          the blueprint, sign-in and sign-out, the gate every route passes, error pages
+    home_views.py    dashboard and connection checks
+    event_views.py   events (filter, detail, replay, discard), dead letters and waiting events
+    run_views.py     resyncs and reconciles: start one, watch it, read its summary
+
+Views read their input, call one service function (app.dashboard, app.events, app.products,
+app.runs, app.doctor) and render a template from templates/admin/. The ids, classes and data-
+attributes that browser tests find elements by are fixed in tests/browser/CONTRACT.md.
+"""
+
+from app.web.admin_page import event_views, home_views, run_views  # noqa: F401  (their routes join bp)
+from app.web.admin_page.auth import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,34 @@
+"""Dashboard and connection checks."""
+
+from __future__ import annotations
+
+from flask import abort
+
+from app.bootstrap import current_services
+from app.core import dashboard as dashboards
+from app.core import doctor
+from app.web.admin_page.auth import bp, render
+
+__all__ = ["check_connection", "connections", "dashboard"]
+
+
+@bp.get("/")
+def dashboard():
+    services = current_services()
+    board = dashboards.read_dashboard(
+        services.engine, [target.name for target in services.targets], now=services.clock()
+    )
+    return render("dashboard.html", board=board, chart=dashboards.chart(board.hours), statuses=list(board.totals))
+
+
+@bp.get("/connections")
+def connections():
+    return render("connections.html", platforms=list(doctor.PLATFORMS), results={})
+
+
+@bp.post("/connections/<platform>/check")
+def check_connection(platform: str):
+    if platform not in doctor.PLATFORMS:
+        abort(404, description=f"No platform {platform!r}; platforms: {', '.join(doctor.PLATFORMS)}.")
+    checks = doctor.check_platform(current_services(), platform)
+    return render("connections.html", platforms=list(doctor.PLATFORMS), results={platform: checks})

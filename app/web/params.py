@@ -1,0 +1,63 @@
+"""Reading what a person sends: each reader returns the value or aborts with 400 naming the field.
+
+Shared by the admin JSON API (query strings and JSON bodies) and the admin page (query strings and
+forms), so both say the same thing about the same mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import abort
+
+from app.core.models import EventStatus
+
+__all__ = ["STATUSES", "flag", "status", "text", "when", "whole"]
+
+STATUSES = tuple(status.value for status in EventStatus)
+
+
+def whole(args: Mapping[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        abort(400, description=f"{name}: expected a whole number from {low} to {high}")
+    return value
+
+
+def when(values: Mapping[str, Any], name: str) -> datetime | None:
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):  # not text, not a time, or past the year 9999 in UTC
+        abort(400, description=f"{name}: expected an ISO 8601 date or time, e.g. 2026-11-20T09:15:00Z")
+
+
+def status(raw: str | None) -> str | None:
+    if raw and raw not in STATUSES:
+        abort(400, description=f"status: expected one of {', '.join(STATUSES)}")
+    return raw or None
+
+
+def text(values: Mapping[str, Any], name: str) -> str | None:
+    value = values.get(name)
+    if value is not None and (not isinstance(value, str) or "\x00" in value):  # PostgreSQL refuses NUL
+        abort(400, description=f"{name}: expected text (without NUL characters)")
+    return value or None
+
+
+def flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        abort(400, description=f"{name}: expected true or false")
+    return value

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ReviewBridge schema, shipped inside the package (see app/core/db.py)."""
