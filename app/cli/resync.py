@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["resync"]
 
+#: The summary's lines: the resync's own counts around the outcomes (app/core/ledger.py's Outcome).
 _ORDER = (
     "seen",
     "created",
@@ -26,8 +27,8 @@ _ORDER = (
     "hidden",
     "tombstoned",
     "stale",
-    "would write",
-    "would delete",
+    "would_write",
+    "would_delete",
     "failed",
 )
 
@@ -100,7 +101,7 @@ def _summary(report: resyncing.ResyncReport, *, dry_run: bool) -> str:
     ]
     for word in _ORDER:
         if report.counts[word] or word in ("seen", "created", "updated", "unchanged", "failed"):
-            lines.append(f"  {word:14} {report.counts[word]:>8}")
+            lines.append(f"  {word.replace('_', ' '):14} {report.counts[word]:>8}")
     for reason, count in report.parked.most_common():
         lines.append(f"  parked         {count:>8}  {reason}")
     lines += [f"  ! {failure}" for failure in report.failures]

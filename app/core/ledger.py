@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 
@@ -21,8 +22,10 @@ from app.core.models import LedgerEntry
 from connectors.base import EventKind, Review, TargetRef
 
 __all__ = [
+    "OUTCOMES",
     "Decision",
     "LedgerState",
+    "Outcome",
     "content_hash",
     "decide",
     "entry",
@@ -47,6 +50,44 @@ class Decision(enum.StrEnum):
     DELETE = "delete"  # remove the target copy and leave a tombstone
     TOMBSTONE = "tombstone"  # deleted before we ever wrote it: only remember the deletion
     STALE = "stale"  # older than what the ledger holds: skip
+
+
+class Outcome(enum.StrEnum):
+    """How an event ended (the inbox's `outcome`), and what a resync counts per review: one
+    spelling, kept in the database, the admin API, the runs' counts and the CLI's reports."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"
+    TOMBSTONED = "tombstoned"
+    STALE = "stale"
+    ECHO = "echo"  # a review ReviewBridge itself wrote into this platform, coming back
+    ROUTED_NOWHERE = "routed_nowhere"  # ROUTES sends this source to no configured target
+    WOULD_WRITE = "would_write"  # a dry run's upsert
+    WOULD_DELETE = "would_delete"  # a dry run's delete
+    ACCOUNT_INSTALLED = "account_installed"
+    ACCOUNT_REMOVED = "account_removed"
+    REVIEW_REQUESTED = "review_requested"
+    REQUEST_ADOPTED = "request_adopted"  # an earlier attempt's request found at Wix and kept
+    REQUEST_SKIPPED = "request_skipped"
+    REQUEST_FAILED = "request_failed"
+    ALREADY_REQUESTED = "already_requested"
+
+
+class _Outcomes(NamedTuple):
+    done: Outcome | None  # None: the target's answer tells (created or updated)
+    dry_run: Outcome
+
+
+#: What each decision comes to, carried out and in a dry run: the one table from decision to outcome.
+OUTCOMES: dict[Decision, _Outcomes] = {
+    Decision.UPSERT: _Outcomes(None, Outcome.WOULD_WRITE),
+    Decision.UNCHANGED: _Outcomes(Outcome.UNCHANGED, Outcome.UNCHANGED),
+    Decision.DELETE: _Outcomes(Outcome.DELETED, Outcome.WOULD_DELETE),
+    Decision.TOMBSTONE: _Outcomes(Outcome.TOMBSTONED, Outcome.TOMBSTONED),
+    Decision.STALE: _Outcomes(Outcome.STALE, Outcome.STALE),
+}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from app.core import accounts, ledger, queue, review_requests
 from app.core.db import transaction
-from app.core.ledger import Decision
+from app.core.ledger import OUTCOMES, Decision, Outcome
 from app.core.metrics import Metrics
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
@@ -37,7 +37,7 @@ from connectors.base import (
     WebhookSource,
 )
 
-__all__ = ["Batch", "process", "run"]
+__all__ = ["Batch", "handle", "process"]
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,21 @@ log = logging.getLogger(__name__)
 RECONCILE_TOPIC = "reconcile"
 
 
-#: Outcome words for an event's targets, in the order a summary prefers them.
-_OUTCOMES = ("created", "updated", "deleted", "unchanged", "tombstoned", "stale", "echo")
-_WORD = {
-    Decision.UNCHANGED: "unchanged",
-    Decision.DELETE: "deleted",
-    Decision.TOMBSTONE: "tombstoned",
-    Decision.STALE: "stale",
-}
+#: An event routed to several targets ends with the first of its targets' outcomes in this order.
+_SUMMARY_ORDER = (
+    Outcome.CREATED,
+    Outcome.UPDATED,
+    Outcome.DELETED,
+    Outcome.UNCHANGED,
+    Outcome.TOMBSTONED,
+    Outcome.STALE,
+)
 
 
-def run(claimed: ClaimedEvent, services: Services) -> str:
+def handle(claimed: ClaimedEvent, services: Services) -> str:
     """Process one claimed event and settle it in the queue; return the status it ends in."""
     batch = Batch(services, [claimed])
-    status = batch.run(claimed)
+    status = batch.handle(claimed)
     batch.commit()
     return status
 
@@ -85,7 +86,7 @@ class Batch:
         self._entries: list[dict] = []
         self._settlements: list[queue.Settlement] = []
 
-    def run(self, claimed: ClaimedEvent) -> str:
+    def handle(self, claimed: ClaimedEvent) -> str:
         """Process one event of the batch; its settlement waits for `commit`."""
         try:
             settlement = self._outcome(claimed)
@@ -159,7 +160,7 @@ def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = 
         return _account(event, services)
     source = _source(event, services.sources)
     if _is_echo(event, source, services):
-        return "echo"  # a review ReviewBridge itself wrote into this platform, coming back
+        return Outcome.ECHO
     review = source.resolve(event)
     new_hash = ledger.content_hash(review) if review is not None else None
     outcomes = [
@@ -173,7 +174,7 @@ def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = 
         )
         for target in route(event, services.targets, services.routes)
     ]
-    return next((word for word in _OUTCOMES if word in outcomes), "routed-nowhere")
+    return next((outcome for outcome in _SUMMARY_ORDER if outcome in outcomes), Outcome.ROUTED_NOWHERE)
 
 
 def _order(event: Event, services: Services) -> str:
@@ -194,7 +195,7 @@ def _account(event: Event, services: Services) -> str:
     accounts.set_enabled(
         services.engine, source=event.source, account=event.account, enabled=installed, now=services.clock()
     )
-    return "account_installed" if installed else "account_removed"
+    return Outcome.ACCOUNT_INSTALLED if installed else Outcome.ACCOUNT_REMOVED
 
 
 def to_event(claimed: ClaimedEvent) -> Event:
@@ -258,9 +259,9 @@ def sync(
     if decision is Decision.UNCHANGED and event.topic == RECONCILE_TOPIC and target.idempotent:
         decision = Decision.UPSERT  # reconcile found the target drifted: let the target compare and mend
     if decision is Decision.STALE:
-        return "stale"
+        return Outcome.STALE
     ref = state.ref if state else None
-    word = _WORD.get(decision)
+    outcome = OUTCOMES[decision].done
     try:
         if decision is Decision.UPSERT:
             known = ref if state and state.deleted_at is None else None
@@ -279,7 +280,7 @@ def sync(
             ref = _call(
                 services.metrics, target, "upsert", lambda: target.upsert(review, known=known, in_doubt=in_doubt)
             )
-            word = "updated" if known is not None and known.id else "created"
+            outcome = Outcome.UPDATED if known is not None and known.id else Outcome.CREATED
         elif decision is Decision.DELETE:
             _call(services.metrics, target, "delete", lambda: target.delete(ref))
     except TargetError as exc:
@@ -298,7 +299,7 @@ def sync(
         account=event.account,
         review_id=event.subject_id,
         target=target.name,
-        action=word,
+        action=outcome,
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         sequence=event.sequence,
@@ -307,7 +308,7 @@ def sync(
         new_hash=new_hash,
         deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),
     )
-    return word
+    return outcome
 
 
 def _call(metrics: Metrics, target: ReviewTarget, operation: str, call):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 
 from app.core import ledger
 from app.core.db import insert_for, transaction
+from app.core.ledger import Outcome
 from app.core.models import Checkpoint, LedgerEntry
 from app.core.pipeline import route, sync
 from app.core.services import Services
@@ -38,13 +39,6 @@ __all__ = ["ResyncReport", "checkpoints", "resync"]
 log = logging.getLogger(__name__)
 _checkpoints = Checkpoint.__table__
 _ledger = LedgerEntry.__table__
-_WOULD = {
-    ledger.Decision.UPSERT: "would write",
-    ledger.Decision.UNCHANGED: "unchanged",
-    ledger.Decision.STALE: "stale",
-    ledger.Decision.DELETE: "would delete",
-    ledger.Decision.TOMBSTONE: "tombstoned",
-}
 
 
 @dataclass
@@ -145,7 +139,7 @@ def _page(
     states = {target.name: ledger.load_many(services.engine, source, account, ids, target.name) for target in targets}
     for review in reviews:
         if review.source_id in ours:
-            report.counts["echo"] += 1  # a copy ReviewBridge wrote into this platform, not a review of its own
+            report.counts[Outcome.ECHO] += 1  # a copy ReviewBridge wrote into this platform, not its own review
             continue
         _one(services, review, report, targets, states, dry_run=dry_run)
 
@@ -166,10 +160,10 @@ def _one(services: Services, review: Review, report: ResyncReport, targets, stat
         state = states.get(target.name, {}).get(review.source_id)
         decision = ledger.decide(state, EventKind.UPSERT, event.occurred_at, None, new_hash)
         if decision is ledger.Decision.UNCHANGED or dry_run:
-            report.counts[_WOULD[decision] if dry_run else "unchanged"] += 1
+            report.counts[ledger.OUTCOMES[decision].dry_run] += 1
             continue
         try:
-            word = sync(event, review, target, services, read=(state, new_hash))
+            outcome = sync(event, review, target, services, read=(state, new_hash))
         except ProductNotFound as exc:
             report.parked[str(exc)] += 1
             continue
@@ -178,8 +172,8 @@ def _one(services: Services, review: Review, report: ResyncReport, targets, stat
         except TargetError as exc:
             _fail(report, f"{review.source_id} → {target.name}: {exc}")
             continue
-        report.counts[word] += 1
-        if not review.published and word in ("created", "updated"):
+        report.counts[outcome] += 1
+        if not review.published and outcome in (Outcome.CREATED, Outcome.UPDATED):
             report.counts["hidden"] += 1
 
 
@@ -211,7 +205,7 @@ def _deleted_at_source(
             continue
         for target in route(event, services.targets, services.routes):
             if dry_run:
-                report.counts["would delete"] += 1
+                report.counts[Outcome.WOULD_DELETE] += 1
                 continue
             try:
                 report.counts[sync(event, None, target, services)] += 1

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, select, update
 
 from app.core.db import insert_for, transaction
+from app.core.ledger import Outcome
 from app.core.models import ReviewRequest
 from connectors.base import Event, FixAndReplayError, PayloadError
 
@@ -60,15 +61,17 @@ def handle_order(
     body_for: Callable[[Mapping[str, Any]], dict],
     delay_s: int,
     clock: Callable[[], datetime],
-) -> str:
-    """Ask for one review for the order the event names; return the outcome word."""
+) -> Outcome:
+    """Ask for one review for the order the event names; return how it ended."""
     if delay_s and clock() < event.occurred_at + timedelta(seconds=delay_s):
         raise Deferred(event.occurred_at + timedelta(seconds=delay_s))
     order = event.payload.get("order", event.payload)
     order_id = event.subject_id
     row = _reserve(engine, event, order_id, now=clock())
     if row.status in _SETTLED:
-        return "already_requested" if row.status in ("requested", "adopted") else f"request_{row.status}"
+        if row.status in ("requested", "adopted"):
+            return Outcome.ALREADY_REQUESTED
+        return Outcome.REQUEST_SKIPPED if row.status == "skipped" else Outcome.REQUEST_FAILED
     if row.status == "sending":
         # An earlier attempt may have reached Wix: a request that exists is ours, not a reason to ask twice.
         found = [
@@ -78,12 +81,12 @@ def handle_order(
         ]
         if found:
             _settle(engine, event, order_id, "adopted", request_id=str(found[0].get("id")), now=clock())
-            return "request_adopted"
+            return Outcome.REQUEST_ADOPTED
     try:
         body = body_for(order)
     except PayloadError as exc:
         _settle(engine, event, order_id, "skipped", reason=exc.reason, now=clock())
-        return "request_skipped"
+        return Outcome.REQUEST_SKIPPED
     _settle(engine, event, order_id, "sending", now=clock())
     try:
         created = requester.create_review_request(event.account, body)
@@ -92,7 +95,7 @@ def handle_order(
         raise
     request = created.get("reviewRequest", created)
     _settle(engine, event, order_id, "requested", request_id=str(request.get("id")), now=clock())
-    return "review_requested"
+    return Outcome.REVIEW_REQUESTED
 
 
 def list_requests(engine: Engine, *, order_id: str | None = None, limit: int = 200) -> list[dict]:

@@ -153,7 +153,7 @@ class Worker:
 
     def _process(self, batch: pipeline.Batch, event: ClaimedEvent) -> None:
         started = time.perf_counter()
-        status = batch.run(event)
+        status = batch.handle(event)
         self.services.metrics.processing_seconds.labels(event.source, status).observe(time.perf_counter() - started)
         log.info("event %s %s", event.event_id, status, extra={"event_id": event.event_id})
 

@@ -53,7 +53,7 @@ def test_resync_dry_run_writes_nothing_and_says_what_it_would_do(synced_app, tru
     emulator, _ = ct
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     [report] = json.loads(_resync(synced_app, "--dry-run").output)
-    assert report["counts"]["would write"] == 1 and emulator.reviews == {}
+    assert report["counts"]["would_write"] == 1 and emulator.reviews == {}
 
 
 def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):

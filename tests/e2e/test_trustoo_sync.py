@@ -14,7 +14,7 @@ from app.bootstrap import build_worker, services_of
 from app.core import queue
 from app.core.db import transaction
 from app.core.models import InboxEvent
-from app.core.pipeline import run
+from app.core.pipeline import handle
 from connectors.base import Event, EventKind, Review
 from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
@@ -138,7 +138,7 @@ def _route_to_trustoo(service, *events) -> list[str]:
         claimed = queue.claim(services.engine, "test", now=services.clock(), lease_s=30)
         if not claimed:
             break
-        statuses.append(run(claimed[0], deps))
+        statuses.append(handle(claimed[0], deps))
         time.sleep(0.02)
     return statuses
 

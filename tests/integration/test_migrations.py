@@ -1,11 +1,16 @@
 """The schema comes only from migrations, and they agree with the models."""
 
+from datetime import UTC, datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import app.core.models  # noqa: F401
-from app.core import db
+from app.core import db, queue
+from tests.integration.conftest import make_event
 
 
 def test_models_and_migrations_agree(engine):
@@ -22,3 +27,21 @@ def test_migrations_leave_the_database_at_head(engine):
 def test_upgrade_twice_is_harmless(engine):
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision(engine)
+
+
+def test_upgrade_respells_stored_outcomes_in_one_spelling(engine):
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    command.downgrade(db.alembic_config(engine), "0008")
+    queue.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=now)], now=now, quarantine_id="q")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE inbox SET outcome = 'routed-nowhere'"))
+        connection.execute(
+            text("INSERT INTO checkpoint (source, account, name, counts, updated_at) VALUES (:s, :a, :n, :c, :u)"),
+            {"s": "trustoo", "a": "shop-a", "n": "resync", "c": '{"would write": 2, "seen": 2}', "u": now},
+        )
+
+    db.upgrade(engine)
+
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT outcome FROM inbox")).scalar_one() == "routed_nowhere"
+        assert connection.execute(text("SELECT counts FROM checkpoint")).scalar_one() == '{"would_write": 2, "seen": 2}'

@@ -20,7 +20,7 @@ def _run_all(engine, deps, *events) -> list[str]:
     queue.enqueue(engine, "trustoo", "shop-a", list(events), now=deps.clock(), quarantine_id="q")
     results = []
     while claimed := queue.claim(engine, "w1", now=deps.clock(), lease_s=30):
-        results.append(pipeline.run(claimed[0], deps))
+        results.append(pipeline.handle(claimed[0], deps))
     return results
 
 
@@ -117,7 +117,7 @@ def test_backoff_grows_exponentially_with_full_jitter(engine, deps, target, cloc
     for attempt in range(1, 7):
         target.fail_next(RetryableTargetError("unavailable", status=503))
         [claimed] = queue.claim(engine, "w1", now=clock(), lease_s=30)
-        assert pipeline.run(claimed, deps) == "retry"
+        assert pipeline.handle(claimed, deps) == "retry"
         delay = (_inbox(engine)[0].next_attempt_at - clock()).total_seconds()
         assert 0 <= delay <= deps.retry_base_s * 2 ** (attempt - 1)
         delays.append(delay)
@@ -132,7 +132,7 @@ def test_event_is_dead_after_max_attempts(engine, deps, target, clock):
         target.fail_next(RetryableTargetError("timeout"))
         clock.advance(deps.retry_cap_s)
         [claimed] = queue.claim(engine, "w1", now=clock(), lease_s=30)
-        statuses.append(pipeline.run(claimed, deps))
+        statuses.append(pipeline.handle(claimed, deps))
     assert statuses == ["retry"] * (deps.max_attempts - 1) + ["dead"]
     [row] = _inbox(engine)
     assert row.status == "dead" and row.last_error.startswith(f"gave up after {deps.max_attempts} attempts")
@@ -162,7 +162,7 @@ def test_unmappable_review_is_quarantined_with_the_reason(engine, deps, target, 
 def test_review_is_never_copied_back_to_its_own_platform(engine, deps, target, clock):
     target.name = "trustoo"
     assert _run_all(engine, deps, make_event("r1", at=clock())) == ["done"]
-    assert target.calls == [] and _inbox(engine)[0].outcome == "routed-nowhere"
+    assert target.calls == [] and _inbox(engine)[0].outcome == "routed_nowhere"
 
 
 def test_failed_target_call_is_noted_on_the_ledger_row(engine, deps, target, clock):

@@ -62,7 +62,7 @@ def _order_event(order_id: str, at, delivery: int = 0, contact: str | None = "co
 def _drain(engine, deps) -> list[str]:
     statuses = []
     while claimed := queue.claim(engine, "w1", now=deps.clock(), lease_s=30):
-        statuses.append(pipeline.run(claimed[0], deps))
+        statuses.append(pipeline.handle(claimed[0], deps))
     return statuses
 
 

@@ -110,7 +110,7 @@ def test_a_batch_that_dies_before_its_commit_is_claimed_again_and_settles_once(e
     claimed = queue.claim(engine, "w-dies", now=clock(), lease_s=30, limit=10)
     batch = Batch(deps, claimed)
     for event in claimed:
-        batch.run(event)  # the target calls happen; the worker dies before batch.commit()
+        batch.handle(event)  # the target calls happen; the worker dies before batch.commit()
     with transaction(engine) as session:
         assert set(session.execute(select(InboxEvent.status)).scalars()) == {"processing"}
         assert session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one() == 0
@@ -131,13 +131,13 @@ def test_a_stopping_worker_settles_what_it_finished_and_hands_back_the_rest_of_i
     queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 4, 1), now=clock(), quarantine_id="q")
     worker = Worker(deps, worker_id="w-batch")
     claimed = queue.claim(engine, worker.id, now=clock(), lease_s=30, limit=4)
-    original_run = Batch.run
+    original_handle = Batch.handle
 
-    def run_then_stop(self, event):
+    def handle_then_stop(self, event):
         worker._stopping.set()  # SIGTERM arrives while the first event is processed
-        return original_run(self, event)
+        return original_handle(self, event)
 
-    monkeypatch.setattr(Batch, "run", run_then_stop)
+    monkeypatch.setattr(Batch, "handle", handle_then_stop)
     assert worker._process_batch(claimed) == 1
     assert worker.stop(timeout_s=0) == 3
     with transaction(engine) as session:
