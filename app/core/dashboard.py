@@ -1,7 +1,8 @@
 """What the admin page's dashboard shows: per source account, per target, and the last 24 hours.
 
 Read-only queries, a handful per page view, each grouped in the database; the chart's hourly
-buckets are sums over a 24-hour window, so the same statement runs on SQLite and PostgreSQL.
+buckets are sums over a 24-hour window, so the same statement runs on SQLite and PostgreSQL. The
+chart drawn from them is the web's (app/web/admin_page/chart.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from app.core.db import transaction
 from app.core.models import OPEN_STATUSES, EventStatus, InboxEvent, LedgerEntry
 from app.core.pipeline import RECONCILE_TOPIC
 
-__all__ = ["QUEUED", "AccountHealth", "Dashboard", "TargetHealth", "chart", "read_dashboard"]
+__all__ = ["QUEUED", "AccountHealth", "Dashboard", "TargetHealth", "read_dashboard"]
 
 _inbox = InboxEvent.__table__
 _ledger = LedgerEntry.__table__
@@ -193,33 +194,3 @@ def _hours(session, day_ago: datetime) -> list[dict]:
         }
         for i, start in enumerate(starts)
     ]
-
-
-def chart(hours: list[dict], *, width: int = 480, height: int = 120) -> dict:
-    """Bar geometry for an inline SVG: per hour, a received bar and, beside it, done over failed."""
-    peak = max([1] + [max(h["received"], h["done"] + h["failed"]) for h in hours])
-    slot = width / max(1, len(hours))
-    bars = []
-    for i, hour in enumerate(hours):
-        x = i * slot
-        received_h = height * hour["received"] / peak
-        done_h, failed_h = height * hour["done"] / peak, height * hour["failed"] / peak
-        bars.append(
-            {
-                "hour": hour,
-                "received": (
-                    round(x + 1, 1),
-                    round(height - received_h, 1),
-                    round(slot / 2 - 1, 1),
-                    round(received_h, 1),
-                ),
-                "done": (round(x + slot / 2, 1), round(height - done_h, 1), round(slot / 2 - 1, 1), round(done_h, 1)),
-                "failed": (
-                    round(x + slot / 2, 1),
-                    round(height - done_h - failed_h, 1),
-                    round(slot / 2 - 1, 1),
-                    round(failed_h, 1),
-                ),
-            }
-        )
-    return {"width": width, "height": height, "peak": peak, "bars": bars}

@@ -8,6 +8,7 @@ from app.bootstrap import current_services
 from app.core import dashboard as dashboards
 from app.core import doctor
 from app.web.admin_page.auth import bp, render
+from app.web.admin_page.chart import chart
 
 __all__ = ["check_connection", "connections", "dashboard"]
 
@@ -18,7 +19,7 @@ def dashboard():
     board = dashboards.read_dashboard(
         services.engine, [target.name for target in services.targets], now=services.clock()
     )
-    return render("dashboard.html", board=board, chart=dashboards.chart(board.hours), statuses=list(board.totals))
+    return render("dashboard.html", board=board, chart=chart(board.hours), statuses=list(board.totals))
 
 
 @bp.get("/connections")
