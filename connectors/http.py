@@ -15,6 +15,7 @@ without holding a worker. `sleep` and `rng` are injectable so tests never wait.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import random
 import threading
 import time
@@ -28,6 +29,7 @@ import httpx
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
 
 __all__ = [
+    "USER_AGENT",
     "PlatformClient",
     "RateLimit",
     "RetryPolicy",
@@ -37,6 +39,17 @@ __all__ = [
     "error_for",
     "retry_after_seconds",
 ]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("reviewbridge")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
+#: Platforms see which ReviewBridge calls them: the installed version, as `reviewbridge --version` says.
+USER_AGENT = f"ReviewBridge/{_version()}"
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=10.0)
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -172,7 +185,7 @@ class PlatformClient:
             timeout=timeout,
             transport=transport,
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-            headers={"User-Agent": "ReviewBridge/0.1", "Accept": "application/json"},
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 
     def close(self) -> None:

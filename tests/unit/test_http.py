@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import random
 
 import httpx
@@ -45,6 +46,12 @@ def _client(script: Script, *, token: TokenCache | None = None, attempts: int = 
         sleep=(sleeps.append if sleeps is not None else lambda s: None),
         rng=random.Random(1),
     )
+
+
+def test_platform_calls_carry_the_installed_version_as_user_agent():
+    script = Script(httpx.Response(200, json={}))
+    _client(script).request("GET", "/thing")
+    assert script.requests[0].headers["User-Agent"] == f"ReviewBridge/{importlib.metadata.version('reviewbridge')}"
 
 
 def test_platform_503_then_200_is_retried_transparently():
