@@ -1,0 +1,77 @@
+"""The command line a user meets: help without a database or a valid configuration, the version,
+configuration lines only where a process starts, no Flask development commands."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from app.cli import cli
+
+REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
+BROKEN = {"PORT": "abc", "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "WORKER_CONCURRENCY": "-1"}
+
+
+def _paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _paths(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", _paths(cli), ids=lambda path: " ".join(path) or "reviewbridge")
+def test_every_help_works_with_a_broken_configuration_and_no_database(path):
+    result = CliRunner().invoke(cli, [*path, "--help"], env=BROKEN, prog_name="reviewbridge")
+    assert result.exit_code == 0, result.output
+    assert "Usage: reviewbridge" in result.output
+
+
+def test_help_shows_no_flask_development_server_or_app_options():
+    output = CliRunner().invoke(cli, ["--help"]).output
+    listed = {line.split()[0] for line in output.split("Commands:")[1].splitlines() if line.strip()}
+    assert "run" not in listed and {"serve", "worker", "shell", "routes"} <= listed
+    assert "--env-file" not in output and "--app" not in output and "-A," not in output
+
+
+def test_version_is_the_installed_version():
+    result = CliRunner().invoke(cli, ["--version"], env=BROKEN)
+    assert result.exit_code == 0 and result.output == f"reviewbridge {importlib.metadata.version('reviewbridge')}\n"
+
+
+def _process(*args: str, **env: str) -> subprocess.CompletedProcess:
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "CTP_", "WIX_", "DATABASE_URL"))}
+    return subprocess.run(
+        [REVIEWBRIDGE, *args], capture_output=True, text=True, timeout=60, env=kept | {"LOG_LEVEL": "INFO"} | env
+    )
+
+
+def test_reviewbridge_help_with_a_broken_port_prints_help_and_no_log_lines():
+    result = _process("--help", PORT="abc")
+    assert result.returncode == 0 and "Usage: reviewbridge" in result.stdout
+    assert result.stderr == ""
+
+
+def test_configuration_lines_are_logged_by_doctor_but_not_by_one_off_commands(tmp_path):
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert _process("db", "upgrade", DATABASE_URL=database).returncode == 0
+
+    status = _process("status", DATABASE_URL=database)
+    doctor = _process("doctor", DATABASE_URL=database)
+
+    assert status.returncode == 0 and "config:" not in status.stderr + status.stdout
+    assert "config: database" in doctor.stderr + doctor.stdout
+
+
+def test_a_broken_configuration_stops_a_command_that_needs_it_with_the_variable_named():
+    result = _process("status", PORT="abc")
+    assert result.returncode != 0 and "PORT" in result.stderr and "Traceback" not in result.stderr
