@@ -116,19 +116,23 @@ def current_services() -> Services:
 
 def _review_targets(settings: Settings, engine: Engine, trustoo_api: TrustooApi) -> list[ReviewTarget]:
     targets: list[ReviewTarget] = []
-    if settings.commercetools_enabled:
-        targets.append(_commercetools(settings, engine))
+    commercetools = _commercetools(settings, engine)
+    if commercetools is not None:
+        targets.append(commercetools)
     trustoo_target = trustoo.build_target(settings, engine, trustoo_api)
     if trustoo_target is not None:
         targets.append(trustoo_target)
     return targets
 
 
-def _commercetools(settings: Settings, engine: Engine) -> CommercetoolsTarget:
+def _commercetools(settings: Settings, engine: Engine) -> CommercetoolsTarget | None:
+    key, client_id, client_secret = settings.ctp_project_key, settings.ctp_client_id, settings.ctp_client_secret
+    if not (key and client_id and client_secret):
+        return None
     config = CommercetoolsConfig(
-        project_key=settings.ctp_project_key,
-        client_id=settings.ctp_client_id,
-        client_secret=settings.ctp_client_secret,
+        project_key=key,
+        client_id=client_id,
+        client_secret=client_secret,
         api_url=settings.ctp_api_url,
         auth_url=settings.ctp_auth_url,
         scopes=settings.ctp_scopes,

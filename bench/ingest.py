@@ -46,7 +46,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select
 
 from app.bootstrap import services_of
-from app.core.models import InboxEvent
+from app.core.models import InboxEvent, table
 from bench._common import DEFAULT_POSTGRES_URL, free_port, goal, percentile, scratch_postgres, wait_for_http
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.wix import WixEmulator
@@ -350,7 +350,7 @@ def _count_inbox(database_url: str) -> int:
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(InboxEvent.__table__)).scalar_one()
+            return connection.execute(select(func.count()).select_from(table(InboxEvent))).scalar_one()
     finally:
         engine.dispose()
 

@@ -38,7 +38,7 @@ from app import create_app
 from app.bootstrap import build_worker, services_of
 from app.core import queue
 from app.core.db import upgrade
-from app.core.models import InboxEvent, utcnow
+from app.core.models import InboxEvent, table, utcnow
 from app.core.services import Services
 from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
@@ -328,7 +328,7 @@ def _child() -> int:
 
 
 def _statuses(services: Services) -> Counter:
-    inbox = InboxEvent.__table__
+    inbox = table(InboxEvent)
     with services.engine.connect() as connection:
         rows = connection.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status)).all()
     return Counter({status: count for status, count in rows})

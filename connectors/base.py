@@ -237,8 +237,11 @@ class WebhookSource(Protocol):
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         """Check the signature on the raw bytes; return the account it belongs to."""
 
-    def parse(self, account: str, topic: str | None, headers: Mapping[str, str], body: bytes) -> Sequence[Event]:
-        """Split a verified delivery into events; raise PayloadError when it is unusable."""
+    def parse(
+        self, account: str, topic: str | None, headers: Mapping[str, str], body: bytes
+    ) -> Sequence[Event | PayloadError]:
+        """Split a verified delivery into events; a part that cannot be used comes back as a
+        PayloadError (it is quarantined), and a delivery that is unusable as a whole raises one."""
 
     def resolve(self, event: Event) -> Review | None:
         """The review the event is about, as it stands at the source; None when it is gone there.
@@ -259,6 +262,9 @@ class ReviewSource(Protocol):
 
     def iter_pages(self, account: str, since: datetime | None = None, start: str | None = None) -> Iterator[SourcePage]:
         """The same, a page at a time, from `start` (a `next_position` given earlier)."""
+
+    def resolve(self, event: Event) -> Review | None:
+        """As WebhookSource.resolve: a resync asks it about reviews its listing no longer holds."""
 
 
 @runtime_checkable

@@ -221,7 +221,7 @@ class PlatformClient:
                 continue
             if response.status_code not in _RETRY_STATUSES and response.status_code not in (401, 403):
                 return response
-            if response.status_code == 401 and token and not refreshed:
+            if response.status_code == 401 and self._token is not None and token and not refreshed:
                 self._token.invalidate(token)
                 refreshed = True
                 attempt -= 1  # a token refresh is not a failed attempt

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, select
 
-from app.core.db import insert_for, transaction
-from app.core.models import Account
+from app.core.db import affected, insert_for, transaction
+from app.core.models import Account, table
 from app.core.vault import Vault
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
     "tokens",
 ]
 
-_accounts = Account.__table__
+_accounts = table(Account)
 _CACHE_LIMIT = 10_000
 
 
@@ -98,7 +98,7 @@ def enabled_accounts(engine: Engine, source: str) -> list[str]:
 def remove(engine: Engine, source: str, account: str) -> bool:
     with transaction(engine) as session:
         result = session.execute(delete(_accounts).where(_accounts.c.source == source, _accounts.c.account == account))
-        return result.rowcount == 1
+        return affected(result) == 1
 
 
 def list_accounts(engine: Engine, source: str | None = None) -> list[AccountView]:

@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, case, func, select
 
 from app.core.db import transaction
-from app.core.models import OPEN_STATUSES, EventStatus, InboxEvent, LedgerEntry
+from app.core.models import OPEN_STATUSES, EventStatus, InboxEvent, LedgerEntry, table
 from app.core.pipeline import RECONCILE_TOPIC
 
 __all__ = ["QUEUED", "AccountHealth", "Dashboard", "TargetHealth", "read_dashboard"]
 
-_inbox = InboxEvent.__table__
-_ledger = LedgerEntry.__table__
+_inbox = table(InboxEvent)
+_ledger = table(LedgerEntry)
 _HOUR = timedelta(hours=1)
 _HOURS = 24
 _WAITING = (EventStatus.PENDING.value, EventStatus.RETRY.value)

@@ -12,17 +12,19 @@ import threading
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 __all__ = [
+    "affected",
     "alembic_config",
     "current_revision",
     "head_revision",
@@ -88,6 +90,11 @@ def _one_writer(engine: Engine):
         return contextlib.nullcontext()
     with _sqlite_writers_guard:
         return _sqlite_writers.setdefault(engine.url.database or "", threading.RLock())
+
+
+def affected(result: Result) -> int:
+    """The rows an UPDATE or DELETE touched (its Result is a CursorResult; the typing says less)."""
+    return cast(CursorResult, result).rowcount
 
 
 def insert_for(engine: Engine, table: Table):

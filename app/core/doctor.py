@@ -5,6 +5,7 @@ The checks read only: a token, one listing call per platform account, the schema
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core import db
 from app.core.services import Services
-from connectors.base import ReviewBridgeError
+from connectors.base import ReviewBridgeError, ReviewSource
 
 __all__ = ["PLATFORMS", "Check", "check_platform", "run_checks"]
 
@@ -99,18 +100,20 @@ def _commercetools(services: Services) -> Iterator[Check]:
 
 
 def _trustoo(services: Services) -> Iterator[Check]:
-    if services.trustoo_api is None:
+    api = services.trustoo_api
+    if api is None:
         return
     for shop in services.accounts_of("trustoo"):
         yield _probe(
             f"trustoo shop {shop}",
-            lambda shop=shop: services.trustoo_api.get_reviews(shop, page=1, page_size=1),
+            functools.partial(api.get_reviews, shop, page=1, page_size=1),
             "signed call accepted",
         )
 
 
 def _wix(services: Services) -> Iterator[Check]:
-    if "wix" not in services.sources:
+    source = services.review_sources().get("wix")
+    if source is None:
         return
     api = services.review_requests
     if api is None:
@@ -121,9 +124,13 @@ def _wix(services: Services) -> Iterator[Check]:
     for site in services.accounts_of("wix"):
         yield _probe(
             f"wix site {site}",
-            lambda site=site: next(services.sources["wix"].iter_pages(site)),
+            functools.partial(_first_page, source, site),
             "token issued, reviews readable",
         )
+
+
+def _first_page(source: ReviewSource, account: str) -> object:
+    return next(iter(source.iter_pages(account)))
 
 
 #: Platform → (its checks, the variables that configure it).

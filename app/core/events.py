@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, or_, select, update
 
 from app.core.db import transaction
-from app.core.models import Attempt, EventStatus, InboxEvent, LedgerEntry
+from app.core.models import Attempt, EventStatus, InboxEvent, LedgerEntry, table
 from connectors.base import EventKind
 from connectors.commercetools_mapping import review_key
 
@@ -33,9 +33,9 @@ __all__ = [
     "waiting_by_product",
 ]
 
-_inbox = InboxEvent.__table__
-_attempts = Attempt.__table__
-_ledger = LedgerEntry.__table__
+_inbox = table(InboxEvent)
+_attempts = table(Attempt)
+_ledger = table(LedgerEntry)
 _NO_ERROR = "(no error recorded)"
 _REPLAYABLE = (
     EventStatus.DONE.value,

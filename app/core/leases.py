@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete
 
 from app.core.db import insert_for, transaction
-from app.core.models import Lease
+from app.core.models import Lease, table
 
 __all__ = ["acquire", "release"]
 
-_leases = Lease.__table__
+_leases = table(Lease)
 
 
 def acquire(engine: Engine, name: str, holder: str, *, now: datetime, ttl_s: float) -> bool:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import Engine, and_, func, or_, select, update
 
 from app.core.db import insert_for, transaction
-from app.core.models import LedgerEntry
+from app.core.models import LedgerEntry, table
 from connectors.base import EventKind, Review, TargetRef
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "written_by_us",
 ]
 
-_ledger = LedgerEntry.__table__
+_ledger = table(LedgerEntry)
 RESERVED = "reserved"
 
 

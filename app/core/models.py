@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -26,8 +26,14 @@ __all__ = [
     "Run",
     "RunState",
     "WebhookRejection",
+    "table",
     "utcnow",
 ]
+
+
+def table(model: type[SQLModel]) -> Table:
+    """A model's Table, typed: SQLModel creates `__table__` at run time, out of the type checker's sight."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
 
 
 def utcnow() -> datetime:

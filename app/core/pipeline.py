@@ -34,6 +34,7 @@ from connectors.base import (
     Review,
     ReviewTarget,
     TargetError,
+    TargetRef,
     WebhookSource,
 )
 
@@ -150,8 +151,8 @@ def retry_or_give_up(
     return queue.retrying(claimed, error, now=now, delay_s=delay)
 
 
-def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = None) -> str:
-    """Apply one event to every target it is routed to; return one outcome word. With a `batch`,
+def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = None) -> Outcome:
+    """Apply one event to every target it is routed to; return one outcome. With a `batch`,
     the ledger is read from it and what was done is recorded into it."""
     event = to_event(claimed)
     if event.kind is EventKind.ORDER:
@@ -177,7 +178,7 @@ def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = 
     return next((outcome for outcome in _SUMMARY_ORDER if outcome in outcomes), Outcome.ROUTED_NOWHERE)
 
 
-def _order(event: Event, services: Services) -> str:
+def _order(event: Event, services: Services) -> Outcome:
     if services.review_requests is None:
         raise ConfigError("review requests need WIX_APP_ID and WIX_APP_SECRET")
     return review_requests.handle_order(
@@ -190,7 +191,7 @@ def _order(event: Event, services: Services) -> str:
     )
 
 
-def _account(event: Event, services: Services) -> str:
+def _account(event: Event, services: Services) -> Outcome:
     installed = event.payload.get("action") == "installed"
     accounts.set_enabled(
         services.engine, source=event.source, account=event.account, enabled=installed, now=services.clock()
@@ -244,7 +245,7 @@ def sync(
     *,
     read: tuple[ledger.LedgerState | None, str | None] | None = None,
     record: Callable[..., None] | None = None,
-) -> str:
+) -> Outcome:
     """Ledger check → target call → ledger update, for one target. `read` is the ledger state and
     content hash when the caller has them already (a resync reads a page at once); `record` keeps
     the ledger update for the caller to write (a worker's batch), instead of writing it at once."""
@@ -260,29 +261,8 @@ def sync(
         decision = Decision.UPSERT  # reconcile found the target drifted: let the target compare and mend
     if decision is Decision.STALE:
         return Outcome.STALE
-    ref = state.ref if state else None
-    outcome = OUTCOMES[decision].done
     try:
-        if decision is Decision.UPSERT:
-            known = ref if state and state.deleted_at is None else None
-            in_doubt = bool(state and state.in_doubt)
-            if not target.idempotent:
-                ledger.reserve(
-                    services.engine,
-                    source=event.source,
-                    account=event.account,
-                    review_id=event.subject_id,
-                    target=target.name,
-                    key=target.key_for(review),
-                    event_id=event.event_id,
-                    now=services.clock(),
-                )
-            ref = _call(
-                services.metrics, target, "upsert", lambda: target.upsert(review, known=known, in_doubt=in_doubt)
-            )
-            outcome = Outcome.UPDATED if known is not None and known.id else Outcome.CREATED
-        elif decision is Decision.DELETE:
-            _call(services.metrics, target, "delete", lambda: target.delete(ref))
+        outcome, ref = _carry_out(decision, event, review, target, state, services)
     except TargetError as exc:
         ledger.note_error(
             services.engine,
@@ -309,6 +289,41 @@ def sync(
         deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),
     )
     return outcome
+
+
+def _carry_out(
+    decision: Decision,
+    event: Event,
+    review: Review | None,
+    target: ReviewTarget,
+    state: ledger.LedgerState | None,
+    services: Services,
+) -> tuple[Outcome, TargetRef | None]:
+    """The target call a decision needs, if any: what it came to, and the target's reference after it."""
+    ref = state.ref if state else None
+    if decision is Decision.UPSERT:
+        assert review is not None  # decide() upserts only what the source still has
+        known = ref if state and state.deleted_at is None else None
+        in_doubt = bool(state and state.in_doubt)
+        if not target.idempotent:
+            ledger.reserve(
+                services.engine,
+                source=event.source,
+                account=event.account,
+                review_id=event.subject_id,
+                target=target.name,
+                key=target.key_for(review),
+                event_id=event.event_id,
+                now=services.clock(),
+            )
+        ref = _call(services.metrics, target, "upsert", lambda: target.upsert(review, known=known, in_doubt=in_doubt))
+        return (Outcome.UPDATED if known is not None and known.id else Outcome.CREATED), ref
+    if decision is Decision.DELETE:
+        assert ref is not None  # decide() deletes only a copy it knows
+        _call(services.metrics, target, "delete", lambda: target.delete(ref))
+    outcome = OUTCOMES[decision].done
+    assert outcome is not None  # only an upsert's outcome comes from the target
+    return outcome, ref
 
 
 def _call(metrics: Metrics, target: ReviewTarget, operation: str, call):

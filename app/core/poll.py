@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from app.core import leases
 from app.core.db import transaction
-from app.core.models import Checkpoint
+from app.core.models import Checkpoint, table
 from app.core.resync import resync
 from app.core.services import Services
 from connectors.base import ReviewBridgeError
@@ -20,7 +20,7 @@ from connectors.base import ReviewBridgeError
 __all__ = ["poll_all"]
 
 log = logging.getLogger(__name__)
-_checkpoints = Checkpoint.__table__
+_checkpoints = table(Checkpoint)
 NAME = "poll"
 
 

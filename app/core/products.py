@@ -17,11 +17,11 @@ from sqlalchemy import Engine, select
 
 from app.core import queue
 from app.core.db import insert_for, transaction
-from app.core.models import ProductMapping
+from app.core.models import ProductMapping, table
 
 __all__ = ["CSV_COLUMNS", "ImportResult", "MappingError", "import_csv", "list_mappings", "lookup", "map_one"]
 
-_map = ProductMapping.__table__
+_map = table(ProductMapping)
 CSV_COLUMNS = ("source", "account", "source_product_id", "product_key", "product_id", "target")
 DEFAULT_TARGET = "commercetools"
 

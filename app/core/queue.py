@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 
 from app.core.db import insert_for, transaction
-from app.core.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection
+from app.core.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection, table
 from connectors.base import Event, EventKind, PayloadError
 from connectors.http import backoff_delay
 
@@ -61,8 +61,8 @@ __all__ = [
     "waiting",
 ]
 
-_inbox = InboxEvent.__table__
-_attempts = Attempt.__table__
+_inbox = table(InboxEvent)
+_attempts = table(Attempt)
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,11 @@ def _insert_ignoring_duplicates(engine: Engine):
 
 def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:
     """Add one to the rejected-delivery counter of (source, reason)."""
-    table = WebhookRejection.__table__
-    statement = insert_for(engine, table).values(source=source, reason=reason, count=1, last_at=now)
+    rejections = table(WebhookRejection)
+    statement = insert_for(engine, rejections).values(source=source, reason=reason, count=1, last_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=["source", "reason"],
-        set_={"count": table.c.count + 1, "last_at": statement.excluded.last_at},
+        set_={"count": rejections.c.count + 1, "last_at": statement.excluded.last_at},
     )
     with transaction(engine) as session:
         session.execute(statement)

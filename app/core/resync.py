@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from app.core import ledger
 from app.core.db import insert_for, transaction
 from app.core.ledger import Outcome
-from app.core.models import Checkpoint, LedgerEntry
+from app.core.models import Checkpoint, LedgerEntry, table
 from app.core.pipeline import route, sync
 from app.core.services import Services
 from connectors.base import (
@@ -37,8 +37,8 @@ from connectors.base import (
 __all__ = ["ResyncReport", "checkpoints", "resync"]
 
 log = logging.getLogger(__name__)
-_checkpoints = Checkpoint.__table__
-_ledger = LedgerEntry.__table__
+_checkpoints = table(Checkpoint)
+_ledger = table(LedgerEntry)
 
 
 @dataclass

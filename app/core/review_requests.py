@@ -19,12 +19,12 @@ from sqlalchemy import Engine, select, update
 
 from app.core.db import insert_for, transaction
 from app.core.ledger import Outcome
-from app.core.models import ReviewRequest
+from app.core.models import ReviewRequest, table
 from connectors.base import Event, FixAndReplayError, PayloadError
 
 __all__ = ["Deferred", "ReviewRequester", "ReviewRequests", "handle_order", "list_requests"]
 
-_requests = ReviewRequest.__table__
+_requests = table(ReviewRequest)
 _SETTLED = ("requested", "adopted", "skipped", "failed")
 
 

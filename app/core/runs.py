@@ -29,7 +29,7 @@ from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from app.core.db import transaction
-from app.core.models import ACTIVE_RUN_STATES, RunState
+from app.core.models import ACTIVE_RUN_STATES, RunState, table
 from app.core.models import Run as RunRow
 from app.core.reconcile import DriftReport, reconcile
 from app.core.resync import ResyncReport, resync
@@ -63,7 +63,7 @@ STALE_S = 180.0  # a running row whose heartbeat is older than this lost its wor
 HEARTBEAT_S = 20.0  # how often a worker touches its run's updated_at between progress calls
 PROGRESS_S = 1.0  # progress is written at most this often
 _RECENT = 50  # runs the page lists
-_run = RunRow.__table__
+_run = table(RunRow)
 
 
 class Busy(Exception):

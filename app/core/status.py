@@ -7,12 +7,12 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 
 from app.core.db import transaction
-from app.core.models import EventStatus, InboxEvent, WebhookRejection
+from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
 
 __all__ = ["queue_depth", "read_status"]
 
-_inbox = InboxEvent.__table__
-_rejections = WebhookRejection.__table__
+_inbox = table(InboxEvent)
+_rejections = table(WebhookRejection)
 
 
 def queue_depth(engine: Engine) -> dict[str, int]:

@@ -183,16 +183,3 @@ def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, data
         assert code == 0
     finally:
         web.kill()
-
-
-def test_every_command_also_works_through_flask_cli(tmp_path):
-    env = _environ(DATABASE_URL=f"sqlite:///{tmp_path}/flask.db")
-    flask = str(Path(sys.executable).parent / "flask")
-    upgraded = subprocess.run(
-        [flask, "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert upgraded.returncode == 0 and "database at revision" in upgraded.stdout
-    status = subprocess.run(
-        [flask, "--app", "app", "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert json.loads(status.stdout)["dead_letters"] == 0
