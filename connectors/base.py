@@ -94,6 +94,9 @@ class PayloadError(ReviewBridgeError):
 class TargetError(ReviewBridgeError):
     """A platform call failed; the subclass says what the pipeline does about it."""
 
+    #: The platform's own code for the error (Wix's applicationError code), when it gave one.
+    code: str | None = None
+
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
         self.status = status

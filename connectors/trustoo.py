@@ -153,7 +153,7 @@ class TrustooSource:
 
     def resolve(self, event: Event) -> Review | None:
         item: Mapping[str, Any] | None = event.payload
-        if self._api is not None and (event.kind is EventKind.DELETE or _incomplete(item)):
+        if self._api is not None and (event.kind is EventKind.DELETE or _incomplete(event.payload)):
             item = self._api.get_review(event.account, event.subject_id)
         elif event.kind is EventKind.DELETE:
             item = None  # without the Open API, hidden and deleted look alike: take it as deleted
@@ -184,7 +184,7 @@ class ReviewLookup(Protocol):
     def get_review(self, shop: str, review_id: str) -> Mapping[str, Any] | None: ...
     def iter_pages(
         self, shop: str, *, since: datetime | None = None, start_page: int = 1
-    ) -> Iterator[tuple[Any, list[Mapping[str, Any]]]]: ...
+    ) -> Iterator[tuple[Any, Sequence[Mapping[str, Any]]]]: ...
 
 
 def _incomplete(item: Mapping[str, Any]) -> bool:

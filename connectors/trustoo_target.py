@@ -84,15 +84,16 @@ class TrustooTarget:
         return create_fields(review, product_id=self._product_id(review), source_label=self._source_label)
 
     def _product_id(self, review: Review) -> str:
-        if review.is_store_review:
+        product = review.product_id
+        if review.is_store_review or product is None:
             return "0"
-        mapped = self._product_map(review.source, review.account, review.product_id) if self._product_map else None
+        mapped = self._product_map(review.source, review.account, product) if self._product_map else None
         if mapped is not None:
             return mapped[1]
-        if review.source == "trustoo" or (review.product_id and _DIGITS.fullmatch(review.product_id)):
-            return review.product_id
+        if review.source == "trustoo" or _DIGITS.fullmatch(product):
+            return product
         raise ProductNotFound(
-            review.product_id,
+            product,
             f"no Trustoo product for {review.source} product {review.product_id}: import a mapping with target trustoo",
         )
 

@@ -299,11 +299,11 @@ def _detail(response: httpx.Response, document: Any, secrets: tuple[str, ...] = 
     and the request id."""
     parts: list[str] = []
     if isinstance(document, dict):
-        details = document.get("details") if isinstance(document.get("details"), dict) else {}
-        application = details.get("applicationError") if isinstance(details.get("applicationError"), dict) else {}
+        details = _mapping(document.get("details"))
+        application = _mapping(details.get("applicationError"))
         if application.get("code"):
             parts.append(f"{application['code']}: {application.get('description') or document.get('message') or '-'}")
-        validation = details.get("validationError") if isinstance(details.get("validationError"), dict) else {}
+        validation = _mapping(details.get("validationError"))
         for violation in (validation.get("fieldViolations") or [])[:5]:
             if isinstance(violation, dict):
                 parts.append(
@@ -318,6 +318,10 @@ def _detail(response: httpx.Response, document: Any, secrets: tuple[str, ...] = 
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _entity(response: httpx.Response, document: Any, key: str, what: str) -> dict:

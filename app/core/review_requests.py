@@ -10,7 +10,7 @@ call, so the guarantee is ours:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ _SETTLED = ("requested", "adopted", "skipped", "failed")
 
 class ReviewRequester(Protocol):
     def create_review_request(self, instance: str, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
-    def query_review_requests(self, instance: str, *, order_id: str) -> list[Mapping[str, Any]]: ...
+    def query_review_requests(self, instance: str, *, order_id: str) -> Sequence[Mapping[str, Any]]: ...
 
 
 class ReviewRequests(ReviewRequester, Protocol):

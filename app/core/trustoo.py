@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -79,16 +79,14 @@ class TrustooCredentials:
         )
 
     def refresh(self, shop: str) -> ShopCredentials | None:
-        settings = self._settings
-        if not settings.trustoo_client_id or self.api is None:
+        client_id, client_secret = self._settings.trustoo_client_id, self._settings.trustoo_client_secret
+        if not (client_id and client_secret) or self.api is None:
             return None
         with self._refresh_lock:
             tokens = accounts.tokens(self._engine, self._vault, SOURCE, shop)
             if tokens is None or tokens.refresh_token is None:
                 return None
-            fresh = self.api.refresh_tokens(
-                settings.trustoo_client_id, settings.trustoo_client_secret, tokens.refresh_token
-            )
+            fresh = self.api.refresh_tokens(client_id, client_secret, tokens.refresh_token)
             store_oauth_tokens(self._engine, self._vault, shop, fresh, now=self._clock())
             return ShopCredentials(shop, access_token=fresh.access_token)
 
@@ -127,12 +125,15 @@ def build_api(
 
 def build_source(settings: Settings, engine: Engine, vault: Vault | None, api: TrustooApi) -> TrustooSource:
     # Shops come from the environment and from `reviewbridge accounts add`, looked up as deliveries arrive.
-    environment = (
-        {settings.trustoo_public_token: settings.trustoo_private_tokens} if settings.trustoo_webhooks_enabled else {}
+    token, client_secret = settings.trustoo_public_token, settings.trustoo_client_secret
+    environment: dict[str, Sequence[str]] = (
+        {token: settings.trustoo_private_tokens} if token and settings.trustoo_webhooks_enabled else {}
     )
-    keys = accounts.SecretLookup(engine, vault, SOURCE, environment=environment)
-    if settings.trustoo_webhook_key_source == "client_secret":
-        keys = _AuthorizedShops(engine, settings.trustoo_client_secret)
+    keys: accounts.SecretLookup | _AuthorizedShops = accounts.SecretLookup(
+        engine, vault, SOURCE, environment=environment
+    )
+    if settings.trustoo_webhook_key_source == "client_secret" and client_secret:  # load_settings requires it
+        keys = _AuthorizedShops(engine, client_secret)
     verifier = TrustooWebhookVerifier(keys, tolerance_s=settings.trustoo_webhook_tolerance_s)
     return TrustooSource(verifier, api=api)
 
@@ -153,7 +154,8 @@ def build_target(settings: Settings, engine: Engine, api: TrustooApi) -> Trustoo
     """The Trustoo target, when ROUTES sends reviews there."""
     if not any(target == SOURCE for _, target in settings.routes):
         return None
-    shop = settings.trustoo_target_shop or settings.trustoo_public_token  # load_settings ensured one
+    shop = settings.trustoo_target_shop or settings.trustoo_public_token
+    assert shop, "load_settings requires TRUSTOO_TARGET_SHOP or TRUSTOO_PUBLIC_TOKEN with a trustoo route"
     return TrustooTarget(
         api,
         shop=shop,
@@ -183,7 +185,8 @@ def complete_authorization(
     settings: Settings, engine: Engine, vault: Vault | None, api: TrustooApi, *, code: str, state: str, now: datetime
 ) -> str:
     """Check `state`, exchange the code, store the tokens encrypted; return the shop."""
-    if not (settings.trustoo_client_id and settings.secret_key):
+    client_id, client_secret = settings.trustoo_client_id, settings.trustoo_client_secret
+    if not (client_id and client_secret and settings.secret_key):
         raise ConfigError("OAuth platform mode needs TRUSTOO_CLIENT_ID, TRUSTOO_CLIENT_SECRET and SECRET_KEY")
     try:
         claims = _state_serializer(settings.secret_key).loads(state, max_age=_STATE_MAX_AGE_S)
@@ -193,6 +196,6 @@ def complete_authorization(
         ) from None
     except BadSignature:
         raise OAuthStateError("state does not match one ReviewBridge issued") from None
-    tokens = api.exchange_code(settings.trustoo_client_id, settings.trustoo_client_secret, code, claims["redirect_uri"])
+    tokens = api.exchange_code(client_id, client_secret, code, claims["redirect_uri"])
     store_oauth_tokens(engine, vault, claims["shop"], tokens, now=now)
     return claims["shop"]

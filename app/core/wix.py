@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.config import Settings
@@ -37,7 +37,7 @@ class WixReviewRequests:
     def create_review_request(self, instance: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         return self._api.create_review_request(instance, body)
 
-    def query_review_requests(self, instance: str, *, order_id: str) -> list[Mapping[str, Any]]:
+    def query_review_requests(self, instance: str, *, order_id: str) -> Sequence[Mapping[str, Any]]:
         return self._api.query_review_requests(instance, order_id=order_id)
 
     def body_for(self, order: Mapping[str, Any]) -> dict:
