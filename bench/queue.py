@@ -5,7 +5,7 @@
 
 A scratch database is created on the --database-url server (dropped afterwards) and migrated;
 --events distinct Trustoo review/created events are parsed from signed deliveries and stored with
-`app.queue.enqueue` in batches. Then, on the loaded queue:
+`app.core.queue.enqueue` in batches. Then, on the loaded queue:
 
   claim cost   --claims sequential `queue.claim` calls (one event each), timed, then released back;
                the claim statement itself (captured as the app sends it) under EXPLAIN ANALYZE;

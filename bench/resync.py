@@ -401,7 +401,7 @@ def _ctp_reviews(url: str) -> int:
 
 
 def _summarise(profile: Path, top: int = 12) -> None:
-    """Where the resync's time went, from py-spy's raw stacks (only those under `app.resync.resync`,
+    """Where the resync's time went, from py-spy's raw stacks (only those under `app.core.resync.resync`,
     so start-up is left out): the share under each of our own functions (app/, connectors/), and
     the frames most often on top of the stack."""
     inclusive: Counter[str] = Counter()

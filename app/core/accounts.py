@@ -1,5 +1,5 @@
 """Platform accounts kept in the database: more Trustoo shops than the environment names, and the
-OAuth tokens of platform mode. Secrets go in encrypted (app/vault.py) and never come out in a
+OAuth tokens of platform mode. Secrets go in encrypted (app/core/vault.py) and never come out in a
 listing; the environment's own shop always comes first.
 """
 

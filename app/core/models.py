@@ -196,7 +196,7 @@ class ProductMapping(SQLModel, table=True):
 class Account(SQLModel, table=True):
     """A platform account (a Trustoo shop, a Wix site) beyond the one the environment names.
 
-    Secrets are stored encrypted with SECRET_KEY (app/vault.py) and never printed.
+    Secrets are stored encrypted with SECRET_KEY (app/core/vault.py) and never printed.
     """
 
     __tablename__ = "account"

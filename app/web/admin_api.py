@@ -228,4 +228,4 @@ def _reference(item: Any) -> str | None:
     return text
 
 
-# --- readings not (yet) in app/events.py and app/resync.py ------------------------------------------
+# --- readings not (yet) in app/core/events.py and app/core/resync.py ------------------------------------------
