@@ -175,7 +175,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trustoo_client_secret=env.secret("TRUSTOO_CLIENT_SECRET", min_length=8),
         trustoo_target_shop=env.text("TRUSTOO_TARGET_SHOP"),
         trustoo_create_source=env.text("TRUSTOO_CREATE_SOURCE") or "ChatWILL",
-        # Which secret signs webhooks in OAuth platform mode is not documented (specs/trustoo.md §2.4).
+        # Which secret signs webhooks in OAuth platform mode is not documented (docs/platforms/trustoo.md §2 item 4).
         trustoo_webhook_key_source=env.choice(
             "TRUSTOO_WEBHOOK_KEY_SOURCE", "private_token", ("private_token", "client_secret")
         ),

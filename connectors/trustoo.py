@@ -1,4 +1,4 @@
-"""Trustoo: webhook verification, delivery parsing and review mapping (specs/trustoo.md).
+"""Trustoo: webhook verification, delivery parsing and review mapping (docs/platforms/trustoo.md).
 
 A delivery is signed like an Open API call (§1.2): HMAC-SHA256, lowercase hex, over
 ``timestamp=<ts>|<raw body>``, keyed by the private token of the shop whose public token the

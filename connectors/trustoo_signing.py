@@ -1,4 +1,4 @@
-"""How a Trustoo Open API request is signed (specs/trustoo.md §1.2, §2 items 1-3).
+"""How a Trustoo Open API request is signed (docs/platforms/trustoo.md §1.2, §2 items 1-3).
 
 The current scheme (since Nov 2025), ``hmac_sorted_pipe_body``::
 

@@ -99,7 +99,7 @@ class TrustooTarget:
 
 
 def create_fields(review: Review, *, product_id: str, source_label: str) -> dict[str, Any]:
-    """The Create Review body (the 2026 set of specs/trustoo.md §1.6, §2 item 9)."""
+    """The Create Review body (the 2026 set of docs/platforms/trustoo.md §1.6, §2 item 9)."""
     fields: dict[str, Any] = {
         "product_id": product_id,
         "rating": review.rating,

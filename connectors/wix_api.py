@@ -1,4 +1,4 @@
-"""The Wix REST client: app-instance tokens, Reviews v1 and Review Requests v2 (specs/wix.md §1.4, §1.5, §1.7).
+"""The Wix REST client: app-instance tokens, Reviews v1 and Review Requests v2 (docs/platforms/wix.md §1.4, §1.5, §1.7).
 
 Every call goes out through `PlatformClient` (timeouts, retries on transport errors, 429 and 5xx),
 authenticated per app instance (site) with a client-credentials token from ``POST /oauth2/token``,

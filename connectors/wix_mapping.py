@@ -1,5 +1,5 @@
-"""Wix JSON read into our terms (specs/wix.md §1.2, §1.4-§1.6): review entities as canonical Reviews,
-orders as Review Request bodies, and the JSON-string layers of a webhook as objects.
+"""Wix JSON read into our terms (docs/platforms/wix.md §1.2, §1.4-§1.6): review entities as
+canonical Reviews, orders as Review Request bodies, and the JSON-string layers of a webhook as objects.
 
 Pure functions over the REST/webhook JSON (``id``, ``createdDate``; not the SDK's ``_id``).
 Unknown keys are ignored; what a Review cannot do without (an id, a rating 1-5) raises PayloadError.
@@ -95,7 +95,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
 
 
 def review_request_body(order: Mapping[str, Any]) -> dict[str, Any]:
-    """The Create Review Request body for an order (the seed's shape), or PayloadError saying why the
+    """The Create Review Request body for an order (as in §1.5), or PayloadError saying why the
     order is skipped: no order id, no buyer contact, or nothing from Wix Stores to review.
 
     Up to five Stores items, the most expensive first: what Wix itself picks for an order alone.

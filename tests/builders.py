@@ -21,7 +21,7 @@ def next_review_id() -> int:
 
 
 def trustoo_review(**overrides: Any) -> dict[str, Any]:
-    """A review item as Trustoo puts it in a webhook's `list` (specs/trustoo.md §1.5, §1.7)."""
+    """A review item as Trustoo puts it in a webhook's `list` (docs/platforms/trustoo.md §1.5, §1.7)."""
     item = {
         "id": next_review_id(),
         "my_shopify_domain": "example-store.myshopify.com",

@@ -1,4 +1,4 @@
-"""The path of one event, as DESIGN draws it:
+"""The path of one event, as docs/design.md draws it:
 
     parse → canonical Review → route to targets → ledger check → target call → ledger update
 

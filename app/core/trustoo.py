@@ -164,7 +164,7 @@ def build_target(settings: Settings, engine: Engine, api: TrustooApi) -> Trustoo
     )
 
 
-# --- OAuth2 platform mode (§1.8) ------------------------------------------------------------------
+# --- OAuth2 platform mode (docs/platforms/trustoo.md §1.8) ----------------------------------------
 
 
 def _state_serializer(secret_key: str) -> URLSafeTimedSerializer:

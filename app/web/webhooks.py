@@ -12,7 +12,7 @@ __all__ = ["bp"]
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-# Trustoo counts any other answer as a failure and delivers again (specs/trustoo.md §1.7).
+# Trustoo counts any other answer as a failure and delivers again (docs/platforms/trustoo.md §1.7).
 TRUSTOO_SUCCESS = b'{"code":0,"message":"success"}'
 
 
@@ -33,7 +33,7 @@ def trustoo(topic: str | None):
 
 @bp.post("/wix")
 def wix():
-    """The whole body is a signed JWT (specs/wix.md §1.1); Wix wants an empty 200 well within 1.25 s."""
+    """The whole body is a signed JWT (docs/platforms/wix.md §1.1); Wix wants an empty 200 well within 1.25 s."""
     services = current_services()
     body = request.get_data(cache=False)
     receipt = intake.receive(

@@ -5,11 +5,11 @@ A WSGI app: drive it in-process with `httpx.WSGITransport(app=emulator)`, over l
 
     python -m tests.fakes.commercetools --port 9001 [--latency-ms 50] [--fail-rate 0.3] [--product mug-01]
 
-Unlike the PyPI mock (specs/commercetools.md §3) it behaves like the real API (§1, §2): OAuth client
-credentials over HTTP Basic, Bearer tokens that expire by the injected clock, scopes, real error
-bodies, strict ReviewDraft validation, uniqueness of `key` and `uniquenessValue`, all 11 review
-update actions, and query predicates. The rules live in `commercetools_model.py`; this module is the
-HTTP layer, fault injection (`inject`, `fail_rate`, `latency_s`) and the request log.
+Unlike the PyPI mock (docs/platforms/commercetools.md §3) it behaves like the real API (§1, §2):
+OAuth client credentials over HTTP Basic, Bearer tokens that expire by the injected clock, scopes,
+real error bodies, strict ReviewDraft validation, uniqueness of `key` and `uniquenessValue`, all 11
+review update actions, and query predicates. The rules live in `commercetools_model.py`; this module
+is the HTTP layer, fault injection (`inject`, `fail_rate`, `latency_s`) and the request log.
 """
 
 from __future__ import annotations

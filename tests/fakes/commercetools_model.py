@@ -1,9 +1,9 @@
 """The commercetools emulator's project state and rules: Reviews, Products, Types, States.
 
 Pure Python, no HTTP: `tests/fakes/commercetools.py` is the web layer around it. Every rule here
-follows the real API (specs/commercetools.md §1, §2), not the PyPI mock (§3): strict ReviewDraft
-validation, uniqueness of `key` and `uniquenessValue`, references that must exist, all 11 review
-update actions, real error bodies, and the query language subset the connector needs.
+follows the real API (docs/platforms/commercetools.md §1, §2), not the PyPI mock (§3): strict
+ReviewDraft validation, uniqueness of `key` and `uniquenessValue`, references that must exist, all
+11 review update actions, real error bodies, and the query language subset the connector needs.
 
 Errors are raised as `ApiError`; the caller turns them into the JSON envelope
 `{statusCode, message, errors: [{code, message, ...}]}`. Nothing here is thread-safe by itself:

@@ -1,5 +1,5 @@
 """A faithful Trustoo (TrustWILL) Open API emulator: reviews, rating, shop webhooks, OAuth2, and the
-webhook deliveries Trustoo makes to registered URLs (specs/trustoo.md).
+webhook deliveries Trustoo makes to registered URLs (docs/platforms/trustoo.md).
 
 A WSGI app: drive it in-process with `httpx.WSGITransport(app=emulator)`, over loopback with
 `tests.fakes.serving.serve_wsgi(emulator)`, or alone from a shell::

@@ -1,7 +1,7 @@
 """The Trustoo emulator's state and rules: shops, reviews, shop webhooks, OAuth2 grants.
 
 Pure Python, no HTTP: `tests/fakes/trustoo.py` is the web layer around it. Rules follow
-specs/trustoo.md §1; where the spec lists an unknown, the safe assumption of §2 (or the stricter,
+docs/platforms/trustoo.md §1; where that lists an unknown, the assumption of §2 (or the stricter,
 documented reading) is taken. Errors are raised as `ApiError(code, message)`; the web layer wraps
 them in the envelope of §1.3. Nothing here is thread-safe by itself: the emulator holds one lock
 around every call.

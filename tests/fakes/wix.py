@@ -5,8 +5,8 @@ A WSGI app: drive it in-process with `httpx.WSGITransport(app=emulator)`, over l
 
     python -m tests.fakes.wix --port 9003 [--latency-ms 50] [--fail-rate 0.3] [--instance ID]
 
-It behaves like `specs/wix.md` says Wix does, and where the spec lists an unknown, like its safe
-assumption, so that our bugs show up here and not in production:
+It behaves like `docs/platforms/wix.md` says Wix does, and where that lists an unknown, like the
+assumption it gives, so that our bugs show up here and not in production:
 
 - `POST /oauth2/token` (JSON client credentials + `instance_id`) gives 4-hour tokens that expire by
   the injected clock; API calls carry `Authorization: <token>`, and a `Bearer ` prefix is refused.

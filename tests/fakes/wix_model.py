@@ -1,8 +1,8 @@
 """The Wix emulator's site state and rules: Reviews v1, Review Requests v2, eCommerce orders, events.
 
 Pure Python, no HTTP: `tests/fakes/wix.py` is the web layer around it (OAuth, tokens, rate limits,
-faults, webhook signing and delivery). Every rule follows `specs/wix.md` and, where that lists an
-unknown, its safe assumption; the handful of choices the spec leaves open are marked "assumption".
+faults, webhook signing and delivery). Every rule follows `docs/platforms/wix.md` and, where that
+lists an unknown, its assumption; the handful of choices it leaves open are marked "assumption".
 
 - Reviews: one review per (namespace, entityId, author.contactId); `revision` (an int64 as a string)
   required on update, 409 on a stale one; apps cannot update organic reviews; unpublished (not
@@ -10,7 +10,7 @@ unknown, its safe assumption; the handful of choices the spec leaves open are ma
 - Query language: only the fields and operators the docs list per API, `$and`/`$or`/`$not`, sort on
   sortable fields, default `createdDate ASC`, cursor paging (limit ≤ 100, default 50) whose cursor
   carries the query: a request with a cursor must not repeat `filter` or `sort`.
-- Review Requests: the application errors of the seed (EITHER_ORDER_OR_ITEMS_REQUIRED 400,
+- Review Requests: the application errors of §1.5 (EITHER_ORDER_OR_ITEMS_REQUIRED 400,
   ORDER_NOT_FOUND / ORDER_IS_EMPTY / INITIATOR_IDENTITY_NOT_SUPPORTED 428), the five most expensive
   Stores items of an order, and no idempotency at all: two creates for one order make two requests.
 - Domain events in the three-layer shape of §1.2, with a per-entity increasing `entityEventSequence`.
@@ -70,7 +70,7 @@ _DEFAULT = object()
 
 
 class WixError(Exception):
-    """One Wix error answer: the HTTP status and the body of `specs/wix.md` §1.7."""
+    """One Wix error answer: the HTTP status and the body of `docs/platforms/wix.md` §1.7."""
 
     def __init__(
         self,
@@ -169,7 +169,7 @@ class FieldSpec:
     kind: str = "str"  # str | date | num | bool | array | media
 
 
-#: Query Reviews: fields and operators as specs/wix.md §1.4 lists them
+#: Query Reviews: fields and operators as docs/platforms/wix.md §1.4 lists them
 REVIEW_FIELDS = {
     "id": FieldSpec(_EQ_IN),
     "author.contactId": FieldSpec(_EQ_IN),

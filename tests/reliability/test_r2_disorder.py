@@ -78,7 +78,8 @@ def _trustoo_history(trustoo, clock: _SteppedClock, rng: random.Random, review_i
             snapshot(step, "review-deleted", trustoo.delete_review_in_admin(TRUSTOO_PUBLIC_TOKEN, review_id))
             return steps, None
         if action == "toggle" and published:
-            snapshot(step, "review-deleted", trustoo.hide_review(TRUSTOO_PUBLIC_TOKEN, review_id))  # §1.7: hidden
+            # Trustoo reports a hide as review/deleted (docs/platforms/trustoo.md §1.7).
+            snapshot(step, "review-deleted", trustoo.hide_review(TRUSTOO_PUBLIC_TOKEN, review_id))
         elif action == "toggle":
             snapshot(step, "review-updated", trustoo.publish_review(TRUSTOO_PUBLIC_TOKEN, review_id))
         else:

@@ -1,4 +1,4 @@
-"""The commercetools emulator pinned to the real API's rules (specs/commercetools.md §1, §2).
+"""The commercetools emulator pinned to the real API's rules (docs/platforms/commercetools.md §1, §2).
 
 Everything runs in-process through httpx.WSGITransport, except one test over real loopback.
 """

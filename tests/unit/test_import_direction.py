@@ -1,4 +1,4 @@
-"""The house's rooms and the one direction of their imports (docs/architecture.md):
+"""The house's rooms and the one direction of their imports (docs/design.md):
 
     app.cli, app.web  ->  app.bootstrap  ->  app.core  ->  connectors;   app.config below all
 

@@ -1,8 +1,9 @@
 """connectors/trustoo_api.py against the Trustoo emulator, in process through `httpx.WSGITransport`.
 
-The emulator checks every signature itself (tests/fakes/trustoo.py, written from the spec), so a
-call it answers with code 0 was signed right. One fake clock serves the client, its rate limit and
-the emulator; its `sleep` moves the clock on, so no test really waits.
+The emulator checks every signature itself (tests/fakes/trustoo.py, written from
+docs/platforms/trustoo.md), so a call it answers with code 0 was signed right. One fake clock
+serves the client, its rate limit and the emulator; its `sleep` moves the clock on, so no test
+really waits.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Trustoo emulator pins the rules of specs/trustoo.md, each in one test.
+"""The Trustoo emulator pins the rules of docs/platforms/trustoo.md, each in one test.
 
 Open API calls go in-process through `httpx.WSGITransport`; webhook deliveries go over loopback to
 a tiny receiver served by `serve_wsgi`. The signing here is written a third time, straight from

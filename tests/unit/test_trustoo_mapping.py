@@ -1,4 +1,4 @@
-"""Trustoo review items → Review, and deliveries → Events (specs/trustoo.md §1.5, §1.7, §2 item 5).
+"""Trustoo review items → Review, and deliveries → Events (docs/platforms/trustoo.md §1.5, §1.7, §2 item 5).
 
 Whole deliveries come from tests/payloads/trustoo/; single fields are changed with the builder.
 """

@@ -1,4 +1,4 @@
-"""TrustooWebhookVerifier on raw bytes (specs/trustoo.md §1.2, §1.7, §2 item 4).
+"""TrustooWebhookVerifier on raw bytes (docs/platforms/trustoo.md §1.2, §1.7, §2 item 4).
 
 Standard Webhooks style: `_signed()` builds a good delivery and each test changes one thing.
 The clock is injected; nothing here reads the real time.

@@ -1,4 +1,4 @@
-"""connectors/wix.py and connectors/wix_api.py against the Wix emulator (specs/wix.md), in process.
+"""connectors/wix.py and connectors/wix_api.py against the Wix emulator (docs/platforms/wix.md), in process.
 
 Webhooks are signed by the emulator (tests/fakes/wix.py) with a key made once for this module,
 so a test can also sign claims of its own with it. One fake clock serves the verifier, the client,

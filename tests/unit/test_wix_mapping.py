@@ -1,4 +1,4 @@
-"""Wix review entities → Review, orders → Review Request bodies (specs/wix.md §1.4-§1.6, §2).
+"""Wix review entities → Review, orders → Review Request bodies (docs/platforms/wix.md §1.4-§1.6, §2).
 
 Whole entities and events come from tests/payloads/wix/ (REST form, the spec's §2 examples filled
 in); single fields are changed on a copy.
