@@ -27,7 +27,8 @@ from app.core.status import queue_depth
 from app.core.vault import Vault
 from app.core.worker import Worker
 from connectors.base import ReviewTarget
-from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
+from connectors.commercetools import CommercetoolsTarget
+from connectors.commercetools_api import CommercetoolsConfig
 from connectors.trustoo_api import TrustooApi
 
 __all__ = ["attach", "build_services", "build_worker", "current_services", "load", "services_of"]

@@ -5,7 +5,7 @@
 
 A scratch database is created on the --database-url server (dropped afterwards) and migrated;
 --events distinct Trustoo review/created events are parsed from signed deliveries and stored with
-`app.core.queue.enqueue` in batches. Then, on the loaded queue:
+`app.core.queue_store.enqueue` in batches. Then, on the loaded queue:
 
   claim cost   --claims sequential `queue.claim` calls (one event each), timed, then released back;
                the claim statement itself (captured as the app sends it) under EXPLAIN ANALYZE;
@@ -36,7 +36,7 @@ from sqlalchemy import event, func, select
 
 from app import create_app
 from app.bootstrap import build_worker, services_of
-from app.core import queue
+from app.core import queue, queue_store
 from app.core.db import upgrade
 from app.core.models import InboxEvent, table, utcnow
 from app.core.services import Services
@@ -171,7 +171,7 @@ def _enqueue(services: Services, count: int, batch: int) -> float:
         account = source.verify(headers, body)
         items = source.parse(account, "review/created", headers, body)
         began = time.perf_counter()
-        stored = queue.enqueue(
+        stored = queue_store.enqueue(
             services.engine, source.name, account, items, now=utcnow(), quarantine_id=f"bench:{uuid.uuid4().hex}"
         )
         elapsed += time.perf_counter() - began

@@ -1,4 +1,5 @@
-"""commercetools as a review target (specs/commercetools.md §1, §4, §5).
+"""commercetools as a review target (docs/platforms/commercetools.md §4, §5); the HTTP API, its token and its
+error bodies are in connectors/commercetools_api.py.
 
 Upsert, by the recipe of §5: GET by key → 404: create (a DuplicateField means a racer won: read
 again) → 200: send only the actions that change something (none: no POST) → 409: read again and
@@ -8,17 +9,23 @@ race, one source review is one commercetools review.
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
+from connectors.commercetools_api import (
+    CommercetoolsApi,
+    CommercetoolsConfig,
+    duplicate_fields,
+    error_codes,
+    error_text,
+    references_product,
+)
 from connectors.commercetools_mapping import (
     CUSTOM_FIELDS,
     CUSTOM_TYPE_KEY,
@@ -30,9 +37,9 @@ from connectors.commercetools_mapping import (
     review_key,
     update_actions,
 )
-from connectors.http import PlatformClient, RetryPolicy, Token, TokenCache, error_for
+from connectors.http import RetryPolicy, error_for
 
-__all__ = ["CommercetoolsConfig", "CommercetoolsTarget"]
+__all__ = ["CommercetoolsTarget"]
 
 _CONFLICT_RETRIES = 5
 _PAGE = 500
@@ -40,29 +47,6 @@ _PAGE = 500
 _MISSING_TTL_S = 60.0
 
 ProductMap = Callable[[str, str, str], tuple[str, str] | None]  # (source, account, product) → ("id"|"key", value)
-
-
-@dataclass(frozen=True)
-class CommercetoolsConfig:
-    project_key: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    api_url: str = "https://api.europe-west1.gcp.commercetools.com"
-    auth_url: str = "https://auth.europe-west1.gcp.commercetools.com"
-    scopes: tuple[str, ...] = ()
-    rating_scale: int = 5
-    on_source_delete: str = "delete"  # delete | hide
-    product_key_template: str = "{source_product_id}"
-    store_review_channel: str | None = None  # channel key that reviews of the whole store attach to
-
-    @property
-    def token_url(self) -> str:
-        # Like the SDKs: an auth URL without a path means the standard token path.
-        return (
-            self.auth_url
-            if urlsplit(self.auth_url).path not in ("", "/")
-            else self.auth_url.rstrip("/") + "/oauth/token"
-        )
 
 
 class CommercetoolsTarget:
@@ -83,28 +67,8 @@ class CommercetoolsTarget:
         self.config = config
         self._product_map = product_map
         self._clock = clock
-        hint = "CTP_CLIENT_ID, CTP_CLIENT_SECRET and CTP_SCOPES"
-        token_url = urlsplit(config.token_url)
-        self._token_path = token_url.path
-        self._auth = PlatformClient(
-            "commercetools auth",
-            f"{token_url.scheme}://{token_url.netloc}",
-            credentials_hint=hint,
-            transport=transport,
-            sleep=sleep,
-            retry=retry,
-            pool_size=2,
-        )
-        self._tokens = TokenCache(self._fetch_token, clock=clock)
-        self._api = PlatformClient(
-            "commercetools",
-            f"{config.api_url.rstrip('/')}/{config.project_key}",
-            token=self._tokens,
-            credentials_hint=hint + " (and CTP_PROJECT_KEY)",
-            transport=transport,
-            sleep=sleep,
-            retry=retry,
-            pool_size=pool_size,
+        self._api = CommercetoolsApi(
+            config, transport=transport, clock=clock, sleep=sleep, retry=retry, pool_size=pool_size
         )
         self._lock = threading.Lock()
         self._setup_ids: dict[str, str] | None = None
@@ -113,7 +77,6 @@ class CommercetoolsTarget:
 
     def close(self) -> None:
         self._api.close()
-        self._auth.close()
 
     # --- ReviewTarget -------------------------------------------------------------------------
 
@@ -176,7 +139,7 @@ class CommercetoolsTarget:
             if response.status_code in (200, 404):
                 return
             if response.status_code != 409:
-                raise error_for(response, "commercetools", _error_text(response))
+                raise error_for(response, "commercetools", error_text(response))
         raise RetryableTargetError(
             f"review {ref.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409
         )
@@ -187,16 +150,7 @@ class CommercetoolsTarget:
     # --- reading ------------------------------------------------------------------------------
 
     def get(self, key: str) -> dict[str, Any] | None:
-        return self._get_by_key("reviews", key)
-
-    def _get_by_key(self, kind: str, key: str) -> dict[str, Any] | None:
-        """A review, type, state or product by key; None when there is none."""
-        response = self._api.request("GET", f"/{kind}/key={quote(key, safe='')}")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise error_for(response, "commercetools", _error_text(response))
-        return response.json()
+        return self._api.get_by_key("reviews", key)
 
     def iter_reviews(self, where: str | None = None, *, page_size: int = _PAGE) -> Iterator[dict[str, Any]]:
         """Every review, lazily, by keyset paging on id (no offset cap, flat memory)."""
@@ -207,7 +161,7 @@ class CommercetoolsTarget:
             params += [("where", predicate) for predicate in predicates]
             response = self._api.request("GET", "/reviews", params=params)
             if response.status_code != 200:
-                raise error_for(response, "commercetools", _error_text(response))
+                raise error_for(response, "commercetools", error_text(response))
             results = response.json()["results"]
             yield from results
             if len(results) < page_size:
@@ -220,16 +174,16 @@ class CommercetoolsTarget:
         """Create what is missing; return (kind, key, "created" | "found") for each. Safe to repeat."""
         report = []
         for kind, key, draft in _setup_drafts():
-            if self._get_by_key(kind, key) is not None:
+            if self._api.get_by_key(kind, key) is not None:
                 report.append((kind, key, "found"))
                 continue
             response = self._api.request("POST", f"/{kind}", json=draft)
             if response.status_code in (200, 201):
                 report.append((kind, key, "created"))
-            elif _error_codes(response) & {"DuplicateField"}:
+            elif error_codes(response) & {"DuplicateField"}:
                 report.append((kind, key, "found"))  # created meanwhile by another process
             else:
-                raise error_for(response, "commercetools", _error_text(response))
+                raise error_for(response, "commercetools", error_text(response))
         with self._lock:
             self._setup_ids = None
         return report
@@ -240,7 +194,7 @@ class CommercetoolsTarget:
             if self._setup_ids is not None:
                 return self._setup_ids
         found = {
-            name: self._get_by_key(kind, key)
+            name: self._api.get_by_key(kind, key)
             for name, kind, key in (
                 ("type", "types", CUSTOM_TYPE_KEY),
                 ("published", "states", PUBLISHED_STATE_KEY),
@@ -305,7 +259,7 @@ class CommercetoolsTarget:
                 return self._ids[kind, key]
             if self._clock() < self._missing.get((kind, key), 0):
                 return None
-        resource = self._get_by_key(kind, key)
+        resource = self._api.get_by_key(kind, key)
         with self._lock:
             if resource is None:
                 self._missing[kind, key] = self._clock() + _MISSING_TTL_S
@@ -321,14 +275,14 @@ class CommercetoolsTarget:
         response = self._api.request("POST", "/reviews", json=draft)
         if response.status_code == 201:
             return response.json(), set()
-        duplicates = _duplicate_fields(response)
+        duplicates = duplicate_fields(response)
         if duplicates:
             return None, duplicates
-        if _error_codes(response) & {"ReferencedResourceNotFound"} and _references_product(response):
+        if error_codes(response) & {"ReferencedResourceNotFound"} and references_product(response):
             raise ProductNotFound(
                 draft["custom"]["fields"].get("sourceProductId", "?"), "the product was deleted from commercetools"
             )
-        raise error_for(response, "commercetools", _error_text(response))
+        raise error_for(response, "commercetools", error_text(response))
 
     def _update(self, current: Mapping[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The updated review, or None on a version conflict (the caller reads again)."""
@@ -339,7 +293,7 @@ class CommercetoolsTarget:
             return response.json()
         if response.status_code == 409:
             return None
-        raise error_for(response, "commercetools", _error_text(response))
+        raise error_for(response, "commercetools", error_text(response))
 
     def _adopt_by_uniqueness_value(self, key: str) -> dict[str, Any] | None:
         """A review that holds our uniquenessValue under another key (someone changed it): ours again."""
@@ -347,30 +301,9 @@ class CommercetoolsTarget:
             "GET", "/reviews", params={"where": f'uniquenessValue = "{key}"', "limit": "1", "withTotal": "false"}
         )
         if response.status_code != 200:
-            raise error_for(response, "commercetools", _error_text(response))
+            raise error_for(response, "commercetools", error_text(response))
         results = response.json().get("results") or []
         return results[0] if results else None
-
-    def _fetch_token(self) -> Token:
-        credentials = base64.b64encode(f"{self.config.client_id}:{self.config.client_secret}".encode()).decode()
-        form = {"grant_type": "client_credentials"}
-        if self.config.scopes:
-            form["scope"] = " ".join(self.config.scopes)
-        response = self._auth.request(
-            "POST",
-            self._token_path,
-            content=urlencode(form).encode(),
-            headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/x-www-form-urlencoded"},
-        )
-        if response.status_code != 200:
-            raise ConfigError(
-                f"commercetools refused a token (HTTP {response.status_code}, "
-                f"{_error_text(response)}); check CTP_CLIENT_ID, CTP_CLIENT_SECRET, CTP_SCOPES "
-                f"and CTP_AUTH_URL",
-                status=response.status_code,
-            )
-        body = response.json()
-        return Token(body["access_token"], self._clock() + float(body.get("expires_in", 3600)))
 
 
 def _setup_drafts() -> list[tuple[str, str, dict[str, Any]]]:
@@ -417,36 +350,3 @@ def _setup_drafts() -> list[tuple[str, str, dict[str, Any]]]:
 
 def _ref(review: Mapping[str, Any]) -> TargetRef:
     return TargetRef(key=review["key"], id=review["id"], version=review["version"])
-
-
-def _errors(response: httpx.Response) -> list[dict[str, Any]]:
-    try:
-        body = response.json()
-    except ValueError:
-        return []
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-
-
-def _error_codes(response: httpx.Response) -> set[str]:
-    return {str(error.get("code")) for error in _errors(response)}
-
-
-def _duplicate_fields(response: httpx.Response) -> set[str]:
-    return {
-        str(e.get("field"))
-        for e in _errors(response)
-        if e.get("code") in ("DuplicateField", "DuplicateFieldWithConflictingResource")
-    }
-
-
-def _references_product(response: httpx.Response) -> bool:
-    return any(e.get("typeId") == "product" for e in _errors(response))
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The platform's own words: error codes and messages, never our request."""
-    errors = _errors(response)
-    if not errors:
-        return response.reason_phrase or "no error body"
-    return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors[:3])

@@ -1,17 +1,9 @@
-"""The Trustoo Open API client: signed calls, the envelope, paging, OAuth2 (specs/trustoo.md §1.2-§1.8).
+"""The Trustoo Open API client: signed calls, paging, the shop's webhooks, OAuth2 (docs/platforms/trustoo.md
+§1.2-§1.8).
 
-Every call goes out through `PlatformClient` (timeouts, retries on transport errors, 429 and 5xx).
-Trustoo answers HTTP 200 with an envelope ``{code, message, request_id, data}``; a call succeeds
-only when the status is 2xx *and* the code is 0 (2000 from the old docs). Other codes (gRPC
-numbering, §1.3) become our errors in `_interpret` and `_error_for_code`::
-
-    16 unauthenticated ── OAuth: refresh the access token once and resend; else ConfigError
-    7  permission denied ─ ConfigError (the OAuth grant lacks a scope)
-    1, 4, 8, 13, 14 ───── RetryableTargetError
-    5 not found ───────── None from get_review, success for deletes, else FixAndReplayError
-    3, 6 and the rest ─── FixAndReplayError
-
-Messages carry Trustoo's `message` and `request_id`, never a token or a signature.
+Every call goes out through `PlatformClient` (timeouts, retries on transport errors, 429 and 5xx);
+what Trustoo's envelope answers mean is read in connectors/trustoo_envelope.py. After a code 16
+(unauthenticated) with OAuth, the access token is refreshed once and the call resent.
 """
 
 from __future__ import annotations
@@ -25,18 +17,15 @@ from typing import Any, Protocol
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RateLimit, RetryPolicy, error_for, retry_after_seconds
+from connectors.http import PlatformClient, RateLimit, RetryPolicy
+from connectors.trustoo_envelope import PLATFORM, describe, interpret, maybe_applied, read_json
 from connectors.trustoo_signing import SCHEMES, json_body, query_params, sign
 
-__all__ = ["Credentials", "OAuthTokens", "Page", "ShopCredentials", "TrustooApi", "sign"]
+__all__ = ["Credentials", "OAuthTokens", "Page", "ShopCredentials", "TrustooApi"]
 
 PREFIX = "/api/v1/openapi/"
-PLATFORM = "Trustoo"
 HMAC_HINT = "TRUSTOO_PUBLIC_TOKEN and TRUSTOO_PRIVATE_TOKEN (and TRUSTOO_SIGN_SCHEME)"
 OAUTH_HINT = "TRUSTOO_CLIENT_ID and TRUSTOO_CLIENT_SECRET (or authorize the shop again)"
-_OK_CODES = frozenset({0, 2000})
-_RETRYABLE_CODES = frozenset({1, 4, 8, 13, 14})  # canceled, deadline, rejected, internal, unavailable
-_MAYBE_APPLIED_CODES = frozenset({4, 13})  # gRPC: a deadline or internal error may follow the write
 
 
 @dataclass(frozen=True)
@@ -187,7 +176,7 @@ class TrustooApi:
         try:
             _, data, envelope = self._call(shop, "POST", "create_review", fields=draft, retry=False)
         except RetryableTargetError as exc:
-            exc.outcome_unknown = _maybe_applied(exc)
+            exc.outcome_unknown = maybe_applied(exc)
             raise
         except TargetError as exc:
             exc.outcome_unknown = False
@@ -234,11 +223,11 @@ class TrustooApi:
         """Where to send the merchant to approve ReviewBridge."""
         params = query_params({"client_id": client_id, "redirect_uri": redirect_uri, "state": state, "scope": scope})
         response = self._http.request("GET", PREFIX + "get_oauth_authorize_url", params=params)
-        document = _json(response)
-        data = self._interpret(response, document, "get_oauth_authorize_url", hint=OAUTH_HINT)[1]
+        document = read_json(response)
+        data = interpret(response, document, "get_oauth_authorize_url", hint=OAUTH_HINT)[1]
         url = data.get("authorize_url") if isinstance(data, dict) else None
         if not url:
-            raise FixAndReplayError(f"Trustoo answered no authorize_url ({_context(response, document)})")
+            raise FixAndReplayError(f"Trustoo answered no authorize_url ({describe(response, document)})")
         return str(url)
 
     def exchange_code(self, client_id: str, client_secret: str, code: str, redirect_uri: str) -> OAuthTokens:
@@ -281,14 +270,14 @@ class TrustooApi:
             retry=False,
         )
         secrets = (client_secret, body.get("code", ""), *secrets)
-        document = _json(response)
+        document = read_json(response)
         if response.is_success and isinstance(document, dict) and "code" not in document:
             data: Any = document  # a plain OAuth answer, without the envelope (§2 item 11)
         else:
-            data = self._interpret(response, document, "oauth/token", hint=OAUTH_HINT, secrets=secrets)[1]
+            data = interpret(response, document, "oauth/token", hint=OAUTH_HINT, secrets=secrets)[1]
         access = data.get("access_token") if isinstance(data, dict) else None
         if not access:
-            raise FixAndReplayError(f"Trustoo answered no access_token ({_context(response, document, secrets)})")
+            raise FixAndReplayError(f"Trustoo answered no access_token ({describe(response, document, secrets)})")
         try:
             expires_at: float | None = self._clock() + float(data["expires_in"])
         except (KeyError, TypeError, ValueError):
@@ -333,12 +322,12 @@ class TrustooApi:
                     f"Trustoo refused our credentials for shop {shop} on {verb} (HTTP {exc.status}); check {hint}",
                     status=exc.status,
                 ) from None
-            document = _json(response)
+            document = read_json(response)
             if oauth and not refreshed and isinstance(document, dict) and document.get("code") == 16:
-                credentials = self._refreshed(shop, hint, _context(response, document, secrets))
+                credentials = self._refreshed(shop, hint, describe(response, document, secrets))
                 refreshed = True
                 continue
-            code, data = self._interpret(response, document, verb, hint=hint, allow=allow, secrets=secrets, shop=shop)
+            code, data = interpret(response, document, verb, hint=hint, allow=allow, secrets=secrets, shop=shop)
             return code, data, document if isinstance(document, dict) else {}
 
     def _auth_headers(
@@ -366,84 +355,6 @@ class TrustooApi:
                 f"could be had; check {hint}"
             )
         return credentials
-
-    def _interpret(
-        self,
-        response: httpx.Response,
-        document: Any,
-        verb: str,
-        *,
-        hint: str,
-        allow: Collection[int] = (),
-        secrets: tuple[str, ...] = (),
-        shop: str | None = None,
-    ) -> tuple[int, Any]:
-        """The envelope's (code, data) on success or an allowed code; our error otherwise."""
-        code = document.get("code") if isinstance(document, dict) else None
-        context = _context(response, document, secrets)
-        if not isinstance(code, int) or isinstance(code, bool):
-            if response.is_success:
-                raise ConfigError(
-                    f"Trustoo answered {verb} without its envelope ({context}); check TRUSTOO_API_URL",
-                    status=response.status_code,
-                )
-            raise error_for(response, PLATFORM, f"{verb}: {context}")
-        if response.is_success and (code in _OK_CODES or code in allow):
-            return code, document.get("data")
-        if code == 16:
-            where = f" for shop {shop}" if shop else ""
-            raise ConfigError(
-                f"Trustoo refused our credentials{where} on {verb} ({context}); check {hint}",
-                status=response.status_code,
-            )
-        if not response.is_success:
-            raise error_for(response, PLATFORM, f"{verb}: {context}")
-        raise _error_for_code(response, verb, code, context)
-
-
-def _error_for_code(response: httpx.Response, verb: str, code: int, context: str) -> TargetError:
-    """The error for an envelope code other than 0 and 16 on a 2xx answer."""
-    message = f"Trustoo {verb} failed: {context}"
-    if code == 7:
-        return ConfigError(f"{message}; the OAuth grant lacks a scope this call needs", status=response.status_code)
-    if code in _RETRYABLE_CODES:
-        error = RetryableTargetError(message, status=response.status_code, retry_after=retry_after_seconds(response))
-        error.trustoo_code = code  # read by _maybe_applied
-        return error
-    if code == 6:
-        return FixAndReplayError(f"Trustoo {verb}: already exists ({context})", status=response.status_code)
-    return FixAndReplayError(message, status=response.status_code)
-
-
-def _maybe_applied(error: RetryableTargetError) -> bool:
-    """Whether a failed create may still have been applied by Trustoo."""
-    code = getattr(error, "trustoo_code", None)
-    if code is not None:
-        return code in _MAYBE_APPLIED_CODES
-    return error.outcome_unknown
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:  # HTML error pages, empty bodies, bad UTF-8
-        return None
-
-
-def _context(response: httpx.Response, document: Any, secrets: tuple[str, ...] = ()) -> str:
-    """Trustoo's own words for the log: HTTP status, code, message and request_id, secrets blanked."""
-    if isinstance(document, dict):
-        message = str(document.get("message") or document.get("error_description") or document.get("error") or "")
-        text = (
-            f"HTTP {response.status_code}, code {document.get('code', '-')}: {message or '-'}, "
-            f"request_id {document.get('request_id') or '-'}"
-        )
-    else:
-        text = f"HTTP {response.status_code}, no JSON envelope"
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _first_id(data: Any) -> str | None:

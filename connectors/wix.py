@@ -1,15 +1,8 @@
-"""Wix: webhook verification and delivery parsing (specs/wix.md §1.1-§1.3, §1.6, §3).
+"""Wix as a source: a verified delivery's envelope and domain event as our Event, and reviews read
+back for resync (docs/platforms/wix.md §1.3, §1.6, §3).
 
-The whole request body is an RS256 JWT signed with the app's private key; we hold its public key
-(one PEM, or several while a rotation overlaps). Inside are three layers, two of them JSON strings::
-
-    claims {data: "<envelope>", iat, exp}
-      └─ envelope {eventType, instanceId, data: "<domain event>", identity: "<…>"}
-           └─ domain event {id, entityFqdn, slug, entityId, eventTime, entityEventSequence,
-                            createdEvent.entity | updatedEvent.currentEntity |
-                            deletedEvent.deletedEntity | actionEvent.body}   (or their …AsJson strings)
-
-Mapping and the Review Request body are in connectors/wix_mapping.py, the REST client in
+The JWT and its claims are checked in connectors/wix_webhooks.py (where the layers of a delivery
+are drawn); mapping and the Review Request body are in connectors/wix_mapping.py, the REST client in
 connectors/wix_api.py.
 """
 
@@ -17,35 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-from connectors.base import (
-    ConfigError,
-    Event,
-    EventKind,
-    PayloadError,
-    Review,
-    SignatureError,
-    SourcePage,
-    StaleRequest,
-    mapped,
-)
-from connectors.wix_mapping import (
-    SOURCE,
-    event_body,
-    event_sequence,
-    json_layer,
-    map_review,
-    parse_time,
-    review_request_body,
-)
+from connectors.base import ConfigError, Event, EventKind, PayloadError, Review, SourcePage, mapped
+from connectors.wix_mapping import SOURCE, event_body, event_sequence, json_layer, map_review, parse_time
+from connectors.wix_webhooks import WixWebhookVerifier, claims_time, unverified_claims
 
 __all__ = [
     "ACCOUNT_EVENT_TYPES",
@@ -54,9 +25,6 @@ __all__ = [
     "REVIEW_EVENT_TYPES",
     "TRIGGERS",
     "WixSource",
-    "WixWebhookVerifier",
-    "map_review",
-    "review_request_body",
 ]
 
 #: eventType → what a review event means for the review (§1.4).
@@ -72,82 +40,6 @@ ORDER_APPROVED = "wix.ecom.v1.order_approved"
 ACCOUNT_EVENT_TYPES = {"AppInstalled": "installed", "AppRemoved": "removed"}
 #: Which order event earns a review request (§3): fulfilled (to FULFILLED), approved, or none.
 TRIGGERS = ("fulfilled", "approved", "off")
-
-
-class WixWebhookVerifier:
-    """Checks a Wix delivery on its raw bytes: a JWT, RS256 only, against every public key we hold,
-    then its `exp` (with leeway). No audience or issuer check: the Wix SDK makes none on webhooks.
-
-    Unlike an HMAC scheme the time claims live inside the token, so the signature is checked first:
-    an `exp` means nothing until it is known to come from Wix, and a forged token is then reported
-    as a bad signature, never as a stale one.
-    """
-
-    def __init__(
-        self, public_keys_pem: Sequence[str] | str, *, leeway_s: float = 60, now: Callable[[], float] = time.time
-    ):
-        if isinstance(public_keys_pem, (str, bytes)):
-            public_keys_pem = [public_keys_pem]
-        pems = [_pem_text(pem) for pem in public_keys_pem]
-        if not pems or not all(pems):
-            raise ValueError("the Wix webhook verifier needs at least one public key (WIX_PUBLIC_KEY), none empty")
-        self._keys = [_public_key(pem, index) for index, pem in enumerate(pems, 1)]
-        self._leeway_s = leeway_s
-        self._now = now
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """Return the delivery's instanceId (the account) or raise a WebhookRejected.
-
-        A correctly signed token whose envelope is unreadable or names no instance returns "":
-        it is Wix's, so it is kept, and `parse` quarantines it with the reason."""
-        return _instance_id(self._claims(body))
-
-    def _claims(self, body: bytes) -> dict[str, Any]:
-        token = _token_text(body)
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
-            raise SignatureError(SOURCE, "body is not a JWT") from None
-        if header.get("alg") != "RS256":
-            raise SignatureError(SOURCE, f"token algorithm {str(header.get('alg'))[:20]!r} is not RS256")
-        claims = None
-        for key in self._keys:
-            try:
-                claims = jwt.decode(token, key, algorithms=["RS256"], options=_SIGNATURE_ONLY)
-                break
-            except jwt.InvalidSignatureError:
-                continue  # perhaps the other key of a rotation
-            except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
-                raise SignatureError(SOURCE, f"token is malformed ({type(exc).__name__})") from None
-        if claims is None:
-            raise SignatureError(SOURCE, "signature matches none of the public keys")
-        self._check_times(claims)
-        return claims
-
-    def _check_times(self, claims: Mapping[str, Any]) -> None:
-        now = self._now()
-        exp = claims.get("exp")
-        if not _is_number(exp):
-            raise SignatureError(SOURCE, "token has no numeric exp claim")
-        if now > exp + self._leeway_s:
-            raise StaleRequest(SOURCE, f"token expired {int(now - exp)} s ago (leeway {self._leeway_s:g} s)")
-        for name in ("nbf", "iat"):
-            value = claims.get(name)
-            if value is not None and not _is_number(value):
-                raise SignatureError(SOURCE, f"token {name} claim is not a number")
-            if value is not None and value > now + self._leeway_s:
-                raise StaleRequest(SOURCE, f"token {name} lies in the future (leeway {self._leeway_s:g} s)")
-
-
-# PyJWT checks times against its own clock; ours is injected, so it checks only the signature.
-_SIGNATURE_ONLY = {
-    "verify_signature": True,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-}
 
 
 class WixSource:
@@ -177,7 +69,7 @@ class WixSource:
         Call only after `verify`: the claims are read here without checking them again."""
         claims: Any = body.decode("utf-8", "backslashreplace")
         try:
-            claims = _unverified_claims(body)
+            claims = unverified_claims(body)
             return [self._event(account, claims)]
         except PayloadError as exc:  # kept with what a person needs to see: the layer, else the claims
             return [exc if exc.payload is not None else PayloadError(exc.reason, payload=claims)]
@@ -342,7 +234,7 @@ def _account_event(instance_id: str, event_type: str, envelope: Mapping[str, Any
         kind=EventKind.ACCOUNT,
         subject_id=instance_id,
         topic=event_type,
-        occurred_at=_claims_time(claims),
+        occurred_at=claims_time(claims),
         payload=payload,
     )
 
@@ -356,7 +248,7 @@ def _ignored(
     except PayloadError:
         domain = {}
     event_id = _id(domain.get("id")) or f"{event_type}:{_digest(str(envelope.get('data')))}"
-    occurred_at = parse_time(domain.get("eventTime")) or _claims_time(claims)
+    occurred_at = parse_time(domain.get("eventTime")) or claims_time(claims)
     summary = {k: domain.get(k) for k in ("entityFqdn", "slug", "entityId") if domain.get(k) is not None}
     return Event(
         source=SOURCE,
@@ -374,25 +266,6 @@ def _ignored(
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _unverified_claims(body: bytes) -> dict[str, Any]:
-    try:
-        claims = jwt.decode(_token_text(body), options={"verify_signature": False})
-    except (SignatureError, jwt.PyJWTError, ValueError, TypeError, RecursionError):  # verify() let it through?
-        raise PayloadError("body is not a readable JWT") from None
-    if not isinstance(claims, dict):
-        raise PayloadError("the token's claims are not an object")
-    return claims
-
-
-def _instance_id(claims: Mapping[str, Any]) -> str:
-    try:
-        envelope = json_layer(claims.get("data"), "data")
-    except PayloadError:
-        return ""
-    instance_id = envelope.get("instanceId")
-    return instance_id if isinstance(instance_id, str) else ""
-
-
 def _incomplete(entity: Mapping[str, Any] | None) -> bool:
     content = entity.get("content") if isinstance(entity, Mapping) else None
     return not isinstance(content, Mapping) or content.get("rating") in (None, "")
@@ -408,23 +281,11 @@ def _event_id(domain: Mapping[str, Any], event_type: str) -> str:
 def _occurred_at(domain: Mapping[str, Any], claims: Mapping[str, Any], event_type: str) -> datetime:
     value = domain.get("eventTime")
     if value is None:
-        return _claims_time(claims)
+        return claims_time(claims)
     moment = parse_time(value)
     if moment is None:
         raise PayloadError(f"the {event_type} eventTime {str(value)[:40]!r} is not a date", payload=dict(domain))
     return moment
-
-
-def _claims_time(claims: Mapping[str, Any]) -> datetime:
-    """When the token was issued; else its expiry, which `verify` made sure is a number."""
-    for name in ("iat", "exp"):
-        value = claims.get(name)
-        if _is_number(value):
-            try:
-                return datetime.fromtimestamp(value, tz=UTC)
-            except (OverflowError, OSError, ValueError):
-                continue
-    raise PayloadError("the token has no usable iat or exp")
 
 
 def _id(value: Any) -> str | None:
@@ -434,35 +295,5 @@ def _id(value: Any) -> str | None:
     return text or None
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN is not
-
-
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _token_text(body: bytes) -> str:
-    """The body as the token's text, whatever the Content-Type said."""
-    if isinstance(body, str):
-        body = body.encode()
-    try:
-        return body.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise SignatureError(SOURCE, "body is not UTF-8") from None
-
-
-def _pem_text(pem: str | bytes) -> str:
-    """A PEM as text with real line breaks: an env var often holds it on one line with literal \\n."""
-    text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else str(pem or "")
-    return text.replace("\\n", "\n").strip()
-
-
-def _public_key(pem: str, index: int) -> RSAPublicKey:
-    try:
-        key = load_pem_public_key(pem.encode())
-    except (ValueError, TypeError):
-        raise ValueError(f"Wix public key #{index} is not a PEM public key (-----BEGIN PUBLIC KEY-----)") from None
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError(f"Wix public key #{index} is not an RSA key; Wix signs webhooks with RS256")
-    return key

@@ -24,7 +24,7 @@ def replay(
     id), or every dead letter matching --source, --since and --error. Safe for done events: the ledger
     makes it a no-op unless the target drifted."""
     from app.bootstrap import current_services
-    from app.core import events
+    from app.core import events, queue
     from app.core.models import EventStatus
 
     services = current_services()
@@ -32,10 +32,10 @@ def replay(
         raise click.UsageError("name event ids, or use --dead (not both)")
     if dead:
         where = events.EventFilter(status=EventStatus.DEAD.value, source=source, text=error_text, since=_utc(since))
-        count = events.replay_matching(services.engine, where, now=services.clock())
+        count = queue.replay_matching(services.engine, where, now=services.clock())
     else:
         ids = _ids(services.engine, event_ids)
-        count = events.replay(services.engine, ids, now=services.clock())
+        count = queue.replay(services.engine, ids, now=services.clock())
     click.echo(f"{count} event(s) queued again")
 
 
@@ -46,11 +46,11 @@ def replay(
 def discard(event_ids: tuple[str, ...], reason: str) -> None:
     """Settle events that need nothing more, with the reason; a discarded event can still be replayed."""
     from app.bootstrap import current_services
-    from app.core import events
+    from app.core import queue
 
     services = current_services()
     try:
-        count = events.discard(services.engine, _ids(services.engine, event_ids), reason, now=services.clock())
+        count = queue.discard(services.engine, _ids(services.engine, event_ids), reason, now=services.clock())
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"{count} event(s) discarded")

@@ -1,7 +1,5 @@
-"""Events as a person sees them: find, read with their attempts, replay, discard.
-
-Replaying is always safe: the event goes through the same pipeline and ledger again, so an event
-that was applied already changes nothing unless the target drifted meanwhile.
+"""Events as a person sees them: find them, read one with its attempts and ledger rows, group the
+dead letters. Replaying and discarding them are moves in the queue (app/core/queue.py).
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select
 
 from app.core.db import transaction
 from app.core.models import Attempt, EventStatus, InboxEvent, LedgerEntry, table
@@ -23,12 +21,9 @@ __all__ = [
     "commercetools_key",
     "dead_by_reason",
     "dead_letter_groups",
-    "discard",
     "find",
     "get",
-    "replay",
-    "replay_dead_by_reason",
-    "replay_matching",
+    "in_dead_group",
     "resolve_ids",
     "waiting_by_product",
 ]
@@ -37,15 +32,6 @@ _inbox = table(InboxEvent)
 _attempts = table(Attempt)
 _ledger = table(LedgerEntry)
 _NO_ERROR = "(no error recorded)"
-_REPLAYABLE = (
-    EventStatus.DONE.value,
-    EventStatus.DEAD.value,
-    EventStatus.QUARANTINED.value,
-    EventStatus.WAITING_FOR_PRODUCT.value,
-    EventStatus.DISCARDED.value,
-    EventStatus.RETRY.value,
-    EventStatus.IGNORED.value,
-)
 
 
 @dataclass(frozen=True)
@@ -139,50 +125,6 @@ def get(engine: Engine, event_pk: int) -> dict | None:
     return event
 
 
-def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:
-    """Make the events due again with fresh attempts; events still in flight are left alone."""
-    statement = (
-        update(_inbox)
-        .where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE))
-        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
-    )
-    with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
-
-
-def replay_matching(engine: Engine, where: EventFilter, *, now: datetime) -> int:
-    ids = select(_inbox.c.id).where(*where.where(), _inbox.c.status.in_(_REPLAYABLE)).scalar_subquery()
-    statement = (
-        update(_inbox)
-        .where(_inbox.c.id.in_(ids))
-        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
-    )
-    with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
-
-
-def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datetime) -> int:
-    """Settle events a person decided need nothing more; the reason is kept. Not for events in flight."""
-    if not reason.strip():
-        raise ValueError("a reason is required to discard events")
-    statement = (
-        update(_inbox)
-        .where(
-            _inbox.c.id.in_(list(event_pks)),
-            _inbox.c.status != EventStatus.PROCESSING.value,
-        )
-        .values(
-            status=EventStatus.DISCARDED.value,
-            last_error=f"discarded: {reason.strip()}",
-            next_attempt_at=None,
-            finished_at=now,
-            lease_until=None,
-        )
-    )
-    with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
-
-
 def resolve_ids(engine: Engine, references: Sequence[str]) -> list[int]:
     """Row ids from what a person types: the number shown in lists, or the platform's event id."""
     numbers = [int(ref) for ref in references if ref.isdigit() and int(ref) < 2**63]
@@ -220,20 +162,14 @@ def dead_letter_groups(engine: Engine, *, chars: int = 120, rows: int = 500) -> 
     return sorted(groups.values(), key=lambda group: (-group["count"], group["reason"]))
 
 
-def replay_dead_by_reason(engine: Engine, reason: str, *, chars: int = 120, now: datetime) -> int:
-    """Replay the dead letters whose error starts with `reason` (a group of dead_letter_groups)."""
+def in_dead_group(reason: str, *, chars: int = 120):
+    """Where the dead letters of one dead_by_reason group are: dead, their error starting with `reason`."""
     matches = (
         or_(_inbox.c.last_error.is_(None), _inbox.c.last_error == "")
         if reason == _NO_ERROR
         else func.substr(_inbox.c.last_error, 1, chars) == reason
     )
-    statement = (
-        update(_inbox)
-        .where(_inbox.c.status == EventStatus.DEAD.value, matches)
-        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
-    )
-    with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
+    return and_(_inbox.c.status == EventStatus.DEAD.value, matches)
 
 
 def waiting_by_product(engine: Engine) -> list[dict]:

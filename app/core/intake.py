@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from app.core import queue
+from app.core import queue_store
 from connectors.base import PayloadError, WebhookSource
 
 __all__ = ["GroupCommit", "Receipt", "receive"]
@@ -52,7 +52,7 @@ def receive(
         items = [PayloadError(exc.reason, payload=body.decode("utf-8", "backslashreplace"))]
     # Identical bad deliveries share one id, so a platform's retries do not pile up.
     quarantine_id = f"quarantine:{hashlib.sha256(body).hexdigest()[:40]}"
-    stored = inbox.store(queue.inbox_rows(source.name, account, items, now=now, quarantine_id=quarantine_id))
+    stored = inbox.store(queue_store.inbox_rows(source.name, account, items, now=now, quarantine_id=quarantine_id))
     quarantined = sum(isinstance(item, PayloadError) for item in items)
     return Receipt(events=len(items), stored=stored, quarantined=quarantined)
 
@@ -99,7 +99,7 @@ class GroupCommit:
 
     def _commit(self, group: list[_Delivery]) -> None:
         try:
-            counts = queue.store(self.engine, [delivery.rows for delivery in group])
+            counts = queue_store.store(self.engine, [delivery.rows for delivery in group])
         except Exception as exc:
             if len(group) == 1:
                 group[0].finish(error=exc)

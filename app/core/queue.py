@@ -1,13 +1,21 @@
-"""The inbox as a work queue: enqueue, claim under a lease, finish, retry, give up.
+"""The inbox as a work queue: every move of an event from one status to another.
 
-    pending ──claim──▶ processing ──▶ done
-                           │ ├──────▶ retry ──(next_attempt_at)──▶ processing …
-                           │ └──────▶ dead (attempts used up, or a person must fix something)
-                           └─ lease expired (worker died) ──▶ claimable again
-    quarantined: verified but unusable, never claimed; a person replays or discards it
-    ignored: an event type we do not act on, stored as it came and never claimed
-    waiting_for_product: no product match yet; a new product mapping (or the periodic recheck)
-                         makes it pending again
+    pending, retry ──claim──▶ processing ──settle──▶ done
+                                 │ ├────────────▶ retry ──(next_attempt_at)──▶ processing …
+                                 │ ├────────────▶ dead (attempts used up, or a person must fix something)
+                                 │ ├────────────▶ quarantined (verified but unusable)
+                                 │ ├────────────▶ waiting_for_product ──release_waiting──▶ pending
+                                 │ ├────────────▶ pending, due later (deferred: not a failure)
+                                 │ └──release───▶ retry, due at once (its worker is stopping)
+                                 └─ lease expired (worker died) ──▶ claimable again
+    replay:  done, dead, quarantined, waiting_for_product, discarded, retry, ignored ──▶ pending
+    discard: any status but processing ──▶ discarded, with the reason in last_error
+
+A row is stored (app/core/queue_store.py) pending, quarantined or ignored; the last two are never
+claimed. release_waiting runs when a product mapping is added, and periodically. Replay and discard
+are a person's, and leave an event in flight to the worker that holds it. Replaying is always safe:
+the event goes through the same pipeline and ledger again, with fresh attempts, so one applied
+already changes nothing unless the target drifted meanwhile.
 
 Every function takes the time as `now`; nothing here reads a clock.
 """
@@ -15,7 +23,6 @@ Every function takes the time as `now`; nothing here reads a clock.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,9 +42,9 @@ from sqlalchemy import (
     values,
 )
 
-from app.core.db import insert_for, transaction
-from app.core.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, WebhookRejection, table
-from connectors.base import Event, EventKind, PayloadError
+from app.core.db import transaction
+from app.core.events import EventFilter, in_dead_group
+from app.core.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, table
 from connectors.http import backoff_delay
 
 __all__ = [
@@ -45,19 +52,19 @@ __all__ = [
     "Settlement",
     "backoff_delay",
     "claim",
-    "count_rejection",
     "dead",
     "deferred",
+    "discard",
     "done",
-    "enqueue",
-    "inbox_rows",
     "quarantined",
     "release",
     "release_waiting",
     "renew",
+    "replay",
+    "replay_dead_by_reason",
+    "replay_matching",
     "retrying",
     "settle",
-    "store",
     "waiting",
 ]
 
@@ -87,130 +94,6 @@ class ClaimedEvent:
 
 
 _CLAIMED_COLUMNS = [name for name in ClaimedEvent.__dataclass_fields__ if name != "claimed_at"]
-
-# --- intake ---------------------------------------------------------------------------------
-
-
-def enqueue(
-    engine: Engine,
-    source: str,
-    account: str,
-    items: Sequence[Event | PayloadError],
-    *,
-    now: datetime,
-    quarantine_id: str,
-) -> int:
-    """Store a verified delivery, one row per item, in one transaction; return how many were new.
-
-    Duplicates are left to the unique constraint (ON CONFLICT DO NOTHING), never looked up first.
-    An unusable item is stored as quarantined under an id derived from the delivery.
-    """
-    return store(engine, [inbox_rows(source, account, items, now=now, quarantine_id=quarantine_id)])[0]
-
-
-def inbox_rows(
-    source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime, quarantine_id: str
-) -> list[dict]:
-    """The inbox rows of one delivery (`store` writes them)."""
-    return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
-
-
-def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
-    """Write the rows of several deliveries in one transaction; return how many of each were new.
-    A row that two of them share counts for the first."""
-    flat = [row for delivery in deliveries for row in delivery]
-    if not flat:
-        return [0 for _ in deliveries]
-    with transaction(engine) as session:
-        # RETURNING says what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
-        # as parameters of one cached statement, not as literal VALUES compiled anew for each delivery.
-        new = {tuple(row) for row in session.execute(_insert_ignoring_duplicates(engine), flat)}
-    counts = []
-    for delivery in deliveries:
-        keys = {(row["source"], row["account"], row["event_id"]) for row in delivery}
-        counts.append(len(keys & new))
-        new -= keys
-    return counts
-
-
-def _row(item: Event | PayloadError, source: str, account: str, now: datetime, quarantine_id: str) -> dict:
-    if isinstance(item, Event) and (problem := _unstorable(item)):
-        item = PayloadError(problem, payload=item.payload)  # kept, with the reason, not refused by the database
-    # A multi-row INSERT needs the same keys in every row.
-    common = {
-        "source": source,
-        "account": account,
-        "attempts": 0,
-        "received_at": now,
-        "next_attempt_at": now,
-        "delivery_id": None,
-        "sequence": None,
-        "last_error": None,
-        "finished_at": None,
-    }
-    if isinstance(item, PayloadError):
-        return common | {
-            "event_id": quarantine_id,
-            "topic": "unknown",
-            "kind": "unknown",
-            "subject_id": quarantine_id,
-            "occurred_at": now,
-            "payload": json.dumps(item.payload, ensure_ascii=False, default=str),
-            "status": EventStatus.QUARANTINED.value,
-            "last_error": item.reason,
-            "finished_at": now,
-            "next_attempt_at": None,
-        }
-    row = common | {
-        "event_id": item.event_id,
-        "topic": item.topic,
-        "kind": item.kind.value,
-        "subject_id": item.subject_id,
-        "delivery_id": item.delivery_id,
-        "occurred_at": item.occurred_at,
-        "sequence": item.sequence,
-        "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
-        "status": EventStatus.PENDING.value,
-    }
-    if item.kind is EventKind.IGNORED:
-        row |= {"status": EventStatus.IGNORED.value, "next_attempt_at": None, "finished_at": now}
-    return row
-
-
-def _unstorable(event: Event) -> str | None:
-    """Why a verified event's identifiers cannot be stored as they are, if they cannot: too long for
-    their column, or holding a NUL character, which PostgreSQL refuses in text."""
-    for name in ("event_id", "subject_id", "topic", "delivery_id"):
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if "\x00" in value:
-            return f"{name} holds a NUL character"
-        if len(value) > _inbox.c[name].type.length:
-            return f"{name} is longer than {_inbox.c[name].type.length} characters"
-    return None
-
-
-@functools.lru_cache(maxsize=16)
-def _insert_ignoring_duplicates(engine: Engine):
-    return (
-        insert_for(engine, _inbox)
-        .on_conflict_do_nothing(index_elements=["source", "account", "event_id"])
-        .returning(_inbox.c.source, _inbox.c.account, _inbox.c.event_id)
-    )
-
-
-def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:
-    """Add one to the rejected-delivery counter of (source, reason)."""
-    rejections = table(WebhookRejection)
-    statement = insert_for(engine, rejections).values(source=source, reason=reason, count=1, last_at=now)
-    statement = statement.on_conflict_do_update(
-        index_elements=["source", "reason"],
-        set_={"count": rejections.c.count + 1, "last_at": statement.excluded.last_at},
-    )
-    with transaction(engine) as session:
-        session.execute(statement)
-
 
 # --- claiming -------------------------------------------------------------------------------
 
@@ -460,6 +343,55 @@ def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterabl
         attempts=func.max(_inbox.c.attempts - 1, 0)
         if engine.dialect.name == "sqlite"
         else func.greatest(_inbox.c.attempts - 1, 0),
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+# --- a person's decisions ---------------------------------------------------------------------
+
+#: Every status but pending (due already) and processing (its worker holds it).
+_REPLAYABLE = tuple(s.value for s in EventStatus if s not in (EventStatus.PENDING, EventStatus.PROCESSING))
+
+
+def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:
+    """Make the events due again with fresh attempts; events still in flight are left alone."""
+    return _back_to_pending(engine, _inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE), now=now)
+
+
+def replay_matching(engine: Engine, where: EventFilter, *, now: datetime) -> int:
+    return _back_to_pending(engine, *where.where(), _inbox.c.status.in_(_REPLAYABLE), now=now)
+
+
+def replay_dead_by_reason(engine: Engine, reason: str, *, chars: int = 120, now: datetime) -> int:
+    """Replay the dead letters whose error starts with `reason` (a group of events.dead_letter_groups)."""
+    return _back_to_pending(engine, in_dead_group(reason, chars=chars), now=now)
+
+
+def _back_to_pending(engine: Engine, *where, now: datetime) -> int:
+    statement = (
+        update(_inbox)
+        .where(*where)
+        .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
+    )
+    with transaction(engine) as session:
+        return session.execute(statement).rowcount or 0
+
+
+def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datetime) -> int:
+    """Settle events a person decided need nothing more; the reason is kept. Not for events in flight."""
+    if not reason.strip():
+        raise ValueError("a reason is required to discard events")
+    statement = (
+        update(_inbox)
+        .where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status != EventStatus.PROCESSING.value)
+        .values(
+            status=EventStatus.DISCARDED.value,
+            last_error=f"discarded: {reason.strip()}",
+            next_attempt_at=None,
+            finished_at=now,
+            lease_until=None,
+        )
     )
     with transaction(engine) as session:
         return session.execute(statement).rowcount or 0

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from app.core import queue
+from app.core import queue_store
 from app.core.pipeline import RECONCILE_TOPIC
 from connectors.base import Event, EventKind, PayloadError, ProductNotFound, ReviewSource
 from connectors.commercetools import CommercetoolsTarget
@@ -149,4 +149,6 @@ def _queue_fixes(engine: Engine, report: DriftReport, *, now: datetime) -> int:
     if not events:
         return 0
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:12]
-    return queue.enqueue(engine, report.source, report.account, events, now=now, quarantine_id=f"reconcile:{digest}")
+    return queue_store.enqueue(
+        engine, report.source, report.account, events, now=now, quarantine_id=f"reconcile:{digest}"
+    )

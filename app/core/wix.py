@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.config import Settings
-from connectors.wix import WixSource, WixWebhookVerifier, review_request_body
+from connectors.wix import WixSource
 from connectors.wix_api import WixApi
+from connectors.wix_mapping import review_request_body
+from connectors.wix_webhooks import WixWebhookVerifier
 
 __all__ = ["WixReviewRequests", "build_api", "build_source"]
 

@@ -1,5 +1,5 @@
 """The worker: APScheduler runs the queue drain (which also picks up due retries), the resyncs and
-reconciles operators asked for (app/runs.py) and the periodic jobs. Several worker processes can
+reconciles operators asked for (app/core/runner.py) and the periodic jobs. Several worker processes can
 share one PostgreSQL database.
 
 A drain claims a batch of due events in one statement, processes them one by one and settles the
@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app.core import pipeline, queue, runs
+from app.core import pipeline, queue, runner
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
 
@@ -147,7 +147,7 @@ class Worker:
         """Execute the resyncs and reconciles the admin page or API queued, one at a time, until none waits."""
         self._no_run.clear()
         try:
-            return runs.run_queued(self.services, self.id, stopping=self._stopping)
+            return runner.run_queued(self.services, self.id, stopping=self._stopping)
         finally:
             self._no_run.set()
 

@@ -44,7 +44,7 @@ from flask import Blueprint, abort, jsonify, request, url_for
 from sqlalchemy import Engine
 
 from app.bootstrap import current_services
-from app.core import events, runs
+from app.core import events, queue, runs
 from app.core import resync as resyncing
 from app.core.models import EventStatus
 from app.core.status import read_status
@@ -133,8 +133,8 @@ def replay():
             since=_when(body, "since"),
             text=_text(body, "error"),
         )
-        return jsonify(replayed=events.replay_matching(services.engine, where, now=services.clock()))
-    return jsonify(replayed=events.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))
+        return jsonify(replayed=queue.replay_matching(services.engine, where, now=services.clock()))
+    return jsonify(replayed=queue.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))
 
 
 @bp.post("/events/discard")
@@ -144,7 +144,7 @@ def discard():
     if reason is None or not reason.strip():
         abort(400, description="reason: say why these events need nothing more")
     return jsonify(
-        discarded=events.discard(services.engine, _event_ids(services.engine, body), reason, now=services.clock())
+        discarded=queue.discard(services.engine, _event_ids(services.engine, body), reason, now=services.clock())
     )
 
 

@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.bootstrap import current_services
-from app.core import queue
+from app.core import queue_store
 from connectors.base import StaleRequest, TargetError, UnknownKey, WebhookRejected
 
 __all__ = ["init_app"]
@@ -27,7 +27,7 @@ def _webhook_rejected(exc: WebhookRejected):
     reason = "stale" if isinstance(exc, StaleRequest) else "unknown_key" if isinstance(exc, UnknownKey) else "signature"
     services = current_services()
     services.metrics.webhooks.labels(exc.source, "rejected").inc()
-    queue.count_rejection(services.engine, exc.source, reason, now=services.clock())
+    queue_store.count_rejection(services.engine, exc.source, reason, now=services.clock())
     log.warning("rejected %s webhook: %s", exc.source, exc.reason)
     return jsonify(error="unauthorized", message=exc.reason), 401
 

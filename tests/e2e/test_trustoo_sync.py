@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.bootstrap import build_worker, services_of
-from app.core import queue
+from app.core import queue, queue_store
 from app.core.db import transaction
 from app.core.models import InboxEvent
 from app.core.pipeline import handle
@@ -132,7 +132,7 @@ def _route_to_trustoo(service, *events) -> list[str]:
         retry_base_s=0.01,
         retry_cap_s=0.01,
     )
-    queue.enqueue(services.engine, "wix", "wix-site-1", list(events), now=services.clock(), quarantine_id="q")
+    queue_store.enqueue(services.engine, "wix", "wix-site-1", list(events), now=services.clock(), quarantine_id="q")
     statuses = []
     for _ in range(10):
         claimed = queue.claim(services.engine, "test", now=services.clock(), lease_s=30)

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from app.core import queue
+from app.core import queue_store
 from app.core.db import transaction
 from app.core.intake import GroupCommit
 from app.core.models import InboxEvent
@@ -16,7 +16,7 @@ from tests.integration.conftest import make_event
 
 
 def _rows(clock, *review_ids: str) -> list[dict]:
-    return queue.inbox_rows(
+    return queue_store.inbox_rows(
         "trustoo", "shop-a", [make_event(r, at=clock()) for r in review_ids], now=clock(), quarantine_id="q"
     )
 
@@ -46,7 +46,7 @@ def test_concurrent_deliveries_are_all_committed_before_their_callers_return(eng
 
 
 def test_an_event_in_two_deliveries_of_one_group_counts_as_new_once(engine, clock):
-    counts = queue.store(engine, [_rows(clock, "r1", "r2"), _rows(clock, "r2", "r3"), _rows(clock, "r1")])
+    counts = queue_store.store(engine, [_rows(clock, "r1", "r2"), _rows(clock, "r2", "r3"), _rows(clock, "r1")])
     assert counts == [2, 1, 0]
     assert _count(engine) == 3
 
@@ -61,14 +61,14 @@ def test_a_delivery_the_database_refuses_fails_alone_and_its_group_is_stored(eng
     inbox = GroupCommit(engine)
     bad = _rows(clock, "r-bad")
     bad[0]["status"] = None  # NOT NULL: the database refuses the row
-    original = queue.store
+    original = queue_store.store
     groups: list[int] = []
 
     def store(engine_, deliveries):
         groups.append(len(deliveries))
         return original(engine_, deliveries)
 
-    monkeypatch.setattr(queue, "store", store)
+    monkeypatch.setattr(queue_store, "store", store)
     good, waiting = _rows(clock, "r-good"), threading.Event()
     # Both deliveries wait while a commit is under way, so the next leader takes them as one group.
     inbox._committing = True
@@ -103,8 +103,8 @@ def test_a_delivery_the_database_refuses_fails_alone_and_its_group_is_stored(eng
 def test_a_group_never_holds_more_than_its_limit(engine, clock, monkeypatch, max_group):
     inbox = GroupCommit(engine, max_group=max_group)
     sizes: list[int] = []
-    original = queue.store
-    monkeypatch.setattr(queue, "store", lambda e, d: sizes.append(len(d)) or original(e, d))
+    original = queue_store.store
+    monkeypatch.setattr(queue_store, "store", lambda e, d: sizes.append(len(d)) or original(e, d))
     threads = [threading.Thread(target=inbox.store, args=(_rows(clock, f"r{n}"),)) for n in range(12)]
     for thread in threads:
         thread.start()

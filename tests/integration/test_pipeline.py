@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.core import pipeline, queue
+from app.core import pipeline, queue, queue_store
 from app.core.db import transaction
 from app.core.models import InboxEvent, LedgerEntry
 from connectors.base import ConfigError, EventKind, FixAndReplayError, RetryableTargetError
@@ -17,7 +17,7 @@ from tests.integration.conftest import make_event
 
 def _run_all(engine, deps, *events) -> list[str]:
     """Enqueue the events, then claim and run each in turn; return the statuses they end in."""
-    queue.enqueue(engine, "trustoo", "shop-a", list(events), now=deps.clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", list(events), now=deps.clock(), quarantine_id="q")
     results = []
     while claimed := queue.claim(engine, "w1", now=deps.clock(), lease_s=30):
         results.append(pipeline.handle(claimed[0], deps))
@@ -113,7 +113,7 @@ def test_retryable_error_schedules_a_backoff_honouring_retry_after(engine, deps,
 def test_backoff_grows_exponentially_with_full_jitter(engine, deps, target, clock):
     deps = dataclasses.replace(deps, rng=random.Random(7), max_attempts=10, retry_cap_s=1e6)
     delays = []
-    queue.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=clock())], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=clock())], now=clock(), quarantine_id="q")
     for attempt in range(1, 7):
         target.fail_next(RetryableTargetError("unavailable", status=503))
         [claimed] = queue.claim(engine, "w1", now=clock(), lease_s=30)
@@ -126,7 +126,7 @@ def test_backoff_grows_exponentially_with_full_jitter(engine, deps, target, cloc
 
 
 def test_event_is_dead_after_max_attempts(engine, deps, target, clock):
-    queue.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=clock())], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=clock())], now=clock(), quarantine_id="q")
     statuses = []
     for _ in range(deps.max_attempts):
         target.fail_next(RetryableTargetError("timeout"))

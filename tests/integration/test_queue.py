@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.core import queue
+from app.core import queue, queue_store
 from app.core.db import transaction
 from app.core.models import EventStatus, InboxEvent
 from connectors.base import EventKind, PayloadError
@@ -12,7 +12,7 @@ from tests.integration.conftest import make_event
 
 
 def _enqueue(engine, clock, *events):
-    return queue.enqueue(engine, "trustoo", "shop-a", list(events), now=clock(), quarantine_id="q")
+    return queue_store.enqueue(engine, "trustoo", "shop-a", list(events), now=clock(), quarantine_id="q")
 
 
 def _settle(engine, settlement: queue.Settlement) -> int:
@@ -98,8 +98,8 @@ def test_release_hands_events_back_without_counting_the_attempt(engine, clock):
 
 def test_rejections_are_counted_per_source_and_reason(engine, clock):
     for _ in range(3):
-        queue.count_rejection(engine, "trustoo", "signature", now=clock())
-    queue.count_rejection(engine, "trustoo", "stale", now=clock())
+        queue_store.count_rejection(engine, "trustoo", "signature", now=clock())
+    queue_store.count_rejection(engine, "trustoo", "stale", now=clock())
     from app.core.status import read_status
 
     report = read_status(engine, now=clock())

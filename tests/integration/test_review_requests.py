@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.core import pipeline, queue
+from app.core import pipeline, queue, queue_store
 from app.core.db import transaction
 from app.core.models import InboxEvent
 from app.core.review_requests import list_requests
@@ -73,7 +73,7 @@ def _deps(deps, wix, **changes):
 def test_wix_order_delivered_three_times_gets_one_review_request(engine, deps, clock):
     wix = ScriptedWix()
     events = [_order_event("order-1", clock(), delivery=n) for n in range(3)]
-    queue.enqueue(engine, "wix", "site-1", events, now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "wix", "site-1", events, now=clock(), quarantine_id="q")
     assert _drain(engine, _deps(deps, wix)) == ["done"] * 3
     assert len(wix.created) == 1
     assert [r["status"] for r in list_requests(engine)] == ["requested"]
@@ -82,7 +82,7 @@ def test_wix_order_delivered_three_times_gets_one_review_request(engine, deps, c
 def test_wix_lost_reply_is_adopted_not_asked_twice(engine, deps, clock):
     wix = ScriptedWix()
     wix.apply_then_fail = True
-    queue.enqueue(engine, "wix", "site-1", [_order_event("order-2", clock())], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "wix", "site-1", [_order_event("order-2", clock())], now=clock(), quarantine_id="q")
     assert _drain(engine, _deps(deps, wix)) == ["retry"]
     clock.advance(deps.retry_cap_s)
     assert _drain(engine, _deps(deps, wix)) == ["done"]
@@ -93,7 +93,7 @@ def test_wix_lost_reply_is_adopted_not_asked_twice(engine, deps, clock):
 
 def test_wix_order_without_a_contact_is_skipped_with_the_reason(engine, deps, clock):
     wix = ScriptedWix()
-    queue.enqueue(
+    queue_store.enqueue(
         engine, "wix", "site-1", [_order_event("order-3", clock(), contact=None)], now=clock(), quarantine_id="q"
     )
     assert _drain(engine, _deps(deps, wix)) == ["done"]
@@ -106,14 +106,14 @@ def test_wix_permanent_error_is_recorded_with_its_code(engine, deps, clock):
     error = FixAndReplayError("Wix refused: ORDER_NOT_FOUND")
     error.code = "ORDER_NOT_FOUND"
     wix.failures.append(error)
-    queue.enqueue(engine, "wix", "site-1", [_order_event("order-4", clock())], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "wix", "site-1", [_order_event("order-4", clock())], now=clock(), quarantine_id="q")
     assert _drain(engine, _deps(deps, wix)) == ["dead"]
     assert list_requests(engine)[0]["reason"] == "ORDER_NOT_FOUND"
 
 
 def test_wix_review_request_waits_for_the_configured_delay(engine, deps, clock):
     wix = ScriptedWix()
-    queue.enqueue(engine, "wix", "site-1", [_order_event("order-5", clock())], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "wix", "site-1", [_order_event("order-5", clock())], now=clock(), quarantine_id="q")
     delayed = _deps(deps, wix, review_request_delay_s=3 * 86400)
     assert _drain(engine, delayed) == ["pending"]
     with transaction(engine) as session:
@@ -139,9 +139,9 @@ def test_wix_app_installed_and_removed_register_and_disable_the_site(engine, dep
         )
         for action, topic in (("installed", "AppInstalled"), ("removed", "AppRemoved"))
     ]
-    queue.enqueue(engine, "wix", "site-9", events[:1], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "wix", "site-9", events[:1], now=clock(), quarantine_id="q")
     _drain(engine, deps)
     assert [(a.account, a.enabled) for a in list_accounts(engine, "wix")] == [("site-9", True)]
-    queue.enqueue(engine, "wix", "site-9", events[1:], now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "wix", "site-9", events[1:], now=clock(), quarantine_id="q")
     _drain(engine, deps)
     assert [(a.account, a.enabled) for a in list_accounts(engine, "wix")] == [("site-9", False)]

@@ -1,5 +1,5 @@
-"""Runs in the database (app/core/runs.py): one unfinished run per account, claimed by one worker, taken over
-when its worker dies, handed back when its worker stops. On SQLite and PostgreSQL."""
+"""Runs in the database (app/core/runs.py, app/core/runner.py): one unfinished run per account, claimed
+by one worker, taken over when its worker dies, handed back when its worker stops. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, update
 
-from app.core import runs
+from app.core import runner, runs
 from app.core.db import transaction
 from app.core.models import Run
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
@@ -44,10 +44,10 @@ def test_second_unfinished_run_of_an_account_is_busy_and_a_finished_one_frees_it
 
 def test_claim_takes_the_oldest_queued_run_and_marks_it_running_for_the_worker(engine, clock):
     first, second = _queue(engine, clock, "shop-a", "shop-b")
-    claimed = runs.claim(engine, "w1", now=clock())
+    claimed = runner.claim(engine, "w1", now=clock())
     assert (claimed.id, claimed.state, claimed.worker_id, claimed.started_at) == (first, "running", "w1", clock())
-    assert runs.claim(engine, "w2", now=clock()).id == second
-    assert runs.claim(engine, "w3", now=clock()) is None
+    assert runner.claim(engine, "w2", now=clock()).id == second
+    assert runner.claim(engine, "w3", now=clock()) is None
 
 
 def test_workers_claiming_together_take_each_run_once(engine, clock):
@@ -57,7 +57,7 @@ def test_workers_claiming_together_take_each_run_once(engine, clock):
 
     def worker(name: str) -> None:
         start.wait()
-        while (run := runs.claim(engine, name, now=clock())) is not None:
+        while (run := runner.claim(engine, name, now=clock())) is not None:
             taken.append(run.id)
 
     threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
@@ -71,13 +71,13 @@ def test_workers_claiming_together_take_each_run_once(engine, clock):
 def test_running_run_is_left_to_its_worker_until_its_heartbeat_is_stale(engine, clock):
     [run_id] = _queue(engine, clock, "shop-a")
     started = clock()
-    runs.claim(engine, "w-dead", now=started)
+    runner.claim(engine, "w-dead", now=started)
     clock.advance(runs.STALE_S - 1)
-    assert runs.claim(engine, "w2", now=clock()) is None
+    assert runner.claim(engine, "w2", now=clock()) is None
     assert not runs.get(engine, run_id, now=clock()).abandoned
     clock.advance(2)
     assert runs.get(engine, run_id, now=clock()).shown_state == "abandoned"
-    taken = runs.claim(engine, "w2", now=clock())
+    taken = runner.claim(engine, "w2", now=clock())
     assert (taken.id, taken.worker_id, taken.started_at) == (run_id, "w2", started)
     assert runs.get(engine, run_id, now=clock()).shown_state == "running"
 
@@ -86,7 +86,7 @@ def test_worker_runs_a_queued_resync_to_done_with_its_counts(engine, deps, trust
     for _ in range(2):
         trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, rating=5)
     [run_id] = _queue(engine, clock, TRUSTOO_PUBLIC_TOKEN)
-    assert runs.run_queued(deps, "w1", stopping=threading.Event()) == 1
+    assert runner.run_queued(deps, "w1", stopping=threading.Event()) == 1
     done = runs.get(engine, run_id, now=clock())
     assert (done.state, done.error, done.finished_at) == ("done", None, clock())
     assert done.counts["counts"]["created"] == 2 and done.failures == []
@@ -96,28 +96,28 @@ def test_worker_runs_a_queued_resync_to_done_with_its_counts(engine, deps, trust
 def test_stopping_worker_hands_its_run_back_to_the_queue(engine, deps, trustoo, target, clock):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, rating=5)
     [run_id] = _queue(engine, clock, TRUSTOO_PUBLIC_TOKEN)
-    run = runs.claim(engine, "w1", now=clock())
+    run = runner.claim(engine, "w1", now=clock())
     stopping = threading.Event()
     stopping.set()  # SIGTERM came while the first page was read
-    runs.execute(deps, run, "w1", stopping=stopping)
+    runner.execute(deps, run, "w1", stopping=stopping)
     row = _row(engine, run_id)
     assert (row.state, row.worker_id, row.finished_at) == ("queued", None, None)
-    assert runs.claim(engine, "w2", now=clock()).id == run_id  # another worker takes it at once
+    assert runner.claim(engine, "w2", now=clock()).id == run_id  # another worker takes it at once
 
 
 def test_worker_whose_run_was_taken_over_leaves_it_to_the_new_worker(engine, deps, trustoo, clock):
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, rating=5)
     [run_id] = _queue(engine, clock, TRUSTOO_PUBLIC_TOKEN)
-    run = runs.claim(engine, "w-slow", now=clock())
+    run = runner.claim(engine, "w-slow", now=clock())
     with transaction(engine) as session:  # w-slow looked dead; w2 took the run over
         session.execute(update(Run).where(Run.id == run_id).values(worker_id="w2"))
-    runs.execute(deps, run, "w-slow", stopping=threading.Event())
+    runner.execute(deps, run, "w-slow", stopping=threading.Event())
     row = _row(engine, run_id)
     assert (row.state, row.worker_id, row.finished_at) == ("running", "w2", None)
 
 
 def test_run_of_a_source_that_cannot_be_read_fails_naming_it(engine, deps, clock):
     [run_id] = runs.request(engine, runs.RESYNC, "wix", ["site-1"], {}, now=clock())
-    runs.run_queued(deps, "w1", stopping=threading.Event())
+    runner.run_queued(deps, "w1", stopping=threading.Event())
     failed = runs.get(engine, run_id, now=clock())
     assert failed.state == "failed" and failed.error.startswith("source: cannot read reviews from 'wix'")

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.core import queue
+from app.core import queue, queue_store
 from app.core.db import make_engine, transaction
 from app.core.models import Attempt, InboxEvent, LedgerEntry
 from app.core.pipeline import Batch
@@ -25,20 +25,20 @@ def _events(clock, reviews: int, versions: int):
 
 
 def test_worker_drains_until_nothing_is_due(engine, deps, target, clock):
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 10, 2), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, 10, 2), now=clock(), quarantine_id="q")
     assert Worker(deps).drain() == 20
     assert len(target.reviews) == 10 and len(target.calls) == 20
 
 
 def test_worker_without_a_target_leaves_events_in_the_inbox(engine, deps, clock):
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
     assert Worker(replace(deps, targets=())).drain() == 0
     with transaction(engine) as session:
         assert session.execute(select(InboxEvent.status)).scalar_one() == "pending"
 
 
 def test_stopping_worker_releases_what_it_holds(engine, deps, clock):
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
     worker = Worker(deps, worker_id="w-stop")
     queue.claim(engine, worker.id, now=clock(), lease_s=300)
     assert worker.stop(timeout_s=0) == 1
@@ -50,7 +50,7 @@ def test_two_concurrent_workers_process_each_event_exactly_once_in_review_order(
     database_url, engine, deps, target, clock
 ):
     reviews, versions = 100, 5
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, reviews, versions), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, reviews, versions), now=clock(), quarantine_id="q")
     target.latency_s = 0.001
     applied: dict[str, list[str]] = {}
     lock = threading.Lock()
@@ -88,7 +88,7 @@ def test_two_concurrent_workers_process_each_event_exactly_once_in_review_order(
 
 
 def test_live_worker_keeps_its_lease_while_a_call_is_slow(engine, deps, clock):
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, 1, 1), now=clock(), quarantine_id="q")
     worker = Worker(deps, worker_id="w-slow", lease_s=30)
     [claimed] = queue.claim(engine, worker.id, now=clock(), lease_s=30)
     worker._in_flight.add(claimed.id)  # as while _process runs
@@ -106,7 +106,7 @@ def test_a_batch_claims_many_quick_events_and_one_at_a_time_when_the_target_is_s
 
 
 def test_a_batch_that_dies_before_its_commit_is_claimed_again_and_settles_once(engine, deps, target, clock):
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 3, 1), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, 3, 1), now=clock(), quarantine_id="q")
     claimed = queue.claim(engine, "w-dies", now=clock(), lease_s=30, limit=10)
     batch = Batch(deps, claimed)
     for event in claimed:
@@ -128,7 +128,7 @@ def test_a_batch_that_dies_before_its_commit_is_claimed_again_and_settles_once(e
 def test_a_stopping_worker_settles_what_it_finished_and_hands_back_the_rest_of_its_batch(
     engine, deps, clock, monkeypatch
 ):
-    queue.enqueue(engine, "trustoo", "shop-a", _events(clock, 4, 1), now=clock(), quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", _events(clock, 4, 1), now=clock(), quarantine_id="q")
     worker = Worker(deps, worker_id="w-batch")
     claimed = queue.claim(engine, worker.id, now=clock(), lease_s=30, limit=4)
     original_handle = Batch.handle

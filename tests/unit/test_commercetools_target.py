@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review
-from connectors.commercetools import CommercetoolsConfig, CommercetoolsTarget
+from connectors.commercetools import CommercetoolsTarget
+from connectors.commercetools_api import CommercetoolsConfig
 from connectors.http import RetryPolicy
 from tests.fakes.commercetools import CommercetoolsEmulator
 

@@ -1,4 +1,5 @@
-"""connectors/trustoo_api.py against the Trustoo emulator, in process through `httpx.WSGITransport`.
+"""connectors/trustoo_api.py and trustoo_envelope.py against the Trustoo emulator, in process through
+`httpx.WSGITransport`.
 
 The emulator checks every signature itself (tests/fakes/trustoo.py, written from
 docs/platforms/trustoo.md), so a call it answers with code 0 was signed right. One fake clock
@@ -22,7 +23,8 @@ import pytest
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError
 from connectors.http import RetryPolicy
-from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi, sign
+from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
+from connectors.trustoo_signing import sign
 from tests.fakes.trustoo import TrustooEmulator
 
 PUBLIC = "GfKu22TCaj4gULtrA3/OgA=="

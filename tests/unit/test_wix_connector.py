@@ -1,4 +1,5 @@
-"""connectors/wix.py and connectors/wix_api.py against the Wix emulator (docs/platforms/wix.md), in process.
+"""connectors/wix.py, wix_webhooks.py and wix_api.py against the Wix emulator (docs/platforms/wix.md), in
+process.
 
 Webhooks are signed by the emulator (tests/fakes/wix.py) with a key made once for this module,
 so a test can also sign claims of its own with it. One fake clock serves the verifier, the client,
@@ -31,8 +32,10 @@ from connectors.base import (
     StaleRequest,
 )
 from connectors.http import RetryPolicy
-from connectors.wix import WixSource, WixWebhookVerifier, review_request_body
+from connectors.wix import WixSource
 from connectors.wix_api import WixApi
+from connectors.wix_mapping import review_request_body
+from connectors.wix_webhooks import WixWebhookVerifier
 from tests.fakes.wix import BOOKINGS_APP_ID, ORDER_EVENT_TYPES, REVIEW_EVENT_TYPES, WixEmulator
 
 APP_ID, APP_SECRET = "wix-app-id", "wix-app-secret-0123456789"

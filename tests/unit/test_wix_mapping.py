@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.base import EventKind, Media, PayloadError, Reply
-from connectors.wix import WixSource, WixWebhookVerifier, map_review, review_request_body
+from connectors.wix import WixSource
+from connectors.wix_mapping import map_review, review_request_body
+from connectors.wix_webhooks import WixWebhookVerifier
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "wix"
 SITE = "6f1c9a2e-5b7d-4e0a-9c3f-2d8b7e6a1f40"

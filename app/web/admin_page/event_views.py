@@ -7,7 +7,7 @@ import json
 from flask import abort, flash, redirect, request, url_for
 
 from app.bootstrap import current_services
-from app.core import events, products
+from app.core import events, products, queue
 from app.core.redaction import redact, secrets_of
 from app.web import params
 from app.web.admin_page.auth import bp, render
@@ -54,7 +54,7 @@ def event(event_id: int):
 @bp.post("/events/<int:event_id>/replay")
 def replay(event_id: int):
     services = current_services()
-    if events.replay(services.engine, [event_id], now=services.clock()):
+    if queue.replay(services.engine, [event_id], now=services.clock()):
         flash(f"Event {event_id} is queued again: the worker will process it shortly.", "success")
     else:
         flash(f"Event {event_id} was not replayed: it does not exist or a worker is processing it now.", "error")
@@ -67,7 +67,7 @@ def discard(event_id: int):
     reason = params.text(request.form, "reason")
     if reason is None or not reason.strip():
         abort(400, description="reason: say why this event needs nothing more; it is kept with the event.")
-    if events.discard(services.engine, [event_id], reason, now=services.clock()):
+    if queue.discard(services.engine, [event_id], reason, now=services.clock()):
         flash(f"Event {event_id} is discarded: {reason.strip()}", "success")
     else:
         flash(f"Event {event_id} was not discarded: it does not exist or a worker is processing it now.", "error")
@@ -85,7 +85,7 @@ def replay_dead():
     reason = params.text(request.form, "reason")
     if reason is None:
         abort(400, description="reason: name the group of dead letters to replay.")
-    replayed = events.replay_dead_by_reason(services.engine, reason, now=services.clock())
+    replayed = queue.replay_dead_by_reason(services.engine, reason, now=services.clock())
     flash(f"{replayed} dead letter(s) queued again.", "success" if replayed else "error")
     return redirect(url_for(".dead_letters"))
 

@@ -1,0 +1,144 @@
+"""Storing into the inbox: a delivery's items as rows, written with duplicates left to the unique
+constraint; and the counter of rejected deliveries.
+
+A row starts pending, quarantined (verified but unusable, with the reason) or ignored (an event type
+we do not act on); app/core/queue.py moves it on from there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from app.core.db import insert_for, transaction
+from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
+from connectors.base import Event, EventKind, PayloadError
+
+__all__ = ["count_rejection", "enqueue", "inbox_rows", "store"]
+
+_inbox = table(InboxEvent)
+
+
+def enqueue(
+    engine: Engine,
+    source: str,
+    account: str,
+    items: Sequence[Event | PayloadError],
+    *,
+    now: datetime,
+    quarantine_id: str,
+) -> int:
+    """Store a verified delivery, one row per item, in one transaction; return how many were new.
+
+    Duplicates are left to the unique constraint (ON CONFLICT DO NOTHING), never looked up first.
+    An unusable item is stored as quarantined under an id derived from the delivery.
+    """
+    return store(engine, [inbox_rows(source, account, items, now=now, quarantine_id=quarantine_id)])[0]
+
+
+def inbox_rows(
+    source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime, quarantine_id: str
+) -> list[dict]:
+    """The inbox rows of one delivery (`store` writes them)."""
+    return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
+
+
+def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
+    """Write the rows of several deliveries in one transaction; return how many of each were new.
+    A row that two of them share counts for the first."""
+    flat = [row for delivery in deliveries for row in delivery]
+    if not flat:
+        return [0 for _ in deliveries]
+    with transaction(engine) as session:
+        # RETURNING says what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
+        # as parameters of one cached statement, not as literal VALUES compiled anew for each delivery.
+        new = {tuple(row) for row in session.execute(_insert_ignoring_duplicates(engine), flat)}
+    counts = []
+    for delivery in deliveries:
+        keys = {(row["source"], row["account"], row["event_id"]) for row in delivery}
+        counts.append(len(keys & new))
+        new -= keys
+    return counts
+
+
+def _row(item: Event | PayloadError, source: str, account: str, now: datetime, quarantine_id: str) -> dict:
+    if isinstance(item, Event) and (problem := _unstorable(item)):
+        item = PayloadError(problem, payload=item.payload)  # kept, with the reason, not refused by the database
+    # A multi-row INSERT needs the same keys in every row.
+    common = {
+        "source": source,
+        "account": account,
+        "attempts": 0,
+        "received_at": now,
+        "next_attempt_at": now,
+        "delivery_id": None,
+        "sequence": None,
+        "last_error": None,
+        "finished_at": None,
+    }
+    if isinstance(item, PayloadError):
+        return common | {
+            "event_id": quarantine_id,
+            "topic": "unknown",
+            "kind": "unknown",
+            "subject_id": quarantine_id,
+            "occurred_at": now,
+            "payload": json.dumps(item.payload, ensure_ascii=False, default=str),
+            "status": EventStatus.QUARANTINED.value,
+            "last_error": item.reason,
+            "finished_at": now,
+            "next_attempt_at": None,
+        }
+    row = common | {
+        "event_id": item.event_id,
+        "topic": item.topic,
+        "kind": item.kind.value,
+        "subject_id": item.subject_id,
+        "delivery_id": item.delivery_id,
+        "occurred_at": item.occurred_at,
+        "sequence": item.sequence,
+        "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
+        "status": EventStatus.PENDING.value,
+    }
+    if item.kind is EventKind.IGNORED:
+        row |= {"status": EventStatus.IGNORED.value, "next_attempt_at": None, "finished_at": now}
+    return row
+
+
+def _unstorable(event: Event) -> str | None:
+    """Why a verified event's identifiers cannot be stored as they are, if they cannot: too long for
+    their column, or holding a NUL character, which PostgreSQL refuses in text."""
+    for name in ("event_id", "subject_id", "topic", "delivery_id"):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if "\x00" in value:
+            return f"{name} holds a NUL character"
+        if len(value) > _inbox.c[name].type.length:
+            return f"{name} is longer than {_inbox.c[name].type.length} characters"
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_ignoring_duplicates(engine: Engine):
+    return (
+        insert_for(engine, _inbox)
+        .on_conflict_do_nothing(index_elements=["source", "account", "event_id"])
+        .returning(_inbox.c.source, _inbox.c.account, _inbox.c.event_id)
+    )
+
+
+def count_rejection(engine: Engine, source: str, reason: str, *, now: datetime) -> None:
+    """Add one to the rejected-delivery counter of (source, reason)."""
+    rejections = table(WebhookRejection)
+    statement = insert_for(engine, rejections).values(source=source, reason=reason, count=1, last_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["source", "reason"],
+        set_={"count": rejections.c.count + 1, "last_at": statement.excluded.last_at},
+    )
+    with transaction(engine) as session:
+        session.execute(statement)
