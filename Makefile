@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run lint test test-unit test-integration test-e2e test-browser reliability demo bench clean
+.PHONY: run lint typecheck test test-unit test-integration test-e2e test-browser reliability demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
+# mypy on the pure core and the connectors (the files are listed in pyproject.toml).
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
 # pytest runs every storage test twice: on SQLite and on PostgreSQL (TEST_DATABASE_URL).
-test: lint
+test: lint typecheck
 	$(BIN)/python -m pytest
 
 test-unit: $(VENV)/.installed-dev

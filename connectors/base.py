@@ -94,8 +94,10 @@ class PayloadError(ReviewBridgeError):
 class TargetError(ReviewBridgeError):
     """A platform call failed; the subclass says what the pipeline does about it."""
 
-    #: The platform's own code for the error (Wix's applicationError code), when it gave one.
+    #: The platform's own code for the error (Wix's applicationError code, Trustoo's envelope code).
     code: str | None = None
+    #: The request may have reached the platform and been applied (a timeout, a 5xx after sending).
+    outcome_unknown: bool = False
 
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
@@ -115,7 +117,6 @@ class RetryableTargetError(TargetError):
     ):
         super().__init__(message, status=status)
         self.retry_after = retry_after
-        #: The request may have reached the platform and been applied (a timeout, a 5xx after send).
         self.outcome_unknown = outcome_unknown
 
 

@@ -207,7 +207,7 @@ class CommercetoolsTarget:
                 f"commercetools project {self.config.project_key} lacks ReviewBridge's "
                 f"{', '.join(missing)} set-up: run `reviewbridge setup commercetools`"
             )
-        ids = {name: resource["id"] for name, resource in found.items()}
+        ids = {name: resource["id"] for name, resource in found.items() if resource is not None}
         with self._lock:
             self._setup_ids = ids
         return ids
@@ -216,8 +216,9 @@ class CommercetoolsTarget:
 
     def _target(self, review: Review) -> tuple[str, str]:
         """What the review is about: its product, or for a store review the configured channel."""
-        if not review.is_store_review:
-            return "product", self._product_id(review)
+        product = review.product_id
+        if product and not review.is_store_review:
+            return "product", self._product_id(review, product)
         channel = self.config.store_review_channel
         channel_id = self._cached_id("channels", channel) if channel else None
         if channel_id is None:
@@ -229,8 +230,8 @@ class CommercetoolsTarget:
             raise ProductNotFound(review.product_id or "0", f"store review (product 0): {reason}")
         return "channel", channel_id
 
-    def _product_id(self, review: Review) -> str:
-        mapped = self._product_map(review.source, review.account, review.product_id) if self._product_map else None
+    def _product_id(self, review: Review, product: str) -> str:
+        mapped = self._product_map(review.source, review.account, product) if self._product_map else None
         if mapped is not None and mapped[0] == "id":
             return mapped[1]
         key = (
@@ -239,7 +240,7 @@ class CommercetoolsTarget:
             else self.config.product_key_template.format(
                 source=review.source,
                 account=review.account,
-                source_product_id=review.product_id,
+                source_product_id=product,
                 sku=review.product_sku or "",
                 handle=review.product_handle or "",
             )
@@ -247,8 +248,7 @@ class CommercetoolsTarget:
         product_id = self._cached_id("products", key)
         if product_id is None:
             raise ProductNotFound(
-                review.product_id,
-                f"no commercetools product with key {key!r} for {review.source} product {review.product_id}",
+                product, f"no commercetools product with key {key!r} for {review.source} product {product}"
             )
         return product_id
 

@@ -37,6 +37,7 @@ __all__ = [
     "TokenCache",
     "backoff_delay",
     "error_for",
+    "json_object",
     "retry_after_seconds",
 ]
 
@@ -141,6 +142,12 @@ class RateLimit:
             self._buckets[account] = (tokens, now)
         if tokens < 0:
             self._sleep(-tokens / self._rate)
+
+
+def json_object(value: Any) -> dict:
+    """`value` when a platform's JSON put an object there, else an empty one: fields are read with
+    `.get`, whatever shape the platform answered."""
+    return value if isinstance(value, dict) else {}
 
 
 def retry_after_seconds(response: httpx.Response, *, now: Callable[[], float] = time.time) -> float | None:

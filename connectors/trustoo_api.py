@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RateLimit, RetryPolicy
+from connectors.http import PlatformClient, RateLimit, RetryPolicy, json_object
 from connectors.trustoo_envelope import PLATFORM, describe, interpret, maybe_applied, read_json
 from connectors.trustoo_signing import SCHEMES, json_body, query_params, sign
 
@@ -108,8 +108,8 @@ class TrustooApi:
         """One page of the shop's reviews; filters as in §1.5 (product_ids, is_store_review, keyword, ...)."""
         params = {**filters, "page": page, "page_size": page_size, "sort_by": sort_by}
         data = self._call(shop, "GET", "get_reviews", params=params)[1]
-        data = data if isinstance(data, dict) else {}
-        paging = data.get("page") if isinstance(data.get("page"), dict) else {}
+        data = json_object(data)
+        paging = json_object(data.get("page"))
         items = [item for item in data.get("list") or [] if isinstance(item, dict)]
         return Page(
             items=items,
@@ -197,13 +197,13 @@ class TrustooApi:
     def get_rating(self, shop: str, **selector: Any) -> dict:
         """Rating summary for one selector: product_id, product_handle, is_store_rating, ... (§1.4)."""
         data = self._call(shop, "GET", "get_rating", params=selector)[1]
-        return data if isinstance(data, dict) else {}
+        return json_object(data)
 
     # --- shop webhooks --------------------------------------------------------------------------
 
     def create_shop_webhook(self, shop: str, topic: str, url: str) -> dict:
         data = self._call(shop, "POST", "create_shop_webhook", fields={"topic": topic, "url": url})[1]
-        return data if isinstance(data, dict) else {}
+        return json_object(data)
 
     def get_shop_webhooks(self, shop: str) -> list[dict]:
         data = self._call(shop, "GET", "get_shop_webhooks")[1]
@@ -328,7 +328,7 @@ class TrustooApi:
                 refreshed = True
                 continue
             code, data = interpret(response, document, verb, hint=hint, allow=allow, secrets=secrets, shop=shop)
-            return code, data, document if isinstance(document, dict) else {}
+            return code, data, json_object(document)
 
     def _auth_headers(
         self, credentials: ShopCredentials, query: dict[str, str], content: bytes

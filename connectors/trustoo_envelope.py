@@ -71,7 +71,7 @@ def _error_for_code(response: httpx.Response, verb: str, code: int, context: str
         return ConfigError(f"{message}; the OAuth grant lacks a scope this call needs", status=response.status_code)
     if code in _RETRYABLE_CODES:
         error = RetryableTargetError(message, status=response.status_code, retry_after=retry_after_seconds(response))
-        error.trustoo_code = code  # read by maybe_applied
+        error.code = str(code)  # read by maybe_applied
         return error
     if code == 6:
         return FixAndReplayError(f"Trustoo {verb}: already exists ({context})", status=response.status_code)
@@ -80,9 +80,8 @@ def _error_for_code(response: httpx.Response, verb: str, code: int, context: str
 
 def maybe_applied(error: RetryableTargetError) -> bool:
     """Whether a failed create may still have been applied by Trustoo."""
-    code = getattr(error, "trustoo_code", None)
-    if code is not None:
-        return code in _MAYBE_APPLIED_CODES
+    if error.code is not None:
+        return int(error.code) in _MAYBE_APPLIED_CODES
     return error.outcome_unknown
 
 

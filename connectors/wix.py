@@ -80,11 +80,12 @@ class WixSource:
             return None
         if event.kind is not EventKind.UPSERT:
             raise ValueError(f"resolve() takes review events, not {event.kind.value} ({event.topic})")
-        entity: Mapping[str, Any] | None = event.payload
+        entity = event.payload
         if self._api is not None and _incomplete(entity):
-            entity = self._api.get_review(event.account, event.subject_id)
-            if entity is None:
+            fetched = self._api.get_review(event.account, event.subject_id)
+            if fetched is None:
                 return None  # gone at Wix
+            entity = fetched
         return map_review(event.account, entity)
 
     def echo_key(self, event: Event) -> str | None:

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RateLimit, RetryPolicy, Token, TokenCache, error_for
+from connectors.http import PlatformClient, RateLimit, RetryPolicy, Token, TokenCache, error_for, json_object
 
 # The token bucket Trustoo's client uses; it belongs in connectors/http.py (see the report).
 
@@ -118,7 +118,7 @@ class WixApi:
         _, document = self._call(
             instance, "POST", f"{REVIEWS}/query", json={"query": query, "returnPrivateReviews": True}
         )
-        document = document if isinstance(document, dict) else {}
+        document = json_object(document)
         items = [item for item in document.get("reviews") or [] if isinstance(item, dict)]
         return items, _next_cursor(document.get("metadata"))
 
@@ -146,7 +146,7 @@ class WixApi:
         query: dict[str, Any] = {"filter": {"order.id": {"$eq": order_id}}, "cursorPaging": {"limit": 100}}
         while True:
             _, document = self._call(instance, "POST", f"{REVIEW_REQUESTS}/query", json={"query": query})
-            document = document if isinstance(document, dict) else {}
+            document = json_object(document)
             requests += [item for item in document.get("reviewRequests") or [] if isinstance(item, dict)]
             cursor = _next_cursor(document.get("pagingMetadata") or document.get("metadata"))
             if not cursor:
@@ -299,11 +299,11 @@ def _detail(response: httpx.Response, document: Any, secrets: tuple[str, ...] = 
     and the request id."""
     parts: list[str] = []
     if isinstance(document, dict):
-        details = _mapping(document.get("details"))
-        application = _mapping(details.get("applicationError"))
+        details = json_object(document.get("details"))
+        application = json_object(details.get("applicationError"))
         if application.get("code"):
             parts.append(f"{application['code']}: {application.get('description') or document.get('message') or '-'}")
-        validation = _mapping(details.get("validationError"))
+        validation = json_object(details.get("validationError"))
         for violation in (validation.get("fieldViolations") or [])[:5]:
             if isinstance(violation, dict):
                 parts.append(
@@ -318,10 +318,6 @@ def _detail(response: httpx.Response, document: Any, secrets: tuple[str, ...] = 
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def _mapping(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _entity(response: httpx.Response, document: Any, key: str, what: str) -> dict:

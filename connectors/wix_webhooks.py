@@ -17,11 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.types import Options
 
 from connectors.base import PayloadError, SignatureError, StaleRequest
 from connectors.wix_mapping import SOURCE, json_layer
@@ -95,7 +96,7 @@ class WixWebhookVerifier:
 
 
 # PyJWT checks times against its own clock; ours is injected, so it checks only the signature.
-_SIGNATURE_ONLY = {
+_SIGNATURE_ONLY: Options = {
     "verify_signature": True,
     "verify_exp": False,
     "verify_nbf": False,
@@ -137,7 +138,7 @@ def _instance_id(claims: Mapping[str, Any]) -> str:
     return instance_id if isinstance(instance_id, str) else ""
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN is not
 
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
 
@@ -151,7 +152,7 @@ def dead_by_reason(engine: Engine, source: str | None = None, *, chars: int = 12
 def dead_letter_groups(engine: Engine, *, chars: int = 120, rows: int = 500) -> list[dict]:
     """Dead letters by the start of their error, most first: {reason, count, events}, with the newest
     `rows` dead letters shared out among their groups (the counts cover all of them)."""
-    groups = {
+    groups: dict[str, dict[str, Any]] = {
         reason: {"reason": reason, "count": count, "events": []}
         for reason, count in dead_by_reason(engine, chars=chars).items()
     }

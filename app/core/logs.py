@@ -23,8 +23,12 @@ class _TextFormatter(logging.Formatter):
         return f"{line} [event {event_id}]" if event_id else line
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _Handler(logging.StreamHandler):
+    """Ours: configuring again replaces it instead of adding a second copy of every line."""
+
+
+def configure_logging(level: str, fmt: str) -> logging.StreamHandler:
+    handler = _Handler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -36,10 +40,10 @@ def configure_logging(level: str, fmt: str) -> None:
         handler.setFormatter(_TextFormatter(_TEXT_FORMAT))
     root = logging.getLogger()
     for existing in list(root.handlers):
-        if getattr(existing, "_reviewbridge", False):
+        if isinstance(existing, _Handler):
             root.removeHandler(existing)
-    handler._reviewbridge = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
     # APScheduler reports every run of the drain job at INFO; keep that for DEBUG.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    return handler

@@ -42,7 +42,7 @@ from sqlalchemy import (
     values,
 )
 
-from app.core.db import transaction
+from app.core.db import affected, transaction
 from app.core.events import EventFilter, in_dead_group
 from app.core.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, table
 from connectors.http import backoff_delay
@@ -309,7 +309,7 @@ def release_waiting(
         statement = statement.where(_inbox.c.waiting_on.in_(list(product_ids)))
     statement = statement.values(status=EventStatus.PENDING.value, next_attempt_at=now, waiting_on=None)
     with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
+        return affected(session.execute(statement))
 
 
 def renew(engine: Engine, worker_id: str, event_ids: Iterable[int], *, now: datetime, lease_s: int) -> int:
@@ -328,7 +328,7 @@ def renew(engine: Engine, worker_id: str, event_ids: Iterable[int], *, now: date
         .values(lease_until=until, next_attempt_at=until)
     )
     with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
+        return affected(session.execute(statement))
 
 
 def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterable[int] | None = None) -> int:
@@ -345,7 +345,7 @@ def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterabl
         else func.greatest(_inbox.c.attempts - 1, 0),
     )
     with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
+        return affected(session.execute(statement))
 
 
 # --- a person's decisions ---------------------------------------------------------------------
@@ -375,7 +375,7 @@ def _back_to_pending(engine: Engine, *where, now: datetime) -> int:
         .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=now, finished_at=None, waiting_on=None)
     )
     with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
+        return affected(session.execute(statement))
 
 
 def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datetime) -> int:
@@ -394,4 +394,4 @@ def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datet
         )
     )
     with transaction(engine) as session:
-        return session.execute(statement).rowcount or 0
+        return affected(session.execute(statement))

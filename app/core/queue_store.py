@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, String
 
 from app.core.db import insert_for, transaction
 from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
@@ -21,6 +21,12 @@ from connectors.base import Event, EventKind, PayloadError
 __all__ = ["count_rejection", "enqueue", "inbox_rows", "store"]
 
 _inbox = table(InboxEvent)
+#: The inbox's text columns an event fills in, and how long their values may be (None: unbounded).
+_LENGTHS = {
+    name: column.type.length if isinstance(column.type, String) else None
+    for name in ("event_id", "subject_id", "topic", "delivery_id")
+    for column in [_inbox.c[name]]
+}
 
 
 def enqueue(
@@ -118,8 +124,9 @@ def _unstorable(event: Event) -> str | None:
             continue
         if "\x00" in value:
             return f"{name} holds a NUL character"
-        if len(value) > _inbox.c[name].type.length:
-            return f"{name} is longer than {_inbox.c[name].type.length} characters"
+        limit = _LENGTHS[name]
+        if limit is not None and len(value) > limit:
+            return f"{name} is longer than {limit} characters"
     return None
 
 

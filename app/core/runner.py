@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
-from app.core.db import transaction
+from app.core.db import affected, transaction
 from app.core.models import Run as RunRow
 from app.core.models import RunState, table
 from app.core.reconcile import DriftReport, reconcile
@@ -80,6 +80,8 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, stale_s: float = STA
     if row is None:
         return None
     run = Run.from_row(row, now)
+    started = run.started_at
+    taken_over = f", taken over (started {started.isoformat()})" if started is not None and started != now else ""
     log.info(
         "run %d (%s of %s %s) claimed by %s%s",
         run.id,
@@ -87,7 +89,7 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, stale_s: float = STA
         run.source,
         run.account,
         worker_id,
-        "" if run.started_at == now else f", taken over (started {run.started_at.isoformat()})",
+        taken_over,
     )
     return run
 
@@ -221,7 +223,7 @@ def _settle(engine: Engine, run_id: int, holder: str, **values: Any) -> bool:
         .values(**values)
     )
     with transaction(engine) as session:
-        return session.execute(statement).rowcount == 1
+        return affected(session.execute(statement)) == 1
 
 
 def _resync_counts(report: ResyncReport) -> dict:

@@ -23,13 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from app.core.db import transaction
 from app.core.models import ACTIVE_RUN_STATES, RunState, table
 from app.core.models import Run as RunRow
 from app.core.services import Services
-from connectors.base import ReviewSource, ReviewTarget
+from connectors.base import ReviewSource
+from connectors.commercetools import CommercetoolsTarget
 
 __all__ = [
     "DRIFT_ROWS",
@@ -115,7 +117,7 @@ class Run:
         return self.summary.get("drifts", [])
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], now: datetime) -> Run:
+    def from_row(cls, row: RowMapping, now: datetime) -> Run:
         """The row as read at `now`: a running row whose heartbeat is older than STALE_S is abandoned."""
         state = row["state"]
         abandoned = state == RunState.RUNNING.value and row["updated_at"] < now - timedelta(seconds=STALE_S)
@@ -258,14 +260,15 @@ def resync_plan(services: Services, source: str | None, account: str | None) -> 
 
 def reconcile_plan(
     services: Services, source: str | None, account: str | None
-) -> tuple[ReviewSource, list[str], ReviewTarget]:
+) -> tuple[ReviewSource, list[str], CommercetoolsTarget]:
     """As resync_plan, and the commercetools target to compare with."""
-    target = next((t for t in services.targets if t.name == "commercetools"), None)
+    connector, accounts = resync_plan(services, source, account)
+    target = next((t for t in services.targets if isinstance(t, CommercetoolsTarget)), None)
     if target is None:
         raise Refused(
             "target: commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
         )
-    return *resync_plan(services, source, account), target
+    return connector, accounts, target
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import app.core.models  # noqa: F401
-from app.core import db, queue
+from app.core import db, queue_store
 from tests.integration.conftest import make_event
 
 
@@ -32,7 +32,7 @@ def test_upgrade_twice_is_harmless(engine):
 def test_upgrade_respells_stored_outcomes_in_one_spelling(engine):
     now = datetime(2026, 12, 1, tzinfo=UTC)
     command.downgrade(db.alembic_config(engine), "0008")
-    queue.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=now)], now=now, quarantine_id="q")
+    queue_store.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=now)], now=now, quarantine_id="q")
     with engine.begin() as connection:
         connection.execute(text("UPDATE inbox SET outcome = 'routed-nowhere'"))
         connection.execute(

@@ -8,8 +8,7 @@ from app.core.logs import configure_logging
 
 
 def test_json_log_line_carries_the_event_id():
-    configure_logging("INFO", "json")
-    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_reviewbridge", False))
+    handler = configure_logging("INFO", "json")
     stream = io.StringIO()
     handler.setStream(stream)
     logging.getLogger("app.core.worker").info("event %s done", "evt-1", extra={"event_id": "evt-1"})
@@ -20,8 +19,7 @@ def test_json_log_line_carries_the_event_id():
 
 
 def test_text_log_line_names_the_event():
-    configure_logging("INFO", "text")
-    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_reviewbridge", False))
+    handler = configure_logging("INFO", "text")
     stream = io.StringIO()
     handler.setStream(stream)
     logging.getLogger("app.core.worker").info("done", extra={"event_id": "evt-2"})
