@@ -69,3 +69,14 @@ def test_reconcile_fix_mends_a_review_changed_in_commercetools_behind_our_back(s
     assert report["counts"] == {"stale": 1} and report["fixed"] == 1
     build_worker(services_of(synced_app)).drain()
     assert emulator.review_by_key(_key(item))["rating"] == 5
+
+
+def test_reconcile_draws_its_progress_on_stderr_and_keeps_json_output_clean(synced_app, trustoo):
+    for _ in range(3):
+        trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+
+    table = cli_runner(synced_app).invoke(args=["reconcile", "--source", "trustoo"])
+    as_json = _reconcile(synced_app)
+
+    assert f"trustoo {TRUSTOO_PUBLIC_TOKEN[:24]}" in table.stderr and "missing" in table.stdout
+    assert as_json.stderr == "" and json.loads(as_json.stdout)[0]["compared"] == 3
