@@ -7,12 +7,14 @@ the server is unreachable its tests are skipped, unless REQUIRE_POSTGRES is set 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -33,7 +35,8 @@ def _psycopg_url(url: str):
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
+def postgres_admin():
+    """An AUTOCOMMIT engine on the server's admin database, to create and drop databases with."""
     admin_url = _psycopg_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL))
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -45,17 +48,30 @@ def postgres_url():
         if os.environ.get("REQUIRE_POSTGRES"):
             pytest.fail(message + " (REQUIRE_POSTGRES is set)")
         pytest.skip(message)
-    name = f"reviewbridge_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    yield admin
+    admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(admin: Engine, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database of its own, dropped afterwards; yields its URL."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin):
+    with scratch_database(postgres_admin, "reviewbridge_test") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

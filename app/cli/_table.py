@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_rows"]
+__all__ = ["aligned", "echo_rows"]
 
 
 def echo_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, as_json: bool) -> None:
@@ -21,9 +21,14 @@ def echo_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, st
         return
     table = [[header for header, _ in columns]]
     table += [[_cell(row.get(key)) for _, key in columns] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    for line in aligned(table):
+        click.echo(line)
+
+
+def aligned(table: Sequence[Sequence[str]]) -> list[str]:
+    """The rows of cells as lines, each column as wide as its widest cell."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
 
 
 def _cell(value: Any) -> str:

@@ -8,6 +8,8 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app.cli._table import aligned
+
 __all__ = ["doctor", "status"]
 
 
@@ -52,8 +54,7 @@ def _status_table(report: dict) -> str:
     header = ["source", *statuses]
     rows = [[source, *(str(counts.get(s, 0)) for s in statuses)] for source, counts in sorted(report["events"].items())]
     rows.append(["all", *(str(report["totals"][s]) for s in statuses)])
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines = aligned([header, *rows])
     age = report["oldest_pending_age_s"]
     lines += [
         "",

@@ -8,14 +8,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import DEFAULT_TEST_DATABASE_URL
+from tests.conftest import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What a source distribution holds; the wheel is built from a copy of just these.
@@ -74,37 +72,17 @@ def test_installed_wheel_migrates_a_new_sqlite_file(installed, tmp_path):
     assert f"current: {head}  head: {head}" in current
 
 
-def test_installed_wheel_migrates_a_new_postgresql_database(installed, tmp_path):
-    admin_url = make_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)).set(
-        drivername="postgresql+psycopg"
-    )
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except Exception as exc:  # any failure to connect means "no server here"
-        admin.dispose()
-        if os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL unreachable: {type(exc).__name__} (REQUIRE_POSTGRES is set)")
-        pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
-    name = f"reviewbridge_wheel_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
+def test_installed_wheel_migrates_a_new_postgresql_database(installed, tmp_path, postgres_admin):
+    with scratch_database(postgres_admin, "reviewbridge_wheel") as url:
         output = _run([str(installed / "reviewbridge"), "db", "upgrade"], cwd=tmp_path, env=_environ(DATABASE_URL=url))
         assert "database at revision" in output
-        tables = create_engine(url)
-        with tables.connect() as connection:
+        migrated = create_engine(url)
+        with migrated.connect() as connection:
             names = set(
                 connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
             )
-        tables.dispose()
-        assert {"inbox", "ledger", "run", "alembic_version"} <= names
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        migrated.dispose()
+    assert {"inbox", "ledger", "run", "alembic_version"} <= names
 
 
 def test_installed_command_prints_its_version_and_help_without_a_valid_configuration(installed, tmp_path):
