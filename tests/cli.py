@@ -14,8 +14,8 @@ from app.cli import cli
 class ReviewbridgeRunner(FlaskCliRunner):
     """Flask's CLI runner, invoking the `reviewbridge` group with the test's app (not `app.cli`)."""
 
-    def invoke(self, cli_: Any = None, args: Any = None, **kwargs: Any) -> Result:
-        return super().invoke(cli_ or cli, args, **kwargs)
+    def invoke(self, command: Any = None, args: Any = None, **kwargs: Any) -> Result:
+        return super().invoke(command or cli, args, **kwargs)
 
 
 def cli_runner(app: Flask) -> ReviewbridgeRunner:
