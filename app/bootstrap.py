@@ -98,6 +98,7 @@ def build_worker(services: Services) -> Worker:
         recheck_waiting_s=settings.product_recheck_s,
         poll=lambda holder: poll_all(services, holder=holder, interval_s=settings.poll_interval_s),
         poll_interval_s=settings.poll_interval_s,
+        retention_days=settings.retention_days,
     )
 
 

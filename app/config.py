@@ -60,6 +60,7 @@ class Settings:
     ctp_product_key_template: str = "{source_product_id}"
     product_recheck_s: int = 900
     poll_interval_s: int = 900
+    retention_days: int = 30
     ctp_store_review_channel: str | None = None
     routes: tuple[tuple[str, str], ...] = (("trustoo", "commercetools"), ("wix", "commercetools"))
     trustoo_rate_limit: float = 2.0
@@ -165,6 +166,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ctp_product_key_template=_product_key_template(env.text("CTP_PRODUCT_KEY_TEMPLATE")),
         product_recheck_s=env.integer("PRODUCT_RECHECK_S", 900, low=10, high=86400),
         poll_interval_s=_duration("POLL_INTERVAL", env.text("POLL_INTERVAL") or "15m"),
+        retention_days=env.integer("RETENTION_DAYS", 30, low=1, high=36500),
         ctp_store_review_channel=env.text("CTP_STORE_REVIEW_CHANNEL"),
         routes=_routes(env.text("ROUTES")),
         trustoo_rate_limit=env.number("TRUSTOO_RATE_LIMIT", 2.0, low=0.1, high=100),

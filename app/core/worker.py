@@ -1,6 +1,7 @@
 """The worker: APScheduler runs the queue drain (which also picks up due retries), the resyncs and
-reconciles operators asked for (app/core/runner.py) and the periodic jobs. Several worker processes can
-share one PostgreSQL database.
+reconciles operators asked for (app/core/runner.py) and the periodic jobs: the poll, the recheck of
+events waiting for a product, and the daily prune (app/core/retention.py). Several worker processes
+can share one PostgreSQL database.
 
 A drain claims a batch of due events in one statement, processes them one by one and settles the
 batch in one transaction (see pipeline.Batch).
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app.core import pipeline, queue, runner
+from app.core import leases, pipeline, queue, retention, runner
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
 
@@ -48,6 +49,8 @@ class _SkipOverlapNotice(logging.Filter):
 #: are quick (one claim and one commit serve the batch), one at a time when the target is slow, so
 #: that the drain threads share out a short queue instead of one thread holding it.
 _BATCH_SECONDS = 0.2
+#: Retention runs once a day: every worker tries, the one that takes the day's lease prunes.
+_PRUNE_EVERY_S = 86400
 _MAX_BATCH = 50
 
 
@@ -70,6 +73,7 @@ class Worker:
         poll: Callable[[str], int] | None = None,
         poll_interval_s: float = 0,
         runs_interval_s: float = 2.0,
+        retention_days: int = 30,
     ):
         self.services = services
         self.id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -80,6 +84,7 @@ class Worker:
         self._poll = poll
         self._poll_interval_s = poll_interval_s
         self._runs_interval_s = runs_interval_s
+        self._retention_days = retention_days
         self._no_run = threading.Event()  # set while no run is in hand: `stop` waits for a run to go back
         self._no_run.set()
         self._stopping = threading.Event()
@@ -143,6 +148,21 @@ class Worker:
         """Read each source account for what webhooks missed (one worker per account, by lease)."""
         return self._poll(self.id) if self._poll is not None else 0
 
+    def prune(self) -> int:
+        """Delete what retention allows, once a day across all workers (by lease); return the events."""
+        now = self.services.clock()
+        if not leases.acquire(self.services.engine, retention.LEASE, self.id, now=now, ttl_s=_PRUNE_EVERY_S - 60):
+            return 0
+        report = retention.prune(self.services.engine, now=now, older_than_days=self._retention_days)
+        log.info(
+            "pruned %d finished event(s), %d attempt(s) and %d run(s) older than %s",
+            report.events,
+            report.attempts,
+            report.runs,
+            report.cutoff.isoformat(timespec="seconds"),
+        )
+        return report.events
+
     def run_queued_runs(self) -> int:
         """Execute the resyncs and reconciles the admin page or API queued, one at a time, until none waits."""
         self._no_run.clear()
@@ -198,6 +218,15 @@ class Worker:
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
+        )
+        scheduler.add_job(
+            self.prune,
+            "interval",
+            seconds=_PRUNE_EVERY_S,
+            id="prune",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=60),
         )
         if self._poll is not None and self._poll_interval_s and self.services.targets:
             scheduler.add_job(
