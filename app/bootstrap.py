@@ -63,7 +63,7 @@ def build_services(
 ) -> Services:
     """Every collaborator the service needs. `targets` replaces the configured targets (tests)."""
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
-    vault = Vault(settings.secret_key) if settings.secret_key else None
+    vault = Vault(settings.secret_key, settings.secret_key_fallbacks) if settings.secret_key else None
     trustoo_api = trustoo.build_api(settings, engine, vault, clock)
     wix_api = wix.build_api(settings)
     sources = {

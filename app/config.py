@@ -38,6 +38,8 @@ class Settings:
     log_format: str = "text"
     admin_token: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    #: Older SECRET_KEYs: what they sealed or signed still opens (stored credentials, sessions, OAuth state).
+    secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
     webhook_max_bytes: int = 1024 * 1024
     worker_concurrency: int = 4
     max_attempts: int = 12
@@ -143,6 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
         admin_token=env.secret("ADMIN_TOKEN", min_length=16),
         secret_key=env.secret("SECRET_KEY", min_length=16),
+        secret_key_fallbacks=env.secret_list("SECRET_KEY_FALLBACKS", min_length=16),
         webhook_max_bytes=env.integer("WEBHOOK_MAX_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
         worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 12, low=1, high=100),
@@ -216,6 +219,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if bool(settings.trustoo_client_id) != bool(settings.trustoo_client_secret):
         missing = "TRUSTOO_CLIENT_SECRET" if settings.trustoo_client_id else "TRUSTOO_CLIENT_ID"
         raise SettingsError(missing, "is required when the other Trustoo OAuth variable is set")
+    if settings.secret_key_fallbacks and not settings.secret_key:
+        raise SettingsError("SECRET_KEY", "is required when SECRET_KEY_FALLBACKS is set (the key that replaces them)")
     if bool(settings.trustoo_public_token) != bool(settings.trustoo_private_tokens):
         missing = "TRUSTOO_PRIVATE_TOKEN" if settings.trustoo_public_token else "TRUSTOO_PUBLIC_TOKEN"
         raise SettingsError(missing, "is required when the other Trustoo token is set")
@@ -341,13 +346,15 @@ class _Env:
             raise SettingsError(name, f"is shorter than {min_length} characters")
         return value
 
-    def secret_list(self, name: str) -> tuple[str, ...]:
+    def secret_list(self, name: str, *, min_length: int = 1) -> tuple[str, ...]:
         raw = self.text(name)
         if raw is None:
             return ()
         values = tuple(part.strip() for part in raw.split(","))
         if not all(values):
             raise SettingsError(name, "has an empty entry in its comma-separated list")
+        if any(len(value) < min_length for value in values):
+            raise SettingsError(name, f"has an entry shorter than {min_length} characters")
         return values
 
     def url(self, name: str, default: str) -> str:

@@ -1,7 +1,9 @@
-"""`reviewbridge accounts add|list|remove`: platform accounts kept in the database, secrets encrypted."""
+"""`reviewbridge accounts add|list|remove|rotate-keys`: platform accounts kept in the database, secrets
+encrypted with SECRET_KEY."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -109,3 +111,18 @@ def accounts_remove(source: str, account: str) -> None:
     if not accounts.remove(current_services().engine, source, account):
         raise click.ClickException(f"no {source} account {account!r} in the database")
     click.echo(f"{source} account {account} removed")
+
+
+@accounts_group.command("rotate-keys")
+def accounts_rotate_keys() -> None:
+    """Seal every stored credential anew with SECRET_KEY; after it, SECRET_KEY_FALLBACKS can go."""
+    from app.bootstrap import current_services
+    from app.core import accounts
+
+    services = current_services()
+    report = accounts.reseal_all(services.engine, _vault(services), now=services.clock())
+    click.echo(f"re-sealed the credentials of {report.resealed} account(s) with SECRET_KEY")
+    for source, account in report.unreadable:
+        click.echo(f"✗ {source} {account}: cannot be opened: {accounts.UNREADABLE_HINT}", err=True)
+    if report.unreadable:
+        sys.exit(1)

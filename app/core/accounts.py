@@ -5,20 +5,23 @@ listing; the environment's own shop always comes first.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, and_, delete, select, update
 
 from app.core.db import affected, insert_for, transaction
 from app.core.models import Account, table
-from app.core.vault import Vault
+from app.core.vault import Vault, VaultError
 
 __all__ = [
+    "UNREADABLE_HINT",
     "AccountView",
+    "Resealed",
     "SecretLookup",
     "Tokens",
     "add",
@@ -26,14 +29,24 @@ __all__ = [
     "is_authorized",
     "list_accounts",
     "remove",
+    "reseal_all",
     "save_tokens",
     "secret",
     "set_enabled",
     "tokens",
+    "unreadable",
 ]
 
+log = logging.getLogger(__name__)
 _accounts = table(Account)
 _CACHE_LIMIT = 10_000
+#: The columns that hold sealed values (app/core/vault.py).
+_SEALED = ("secret", "access_token", "refresh_token")
+#: What to do about a stored credential that none of the keys opens.
+UNREADABLE_HINT = (
+    "add the SECRET_KEY it was sealed with to SECRET_KEY_FALLBACKS, or add the account again "
+    "(`reviewbridge accounts add`)"
+)
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,52 @@ def tokens(engine: Engine, vault: Vault | None, source: str, account: str) -> To
     )
 
 
+@dataclass
+class Resealed:
+    resealed: int = 0  # accounts whose credentials are now sealed with SECRET_KEY
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (source, account) no key opens
+
+
+def reseal_all(engine: Engine, vault: Vault, *, now: datetime) -> Resealed:
+    """Seal every stored credential anew with SECRET_KEY (after a rotation, so the old key can go).
+    An account none of the keys opens is left as it is and reported."""
+    report = Resealed()
+    for row in _sealed_rows(engine):
+        sealed = {name: row[name] for name in _SEALED if row[name] is not None}
+        try:
+            fresh = {name: vault.reseal(value) for name, value in sealed.items()}
+        except VaultError:
+            report.unreadable.append((row["source"], row["account"]))
+            continue
+        # Only if nothing changed meanwhile: a token refreshed since was sealed with SECRET_KEY already.
+        unchanged = and_(*(_accounts.c[name] == value for name, value in sealed.items()))
+        key = (_accounts.c.source == row["source"]) & (_accounts.c.account == row["account"])
+        with transaction(engine) as session:
+            session.execute(update(_accounts).where(key, unchanged).values(**fresh, updated_at=now))
+        report.resealed += 1
+    return report
+
+
+def unreadable(engine: Engine, vault: Vault) -> list[tuple[str, str]]:
+    """The (source, account) pairs with a stored credential that none of the keys opens."""
+    found = []
+    for row in _sealed_rows(engine):
+        try:
+            for name in _SEALED:
+                if row[name] is not None:
+                    vault.decrypt(row[name])
+        except VaultError:
+            found.append((row["source"], row["account"]))
+    return found
+
+
+def _sealed_rows(engine: Engine):
+    holds_one = (_accounts.c.secret.is_not(None)) | (_accounts.c.access_token.is_not(None))
+    query = select(_accounts.c.source, _accounts.c.account, *(_accounts.c[name] for name in _SEALED)).where(holds_one)
+    with transaction(engine) as session:
+        return session.execute(query.order_by(_accounts.c.source, _accounts.c.account)).mappings().all()
+
+
 def _row(engine: Engine, source: str, account: str):
     with transaction(engine) as session:
         return (
@@ -202,7 +261,12 @@ class SecretLookup:
             cached = self._cache.get(account)
             if cached is not None and cached[0] > self._clock():
                 return cached[1]
-        stored = secret(self._engine, self._vault, self._source, account)
+        try:
+            stored = secret(self._engine, self._vault, self._source, account)
+        except VaultError:
+            # Its deliveries are refused (401) until the key is back; the reason belongs in the log.
+            log.error("stored secret of %s account %s cannot be opened: %s", self._source, account, UNREADABLE_HINT)
+            return None
         if stored is None:
             return None
         with self._lock:

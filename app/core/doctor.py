@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core import db
+from app.core import accounts, db
 from app.core.services import Services
 from connectors.base import ReviewBridgeError, ReviewSource
 
@@ -29,7 +29,7 @@ def run_checks(services: Services) -> list[Check]:
     checks = list(_database(services))
     if not all(check.ok for check in checks):
         return checks  # nothing else can be checked without the database
-    for probe in (_secrets, _routes, _commercetools, _trustoo, _wix):
+    for probe in (_secrets, _stored_credentials, _routes, _commercetools, _trustoo, _wix):
         checks.extend(probe(services))
     return checks
 
@@ -71,6 +71,20 @@ def _secrets(services: Services) -> Iterator[Check]:
         if settings.admin_token
         else "unset: the admin API is off (set ADMIN_TOKEN, 16+ characters, to use it)",
     )
+
+
+def _stored_credentials(services: Services) -> Iterator[Check]:
+    """Credentials `accounts add` and OAuth stored: each must open with SECRET_KEY or a fallback."""
+    if services.vault is None:
+        return
+    locked = accounts.unreadable(services.engine, services.vault)
+    for source, account in locked:
+        yield Check(f"stored credentials of {source} {account}", False, f"cannot be opened: {accounts.UNREADABLE_HINT}")
+    if not locked:
+        detail = "every one opens"
+        if services.settings.secret_key_fallbacks:
+            detail += "; `reviewbridge accounts rotate-keys` seals them with SECRET_KEY, then drop the fallbacks"
+        yield Check("stored credentials", True, detail)
 
 
 def _routes(services: Services) -> Iterator[Check]:

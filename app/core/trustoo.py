@@ -7,10 +7,11 @@ is called with its Bearer token, refreshed when it expires or Trustoo answers co
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -18,7 +19,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.core import accounts, products
-from app.core.vault import Vault
+from app.core.vault import Vault, VaultError
 from connectors.base import ConfigError
 from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
 from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
@@ -65,12 +66,14 @@ class TrustooCredentials:
     def for_shop(self, shop: str) -> ShopCredentials:
         settings = self._settings
         if settings.trustoo_client_id:
-            tokens = accounts.tokens(self._engine, self._vault, SOURCE, shop)
+            with _opening(shop):
+                tokens = accounts.tokens(self._engine, self._vault, SOURCE, shop)
             if tokens is not None:
                 return ShopCredentials(shop, access_token=tokens.access_token)
         if shop == settings.trustoo_public_token and settings.trustoo_private_tokens:
             return ShopCredentials(shop, private_token=settings.trustoo_private_tokens[0])
-        secret = accounts.secret(self._engine, self._vault, SOURCE, shop)
+        with _opening(shop):
+            secret = accounts.secret(self._engine, self._vault, SOURCE, shop)
         if secret is not None:
             return ShopCredentials(shop, private_token=secret)
         raise ConfigError(
@@ -82,13 +85,24 @@ class TrustooCredentials:
         client_id, client_secret = self._settings.trustoo_client_id, self._settings.trustoo_client_secret
         if not (client_id and client_secret) or self.api is None:
             return None
-        with self._refresh_lock:
+        with self._refresh_lock, _opening(shop):
             tokens = accounts.tokens(self._engine, self._vault, SOURCE, shop)
             if tokens is None or tokens.refresh_token is None:
                 return None
             fresh = self.api.refresh_tokens(client_id, client_secret, tokens.refresh_token)
             store_oauth_tokens(self._engine, self._vault, shop, fresh, now=self._clock())
             return ShopCredentials(shop, access_token=fresh.access_token)
+
+
+@contextlib.contextmanager
+def _opening(shop: str) -> Iterator[None]:
+    """Stored credentials no key opens stop the shop's calls with the fix, as a configuration error."""
+    try:
+        yield
+    except VaultError:
+        raise ConfigError(
+            f"stored credentials of Trustoo shop {shop} cannot be opened: {accounts.UNREADABLE_HINT}"
+        ) from None
 
 
 def store_oauth_tokens(engine: Engine, vault: Vault | None, shop: str, tokens: OAuthTokens, *, now: datetime) -> None:
@@ -167,15 +181,18 @@ def build_target(settings: Settings, engine: Engine, api: TrustooApi) -> Trustoo
 # --- OAuth2 platform mode (docs/platforms/trustoo.md §1.8) ----------------------------------------
 
 
-def _state_serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt="reviewbridge-trustoo-oauth")
+def _state_serializer(secret_key: str, fallbacks: Sequence[str]) -> URLSafeTimedSerializer:
+    # itsdangerous signs with the last key and verifies with any: an approval begun before a key
+    # rotation still completes after it.
+    keys = [*reversed(fallbacks), secret_key]
+    return URLSafeTimedSerializer(keys, salt="reviewbridge-trustoo-oauth")
 
 
 def authorization_url(settings: Settings, api: TrustooApi, *, shop: str, redirect_uri: str) -> str:
     """Where the merchant approves ReviewBridge; `state` is signed and names the shop and the return URL."""
     if not (settings.trustoo_client_id and settings.secret_key):
         raise ConfigError("OAuth platform mode needs TRUSTOO_CLIENT_ID, TRUSTOO_CLIENT_SECRET and SECRET_KEY")
-    state = _state_serializer(settings.secret_key).dumps(
+    state = _state_serializer(settings.secret_key, settings.secret_key_fallbacks).dumps(
         {"shop": shop, "redirect_uri": redirect_uri, "nonce": secrets.token_urlsafe(8)}
     )
     return api.authorize_url(settings.trustoo_client_id, redirect_uri, state)
@@ -189,7 +206,9 @@ def complete_authorization(
     if not (client_id and client_secret and settings.secret_key):
         raise ConfigError("OAuth platform mode needs TRUSTOO_CLIENT_ID, TRUSTOO_CLIENT_SECRET and SECRET_KEY")
     try:
-        claims = _state_serializer(settings.secret_key).loads(state, max_age=_STATE_MAX_AGE_S)
+        claims = _state_serializer(settings.secret_key, settings.secret_key_fallbacks).loads(
+            state, max_age=_STATE_MAX_AGE_S
+        )
     except SignatureExpired:
         raise OAuthStateError(
             "the authorization took too long: start again with `reviewbridge trustoo authorize-url`"

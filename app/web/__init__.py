@@ -33,6 +33,7 @@ def create_app(
     app.config.update(MAX_CONTENT_LENGTH=settings.webhook_max_bytes)
     if settings.secret_key:
         app.config["SECRET_KEY"] = settings.secret_key
+        app.config["SECRET_KEY_FALLBACKS"] = list(settings.secret_key_fallbacks)
     bootstrap.attach(app, bootstrap.build_services(settings, targets=targets, clock=clock))
 
     errors.init_app(app)

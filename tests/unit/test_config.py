@@ -15,7 +15,8 @@ PRIVATE_TOKEN = "trustoo-private-7f3c9b1d2e4a"
 OLD_PRIVATE_TOKEN = "trustoo-private-old-5a6b7c8d"
 DB_PASSWORD = "pg-pass-Zq81xLw0"
 CTP_CLIENT_SECRET = "ctp-secret-0a1b2c3d4e5f"
-SECRETS = (ADMIN_TOKEN, SECRET_KEY, PRIVATE_TOKEN, OLD_PRIVATE_TOKEN, DB_PASSWORD, CTP_CLIENT_SECRET)
+OLD_SECRET_KEY = "secret-key-before-rotation-31c4"
+SECRETS = (ADMIN_TOKEN, SECRET_KEY, OLD_SECRET_KEY, PRIVATE_TOKEN, OLD_PRIVATE_TOKEN, DB_PASSWORD, CTP_CLIENT_SECRET)
 
 
 def _full_environ(**overrides: str) -> dict[str, str]:
@@ -23,6 +24,7 @@ def _full_environ(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"postgres://reviewbridge:{DB_PASSWORD}@db.internal:5432/reviewbridge",
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "SECRET_KEY": SECRET_KEY,
+        "SECRET_KEY_FALLBACKS": OLD_SECRET_KEY,
         "TRUSTOO_PUBLIC_TOKEN": "GfKu22TCaj4gULtrA3/OgA==",
         "TRUSTOO_PRIVATE_TOKEN": f"{PRIVATE_TOKEN},{OLD_PRIVATE_TOKEN}",
         "CTP_PROJECT_KEY": "example-shop",
@@ -128,6 +130,8 @@ BAD_VALUES = [
     ("MAX_ATTEMPTS", {"MAX_ATTEMPTS": "-1"}),
     ("RETENTION_DAYS", {"RETENTION_DAYS": "0"}),
     ("RETENTION_DAYS", {"RETENTION_DAYS": "a month"}),
+    ("SECRET_KEY_FALLBACKS", {"SECRET_KEY_FALLBACKS": "short-old-key"}),
+    ("SECRET_KEY", {"SECRET_KEY": "", "SECRET_KEY_FALLBACKS": "an-old-secret-key-0123456789"}),
     ("WEBHOOK_MAX_BYTES", {"WEBHOOK_MAX_BYTES": "big"}),
     ("RETRY_BASE_S", {"RETRY_BASE_S": "nan"}),
     ("DATABASE_URL", {"DATABASE_URL": "mysql://x"}),
@@ -153,6 +157,8 @@ BAD_IDS = [
     "attempts-minus-1",
     "retention-0",
     "retention-words",
+    "fallback-key-short",
+    "fallbacks-without-secret-key",
     "max-bytes-big",
     "retry-base-nan",
     "mysql",

@@ -63,3 +63,29 @@ def test_vault_tampered_token_is_a_vault_error():
 def test_vault_empty_secret_key_is_rejected():
     with pytest.raises(ValueError):
         Vault("")
+
+
+def test_vault_opens_what_a_fallback_key_sealed_and_seals_with_the_current_key():
+    old = Vault(OTHER_SECRET_KEY).encrypt(CREDENTIAL)
+    rotated = Vault(SECRET_KEY, fallbacks=[OTHER_SECRET_KEY])
+
+    assert rotated.decrypt(old) == CREDENTIAL
+    assert Vault(SECRET_KEY).decrypt(rotated.encrypt(CREDENTIAL)) == CREDENTIAL
+
+
+def test_vault_reseal_moves_a_value_to_the_current_key():
+    old = Vault(OTHER_SECRET_KEY).encrypt(CREDENTIAL)
+
+    resealed = Vault(SECRET_KEY, fallbacks=[OTHER_SECRET_KEY]).reseal(old)
+
+    assert Vault(SECRET_KEY).decrypt(resealed) == CREDENTIAL
+    with pytest.raises(VaultError):
+        Vault(OTHER_SECRET_KEY).decrypt(resealed)
+
+
+def test_vault_reseal_of_a_value_no_key_opens_is_a_vault_error_without_the_value():
+    sealed = Vault("a-third-key-nobody-kept-0123456").encrypt(CREDENTIAL)
+
+    with pytest.raises(VaultError) as caught:
+        Vault(SECRET_KEY, fallbacks=[OTHER_SECRET_KEY]).reseal(sealed)
+    assert CREDENTIAL not in str(caught.value) and "SECRET_KEY_FALLBACKS" in str(caught.value)
