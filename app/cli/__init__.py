@@ -10,7 +10,8 @@
     reviewbridge accounts add|list|remove      platform accounts kept in the database (secrets encrypted)
     reviewbridge trustoo webhooks|authorize-url  Trustoo webhook registration and OAuth platform mode
     reviewbridge wix review-requests list      the review requests made for fulfilled orders
-    reviewbridge replay ID…|--dead, discard ID… --reason TEXT   settle what the worker could not
+    reviewbridge events list|show              the inbox, filtered; one event with its attempts
+    reviewbridge replay ID…|FILTERS, discard ID…|FILTERS --reason TEXT   settle what the worker could not
     reviewbridge resync SOURCE, reconcile [--fix]  recover what webhooks missed; report and fix drift
 
 The commands are registered here, without building the app: `--help` needs no database and no
@@ -28,7 +29,7 @@ from flask.cli import ScriptInfo, routes_command, shell_command
 
 from app.cli.accounts import accounts_group
 from app.cli.db import db_group
-from app.cli.events import discard, replay
+from app.cli.events import discard, events_group, replay
 from app.cli.reconcile import reconcile
 from app.cli.resync import resync
 from app.cli.serve import serve, worker
@@ -74,6 +75,7 @@ for _command in (
     accounts_group,
     trustoo_group,
     wix_group,
+    events_group,
     replay,
     discard,
     resync,

@@ -25,6 +25,7 @@ __all__ = [
     "find",
     "get",
     "in_dead_group",
+    "matching_ids",
     "resolve_ids",
     "waiting_by_product",
 ]
@@ -95,6 +96,12 @@ def find(engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int 
     query = query.order_by(_inbox.c.id.desc()).limit(limit)
     with transaction(engine) as session:
         return [_plain(row) for row in session.execute(query).mappings()]
+
+
+def matching_ids(engine: Engine, where: EventFilter) -> list[int]:
+    """Every event the filter matches, oldest first: what a bulk action will act on."""
+    with transaction(engine) as session:
+        return list(session.execute(select(_inbox.c.id).where(*where.where()).order_by(_inbox.c.id)).scalars())
 
 
 def get(engine: Engine, event_pk: int) -> dict | None:

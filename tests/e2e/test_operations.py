@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from app.bootstrap import build_worker
@@ -66,3 +68,60 @@ def test_replay_needs_ids_or_dead(app):
 def test_replay_of_an_unknown_event_says_so(app):
     result = cli_runner(app).invoke(args=["replay", "no-such-event"])
     assert result.exit_code != 0 and "no event matches" in result.output
+
+
+def test_events_list_filters_and_prints_a_header_row_or_json(app, client, engine):
+    _deliver(client, trustoo_review(), trustoo_review())
+    _deliver(client, {"rating": 2})  # no id: quarantined
+
+    table = cli_runner(app).invoke(args=["events", "list", "--status", "quarantined"]).output
+    rows = json.loads(cli_runner(app).invoke(args=["events", "list", "--status", "pending", "--json"]).output)
+
+    header, *lines = table.splitlines()
+    assert header.split()[:4] == ["id", "source", "account", "status"] and len(lines) == 1
+    assert "quarantined" in lines[0] and "list item has no review id" in lines[0]
+    assert [row["status"] for row in rows] == ["pending", "pending"]
+    assert cli_runner(app).invoke(args=["events", "list", "--source", "wix"]).output == "none\n"
+
+
+def test_events_show_gives_the_payload_attempts_and_hides_secrets(app, client, services, engine):
+    _deliver(client, trustoo_review(content="a review mentioning test-secret-key-0123456789abcdef"))
+    build_worker(services).drain()
+    [row] = _rows(engine)
+
+    shown = json.loads(cli_runner(app).invoke(args=["events", "show", row.event_id, "--json"]).output)
+    text = cli_runner(app).invoke(args=["events", "show", str(row.id)]).output
+
+    assert shown["status"] == "done" and [a["status"] for a in shown["attempt_history"]] == ["done"]
+    assert "test-secret-key-0123456789abcdef" not in json.dumps(shown) + text
+    assert "attempts" in text and "payload" in text
+
+
+def test_discard_by_filter_counts_first_and_discards_every_match(app, client, services, target, engine):
+    _deliver(client, trustoo_review(), trustoo_review())
+    _deliver(client, {"rating": 2})
+
+    declined = cli_runner(app).invoke(args=["discard", "--status", "pending", "--reason", "test shop"], input="n\n")
+    assert "discard 2 event(s)?" in declined.output and declined.exit_code != 0
+    result = cli_runner(app).invoke(args=["discard", "--status", "pending", "--reason", "test shop", "--yes"])
+
+    assert "2 event(s) discarded" in result.output
+    assert sorted(row.status for row in _rows(engine)) == ["discarded", "discarded", "quarantined"]
+    build_worker(services).drain()
+    assert target.calls == []
+
+
+def test_replay_by_filter_requeues_every_match(app, client, services, target, engine):
+    _deliver(client, trustoo_review(), trustoo_review())
+    build_worker(services).drain()
+
+    result = cli_runner(app).invoke(args=["replay", "--status", "done", "--source", "trustoo"])
+
+    assert "2 event(s) queued again" in result.output
+    assert {row.status for row in _rows(engine)} == {"pending"}
+
+
+def test_discard_needs_ids_or_a_filter_but_not_both(app):
+    neither = cli_runner(app).invoke(args=["discard", "--reason", "x"])
+    both = cli_runner(app).invoke(args=["discard", "1", "--status", "dead", "--reason", "x"])
+    assert neither.exit_code == 2 and both.exit_code == 2 and "not both" in both.output
