@@ -23,7 +23,7 @@ from app.core.metrics import Metrics
 from app.core.models import utcnow
 from app.core.poll import poll_all
 from app.core.services import Services
-from app.core.status import queue_depth
+from app.core.status import account_gauges, queue_depth
 from app.core.vault import Vault
 from app.core.worker import Worker
 from connectors.base import ReviewTarget
@@ -78,7 +78,7 @@ def build_services(
         targets=tuple(_review_targets(settings, engine, trustoo_api) if targets is None else targets),
         trustoo_api=trustoo_api,
         review_requests=wix.WixReviewRequests(wix_api) if wix_api else None,
-        metrics=Metrics(queue_depth=lambda: queue_depth(engine)),
+        metrics=Metrics(queue_depth=lambda: queue_depth(engine), accounts=lambda: account_gauges(engine, now=clock())),
         clock=clock,
         routes=settings.routes_by_source(),
         review_request_delay_s=settings.wix_review_request_delay_s,

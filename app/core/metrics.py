@@ -1,22 +1,31 @@
 """Prometheus metrics, one registry per app (no module-level globals).
 
-Counters and the latency histogram are per process. Queue depth is read from the database at
-scrape time, so every web process reports the same, true number.
+Counters and the latency histogram are per process. Queue depth and the per-account gauges (oldest
+pending age, dead letters, events waiting for a product) are read from the database at scrape
+time, so every process reports the same, true numbers, whichever one a scrape reaches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from app.core.status import AccountGauges
+
 __all__ = ["Metrics"]
 
 
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], Mapping[str, int]] | None = None):
+    def __init__(
+        self,
+        queue_depth: Callable[[], Mapping[str, int]] | None = None,
+        accounts: Callable[[], Sequence[AccountGauges]] | None = None,
+    ):
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
             "reviewbridge_webhooks_received",
@@ -39,6 +48,8 @@ class Metrics:
         )
         if queue_depth is not None:
             self.registry.register(_QueueDepth(queue_depth))
+        if accounts is not None:
+            self.registry.register(_Accounts(accounts))
 
 
 class _QueueDepth(Collector):
@@ -50,3 +61,24 @@ class _QueueDepth(Collector):
         for status, count in sorted(self._read().items()):
             family.add_metric([status], count)
         yield family
+
+
+class _Accounts(Collector):
+    def __init__(self, read: Callable[[], Sequence[AccountGauges]]):
+        self._read = read
+
+    def collect(self):
+        labels = ["source", "account"]
+        oldest = GaugeMetricFamily(
+            "reviewbridge_oldest_pending_age_seconds", "Age of the oldest event due or retrying", labels=labels
+        )
+        dead = GaugeMetricFamily("reviewbridge_dead_letters", "Events given up on, waiting for a person", labels=labels)
+        waiting = GaugeMetricFamily(
+            "reviewbridge_waiting_for_product", "Events waiting for a product mapping", labels=labels
+        )
+        for gauges in self._read():
+            names = [gauges.source, gauges.account]
+            oldest.add_metric(names, gauges.oldest_pending_age_s or 0.0)
+            dead.add_metric(names, gauges.dead_letters)
+            waiting.add_metric(names, gauges.waiting_for_product)
+        yield from (oldest, dead, waiting)

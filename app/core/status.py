@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
@@ -9,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from app.core.db import transaction
 from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
 
-__all__ = ["queue_depth", "read_status"]
+__all__ = ["AccountGauges", "account_gauges", "queue_depth", "read_status"]
 
 _inbox = table(InboxEvent)
 _rejections = table(WebhookRejection)
@@ -21,6 +22,50 @@ def queue_depth(engine: Engine) -> dict[str, int]:
     counts = {status.value: 0 for status in EventStatus}
     counts.update({status: count for status, count in rows})
     return counts
+
+
+@dataclass(frozen=True)
+class AccountGauges:
+    """What an operator watches per source account: how late it runs and what waits for a person."""
+
+    source: str
+    account: str
+    oldest_pending_age_s: float | None  # None: nothing pending or due for a retry
+    dead_letters: int
+    waiting_for_product: int
+
+
+_WATCHED = (EventStatus.PENDING, EventStatus.RETRY, EventStatus.DEAD, EventStatus.WAITING_FOR_PRODUCT)
+
+
+def account_gauges(engine: Engine, *, now: datetime) -> list[AccountGauges]:
+    """One grouped read of the accounts that have anything pending, dead or waiting."""
+    query = (
+        select(_inbox.c.source, _inbox.c.account, _inbox.c.status, func.count(), func.min(_inbox.c.received_at))
+        .where(_inbox.c.status.in_([status.value for status in _WATCHED]))
+        .group_by(_inbox.c.source, _inbox.c.account, _inbox.c.status)
+    )
+    with transaction(engine) as session:
+        rows = session.execute(query).all()
+    found: dict[tuple[str, str], dict] = {}
+    for source, account, status, count, oldest in rows:
+        entry = found.setdefault((source, account), {"oldest": None, "dead": 0, "waiting": 0})
+        if status in (EventStatus.PENDING.value, EventStatus.RETRY.value):
+            entry["oldest"] = oldest if entry["oldest"] is None else min(entry["oldest"], oldest)
+        elif status == EventStatus.DEAD.value:
+            entry["dead"] = count
+        else:
+            entry["waiting"] = count
+    return [
+        AccountGauges(
+            source=source,
+            account=account,
+            oldest_pending_age_s=max(0.0, (now - entry["oldest"]).total_seconds()) if entry["oldest"] else None,
+            dead_letters=entry["dead"],
+            waiting_for_product=entry["waiting"],
+        )
+        for (source, account), entry in sorted(found.items())
+    ]
 
 
 def read_status(engine: Engine, *, now: datetime) -> dict:

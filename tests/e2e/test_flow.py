@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from app.bootstrap import build_worker, services_of
-from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from connectors.base import FixAndReplayError
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 
 
@@ -54,6 +55,23 @@ def test_health_ready_and_metrics_answer(client, services):
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'reviewbridge_webhooks_received_total{outcome="stored",source="trustoo"} 1.0' in metrics
     assert 'reviewbridge_queue_depth{status="pending"} 1.0' in metrics
+
+
+def test_metrics_give_each_account_its_oldest_pending_age_dead_letters_and_waiting_events(client, services, target):
+    labels = f'account="{TRUSTOO_PUBLIC_TOKEN}",source="trustoo"'
+    target.fail_next(FixAndReplayError("review text rejected", status=400))
+    _deliver(client, "review-created", trustoo_review())
+    build_worker(services).drain()  # dead
+    _deliver(client, "review-created", trustoo_review())  # pending
+
+    metrics = client.get("/metrics").get_data(as_text=True)
+
+    assert f"reviewbridge_dead_letters{{{labels}}} 1.0" in metrics
+    assert f"reviewbridge_waiting_for_product{{{labels}}} 0.0" in metrics
+    [age] = [
+        line for line in metrics.splitlines() if line.startswith(f"reviewbridge_oldest_pending_age_seconds{{{labels}}}")
+    ]
+    assert 0 <= float(age.rsplit(" ", 1)[1]) < 60
 
 
 def test_readyz_is_503_until_migrations_run(tmp_path, target):
