@@ -194,8 +194,9 @@ def reseal_all(engine: Engine, vault: Vault, *, now: datetime) -> Resealed:
         unchanged = and_(*(_accounts.c[name] == value for name, value in sealed.items()))
         key = (_accounts.c.source == row["source"]) & (_accounts.c.account == row["account"])
         with transaction(engine) as session:
-            session.execute(update(_accounts).where(key, unchanged).values(**fresh, updated_at=now))
-        report.resealed += 1
+            report.resealed += affected(
+                session.execute(update(_accounts).where(key, unchanged).values(**fresh, updated_at=now))
+            )
     return report
 
 
