@@ -52,15 +52,17 @@ def _filter_options(command: Callable) -> Callable:
         click.option("--account", default=None, help="Only this account's (shop public token, Wix instance)."),
         click.option("--since", type=click.DateTime(), default=None, help="Received at or after (UTC)."),
         click.option("--until", type=click.DateTime(), default=None, help="Received before (UTC)."),
-        click.option("--q", "text", default=None, help="Text in the event id, review or order id, topic or error."),
+        click.option("--q", "text", default=None, help="Text, any case, in the ids, topic, error or payload."),
     ]
     return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
 
 
-def _where(status=None, source=None, account=None, since=None, until=None, text=None) -> EventFilter:
+def _where(status=None, source=None, account=None, since=None, until=None, text=None, error=None) -> EventFilter:
     from app.core.events import EventFilter
 
-    return EventFilter(status=status, source=source, account=account, since=_utc(since), until=_utc(until), text=text)
+    return EventFilter(
+        status=status, source=source, account=account, since=_utc(since), until=_utc(until), text=text, error=error
+    )
 
 
 @click.group("events", cls=AppGroup)
@@ -117,10 +119,10 @@ def events_show(event_id: str, as_json: bool) -> None:
 @click.command()
 @click.argument("event_ids", nargs=-1)
 @click.option("--dead", is_flag=True, help="Replay dead letters (the same as --status dead).")
-@click.option("--error", "error_text", default=None, help="The same as --q: text the error mentions.")
+@click.option("--error", default=None, help="Text the last error mentions (any case).")
 @_filter_options
 @with_appcontext
-def replay(event_ids: tuple[str, ...], dead: bool, error_text: str | None, **filters: Any) -> None:
+def replay(event_ids: tuple[str, ...], dead: bool, **filters: Any) -> None:
     """Process events again: by id (the number `status` and the admin API show, or the platform's event
     id), or every event the filters match (--dead for the dead letters). Safe for done events: the
     ledger makes it a no-op unless the target drifted."""
@@ -130,7 +132,6 @@ def replay(event_ids: tuple[str, ...], dead: bool, error_text: str | None, **fil
     services = current_services()
     if dead:
         filters["status"] = "dead"
-    filters["text"] = filters["text"] or error_text
     by_filter = any(value is not None for value in filters.values())
     if by_filter == bool(event_ids):
         raise click.UsageError("name event ids, or filter them (--dead, --status, --source …), not both")

@@ -34,6 +34,8 @@ _inbox = table(InboxEvent)
 _attempts = table(Attempt)
 _ledger = table(LedgerEntry)
 _NO_ERROR = "(no error recorded)"
+#: What a text search looks in: the payload holds the author, the product and the review's text.
+_SEARCHED = ("event_id", "subject_id", "topic", "last_error", "payload")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class EventFilter:
     account: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    text: str | None = None  # in the event id, the review or order id, the topic or the last error
+    text: str | None = None  # any case, in the ids, the topic, the last error or the payload (author, product)
+    error: str | None = None  # any case, in the last error only
 
     def where(self):
         clauses = []
@@ -59,14 +62,9 @@ class EventFilter:
             clauses.append(_inbox.c.received_at < self.until)
         if self.text:
             pattern = f"%{self.text}%"
-            clauses.append(
-                or_(
-                    _inbox.c.event_id.like(pattern),
-                    _inbox.c.subject_id.like(pattern),
-                    _inbox.c.topic.like(pattern),
-                    _inbox.c.last_error.like(pattern),
-                )
-            )
+            clauses.append(or_(*(_inbox.c[name].ilike(pattern) for name in _SEARCHED)))
+        if self.error:
+            clauses.append(_inbox.c.last_error.ilike(f"%{self.error}%"))
         return clauses
 
 

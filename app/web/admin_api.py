@@ -131,7 +131,7 @@ def replay():
             status=EventStatus.DEAD.value,
             source=_text(body, "source"),
             since=_when(body, "since"),
-            text=_text(body, "error"),
+            error=_text(body, "error"),
         )
         return jsonify(replayed=queue.replay_matching(services.engine, where, now=services.clock()))
     return jsonify(replayed=queue.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))

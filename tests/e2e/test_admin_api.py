@@ -146,6 +146,16 @@ def test_admin_api_events_filter_by_status_source_and_text(admin, admin_rt):
     assert found("since=2000-01-01") == found("source=trustoo") and found("until=2000-01-01T00:00:00Z") == []
 
 
+def test_admin_api_events_search_finds_author_and_product_in_any_case(admin):
+    _deliver(admin, trustoo_review(author="Grace Hopper", product_id="4455667788"))
+    _deliver(admin, trustoo_review())
+
+    def found(query: str) -> int:
+        return len(admin.get(f"/admin/api/events?q={query}", headers=AUTH).get_json()["events"])
+
+    assert found("grace%20HOPPER") == 1 and found("4455667788") == 1 and found("nobody-wrote-this") == 0
+
+
 def test_admin_api_events_page_newest_first_with_before(admin):
     for _ in range(5):
         _deliver(admin, trustoo_review())
