@@ -184,60 +184,21 @@ class Worker:
             log.warning("no review target is configured: events stay in the inbox until one is")
         logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotice())
         scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(self._concurrency + 3)}, timezone=UTC)
+        now = datetime.now(UTC)
+
+        def every(seconds: float, job: Callable[[], int], job_id: str, *, first_in_s: float | None = None) -> None:
+            # One run of a job at a time, and missed runs folded into one: a job that overran just runs next.
+            first = {} if first_in_s is None else {"next_run_time": now + timedelta(seconds=first_in_s)}
+            scheduler.add_job(job, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True, **first)
+
         for index in range(self._concurrency):
-            scheduler.add_job(
-                self.drain,
-                "interval",
-                seconds=self._drain_interval_s,
-                id=f"drain-{index}",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=datetime.now(UTC),
-            )
-        scheduler.add_job(
-            self.renew_leases,
-            "interval",
-            seconds=max(1.0, self._lease_s / 3),
-            id="renew-leases",
-            max_instances=1,
-            coalesce=True,
-        )
-        scheduler.add_job(
-            self.recheck_waiting,
-            "interval",
-            seconds=self._recheck_waiting_s,
-            id="recheck-waiting",
-            max_instances=1,
-            coalesce=True,
-        )
-        scheduler.add_job(
-            self.run_queued_runs,
-            "interval",
-            seconds=self._runs_interval_s,
-            id="runs",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
-        scheduler.add_job(
-            self.prune,
-            "interval",
-            seconds=_PRUNE_EVERY_S,
-            id="prune",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC) + timedelta(seconds=60),
-        )
+            every(self._drain_interval_s, self.drain, f"drain-{index}", first_in_s=0)
+        every(max(1.0, self._lease_s / 3), self.renew_leases, "renew-leases")
+        every(self._recheck_waiting_s, self.recheck_waiting, "recheck-waiting")
+        every(self._runs_interval_s, self.run_queued_runs, "runs", first_in_s=0)
+        every(_PRUNE_EVERY_S, self.prune, "prune", first_in_s=60)
         if self._poll is not None and self._poll_interval_s and self.services.targets:
-            scheduler.add_job(
-                self.poll,
-                "interval",
-                seconds=self._poll_interval_s,
-                id="poll",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=datetime.now(UTC) + timedelta(seconds=30),
-            )
+            every(self._poll_interval_s, self.poll, "poll", first_in_s=30)
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)
