@@ -6,13 +6,13 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 from flask.cli import AppGroup, with_appcontext
 
 from app.cli._table import echo_rows
+from app.cli._types import UTC_DATETIME
 
 if TYPE_CHECKING:
     from app.core.events import EventFilter
@@ -50,8 +50,8 @@ def _filter_options(command: Callable) -> Callable:
         click.option("--status", type=click.Choice(_STATUSES), default=None, help="Only events in this status."),
         click.option("--source", default=None, help="Only this platform's (trustoo, wix)."),
         click.option("--account", default=None, help="Only this account's (shop public token, Wix instance)."),
-        click.option("--since", type=click.DateTime(), default=None, help="Received at or after (UTC)."),
-        click.option("--until", type=click.DateTime(), default=None, help="Received before (UTC)."),
+        click.option("--since", type=UTC_DATETIME, default=None, help="Received at or after (UTC)."),
+        click.option("--until", type=UTC_DATETIME, default=None, help="Received before (UTC)."),
         click.option("--q", "text", default=None, help="Text, any case, in the ids, topic, error or payload."),
     ]
     return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
@@ -60,9 +60,7 @@ def _filter_options(command: Callable) -> Callable:
 def _where(status=None, source=None, account=None, since=None, until=None, text=None, error=None) -> EventFilter:
     from app.core.events import EventFilter
 
-    return EventFilter(
-        status=status, source=source, account=account, since=_utc(since), until=_utc(until), text=text, error=error
-    )
+    return EventFilter(status=status, source=source, account=account, since=since, until=until, text=text, error=error)
 
 
 @click.group("events", cls=AppGroup)
@@ -178,7 +176,3 @@ def _ids(engine, references: tuple[str, ...]) -> list[int]:
     if not ids:
         raise click.ClickException(f"no event matches {', '.join(references)}")
     return ids
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

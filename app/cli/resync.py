@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
 from flask.cli import with_appcontext
 
 from app.cli._progress import progress_bar
+from app.cli._types import UTC_DATETIME
 
 if TYPE_CHECKING:
     from app.core import resync as resyncing
@@ -36,8 +37,8 @@ _ORDER = (
 @click.command()
 @click.argument("source")
 @click.option("--account", default=None, help="One account (shop public token, Wix instance); default: all.")
-@click.option("--since", type=click.DateTime(), default=None, help="Only reviews written since (UTC).")
-@click.option("--until", type=click.DateTime(), default=None, help="Only reviews written before (UTC).")
+@click.option("--since", type=UTC_DATETIME, default=None, help="Only reviews written since (UTC).")
+@click.option("--until", type=UTC_DATETIME, default=None, help="Only reviews written before (UTC).")
 @click.option("--dry-run", is_flag=True, help="Write nothing anywhere; print what would be done.")
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint of an interrupted run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -67,8 +68,8 @@ def resync(
                 services,
                 connector,
                 name,
-                since=_utc(since),
-                until=_utc(until),
+                since=since,
+                until=until,
                 dry_run=dry_run,
                 restart=restart,
                 quiet=as_json,
@@ -106,7 +107,3 @@ def _summary(report: resyncing.ResyncReport, *, dry_run: bool) -> str:
         lines.append(f"  parked         {count:>8}  {reason}")
     lines += [f"  ! {failure}" for failure in report.failures]
     return "\n".join(lines)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
