@@ -205,7 +205,7 @@ def _explain_claim(services: Services) -> dict:
     captured: list[tuple[str, object]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("UPDATE INBOX"):
+        if "UPDATE INBOX SET" in statement.upper():  # after the claim's WITH on PostgreSQL
             captured.append((statement, parameters))
 
     event.listen(services.engine, "before_cursor_execute", capture)

@@ -61,6 +61,7 @@ OPEN_STATUSES = (EventStatus.PENDING.value, EventStatus.PROCESSING.value, EventS
 # Index predicates, written out: a partial index serves only queries that name the same literals.
 _OPEN_EVENT = text("status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
 _WAITING_EVENT = text("waiting_on IS NOT NULL")
+_HAS_NEXT_ATTEMPT = text("next_attempt_at IS NOT NULL")
 
 
 class InboxEvent(SQLModel, table=True):
@@ -69,8 +70,17 @@ class InboxEvent(SQLModel, table=True):
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("source", "account", "event_id", name="uq_inbox_source_account_event"),
-        # The claim walks this index in order; rows with nothing ahead of them hold NULL and drop out.
-        Index("ix_inbox_next_attempt", "next_attempt_at", "id"),
+        # The claim (app/core/queue_claim.py) lists the accounts with open events from this index
+        # and reads each account's due events from it in order. Settled rows hold NULL and are not in it.
+        Index(
+            "ix_inbox_account_due",
+            "source",
+            "account",
+            "next_attempt_at",
+            "id",
+            postgresql_where=_HAS_NEXT_ATTEMPT,
+            sqlite_where=_HAS_NEXT_ATTEMPT,
+        ),
         Index("ix_inbox_subject", "source", "account", "subject_id", "id"),
         # The claim asks, for each candidate, whether an earlier event of its review is still open.
         # Only open events are in this index, so it stays small, and it is the planner's obvious

@@ -22,29 +22,16 @@ Every function takes the time as `now`; nothing here reads a clock.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import (
-    Engine,
-    Integer,
-    bindparam,
-    cast,
-    column,
-    exists,
-    func,
-    insert,
-    literal_column,
-    select,
-    update,
-    values,
-)
+from sqlalchemy import Engine, Integer, cast, column, func, insert, update, values
 
 from app.core.db import affected, transaction
 from app.core.events import EventFilter, in_dead_group
-from app.core.models import OPEN_STATUSES, Attempt, EventStatus, InboxEvent, table
+from app.core.models import Attempt, EventStatus, InboxEvent, table
+from app.core.queue_claim import claim_statement
 from connectors.http import backoff_delay
 
 __all__ = [
@@ -93,67 +80,23 @@ class ClaimedEvent:
     claimed_at: datetime | None = None
 
 
-_CLAIMED_COLUMNS = [name for name in ClaimedEvent.__dataclass_fields__ if name != "claimed_at"]
+_CLAIMED_COLUMNS = tuple(name for name in ClaimedEvent.__dataclass_fields__ if name != "claimed_at")
 
 # --- claiming -------------------------------------------------------------------------------
 
 
 def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit: int = 1) -> list[ClaimedEvent]:
-    """Take up to `limit` due events under a lease, in one statement.
+    """Take up to `limit` due events under a lease, in one statement, a fair share for each account
+    (app/core/queue_claim.py).
 
     Due means next_attempt_at has come: a new event, a retry after its backoff, or an event whose
-    lease ran out because its worker died. Walking the (next_attempt_at, id) index in order, the
-    first due rows are found without sorting the queue. An event waits while an earlier event of the
-    same review is still open, so one review's events never run at once and apply in arrival order.
-    On PostgreSQL the candidates are locked with SKIP LOCKED, so concurrent workers pass each other
-    by instead of queueing; SQLite serialises writers with its own lock (BEGIN IMMEDIATE).
+    lease ran out because its worker died.
     """
     until = now + timedelta(seconds=lease_s)
+    statement = claim_statement(engine.dialect.name, limit, _CLAIMED_COLUMNS)
     with transaction(engine) as session:
-        rows = (
-            session.execute(
-                _claim_statement(engine.dialect.name, limit), {"now": now, "until": until, "worker_id": worker_id}
-            )
-            .mappings()
-            .all()
-        )
+        rows = session.execute(statement, {"now": now, "until": until, "worker_id": worker_id}).mappings().all()
     return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
-
-
-@functools.lru_cache(maxsize=128)
-def _claim_statement(dialect: str, limit: int):
-    """Built once per dialect and batch size, with the time and worker as parameters: a busy worker
-    claims hundreds of times a second, and building the statement cost more than running it."""
-    when = _inbox.c.next_attempt_at.type  # the column's own type, so SQLite stores times its way
-    earlier = _inbox.alias("earlier")
-    earlier_open = exists().where(
-        earlier.c.source == _inbox.c.source,
-        earlier.c.account == _inbox.c.account,
-        earlier.c.subject_id == _inbox.c.subject_id,
-        earlier.c.id < _inbox.c.id,
-        # Literal statuses, as the partial index ix_inbox_open_subject names them, so it is used.
-        earlier.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES]),
-    )
-    candidates = (
-        select(_inbox.c.id)
-        .where(_inbox.c.next_attempt_at <= bindparam("now", type_=when), ~earlier_open)
-        .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
-        .limit(limit)
-    )
-    if dialect == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True, of=_inbox)
-    return (
-        update(_inbox)
-        .where(_inbox.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            status=EventStatus.PROCESSING.value,
-            lease_until=bindparam("until", type_=when),
-            next_attempt_at=bindparam("until", type_=when),
-            worker_id=bindparam("worker_id"),
-            attempts=_inbox.c.attempts + 1,
-        )
-        .returning(*(_inbox.c[name] for name in _CLAIMED_COLUMNS))
-    )
 
 
 # --- finishing ------------------------------------------------------------------------------
