@@ -45,8 +45,11 @@ CT_PROJECT, CT_CLIENT, CT_SECRET = "reviewbridge-test", "ct-client", "ct-secret-
 ADMIN_TOKEN = "admin-token-rel-0c1d2e3f4a5b6c7d"
 SECRET_KEY = "secret-key-rel-8e9f0a1b2c3d4e5f"
 WIX_APP_SECRET = "wix-app-secret-rel-77aa88bb99cc"
+#: The shops beyond the environment's, as `reviewbridge accounts add trustoo` adds them (fleet.shops).
+MORE_SHOPS = tuple((f"rel-shop-{n:02d}-public", f"trustoo-private-rel-shop-{n:02d}-5e6f7a8b") for n in range(2, 21))
 #: Every secret any scenario configures; none may show up in logs, errors or answers.
 SECRETS = (
+    *(private for _, private in MORE_SHOPS),
     TRUSTOO_PRIVATE_TOKEN,
     TRUSTOO_OLD_PRIVATE_TOKEN,
     CT_SECRET,
@@ -161,13 +164,24 @@ def ct_app(ct_environ):
 # --- delivering and draining ----------------------------------------------------------------------
 
 
-def trustoo_key(review_id) -> str:
-    return review_key("trustoo", TRUSTOO_PUBLIC_TOKEN, str(review_id))
+def trustoo_key(review_id, shop: str = TRUSTOO_PUBLIC_TOKEN) -> str:
+    return review_key("trustoo", shop, str(review_id))
 
 
-def signed_trustoo(items: list[dict], timestamp: int, request_id: str = "r") -> tuple[bytes, dict[str, str]]:
+def signed_trustoo(
+    items: list[dict],
+    timestamp: int,
+    request_id: str = "r",
+    *,
+    shop: tuple[str, str] = (TRUSTOO_PUBLIC_TOKEN, TRUSTOO_PRIVATE_TOKEN),
+) -> tuple[bytes, dict[str, str]]:
+    """A delivery of `items`, signed as Trustoo signs for `shop` (public token, private token)."""
     body = trustoo_body(*items)
-    return body, trustoo_headers(body, timestamp=timestamp, request_id=request_id)
+    public, private = shop
+    headers = trustoo_headers(
+        body, timestamp=timestamp, request_id=request_id, public_token=public, private_token=private
+    )
+    return body, headers
 
 
 def post_trustoo(client, topic: str, body: bytes, headers: dict[str, str]) -> None:

@@ -13,27 +13,50 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.bootstrap import services_of
+from app.core import accounts
 from app.core.db import transaction
-from app.core.models import Attempt, InboxEvent
-from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
+from app.core.models import Attempt, InboxEvent, utcnow
+from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_review
 from tests.reliability.conftest import (
+    MORE_SHOPS,
     REVIEWBRIDGE,
     ROOT,
     inbox_counts,
     post_trustoo,
     process_environ,
     signed_trustoo,
+    trustoo_key,
 )
 
 EDITS = 2  # each review: created, then edited twice: three events whose order matters
 BATCH = 100  # review items per Trustoo delivery (a webhook body holds a list)
 
 
-def seed_histories(app, reviews: int, first_id: int) -> dict[int, dict]:
+def trustoo_shops(app, count: int) -> list[tuple[str, str]]:
+    """`count` Trustoo shops as (public token, private token): the environment's, then shops added
+    as `reviewbridge accounts add trustoo` adds them."""
+    services = services_of(app)
+    for n, (public, private) in enumerate(MORE_SHOPS[: count - 1], start=2):
+        accounts.add(
+            services.engine,
+            services.vault,
+            source="trustoo",
+            account=public,
+            secret=private,
+            label=f"rel-shop-{n:02d}.myshopify.com",
+            now=utcnow(),
+        )
+    return [(TRUSTOO_PUBLIC_TOKEN, TRUSTOO_PRIVATE_TOKEN), *MORE_SHOPS[: count - 1]]
+
+
+def seed_histories(app, reviews: int, first_id: int, shops: int = 1) -> dict[str, dict]:
     """Deliver `reviews` creates, then their first edits, then their second edits, one second apart
-    (so that inbox order is history order); return the final item of each review by id."""
+    (so that inbox order is history order), the reviews dealt round the `shops`; return the final
+    item of each review by its commercetools key."""
     client = app.test_client()
     base = int(time.time()) - 30
+    signers = trustoo_shops(app, shops)
+    shop_of = {first_id + n: signers[n % shops] for n in range(reviews)}
     items = {
         first_id + n: trustoo_review(id=first_id + n, rating=1, content=f"Review {n}, as written")
         for n in range(reviews)
@@ -44,12 +67,15 @@ def seed_histories(app, reviews: int, first_id: int) -> dict[int, dict]:
                 rid: {**item, "rating": 1 + step, "content": f"{item['content']}; edit {step}"}
                 for rid, item in items.items()
             }
-        ordered = list(items.values())
-        for start in range(0, len(ordered), BATCH):
-            body, headers = signed_trustoo(ordered[start : start + BATCH], base + step, request_id=f"{step}-{start}")
-            post_trustoo(client, "review-updated" if step else "review-created", body, headers)
+        for shop in signers:
+            ordered = [item for rid, item in items.items() if shop_of[rid] == shop]
+            for start in range(0, len(ordered), BATCH):
+                body, headers = signed_trustoo(
+                    ordered[start : start + BATCH], base + step, request_id=f"{step}-{start}", shop=shop
+                )
+                post_trustoo(client, "review-updated" if step else "review-created", body, headers)
     assert inbox_counts(app)["pending"] == reviews * (EDITS + 1)
-    return items
+    return {trustoo_key(rid, shop_of[rid][0]): item for rid, item in items.items()}
 
 
 def worker_environ(environ: dict[str, str], **extra: str) -> dict[str, str]:
@@ -119,13 +145,11 @@ def events_by_review(app) -> dict[str, list]:
     engine = services_of(app).engine
     with transaction(engine) as session:
         rows = session.execute(
-            select(InboxEvent.id, InboxEvent.subject_id, InboxEvent.status)
-            .where(InboxEvent.account == TRUSTOO_PUBLIC_TOKEN)
-            .order_by(InboxEvent.id)
+            select(InboxEvent.id, InboxEvent.account, InboxEvent.subject_id, InboxEvent.status).order_by(InboxEvent.id)
         ).all()
     out: dict[str, list] = defaultdict(list)
     for row in rows:
-        out[row.subject_id].append(row)
+        out[f"{row.subject_id} of {row.account}"].append(row)
     return out
 
 

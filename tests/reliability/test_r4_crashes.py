@@ -1,5 +1,6 @@
 """R4 crashes (PostgreSQL): `reviewbridge worker` processes killed with SIGKILL mid-drain five
-times, restarted each time: no event is lost and none is applied twice.
+times, restarted each time: no event is lost and none is applied twice; with one shop and with
+20 shops (the reviews dealt round them).
 
 Each review is created and then edited twice, so every event is one write at commercetools
 (the emulator, in this process on loopback, with 20 ms latency so that kills land on calls in
@@ -13,7 +14,9 @@ from __future__ import annotations
 import signal
 import time
 
-from tests.reliability.conftest import inbox_counts, report, require_postgres, scale, start_worker, trustoo_key
+import pytest
+
+from tests.reliability.conftest import inbox_counts, report, require_postgres, scale, start_worker
 from tests.reliability.fleet import (
     EDITS,
     order_violations,
@@ -30,14 +33,15 @@ REVIEWS = scale(100, 1000)
 KILLS = 5
 
 
+@pytest.mark.parametrize("shops", [1, 20], ids=["one-shop", "20-shops"])
 def test_workers_killed_mid_drain_five_times_lose_nothing_and_apply_nothing_twice(
-    database_url, ct_environ, ct_app, ct, tmp_path, leaks
+    database_url, ct_environ, ct_app, ct, tmp_path, leaks, shops
 ):
     require_postgres(database_url)
     emulator, _ = ct
     env = worker_environ(ct_environ)
     leaks.scan(setup_commercetools(env), "reviewbridge setup commercetools")
-    items = seed_histories(ct_app, REVIEWS, first_id=550_000_001)
+    items = seed_histories(ct_app, REVIEWS, first_id=550_000_001, shops=shops)
     events = REVIEWS * (EDITS + 1)
     emulator.latency_s = 0.02
 
@@ -62,18 +66,15 @@ def test_workers_killed_mid_drain_five_times_lose_nothing_and_apply_nothing_twic
         code = stop(last)
     took_s = time.perf_counter() - started
 
-    writes = {rid: emulator.writes_for(trustoo_key(rid)) for rid in items}
-    twice = {rid: n for rid, n in writes.items() if n > EDITS + 1}
-    missing = [
-        rid
-        for rid, item in items.items()
-        if (emulator.review_by_key(trustoo_key(rid)) or {}).get("text") != item["content"]
-    ]
+    writes = {key: emulator.writes_for(key) for key in items}
+    twice = {key: n for key, n in writes.items() if n > EDITS + 1}
+    missing = [key for key, item in items.items() if (emulator.review_by_key(key) or {}).get("text") != item["content"]]
     leaks.scan(read_logs(logs), "worker output")
     status = status_json(env)
     leaks.scan(status, "reviewbridge status --json")
     report(
         "R4 crashes",
+        shops=shops,
         events=events,
         kills=KILLS,
         done_at_each_kill=killed_at,

@@ -1,6 +1,7 @@
 """R6 scale-out (PostgreSQL): four `reviewbridge worker` processes share one database and drain
 against a commercetools with 20 ms latency: no event processed twice, each review's events
-applied one after another in history order, and the drain rate printed.
+applied one after another in history order, and the drain rate printed; with one shop and with 20
+shops (the reviews dealt round them).
 
 Full: 20,000 events (6,667 reviews x created + 2 edits). Reduced: 1,002 events (334 reviews).
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.reliability.conftest import inbox_counts, report, require_postgres, scale, start_worker, trustoo_key
+import pytest
+
+from tests.reliability.conftest import inbox_counts, report, require_postgres, scale, start_worker
 from tests.reliability.fleet import (
     EDITS,
     attempts_by_event,
@@ -27,12 +30,15 @@ REVIEWS = -(-EVENTS // (EDITS + 1))
 WORKERS = 4
 
 
-def test_four_worker_processes_drain_once_each_in_review_order(database_url, ct_environ, ct_app, ct, tmp_path, leaks):
+@pytest.mark.parametrize("shops", [1, 20], ids=["one-shop", "20-shops"])
+def test_four_worker_processes_drain_once_each_in_review_order(
+    database_url, ct_environ, ct_app, ct, tmp_path, leaks, shops
+):
     require_postgres(database_url)
     emulator, _ = ct
     env = worker_environ(ct_environ)
     leaks.scan(setup_commercetools(env), "reviewbridge setup commercetools")
-    items = seed_histories(ct_app, REVIEWS, first_id=440_000_001)
+    items = seed_histories(ct_app, REVIEWS, first_id=440_000_001, shops=shops)
     events = REVIEWS * (EDITS + 1)
     emulator.latency_s = 0.02
 
@@ -48,17 +54,14 @@ def test_four_worker_processes_drain_once_each_in_review_order(database_url, ct_
     processed_twice = [pk for pk, rows in attempts.items() if sum(a.status == "done" for a in rows) > 1]
     span_s = (max(a.finished_at for a in done_attempts) - min(a.started_at for a in done_attempts)).total_seconds()
     by_worker = Counter(a.worker_id for a in done_attempts)
-    writes = {rid: emulator.writes_for(trustoo_key(rid)) for rid in items}
-    wrong_writes = {rid: n for rid, n in writes.items() if n != EDITS + 1}
-    stale = [
-        rid
-        for rid, item in items.items()
-        if (emulator.review_by_key(trustoo_key(rid)) or {}).get("text") != item["content"]
-    ]
+    writes = {key: emulator.writes_for(key) for key in items}
+    wrong_writes = {key: n for key, n in writes.items() if n != EDITS + 1}
+    stale = [key for key, item in items.items() if (emulator.review_by_key(key) or {}).get("text") != item["content"]]
     violations = order_violations(ct_app)
     leaks.scan(read_logs(logs), "worker output")
     report(
         "R6 scale-out",
+        shops=shops,
         events=events,
         workers=WORKERS,
         per_worker=sorted(by_worker.values()),
