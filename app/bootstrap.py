@@ -78,7 +78,11 @@ def build_services(
         targets=tuple(_review_targets(settings, engine, trustoo_api) if targets is None else targets),
         trustoo_api=trustoo_api,
         review_requests=wix.WixReviewRequests(wix_api) if wix_api else None,
-        metrics=Metrics(queue_depth=lambda: queue_depth(engine), accounts=lambda: account_gauges(engine, now=clock())),
+        metrics=Metrics(
+            queue_depth=lambda: queue_depth(engine),
+            accounts=lambda: account_gauges(engine, now=clock()),
+            multiprocess_dir=settings.prometheus_multiproc_dir,
+        ),
         clock=clock,
         routes=settings.routes_by_source(),
         review_request_delay_s=settings.wix_review_request_delay_s,

@@ -78,6 +78,10 @@ class Settings:
     wix_public_keys: tuple[str, ...] = ()
     wix_review_request_trigger: str = "fulfilled"
     wix_review_request_delay_s: int = 0
+    #: The `worker` process serves its own /metrics here (it has no web server); None: it serves none.
+    worker_metrics_port: int | None = None
+    #: Set for the Procfile's web process by gunicorn.conf.py: its workers' counters are summed there.
+    prometheus_multiproc_dir: str | None = None
 
     @property
     def wix_enabled(self) -> bool:
@@ -132,6 +136,7 @@ class Settings:
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
         lines.append(
             f"worker: {self.worker_concurrency} thread(s), {self.max_attempts} attempts, lease {self.lease_s} s"
+            + (f", metrics on port {self.worker_metrics_port}" if self.worker_metrics_port else "")
         )
         return lines
 
@@ -192,6 +197,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "WIX_REVIEW_REQUEST_TRIGGER", "fulfilled", ("fulfilled", "approved", "off")
         ),
         wix_review_request_delay_s=_duration("WIX_REVIEW_REQUEST_DELAY", env.text("WIX_REVIEW_REQUEST_DELAY")),
+        worker_metrics_port=env.optional_integer("WORKER_METRICS_PORT", low=1, high=65535),
+        prometheus_multiproc_dir=_directory("PROMETHEUS_MULTIPROC_DIR", env.text("PROMETHEUS_MULTIPROC_DIR")),
     )
     ctp = {
         "CTP_PROJECT_KEY": settings.ctp_project_key,
@@ -251,6 +258,13 @@ def _duration(name: str, value: str | None) -> int:
     if match is None:
         raise SettingsError(name, f"{value!r} is not a duration like 90, 15m, 72h or 3d")
     return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def _directory(name: str, value: str | None) -> str | None:
+    # prometheus_client would fail at the first counter, far from the cause, on a folder that is not there.
+    if value is not None and not Path(value).is_dir():
+        raise SettingsError(name, f"{value!r} is not a directory")
+    return value
 
 
 _SOURCES = ("trustoo", "wix")
@@ -314,6 +328,9 @@ class _Env:
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         return int(self._bounded(name, default, low, high, int))
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        return None if self.text(name) is None else self.integer(name, 0, low=low, high=high)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         return float(self._bounded(name, default, low, high, float))

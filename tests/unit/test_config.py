@@ -117,6 +117,19 @@ def test_settings_api_url_trailing_slash_is_dropped():
     assert load_settings({"TRUSTOO_API_URL": "https://rapi.trustoo.io/"}).trustoo_api_url == "https://rapi.trustoo.io"
 
 
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def test_settings_default_worker_metrics_and_multiprocess_dir_are_unset(defaults):
+    assert (defaults.worker_metrics_port, defaults.prometheus_multiproc_dir) == (None, None)
+
+
+def test_settings_worker_metrics_port_and_multiprocess_dir_are_read(tmp_path):
+    settings = load_settings({"WORKER_METRICS_PORT": "9100", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+
+    assert (settings.worker_metrics_port, settings.prometheus_multiproc_dir) == (9100, str(tmp_path))
+
+
 # --- bad values ----------------------------------------------------------------------------
 
 
@@ -146,6 +159,8 @@ BAD_VALUES = [
     ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": ""}),
     ("TRUSTOO_PUBLIC_TOKEN", {"TRUSTOO_PUBLIC_TOKEN": ""}),
     ("CTP_CLIENT_SECRET", {"CTP_CLIENT_SECRET": ""}),
+    ("WORKER_METRICS_PORT", {"WORKER_METRICS_PORT": "0"}),
+    ("PROMETHEUS_MULTIPROC_DIR", {"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/reviewbridge-metrics"}),
 ]
 BAD_IDS = [
     "port-abc",
@@ -173,6 +188,8 @@ BAD_IDS = [
     "only-public-token",
     "only-private-token",
     "ctp-without-secret",
+    "worker-metrics-port-0",
+    "multiproc-dir-missing",
 ]
 
 
