@@ -4,7 +4,10 @@ The web process verifies, stores and acknowledges; it never calls a platform, so
 a few threads per worker keep acknowledgements fast (Wix allows 1.25 s).
 """
 
+import glob
 import os
+import shutil
+import tempfile
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
@@ -18,3 +21,33 @@ forwarded_allow_ips = "*"
 # Webhook headers are short; refuse oversized ones before Flask sees them.
 limit_request_field_size = 8190
 limit_request_fields = 100
+
+# Prometheus multiprocess mode: each worker process writes its counters to files in one folder, and
+# /metrics, whichever worker answers it, sums them all (app/core/metrics.py). prometheus_client
+# chooses where counters live when it is first imported, so the variable is set here, in the master,
+# before any worker imports the app. Without an operator's choice, a fresh folder of this master's.
+_made_metrics_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _made_metrics_dir = tempfile.mkdtemp(prefix="reviewbridge-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+
+def on_starting(server):
+    # A previous run's files would be summed with this run's, and their counts never reset.
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    # A dead worker's counters stay in the sum (a counter must not go back); what it alone reported
+    # as live is dropped, as prometheus_client's documentation asks of every multiprocess server.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _made_metrics_dir is not None:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

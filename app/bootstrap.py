@@ -15,8 +15,8 @@ from datetime import datetime
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
-from app.config import Settings, SettingsError, load_settings
-from app.core import products, trustoo, wix
+from app.config import SOURCES, Settings, SettingsError, load_settings
+from app.core import alerts, products, trustoo, wix
 from app.core.db import make_engine
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
@@ -26,6 +26,7 @@ from app.core.services import Services
 from app.core.status import account_gauges, queue_depth
 from app.core.vault import Vault
 from app.core.worker import Worker
+from connectors.alert_webhook import AlertWebhook
 from connectors.base import ReviewTarget
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_api import CommercetoolsConfig
@@ -78,7 +79,11 @@ def build_services(
         targets=tuple(_review_targets(settings, engine, trustoo_api) if targets is None else targets),
         trustoo_api=trustoo_api,
         review_requests=wix.WixReviewRequests(wix_api) if wix_api else None,
-        metrics=Metrics(queue_depth=lambda: queue_depth(engine), accounts=lambda: account_gauges(engine, now=clock())),
+        metrics=Metrics(
+            queue_depth=lambda: queue_depth(engine),
+            accounts=lambda: account_gauges(engine, now=clock()),
+            multiprocess_dir=settings.prometheus_multiproc_dir,
+        ),
         clock=clock,
         routes=settings.routes_by_source(),
         review_request_delay_s=settings.wix_review_request_delay_s,
@@ -99,7 +104,25 @@ def build_worker(services: Services) -> Worker:
         poll=lambda holder: poll_all(services, holder=holder, interval_s=settings.poll_interval_s),
         poll_interval_s=settings.poll_interval_s,
         retention_days=settings.retention_days,
+        alert_check=_alert_check(services, settings.alert_webhook_url) if settings.alert_webhook_url else None,
     )
+
+
+def _alert_check(services: Services, url: str) -> Callable[[str], int]:
+    settings, webhook = services.settings, AlertWebhook(url)
+    rules = alerts.Rules(
+        sources=SOURCES,
+        pending_age_s=settings.alert_pending_age_s,
+        rejected=settings.alert_signature_failures,
+        rejected_window_s=settings.alert_signature_window_s,
+        min_interval_s=settings.alert_min_interval_s,
+        public_url=settings.public_url,
+    )
+
+    def check(holder: str) -> int:
+        return alerts.check(services.engine, webhook, rules, holder=holder, now=services.clock())
+
+    return check
 
 
 def attach(app: Flask, services: Services) -> None:

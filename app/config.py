@@ -12,11 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["DEFAULT_SQLITE_PATH", "Settings", "SettingsError", "load_settings"]
+__all__ = ["DEFAULT_SQLITE_PATH", "SOURCES", "Settings", "SettingsError", "load_settings"]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -78,6 +79,17 @@ class Settings:
     wix_public_keys: tuple[str, ...] = ()
     wix_review_request_trigger: str = "fulfilled"
     wix_review_request_delay_s: int = 0
+    public_url: str | None = None  # the service's base URL, for links in alerts
+    #: Where alerts are posted (Slack-compatible); a Slack URL carries its token, so it is a secret.
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_pending_age_s: int = 1800  # 0: no alert on a late queue
+    alert_signature_failures: int = 20  # 0: no alert on rejected webhooks
+    alert_signature_window_s: int = 300
+    alert_min_interval_s: int = 900
+    #: The `worker` process serves its own /metrics here (it has no web server); None: it serves none.
+    worker_metrics_port: int | None = None
+    #: Set for the Procfile's web process by gunicorn.conf.py: its workers' counters are summed there.
+    prometheus_multiproc_dir: str | None = None
 
     @property
     def wix_enabled(self) -> bool:
@@ -132,7 +144,9 @@ class Settings:
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
         lines.append(
             f"worker: {self.worker_concurrency} thread(s), {self.max_attempts} attempts, lease {self.lease_s} s"
+            + (f", metrics on port {self.worker_metrics_port}" if self.worker_metrics_port else "")
         )
+        lines.append("alerts: " + ("on (`reviewbridge doctor` shows what)" if self.alert_webhook_url else "off"))
         return lines
 
 
@@ -192,6 +206,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "WIX_REVIEW_REQUEST_TRIGGER", "fulfilled", ("fulfilled", "approved", "off")
         ),
         wix_review_request_delay_s=_duration("WIX_REVIEW_REQUEST_DELAY", env.text("WIX_REVIEW_REQUEST_DELAY")),
+        public_url=env.optional_url("PUBLIC_URL"),
+        alert_webhook_url=env.optional_url("ALERT_WEBHOOK_URL"),
+        alert_pending_age_s=_duration("ALERT_PENDING_AGE", env.text("ALERT_PENDING_AGE") or "30m"),
+        alert_signature_failures=env.integer("ALERT_SIGNATURE_FAILURES", 20, low=0, high=1_000_000),
+        alert_signature_window_s=_duration("ALERT_SIGNATURE_WINDOW", env.text("ALERT_SIGNATURE_WINDOW") or "5m"),
+        alert_min_interval_s=_duration("ALERT_MIN_INTERVAL", env.text("ALERT_MIN_INTERVAL") or "15m"),
+        worker_metrics_port=env.optional_integer("WORKER_METRICS_PORT", low=1, high=65535),
+        prometheus_multiproc_dir=_directory("PROMETHEUS_MULTIPROC_DIR", env.text("PROMETHEUS_MULTIPROC_DIR")),
     )
     ctp = {
         "CTP_PROJECT_KEY": settings.ctp_project_key,
@@ -221,6 +243,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(missing, "is required when the other Trustoo OAuth variable is set")
     if settings.secret_key_fallbacks and not settings.secret_key:
         raise SettingsError("SECRET_KEY", "is required when SECRET_KEY_FALLBACKS is set (the key that replaces them)")
+    if settings.alert_signature_failures and not settings.alert_signature_window_s:
+        raise SettingsError("ALERT_SIGNATURE_WINDOW", "must be longer than 0 while ALERT_SIGNATURE_FAILURES is set")
     if bool(settings.trustoo_public_token) != bool(settings.trustoo_private_tokens):
         missing = "TRUSTOO_PRIVATE_TOKEN" if settings.trustoo_public_token else "TRUSTOO_PUBLIC_TOKEN"
         raise SettingsError(missing, "is required when the other Trustoo token is set")
@@ -253,7 +277,15 @@ def _duration(name: str, value: str | None) -> int:
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
-_SOURCES = ("trustoo", "wix")
+def _directory(name: str, value: str | None) -> str | None:
+    # prometheus_client would fail at the first counter, far from the cause, on a folder that is not there.
+    if value is not None and not Path(value).is_dir():
+        raise SettingsError(name, f"{value!r} is not a directory")
+    return value
+
+
+#: The platforms reviews (and webhooks) come from.
+SOURCES = ("trustoo", "wix")
 _TARGETS = ("commercetools", "trustoo")
 
 
@@ -264,11 +296,11 @@ def _routes(value: str | None) -> tuple[tuple[str, str], ...]:
     routes = []
     for part in value.split(","):
         source, _, target = part.strip().partition(":")
-        if source not in _SOURCES or target not in _TARGETS or source == target:
+        if source not in SOURCES or target not in _TARGETS or source == target:
             raise SettingsError(
                 "ROUTES",
                 f"{part.strip()!r} is not source:target with a source in "
-                f"{', '.join(_SOURCES)} and another platform of {', '.join(_TARGETS)} as target",
+                f"{', '.join(SOURCES)} and another platform of {', '.join(_TARGETS)} as target",
             )
         routes.append((source, target))
     return tuple(dict.fromkeys(routes))
@@ -314,6 +346,9 @@ class _Env:
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         return int(self._bounded(name, default, low, high, int))
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        return None if self.text(name) is None else self.integer(name, 0, low=low, high=high)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         return float(self._bounded(name, default, low, high, float))
@@ -362,3 +397,18 @@ class _Env:
         if not value.startswith(("http://", "https://")):
             raise SettingsError(name, "must start with http:// or https://")
         return value.rstrip("/")
+
+    def optional_url(self, name: str) -> str | None:
+        """An http(s) URL with a host, or None when unset. The message never shows the value: some
+        URLs carry a token (a Slack webhook's)."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed [IPv6 host
+            usable = False
+        if not usable:
+            raise SettingsError(name, "must be an http:// or https:// URL with a host")
+        return value

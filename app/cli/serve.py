@@ -65,8 +65,14 @@ def _interrupt(_signum, _frame):
 
 
 @click.command()
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address of the worker's /metrics, served when WORKER_METRICS_PORT is set.",
+)
 @with_appcontext
-def worker() -> None:
+def worker(metrics_host: str) -> None:
     """Run the worker: queue drain, due retries and periodic jobs, until SIGTERM."""
     from app import bootstrap
     from app.bootstrap import current_services
@@ -78,7 +84,22 @@ def worker() -> None:
     if current != head:
         raise click.ClickException(f"database is at revision {current}, not {head}: run `reviewbridge db upgrade`")
     check_targets(services)
-    bootstrap.build_worker(services).run_until_signalled()
+    background = bootstrap.build_worker(services)
+    port = services.settings.worker_metrics_port
+    stop_metrics = None
+    if port:
+        try:
+            stop_metrics = services.metrics.serve(metrics_host, port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"WORKER_METRICS_PORT: cannot listen on {metrics_host}:{port}: {exc.strerror}"
+            ) from None
+        click.echo(f"worker metrics on http://{metrics_host}:{port}/metrics", err=True)
+    try:
+        background.run_until_signalled()
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 def check_targets(services: Services) -> None:

@@ -29,7 +29,7 @@ def run_checks(services: Services) -> list[Check]:
     checks = list(_database(services))
     if not all(check.ok for check in checks):
         return checks  # nothing else can be checked without the database
-    for probe in (_secrets, _stored_credentials, _routes, _commercetools, _trustoo, _wix):
+    for probe in (_secrets, _stored_credentials, _routes, _alerts, _commercetools, _trustoo, _wix):
         checks.extend(probe(services))
     return checks
 
@@ -70,6 +70,27 @@ def _secrets(services: Services) -> Iterator[Check]:
         "set: the admin API is on"
         if settings.admin_token
         else "unset: the admin API is off (set ADMIN_TOKEN, 16+ characters, to use it)",
+    )
+
+
+def _alerts(services: Services) -> Iterator[Check]:
+    # Like the admin API, alerts are a choice: off is reported, not failed. Never the URL: it holds a token.
+    settings = services.settings
+    if not settings.alert_webhook_url:
+        yield Check("alerts", True, "off: set ALERT_WEBHOOK_URL (Slack-compatible) to be told what needs a person")
+        return
+    watched = ["new dead letters"]
+    if settings.alert_pending_age_s:
+        watched.append(f"a queue later than {settings.alert_pending_age_s} s")
+    if settings.alert_signature_failures:
+        watched.append(
+            f"{settings.alert_signature_failures}+ rejected webhooks within {settings.alert_signature_window_s} s"
+        )
+    links = f"links to {settings.public_url}" if settings.public_url else "set PUBLIC_URL for links (paths until then)"
+    yield Check(
+        "alerts",
+        True,
+        f"on: {', '.join(watched)}; at most one per {settings.alert_min_interval_s} s per subject; {links}",
     )
 
 

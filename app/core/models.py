@@ -15,6 +15,7 @@ __all__ = [
     "ACTIVE_RUN_STATES",
     "OPEN_STATUSES",
     "Account",
+    "Alert",
     "Attempt",
     "Checkpoint",
     "EventStatus",
@@ -345,3 +346,23 @@ class Run(SQLModel, table=True):
     counts: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the progress snapshot
     summary: str | None = Field(default=None, sa_column=Column(Text))  # JSON: failures, or the first drift rows
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Alert(SQLModel, table=True):
+    """What the alerts (app/core/alerts.py) noticed and sent about one subject: a source account,
+    or a whole source (account ""). One row per kind and subject, not one per alert, so the table
+    stays as small as the list of accounts; a row with nothing left to say is deleted."""
+
+    __tablename__ = "alert"
+
+    kind: str = Field(sa_column=Column(String(32), primary_key=True))  # dead_letters | pending_age | rejected
+    source: str = Field(sa_column=Column(String(32), primary_key=True))
+    account: str = Field(sa_column=Column(String(255), primary_key=True))
+    #: What the last check found: the dead letters in all, 1 while the queue is late, or the rejected
+    #: webhooks counted so far (the start of the current window).
+    seen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    #: Since when: the oldest pending event's arrival, or the start of the rejected-webhook window.
+    since: datetime | None = Field(default=None)
+    #: Noticed but not sent yet (new dead letters, 1 for a late queue, rejected webhooks in the burst).
+    news: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    sent_at: datetime | None = Field(default=None)  # the last alert about this subject: the rate limit

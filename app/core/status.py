@@ -33,6 +33,7 @@ class AccountGauges:
     oldest_pending_age_s: float | None  # None: nothing pending or due for a retry
     dead_letters: int
     waiting_for_product: int
+    oldest_pending_status: str | None = None  # pending or retry: where the oldest of them stands
 
 
 _WATCHED = (EventStatus.PENDING, EventStatus.RETRY, EventStatus.DEAD, EventStatus.WAITING_FOR_PRODUCT)
@@ -49,9 +50,10 @@ def account_gauges(engine: Engine, *, now: datetime) -> list[AccountGauges]:
         rows = session.execute(query).all()
     found: dict[tuple[str, str], dict] = {}
     for source, account, status, count, oldest in rows:
-        entry = found.setdefault((source, account), {"oldest": None, "dead": 0, "waiting": 0})
+        entry = found.setdefault((source, account), {"oldest": None, "status": None, "dead": 0, "waiting": 0})
         if status in (EventStatus.PENDING.value, EventStatus.RETRY.value):
-            entry["oldest"] = oldest if entry["oldest"] is None else min(entry["oldest"], oldest)
+            if entry["oldest"] is None or oldest < entry["oldest"]:
+                entry["oldest"], entry["status"] = oldest, status
         elif status == EventStatus.DEAD.value:
             entry["dead"] = count
         else:
@@ -63,6 +65,7 @@ def account_gauges(engine: Engine, *, now: datetime) -> list[AccountGauges]:
             oldest_pending_age_s=max(0.0, (now - entry["oldest"]).total_seconds()) if entry["oldest"] else None,
             dead_letters=entry["dead"],
             waiting_for_product=entry["waiting"],
+            oldest_pending_status=entry["status"],
         )
         for (source, account), entry in sorted(found.items())
     ]

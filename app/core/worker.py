@@ -1,7 +1,7 @@
 """The worker: APScheduler runs the queue drain (which also picks up due retries), the resyncs and
 reconciles operators asked for (app/core/runner.py) and the periodic jobs: the poll, the recheck of
-events waiting for a product, and the daily prune (app/core/retention.py). Several worker processes
-can share one PostgreSQL database.
+events waiting for a product, the daily prune (app/core/retention.py) and, with ALERT_WEBHOOK_URL,
+the alert check (app/core/alerts.py). Several worker processes can share one PostgreSQL database.
 
 A drain claims a batch of due events in one statement, processes them one by one and settles the
 batch in one transaction (see pipeline.Batch).
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app.core import leases, pipeline, queue, retention, runner
+from app.core import alerts, leases, pipeline, queue, retention, runner
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
 
@@ -74,6 +74,7 @@ class Worker:
         poll_interval_s: float = 0,
         runs_interval_s: float = 2.0,
         retention_days: int = 30,
+        alert_check: Callable[[str], int] | None = None,
     ):
         self.services = services
         self.id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -85,6 +86,7 @@ class Worker:
         self._poll_interval_s = poll_interval_s
         self._runs_interval_s = runs_interval_s
         self._retention_days = retention_days
+        self._alert_check = alert_check
         self._no_run = threading.Event()  # set while no run is in hand: `stop` waits for a run to go back
         self._no_run.set()
         self._stopping = threading.Event()
@@ -163,6 +165,10 @@ class Worker:
         )
         return report.events
 
+    def check_alerts(self) -> int:
+        """Tell the alert webhook what needs a person (one worker at a time, by lease); return alerts sent."""
+        return self._alert_check(self.id) if self._alert_check is not None else 0
+
     def run_queued_runs(self) -> int:
         """Execute the resyncs and reconciles the admin page or API queued, one at a time, until none waits."""
         self._no_run.clear()
@@ -199,6 +205,8 @@ class Worker:
         every(_PRUNE_EVERY_S, self.prune, "prune", first_in_s=60)
         if self._poll is not None and self._poll_interval_s and self.services.targets:
             every(self._poll_interval_s, self.poll, "poll", first_in_s=30)
+        if self._alert_check is not None:
+            every(alerts.CHECK_EVERY_S, self.check_alerts, "alerts", first_in_s=10)
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)

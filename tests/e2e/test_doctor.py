@@ -36,3 +36,20 @@ def test_doctor_reports_an_unmigrated_database(tmp_path, target):
     result = cli_runner(app).invoke(args=["doctor"])
     assert result.exit_code == 1 and "reviewbridge db upgrade" in result.output
     services_of(app).engine.dispose()
+
+
+def test_doctor_says_alerts_are_off_and_how_to_turn_them_on(app):
+    result = cli_runner(app).invoke(args=["doctor"])
+    line = next(line for line in result.output.splitlines() if line.startswith("✓ alerts "))
+    assert line.split(None, 2)[2] == "off: set ALERT_WEBHOOK_URL (Slack-compatible) to be told what needs a person"
+
+
+def test_doctor_says_what_alerts_watch_and_never_shows_the_webhook_url(environ, target):
+    url = "https://hooks.slack.com/services/T0/B0/doctor-hook-token-5e1d"
+    app = create_app(environ | {"ALERT_WEBHOOK_URL": url, "ALERT_PENDING_AGE": "1h"}, targets=[target])
+    result = cli_runner(app).invoke(args=["doctor"])
+    services_of(app).engine.dispose()
+    line = next(line for line in result.output.splitlines() if line.startswith("✓ alerts "))
+    assert "on: new dead letters, a queue later than 3600 s, 20+ rejected webhooks within 300 s" in line
+    assert "set PUBLIC_URL for links" in line
+    assert "doctor-hook-token-5e1d" not in result.output

@@ -10,9 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
@@ -183,3 +185,145 @@ def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, data
         assert code == 0
     finally:
         web.kill()
+
+
+# --- metrics across processes ----------------------------------------------------------------
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus text exposition, or None when it is absent."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} "))
+    ]
+    assert len(values) <= 1, f"{name}{labels} appears {len(values)} times"
+    return values[0] if values else None
+
+
+def _children(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _signed_delivery(port: int) -> int:
+    from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+
+    body = trustoo_body(trustoo_review())
+    headers = trustoo_headers(body, private_token="demo-private-token", public_token="demo-public-token")
+    # A connection of its own each time, so that the kernel hands deliveries to either worker.
+    return httpx.post(
+        f"http://127.0.0.1:{port}/webhooks/trustoo/review-created", content=body, headers=headers
+    ).status_code
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_procfile_web_metrics_sum_every_gunicorn_worker_even_after_workers_are_replaced(tmp_path, database_url):
+    port, access_log = _free_port(), tmp_path / "access.log"
+    env = _environ(
+        PORT=str(port),
+        DATABASE_URL=database_url,
+        TRUSTOO_PUBLIC_TOKEN="demo-public-token",
+        TRUSTOO_PRIVATE_TOKEN="demo-private-token",
+        WEB_CONCURRENCY="2",
+        # Which worker answered each delivery: the access log with the process id, in a file of ours.
+        GUNICORN_CMD_ARGS=f"--access-logfile {access_log} --access-logformat '%(p)s %(m)s %(U)s'",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the Procfile's web process must need nothing set by hand
+    web = subprocess.Popen(
+        ["bash", "-c", f"exec {_procfile('web')}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/readyz", web)
+        first_workers = _children(web.pid)
+        assert len(first_workers) == 2
+        sent, answered_by = 0, set()
+        with ThreadPoolExecutor(4) as pool:
+            while len(answered_by) < 2 and sent < 400:
+                assert set(pool.map(_signed_delivery, [port] * 20)) == {200}
+                sent += 20
+                answered_by = {line.split()[0] for line in access_log.read_text().splitlines() if "POST" in line}
+        assert len(answered_by) == 2, "one gunicorn worker answered every delivery"
+
+        for _ in range(6):  # each scrape reaches either worker; each shows every worker's deliveries
+            scrape = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            assert _sample(scrape, "reviewbridge_webhooks_received_total", outcome="stored", source="trustoo") == sent
+            # Read from the database once per scrape, not once per worker.
+            assert _sample(scrape, "reviewbridge_queue_depth", status="pending") == sent
+
+        for pid in first_workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            len(_children(web.pid)) == 2 and not _children(web.pid) & first_workers
+        ):
+            time.sleep(0.1)
+        _wait_for(f"http://127.0.0.1:{port}/healthz", web)
+        assert _signed_delivery(port) == 200
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        # Counted by workers that are gone, and still in the sum: a counter never goes back.
+        assert _sample(scrape, "reviewbridge_webhooks_received_total", outcome="stored", source="trustoo") == sent + 1
+        code, _ = _stop(web, timeout_s=20)
+        assert code == 0
+    finally:
+        web.kill()
+        output = web.stdout.read()
+    assert "Traceback" not in output and "Exception in" not in output, output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_worker_serves_its_processing_histogram_on_worker_metrics_port(tmp_path, database_url, ct_environ):
+    from app import create_app
+    from app.bootstrap import services_of
+    from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+    from tests.cli import cli_runner
+
+    app = create_app(ct_environ)
+    assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
+    client = app.test_client()
+    for _ in range(3):
+        body = trustoo_body(trustoo_review())
+        assert (
+            client.post("/webhooks/trustoo/review-created", data=body, headers=trustoo_headers(body)).status_code == 200
+        )
+    services_of(app).engine.dispose()
+
+    port = _free_port()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "CTP_", "DATABASE_URL", "PROMETHEUS"))}
+    env = keep | ct_environ | {"LOG_LEVEL": "INFO", "WORKER_METRICS_PORT": str(port)}
+    worker = subprocess.Popen(
+        [REVIEWBRIDGE, "worker", "--metrics-host", "127.0.0.1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, scrape = time.monotonic() + 30, ""
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise AssertionError(f"worker exited early: {worker.stdout.read()}")
+            try:
+                scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+            except httpx.TransportError:
+                scrape = ""
+            if _sample(scrape, "reviewbridge_event_processing_seconds_count", source="trustoo", status="done") == 3:
+                break
+            time.sleep(0.2)
+        assert _sample(scrape, "reviewbridge_event_processing_seconds_count", source="trustoo", status="done") == 3
+        assert _sample(
+            scrape, "reviewbridge_target_calls_total", target="commercetools", operation="upsert", outcome="ok"
+        )
+        # The database's gauges are the web process's to show, once for the deployment.
+        assert "reviewbridge_queue_depth" not in scrape
+        code, _ = _stop(worker, timeout_s=15)
+        assert code == 0
+    finally:
+        worker.kill()

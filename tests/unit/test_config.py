@@ -16,7 +16,17 @@ OLD_PRIVATE_TOKEN = "trustoo-private-old-5a6b7c8d"
 DB_PASSWORD = "pg-pass-Zq81xLw0"
 CTP_CLIENT_SECRET = "ctp-secret-0a1b2c3d4e5f"
 OLD_SECRET_KEY = "secret-key-before-rotation-31c4"
-SECRETS = (ADMIN_TOKEN, SECRET_KEY, OLD_SECRET_KEY, PRIVATE_TOKEN, OLD_PRIVATE_TOKEN, DB_PASSWORD, CTP_CLIENT_SECRET)
+ALERT_TOKEN = "slackhooktoken9f8e7d6c5b4a"
+SECRETS = (
+    ADMIN_TOKEN,
+    SECRET_KEY,
+    OLD_SECRET_KEY,
+    PRIVATE_TOKEN,
+    OLD_PRIVATE_TOKEN,
+    DB_PASSWORD,
+    CTP_CLIENT_SECRET,
+    ALERT_TOKEN,
+)
 
 
 def _full_environ(**overrides: str) -> dict[str, str]:
@@ -30,6 +40,7 @@ def _full_environ(**overrides: str) -> dict[str, str]:
         "CTP_PROJECT_KEY": "example-shop",
         "CTP_CLIENT_ID": "reviewbridge-client",
         "CTP_CLIENT_SECRET": CTP_CLIENT_SECRET,
+        "ALERT_WEBHOOK_URL": f"https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D/{ALERT_TOKEN}",
     }
     environ.update(overrides)
     return environ
@@ -117,6 +128,45 @@ def test_settings_api_url_trailing_slash_is_dropped():
     assert load_settings({"TRUSTOO_API_URL": "https://rapi.trustoo.io/"}).trustoo_api_url == "https://rapi.trustoo.io"
 
 
+# --- alerts and metrics ----------------------------------------------------------------------
+
+
+def test_settings_default_alerts_are_off_with_sane_thresholds(defaults):
+    assert defaults.alert_webhook_url is None
+    assert (defaults.alert_pending_age_s, defaults.alert_signature_failures, defaults.alert_signature_window_s) == (
+        1800,
+        20,
+        300,
+    )
+    assert defaults.alert_min_interval_s == 900
+
+
+def test_settings_alert_durations_take_units():
+    settings = load_settings({"ALERT_PENDING_AGE": "2h", "ALERT_SIGNATURE_WINDOW": "90", "ALERT_MIN_INTERVAL": "1d"})
+
+    assert (settings.alert_pending_age_s, settings.alert_signature_window_s, settings.alert_min_interval_s) == (
+        7200,
+        90,
+        86400,
+    )
+
+
+def test_settings_alert_webhook_url_is_kept_exactly():
+    url = f"https://hooks.slack.com/services/T0/B0/{ALERT_TOKEN}/"
+
+    assert load_settings({"ALERT_WEBHOOK_URL": url}).alert_webhook_url == url
+
+
+def test_settings_default_worker_metrics_and_multiprocess_dir_are_unset(defaults):
+    assert (defaults.worker_metrics_port, defaults.prometheus_multiproc_dir) == (None, None)
+
+
+def test_settings_worker_metrics_port_and_multiprocess_dir_are_read(tmp_path):
+    settings = load_settings({"WORKER_METRICS_PORT": "9100", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+
+    assert (settings.worker_metrics_port, settings.prometheus_multiproc_dir) == (9100, str(tmp_path))
+
+
 # --- bad values ----------------------------------------------------------------------------
 
 
@@ -146,6 +196,15 @@ BAD_VALUES = [
     ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": ""}),
     ("TRUSTOO_PUBLIC_TOKEN", {"TRUSTOO_PUBLIC_TOKEN": ""}),
     ("CTP_CLIENT_SECRET", {"CTP_CLIENT_SECRET": ""}),
+    ("ALERT_WEBHOOK_URL", {"ALERT_WEBHOOK_URL": f"hooks.slack.com/services/T0/B0/{ALERT_TOKEN}"}),
+    ("ALERT_WEBHOOK_URL", {"ALERT_WEBHOOK_URL": f"ftp://hooks.slack.com/{ALERT_TOKEN}"}),
+    ("ALERT_WEBHOOK_URL", {"ALERT_WEBHOOK_URL": f"https://[{ALERT_TOKEN}/x"}),
+    ("PUBLIC_URL", {"PUBLIC_URL": "reviews.example.com"}),
+    ("ALERT_PENDING_AGE", {"ALERT_PENDING_AGE": "soon"}),
+    ("ALERT_SIGNATURE_FAILURES", {"ALERT_SIGNATURE_FAILURES": "-1"}),
+    ("ALERT_SIGNATURE_WINDOW", {"ALERT_SIGNATURE_WINDOW": "0"}),
+    ("WORKER_METRICS_PORT", {"WORKER_METRICS_PORT": "0"}),
+    ("PROMETHEUS_MULTIPROC_DIR", {"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/reviewbridge-metrics"}),
 ]
 BAD_IDS = [
     "port-abc",
@@ -173,6 +232,15 @@ BAD_IDS = [
     "only-public-token",
     "only-private-token",
     "ctp-without-secret",
+    "alert-url-without-scheme",
+    "alert-url-ftp",
+    "alert-url-broken-host",
+    "public-url-without-scheme",
+    "alert-pending-age-words",
+    "alert-signature-failures-negative",
+    "alert-signature-window-0",
+    "worker-metrics-port-0",
+    "multiproc-dir-missing",
 ]
 
 
@@ -228,3 +296,4 @@ def test_settings_describe_reports_what_is_configured(full):
 
     assert "trustoo webhooks: on (1 shop, 2 private token(s)" in description
     assert "db.internal" in description
+    assert "alerts: on" in description

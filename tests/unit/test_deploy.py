@@ -1,8 +1,10 @@
 """The deploy files agree with the code: every variable the service reads is in app.json."""
 
 import json
+import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,3 +38,33 @@ def test_procfile_runs_release_web_and_worker():
 def test_every_variable_is_in_the_readme_table():
     readme = (ROOT / "README.md").read_text()
     assert {name for name in _variables_read() if f"`{name}`" not in readme} == set()
+
+
+def _gunicorn_conf() -> dict:
+    import runpy
+
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_conf_gives_the_web_process_a_metrics_folder_of_its_own_and_removes_it(monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # unset, as on a PaaS; restored afterwards
+    conf = _gunicorn_conf()
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert folder.is_dir()
+
+    conf["on_exit"](None)
+
+    assert not folder.exists()
+
+
+def test_gunicorn_conf_empties_a_chosen_metrics_folder_at_start_and_keeps_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    (tmp_path / "counter_4242.db").write_bytes(b"from an earlier run")
+    (tmp_path / "notes.txt").write_text("not ours")
+    conf = _gunicorn_conf()
+
+    conf["on_starting"](None)
+    conf["child_exit"](None, SimpleNamespace(pid=4242))
+    conf["on_exit"](None)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
