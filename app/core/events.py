@@ -26,7 +26,6 @@ __all__ = [
     "get",
     "in_dead_group",
     "iter_matching",
-    "matching_ids",
     "resolve_ids",
     "waiting_by_product",
 ]
@@ -122,12 +121,6 @@ def iter_matching(engine: Engine, where: EventFilter, *, batch: int = 500) -> It
         if len(rows) < batch:
             return
         before = rows[-1]["id"]
-
-
-def matching_ids(engine: Engine, where: EventFilter) -> list[int]:
-    """Every event the filter matches, oldest first: what a bulk action will act on."""
-    with transaction(engine) as session:
-        return list(session.execute(select(_inbox.c.id).where(*where.where()).order_by(_inbox.c.id)).scalars())
 
 
 def get(engine: Engine, event_pk: int) -> dict | None:
