@@ -14,7 +14,7 @@ from app.bootstrap import build_worker
 from app.core import accounts, export, queue
 from app.core.db import transaction
 from app.core.models import InboxEvent
-from connectors.base import FixAndReplayError
+from connectors.base import FixAndReplayError, ProductNotFound
 from tests.builders import (
     TRUSTOO_PRIVATE_TOKEN,
     TRUSTOO_PUBLIC_TOKEN,
@@ -266,6 +266,17 @@ def test_admin_page_shows_accounts_by_the_shop_domain_with_the_token_beside_it(p
     dashboard = page.get("/admin/").get_data(as_text=True)
     assert texts(dashboard, "span", cls="account") == ["example-store.myshopify.com"]
     assert texts(dashboard, "code", cls="account-id") == [TRUSTOO_PUBLIC_TOKEN]
+
+
+def test_admin_page_dead_letters_and_waiting_events_show_their_account_by_its_label(page, page_services, target):
+    target.fail_next(
+        FixAndReplayError("review text rejected", status=400), ProductNotFound("8000000000001", "no such product")
+    )
+    deliver(page, trustoo_review(), trustoo_review(product_id="8000000000001"))
+    build_worker(page_services).drain()
+    for url in ("/admin/dead-letters", "/admin/waiting"):
+        html = page.get(url).get_data(as_text=True)
+        assert texts(html, "span", cls="account") == ["example-store.myshopify.com"], url
 
 
 def test_admin_page_account_labels_are_escaped(page, page_services):

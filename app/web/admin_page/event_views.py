@@ -84,7 +84,9 @@ def discard(event_id: int):
 
 @bp.get("/dead-letters")
 def dead_letters():
-    return render("dead_letters.html", groups=events.dead_letter_groups(current_services().engine))
+    services = current_services()
+    groups = events.dead_letter_groups(services.engine)
+    return render("dead_letters.html", groups=groups, accounts=services.account_labels())
 
 
 @bp.post("/dead-letters/replay")
@@ -100,7 +102,9 @@ def replay_dead():
 
 @bp.get("/waiting")
 def waiting():
-    return render("waiting.html", groups=events.waiting_by_product(current_services().engine))
+    services = current_services()
+    groups = events.waiting_by_product(services.engine)
+    return render("waiting.html", groups=groups, accounts=services.account_labels())
 
 
 @bp.post("/waiting/map")
