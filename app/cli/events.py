@@ -150,20 +150,20 @@ def discard(event_ids: tuple[str, ...], reason: str, yes: bool, **filters: Any) 
     """Settle events that need nothing more, with the reason: by id, or every event the filters match
     (their number is shown first). A discarded event can still be replayed; one in flight is left alone."""
     from app.bootstrap import current_services
-    from app.core import events, queue
+    from app.core import bulk, queue
 
     services = current_services()
     by_filter = any(value is not None for value in filters.values())
     if by_filter == bool(event_ids):
         raise click.UsageError("name event ids, or filter them (--status, --source …), not both")
-    if by_filter:
-        ids = events.matching_ids(services.engine, _where(**filters))
-        if not yes:
-            click.confirm(f"discard {len(ids)} event(s)?", abort=True)
-    else:
-        ids = _ids(services.engine, event_ids)
     try:
-        count = queue.discard(services.engine, ids, reason, now=services.clock())
+        if by_filter:  # as the admin page does: what was counted (and asked about), and no later event
+            counted = bulk.count(services.engine, _where(**filters))
+            if not yes:
+                click.confirm(f"discard {counted.discardable} event(s)?", abort=True)
+            count = bulk.act(services.engine, "discard", counted.where, reason=reason, now=services.clock()).done
+        else:
+            count = queue.discard(services.engine, _ids(services.engine, event_ids), reason, now=services.clock())
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"{count} event(s) discarded")

@@ -5,21 +5,24 @@ listing; the environment's own shop always comes first.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, delete, select, update
+from sqlalchemy import Engine, and_, case, delete, func, select, update
 
 from app.core.db import affected, insert_for, transaction
-from app.core.models import Account, table
+from app.core.models import Account, InboxEvent, table
 from app.core.vault import Vault, VaultError
+from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 
 __all__ = [
     "UNREADABLE_HINT",
+    "AccountLabel",
     "AccountView",
     "Resealed",
     "SecretLookup",
@@ -27,6 +30,7 @@ __all__ = [
     "add",
     "enabled_accounts",
     "is_authorized",
+    "labels",
     "list_accounts",
     "remove",
     "reseal_all",
@@ -39,6 +43,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _accounts = table(Account)
+_inbox = table(InboxEvent)
 _CACHE_LIMIT = 10_000
 #: The columns that hold sealed values (app/core/vault.py).
 _SEALED = ("secret", "access_token", "refresh_token")
@@ -61,6 +66,16 @@ class AccountView:
     has_tokens: bool
     token_expires_at: datetime | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountLabel:
+    """An account as people read it: a label beside the id the platform gives it (a Trustoo shop's
+    public token, a Wix site's instance id), which means little to anyone."""
+
+    source: str
+    account: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,50 @@ def list_accounts(engine: Engine, source: str | None = None) -> list[AccountView
         )
         for r in rows
     ]
+
+
+def labels(engine: Engine, environment: Iterable[tuple[str, str]] = ()) -> dict[tuple[str, str], AccountLabel]:
+    """Every account known, by (source, account): those the environment names, those in the account
+    table and those the inbox holds events of, each with a label: the one stored with the account
+    (`accounts add --label`), else the shop domain its newest Trustoo webhook names, else a short
+    form of its id. Ordered by source, then label."""
+    pair = (_inbox.c.source, _inbox.c.account)
+    from_webhook = and_(_inbox.c.source == "trustoo", _inbox.c.topic.in_(_DOMAIN_TOPICS))
+    with transaction(engine) as session:
+        rows = session.execute(select(_accounts.c.source, _accounts.c.account, _accounts.c.label)).all()
+        stored = {(source, account): label for source, account, label in rows}
+        seen = session.execute(select(*pair, func.max(case((from_webhook, _inbox.c.id)))).group_by(*pair)).all()
+        # One payload per account still without a label: its newest webhook's.
+        newest = [top for source, account, top in seen if top is not None and not stored.get((source, account))]
+        payloads = session.execute(select(*pair, _inbox.c.payload).where(_inbox.c.id.in_(newest))).all()
+    domains = {(source, account): _shop_domain(payload) for source, account, payload in payloads}
+    found = []
+    for source, account in dict.fromkeys([*environment, *stored, *((source, account) for source, account, _ in seen)]):
+        label = stored.get((source, account)) or domains.get((source, account)) or _short(account)
+        found.append(AccountLabel(source, account, label))
+    found.sort(key=lambda known: (known.source, known.label.lower(), known.account))
+    return {(known.source, known.account): known for known in found}
+
+
+#: Trustoo's webhook items carry the shop's domain (docs/platforms/trustoo.md §1.7); the reviews its
+#: Open API lists for a resync or a poll do not.
+_DOMAIN_TOPICS = tuple(TRUSTOO_TOPICS.values())
+
+
+def _shop_domain(payload: str) -> str | None:
+    try:
+        item = json.loads(payload)
+    except ValueError:  # a quarantined delivery keeps its body as it came
+        return None
+    domain = item.get("my_shopify_domain") if isinstance(item, dict) else None
+    if not isinstance(domain, str) or not domain.strip():
+        return None
+    return domain.strip()[:255]  # as long as a stored label may be
+
+
+def _short(account: str) -> str:
+    """Enough of an id to tell accounts apart at a glance; the page shows the whole id beside it."""
+    return account if len(account) <= 16 else f"{account[:10]}…"
 
 
 def is_authorized(engine: Engine, source: str, account: str) -> bool:

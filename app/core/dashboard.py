@@ -75,34 +75,36 @@ class Dashboard:
         return {status.value: sum(a.statuses[status.value] for a in self.accounts) for status in EventStatus}
 
 
-def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime) -> Dashboard:
-    """Everything the dashboard shows, read in one transaction."""
+def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime, account: str | None = None) -> Dashboard:
+    """Everything the dashboard shows, read in one transaction; with `account`, that account's only
+    (its events, and what the targets hold of its reviews)."""
     day_ago, hour_ago = now - _HOURS * _HOUR, now - _HOUR
     received = _inbox.c.received_at
+    mine = [_inbox.c.account == account] if account else []
     with transaction(engine) as session:
         by_status = session.execute(
-            select(_inbox.c.source, _inbox.c.account, _inbox.c.status, func.count()).group_by(
-                _inbox.c.source, _inbox.c.account, _inbox.c.status
-            )
+            select(_inbox.c.source, _inbox.c.account, _inbox.c.status, func.count())
+            .where(*mine)
+            .group_by(_inbox.c.source, _inbox.c.account, _inbox.c.status)
         ).all()
         recent = session.execute(
             select(_inbox.c.source, _inbox.c.account, func.sum(case((received >= hour_ago, 1), else_=0)), func.count())
-            .where(received >= day_ago, _inbox.c.topic != RECONCILE_TOPIC)
+            .where(received >= day_ago, _inbox.c.topic != RECONCILE_TOPIC, *mine)
             .group_by(_inbox.c.source, _inbox.c.account)
         ).all()
         oldest = session.execute(
             select(_inbox.c.source, _inbox.c.account, func.min(received))
-            .where(_inbox.c.status.in_(_WAITING))
+            .where(_inbox.c.status.in_(_WAITING), *mine)
             .group_by(_inbox.c.source, _inbox.c.account)
         ).all()
         success = session.execute(
             select(_inbox.c.source, _inbox.c.account, func.max(_inbox.c.finished_at))
-            .where(_inbox.c.status == EventStatus.DONE.value)
+            .where(_inbox.c.status == EventStatus.DONE.value, *mine)
             .group_by(_inbox.c.source, _inbox.c.account)
         ).all()
         newest_errors = (
             select(func.max(_inbox.c.id))
-            .where(_inbox.c.last_error.is_not(None))
+            .where(_inbox.c.last_error.is_not(None), *mine)
             .group_by(_inbox.c.source, _inbox.c.account)
         )
         errors = (
@@ -127,26 +129,28 @@ def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime) -> 
                 func.sum(case((_ledger.c.deleted_at.is_not(None), 1), else_=0)),
                 func.sum(case((_ledger.c.last_error.is_not(None), 1), else_=0)),
                 func.max(_ledger.c.last_synced_at),
-            ).group_by(_ledger.c.target)
+            )
+            .where(*([_ledger.c.account == account] if account else []))
+            .group_by(_ledger.c.target)
         ).all()
-        hours = _hours(session, now.replace(minute=0, second=0, microsecond=0) + _HOUR - _HOURS * _HOUR)
+        hours = _hours(session, now.replace(minute=0, second=0, microsecond=0) + _HOUR - _HOURS * _HOUR, mine)
 
     accounts: dict[tuple[str, str], AccountHealth] = {}
 
-    def account(source: str, name: str) -> AccountHealth:
+    def health_of(source: str, name: str) -> AccountHealth:
         return accounts.setdefault((source, name), AccountHealth(source, name))
 
     for source, name, status, count in by_status:
-        account(source, name).statuses[status] = count
+        health_of(source, name).statuses[status] = count
     for source, name, last_hour, last_day in recent:
-        health = account(source, name)
+        health = health_of(source, name)
         health.received_hour, health.received_day = int(last_hour or 0), last_day
     for source, name, when in oldest:
-        account(source, name).oldest_pending = when
+        health_of(source, name).oldest_pending = when
     for source, name, when in success:
-        account(source, name).last_success = when
+        health_of(source, name).last_success = when
     for row in errors:
-        account(row["source"], row["account"]).last_error = {
+        health_of(row["source"], row["account"]).last_error = {
             "id": row["id"],
             "event_id": row["event_id"],
             "status": row["status"],
@@ -162,9 +166,9 @@ def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime) -> 
     return Dashboard(now=now, accounts=[accounts[key] for key in sorted(accounts)], targets=target_health, hours=hours)
 
 
-def _hours(session, day_ago: datetime) -> list[dict]:
+def _hours(session, day_ago: datetime, mine: list) -> list[dict]:
     """Per clock hour of the last 24 (the current one last): events received, and events settled done or
-    failed (dead, quarantined)."""
+    failed (dead, quarantined); `mine` narrows them to one account."""
     starts = [day_ago + i * _HOUR for i in range(_HOURS)]
 
     def in_hour(column, start: datetime):
@@ -172,7 +176,7 @@ def _hours(session, day_ago: datetime) -> list[dict]:
 
     received = session.execute(
         select(*(func.sum(case((in_hour(_inbox.c.received_at, start), 1), else_=0)) for start in starts)).where(
-            _inbox.c.received_at >= day_ago
+            _inbox.c.received_at >= day_ago, *mine
         )
     ).one()
     settled = session.execute(
@@ -182,7 +186,7 @@ def _hours(session, day_ago: datetime) -> list[dict]:
                 for status in (EventStatus.DONE.value, *_FAILED)
                 for start in starts
             )
-        ).where(_inbox.c.finished_at >= day_ago)
+        ).where(_inbox.c.finished_at >= day_ago, *mine)
     ).one()
     done, dead, quarantined = (settled[i * _HOURS : (i + 1) * _HOURS] for i in range(3))
     return [

@@ -5,7 +5,7 @@ dead letters. Replaying and discarding them are moves in the queue (app/core/que
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ __all__ = [
     "find",
     "get",
     "in_dead_group",
-    "matching_ids",
+    "iter_matching",
     "resolve_ids",
     "waiting_by_product",
 ]
@@ -47,6 +47,13 @@ class EventFilter:
     until: datetime | None = None
     text: str | None = None  # any case, in the ids, the topic, the last error or the payload (author, product)
     error: str | None = None  # any case, in the last error only
+    #: The newest event a bulk action counted (app/core/bulk.py): events received after it are left alone.
+    up_to_id: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No criterion at all: the filter matches every event."""
+        return not self.where()
 
     def where(self):
         clauses = []
@@ -65,6 +72,8 @@ class EventFilter:
             clauses.append(or_(*(_inbox.c[name].ilike(pattern) for name in _SEARCHED)))
         if self.error:
             clauses.append(_inbox.c.last_error.ilike(f"%{self.error}%"))
+        if self.up_to_id is not None:
+            clauses.append(_inbox.c.id <= self.up_to_id)
         return clauses
 
 
@@ -86,9 +95,13 @@ _LIST_COLUMNS = (
 )
 
 
-def find(engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None) -> list[dict]:
-    """Newest first; page on with `before_id` = the last id of the previous page."""
-    query = select(*(_inbox.c[name] for name in _LIST_COLUMNS)).where(*where.where())
+def find(
+    engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None, payload: bool = False
+) -> list[dict]:
+    """Newest first; page on with `before_id` = the last id of the previous page. With `payload`, each
+    row also holds the payload as stored (text)."""
+    names = (*_LIST_COLUMNS, "payload") if payload else _LIST_COLUMNS
+    query = select(*(_inbox.c[name] for name in names)).where(*where.where())
     if before_id is not None:
         query = query.where(_inbox.c.id < before_id)
     query = query.order_by(_inbox.c.id.desc()).limit(limit)
@@ -96,10 +109,18 @@ def find(engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int 
         return [_plain(row) for row in session.execute(query).mappings()]
 
 
-def matching_ids(engine: Engine, where: EventFilter) -> list[int]:
-    """Every event the filter matches, oldest first: what a bulk action will act on."""
-    with transaction(engine) as session:
-        return list(session.execute(select(_inbox.c.id).where(*where.where()).order_by(_inbox.c.id)).scalars())
+def iter_matching(engine: Engine, where: EventFilter, *, batch: int = 500) -> Iterator[dict]:
+    """Every event the filter matches, with its payload, newest first, `batch` rows per read: each read
+    is a short transaction that pages on by id (keyset), so going through the whole inbox holds neither
+    every row in memory nor a transaction open meanwhile. Events received after the first read have
+    larger ids than it saw, and are not reached."""
+    before: int | None = None
+    while True:
+        rows = find(engine, where, limit=batch, before_id=before, payload=True)
+        yield from rows
+        if len(rows) < batch:
+            return
+        before = rows[-1]["id"]
 
 
 def get(engine: Engine, event_pk: int) -> dict | None:

@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "ACTIVE_RUN_STATES",
     "OPEN_STATUSES",
+    "REPLAYABLE_STATUSES",
     "Account",
     "Alert",
     "Attempt",
@@ -57,6 +58,9 @@ class EventStatus(enum.StrEnum):
 
 #: Statuses of events that still have work ahead; later events of the same review wait for them.
 OPEN_STATUSES = (EventStatus.PENDING.value, EventStatus.PROCESSING.value, EventStatus.RETRY.value)
+#: What a person's replay moves back to pending: every status but pending (due already) and
+#: processing (its worker holds it).
+REPLAYABLE_STATUSES = tuple(s.value for s in EventStatus if s not in (EventStatus.PENDING, EventStatus.PROCESSING))
 
 
 # Index predicates, written out: a partial index serves only queries that name the same literals.

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, Integer, cast, column, func, insert, update, valu
 
 from app.core.db import affected, transaction
 from app.core.events import EventFilter, in_dead_group
-from app.core.models import Attempt, EventStatus, InboxEvent, table
+from app.core.models import REPLAYABLE_STATUSES, Attempt, EventStatus, InboxEvent, table
 from app.core.queue_claim import claim_statement
 from connectors.http import backoff_delay
 
@@ -42,6 +42,7 @@ __all__ = [
     "dead",
     "deferred",
     "discard",
+    "discard_matching",
     "done",
     "quarantined",
     "release",
@@ -293,17 +294,17 @@ def release(engine: Engine, worker_id: str, *, now: datetime, event_ids: Iterabl
 
 # --- a person's decisions ---------------------------------------------------------------------
 
-#: Every status but pending (due already) and processing (its worker holds it).
-_REPLAYABLE = tuple(s.value for s in EventStatus if s not in (EventStatus.PENDING, EventStatus.PROCESSING))
+#: Where a replay applies (a pending event is due already; a processing one is its worker's).
+_REPLAYABLE = _inbox.c.status.in_(REPLAYABLE_STATUSES)
 
 
 def replay(engine: Engine, event_pks: Sequence[int], *, now: datetime) -> int:
     """Make the events due again with fresh attempts; events still in flight are left alone."""
-    return _back_to_pending(engine, _inbox.c.id.in_(list(event_pks)), _inbox.c.status.in_(_REPLAYABLE), now=now)
+    return _back_to_pending(engine, _inbox.c.id.in_(list(event_pks)), _REPLAYABLE, now=now)
 
 
 def replay_matching(engine: Engine, where: EventFilter, *, now: datetime) -> int:
-    return _back_to_pending(engine, *where.where(), _inbox.c.status.in_(_REPLAYABLE), now=now)
+    return _back_to_pending(engine, *where.where(), _REPLAYABLE, now=now)
 
 
 def replay_dead_by_reason(engine: Engine, reason: str, *, chars: int = 120, now: datetime) -> int:
@@ -323,18 +324,17 @@ def _back_to_pending(engine: Engine, *where, now: datetime) -> int:
 
 def discard(engine: Engine, event_pks: Sequence[int], reason: str, *, now: datetime) -> int:
     """Settle events a person decided need nothing more; the reason is kept. Not for events in flight."""
+    return _discarded(engine, _inbox.c.id.in_(list(event_pks)), reason=reason, now=now)
+
+
+def discard_matching(engine: Engine, where: EventFilter, reason: str, *, now: datetime) -> int:
+    return _discarded(engine, *where.where(), reason=reason, now=now)
+
+
+def _discarded(engine: Engine, *where, reason: str, now: datetime) -> int:
     if not reason.strip():
         raise ValueError("a reason is required to discard events")
-    statement = (
-        update(_inbox)
-        .where(_inbox.c.id.in_(list(event_pks)), _inbox.c.status != EventStatus.PROCESSING.value)
-        .values(
-            status=EventStatus.DISCARDED.value,
-            last_error=f"discarded: {reason.strip()}",
-            next_attempt_at=None,
-            finished_at=now,
-            lease_until=None,
-        )
-    )
-    with transaction(engine) as session:
-        return affected(session.execute(statement))
+    values = {"status": EventStatus.DISCARDED.value, "last_error": f"discarded: {reason.strip()}", "finished_at": now}
+    statement = update(_inbox).where(*where, _inbox.c.status != EventStatus.PROCESSING.value)
+    with transaction(engine) as session:  # settled: due never again, and no lease
+        return affected(session.execute(statement.values(**values, next_attempt_at=None, lease_until=None)))

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.core.accounts import enabled_accounts
+from app.core.accounts import AccountLabel, enabled_accounts, labels
 from app.core.intake import GroupCommit, Receipt
 from app.core.metrics import Metrics
 from app.core.review_requests import ReviewRequests
@@ -56,9 +56,17 @@ class Services:
 
     def accounts_of(self, source: str) -> list[str]:
         """The accounts to read from a source: the environment's, then those added in the database."""
-        token = self.settings.trustoo_public_token
-        env = [token] if source == "trustoo" and token else []
+        env = [account for name, account in self.environment_accounts() if name == source]
         return list(dict.fromkeys(env + enabled_accounts(self.engine, source)))
+
+    def environment_accounts(self) -> list[tuple[str, str]]:
+        """(source, account) of the accounts the environment names: TRUSTOO_PUBLIC_TOKEN's shop."""
+        token = self.settings.trustoo_public_token
+        return [("trustoo", token)] if token else []
+
+    def account_labels(self) -> dict[tuple[str, str], AccountLabel]:
+        """Every known account, by (source, account), with the label people know it by (accounts.labels)."""
+        return labels(self.engine, self.environment_accounts())
 
     def review_sources(self) -> dict[str, ReviewSource]:
         """The sources whose reviews can be read (resync, reconcile, poll), by name."""

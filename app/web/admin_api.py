@@ -9,10 +9,11 @@ Paths are under `/admin/api`:
 |------------------------|-----------------------------------------------------|---------------------------------------|
 | `GET /status`          |                                                     | as `reviewbridge status --json`       |
 | `GET /events`          | ?status source account since until q limit before   | `{events, next_before}`               |
+| `GET /events/count`    | ?status source account since until q                | `{matching, by_status, up_to_id, …}`  |
 | `GET /events/<id>`     |                                                     | the event, its attempts and ledger    |
 | `GET /dead-letters`    | ?source limit before                                | as `/events`, plus `by_reason`        |
-| `POST /events/replay`  | `{ids}` or `{dead: true, source, since, error}`     | `{replayed: n}`                       |
-| `POST /events/discard` | `{ids, reason}`                                     | `{discarded: n}`                      |
+| `POST /events/replay`  | `{ids}`, `{dead: true, source, since, error}` or `{filter, up_to_id}` | `{replayed: n}`     |
+| `POST /events/discard` | `{ids, reason}` or `{filter, up_to_id, reason}`     | `{discarded: n}`                      |
 | `POST /resyncs`        | `{source, account, since, until, dry_run, restart}` | 202 `{started, progress}`             |
 | `GET /resyncs`         | ?source account                                     | `{resyncs: [...]}`                    |
 
@@ -22,6 +23,12 @@ Paths are under `/admin/api`:
 - `by_reason` counts every dead letter (of `source`, if given) by the first 120 characters of its error.
 - `ids` holds row ids (the numbers lists show) or platform event ids; 404 when none matches. Replaying is
   safe: a done event changes nothing unless the target drifted. A discard needs a reason, which is kept.
+- Bulk, as the admin page does it: `GET /events/count` says how many events the filter matches, by
+  status, how many a replay or a discard would move (`replayable`, `discardable`; those `in_flight`
+  are left to their worker) and `up_to_id`, the newest of them. `{filter: {status, source, account,
+  since, until, q}, up_to_id}` then replays or discards those events and no later one (without
+  `up_to_id`: every event matching now); the filter needs one field at least, and the answer adds
+  `in_flight`. A `replayed`/`discarded` below the count means the queue moved in between.
 - `POST /resyncs` queues a resync of `account`, or of every account of `source` (one run each, all or none),
   and answers at once; a worker process executes it (`reviewbridge worker`, or the one `serve` embeds).
   `progress` is the `GET /resyncs` URL to poll. Only `source` is required.
@@ -35,6 +42,7 @@ Paths are under `/admin/api`:
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 from collections.abc import Mapping
@@ -44,12 +52,13 @@ from flask import Blueprint, abort, jsonify, request, url_for
 from sqlalchemy import Engine
 
 from app.bootstrap import current_services
-from app.core import events, queue, runs
+from app.core import bulk, events, queue, runs
 from app.core import resync as resyncing
 from app.core.models import EventStatus
 from app.core.status import read_status
+from app.web.params import FILTER_FIELDS
+from app.web.params import event_filter as _event_filter
 from app.web.params import flag as _flag
-from app.web.params import status as _status
 from app.web.params import text as _text
 from app.web.params import when as _when
 from app.web.params import whole as _whole
@@ -94,15 +103,20 @@ def status():
 
 @bp.get("/events")
 def list_events():
-    where = events.EventFilter(
-        status=_status(request.args.get("status")),
-        source=_text(request.args, "source"),
-        account=_text(request.args, "account"),
-        since=_when(request.args, "since"),
-        until=_when(request.args, "until"),
-        text=_text(request.args, "q"),
+    return jsonify(_page(_event_filter(request.args)))
+
+
+@bp.get("/events/count")
+def count_events():
+    count = bulk.count(current_services().engine, _event_filter(request.args))
+    return jsonify(
+        matching=count.matching,
+        by_status=count.by_status,
+        up_to_id=count.where.up_to_id,
+        replayable=count.replayable,
+        discardable=count.discardable,
+        in_flight=count.in_flight,
     )
-    return jsonify(_page(where))
 
 
 @bp.get("/events/<int:event_id>")
@@ -124,8 +138,11 @@ def dead_letters():
 def replay():
     services, body = current_services(), _body()
     dead = _flag(body, "dead")
-    if dead == ("ids" in body):
-        abort(400, description='ids, dead: name the events in ids, or send {"dead": true} (not both)')
+    if dead + ("ids" in body) + ("filter" in body) != 1:
+        abort(400, description='ids, dead, filter: name the events in ids, send {"dead": true}, or a filter (one)')
+    if "filter" in body:
+        outcome = bulk.act(services.engine, "replay", _bulk_filter(services.engine, body), now=services.clock())
+        return jsonify(replayed=outcome.done, in_flight=outcome.in_flight)
     if dead:
         where = events.EventFilter(
             status=EventStatus.DEAD.value,
@@ -140,9 +157,15 @@ def replay():
 @bp.post("/events/discard")
 def discard():
     services, body = current_services(), _body()
+    if ("ids" in body) == ("filter" in body):
+        abort(400, description="ids, filter: name the events in ids, or send a filter (not both)")
     reason = _text(body, "reason")
     if reason is None or not reason.strip():
         abort(400, description="reason: say why these events need nothing more")
+    if "filter" in body:
+        where = _bulk_filter(services.engine, body)
+        outcome = bulk.act(services.engine, "discard", where, reason=reason, now=services.clock())
+        return jsonify(discarded=outcome.done, in_flight=outcome.in_flight)
     return jsonify(
         discarded=queue.discard(services.engine, _event_ids(services.engine, body), reason, now=services.clock())
     )
@@ -202,6 +225,23 @@ def _body() -> dict:
     return body
 
 
+def _bulk_filter(engine: Engine, body: Mapping[str, Any]) -> events.EventFilter:
+    """The events a bulk replay or discard takes: those `filter` matches (one field at least, and no
+    field it does not know: a misspelt one would widen it), up to `up_to_id` or the newest now."""
+    given = body.get("filter")
+    if not isinstance(given, dict) or not given.keys() <= set(FILTER_FIELDS):
+        abort(400, description=f"filter: expected an object with some of {', '.join(FILTER_FIELDS)}")
+    where = _event_filter(given)
+    if where.empty:
+        abort(400, description=f"filter: name at least one of {', '.join(FILTER_FIELDS)}")
+    up_to_id = body.get("up_to_id")
+    if up_to_id is None:
+        return bulk.count(engine, where).where
+    if not isinstance(up_to_id, int) or isinstance(up_to_id, bool) or not 0 <= up_to_id <= _MAX_ID:
+        abort(400, description=f"up_to_id: expected a whole number from 0 to {_MAX_ID} (as /events/count gave it)")
+    return dataclasses.replace(where, up_to_id=up_to_id)
+
+
 def _event_ids(engine: Engine, body: Mapping[str, Any]) -> list[int]:
     """Row ids from the body's `ids`: row ids (numbers) or platform event ids (text)."""
     ids = body.get("ids")
@@ -226,6 +266,3 @@ def _reference(item: Any) -> str | None:
     if text.isdigit() and not (text.isascii() and int(text) <= _MAX_ID):
         return None
     return text
-
-
-# --- readings not (yet) in app/core/events.py and app/core/resync.py ------------------------------------------

@@ -12,11 +12,14 @@ from typing import Any
 
 from flask import abort
 
+from app.core.events import EventFilter
 from app.core.models import EventStatus
 
-__all__ = ["STATUSES", "flag", "status", "text", "when", "whole"]
+__all__ = ["FILTER_FIELDS", "STATUSES", "event_filter", "filter_fields", "flag", "status", "text", "when", "whole"]
 
 STATUSES = tuple(status.value for status in EventStatus)
+#: The fields of the events filter, as the page's form, its links and the admin API name them.
+FILTER_FIELDS = ("status", "source", "account", "since", "until", "q")
 
 
 def whole(args: Mapping[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
@@ -43,10 +46,12 @@ def when(values: Mapping[str, Any], name: str) -> datetime | None:
         abort(400, description=f"{name}: expected an ISO 8601 date or time, e.g. 2026-11-20T09:15:00Z")
 
 
-def status(raw: str | None) -> str | None:
-    if raw and raw not in STATUSES:
+def status(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in STATUSES:  # (a JSON body may hold anything: a list or an object is refused too)
         abort(400, description=f"status: expected one of {', '.join(STATUSES)}")
-    return raw or None
+    return raw
 
 
 def text(values: Mapping[str, Any], name: str) -> str | None:
@@ -61,3 +66,20 @@ def flag(body: Mapping[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         abort(400, description=f"{name}: expected true or false")
     return value
+
+
+def event_filter(values: Mapping[str, Any]) -> EventFilter:
+    """The events filter from a query string, a form or a JSON object (FILTER_FIELDS)."""
+    return EventFilter(
+        status=status(values.get("status")),
+        source=text(values, "source"),
+        account=text(values, "account"),
+        since=when(values, "since"),
+        until=when(values, "until"),
+        text=text(values, "q"),
+    )
+
+
+def filter_fields(values: Mapping[str, Any]) -> dict[str, str]:
+    """The filter's fields as sent (those not empty): what a link or a form carries on to the next page."""
+    return {name: values[name] for name in FILTER_FIELDS if isinstance(values.get(name), str) and values[name]}

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 
 from app import create_app
 from app.bootstrap import build_worker, services_of
+from app.core import queue
 from app.core.db import transaction
 from app.core.models import InboxEvent, Run
 from connectors.base import FixAndReplayError
@@ -270,6 +271,54 @@ def test_admin_api_discard_keeps_the_reason_and_the_worker_leaves_it(admin, admi
     assert target.calls == []
 
 
+def test_admin_api_count_says_what_a_bulk_replay_or_discard_of_the_filter_would_move(admin, admin_rt, target):
+    target.fail_next(FixAndReplayError("review text rejected", status=400))
+    _deliver(admin, trustoo_review())
+    _deliver(admin, trustoo_review())
+    build_worker(admin_rt).drain()
+    _deliver(admin, trustoo_review())
+    response = admin.get("/admin/api/events/count?source=trustoo", headers=AUTH)
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "matching": 3,
+        "by_status": {"dead": 1, "done": 1, "pending": 1},
+        "up_to_id": 3,
+        "replayable": 2,
+        "discardable": 3,
+        "in_flight": 0,
+    }
+    nothing = admin.get("/admin/api/events/count?status=retry", headers=AUTH).get_json()
+    assert (nothing["matching"], nothing["up_to_id"], nothing["by_status"]) == (0, 0, {})
+
+
+def test_admin_api_replay_by_filter_takes_the_counted_events_and_no_later_one(admin, admin_rt, target):
+    target.fail_next(*(FixAndReplayError("review text rejected", status=400) for _ in range(3)))
+    _deliver(admin, trustoo_review())
+    _deliver(admin, trustoo_review())
+    build_worker(admin_rt).drain()
+    count = admin.get("/admin/api/events/count?status=dead", headers=AUTH).get_json()
+    _deliver(admin, trustoo_review())
+    build_worker(admin_rt).drain()  # a third dead letter, after the count
+    body = {"filter": {"status": "dead"}, "up_to_id": count["up_to_id"]}
+    response = admin.post("/admin/api/events/replay", json=body, headers=AUTH)
+    assert response.status_code == 200 and response.get_json() == {"replayed": count["replayable"], "in_flight": 0}
+    assert _db_counts(admin_rt.engine) == {"pending": 2, "dead": 1}
+    unbounded = admin.post("/admin/api/events/replay", json={"filter": {"status": "dead"}}, headers=AUTH)
+    assert unbounded.get_json() == {"replayed": 1, "in_flight": 0}  # without up_to_id: all matching now
+
+
+def test_admin_api_discard_by_filter_keeps_the_reason_and_leaves_events_in_flight(admin, admin_rt):
+    for _ in range(3):
+        _deliver(admin, trustoo_review())
+    [claimed] = queue.claim(admin_rt.engine, "w1", now=admin_rt.clock(), lease_s=60)
+    body = {"filter": {"account": TRUSTOO_PUBLIC_TOKEN, "q": "lovelace"}, "reason": "test reviews"}
+    response = admin.post("/admin/api/events/discard", json=body, headers=AUTH)
+    assert response.status_code == 200 and response.get_json() == {"discarded": 2, "in_flight": 1}
+    assert _db_counts(admin_rt.engine) == {"discarded": 2, "processing": 1}
+    event = admin.get(f"/admin/api/events/{claimed.id}", headers=AUTH).get_json()
+    assert event["status"] == "processing"
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 
@@ -301,6 +350,20 @@ def test_admin_api_discard_keeps_the_reason_and_the_worker_leaves_it(admin, admi
         ("POST", "/events/replay", {"dead": True, "source": ["trustoo"]}, "source"),
         ("POST", "/events/discard", {"ids": [{"id": 1}], "reason": "spam"}, "ids"),
         ("POST", "/events/discard", {"ids": [1], "reason": "spam\x00"}, "reason"),
+        ("GET", "/events/count?since=yesterday", None, "since"),
+        ("POST", "/events/replay", {"ids": [1], "filter": {"status": "dead"}}, "ids"),
+        ("POST", "/events/replay", {"dead": True, "filter": {"status": "dead"}}, "ids"),
+        ("POST", "/events/replay", {"filter": "status=dead"}, "filter"),
+        ("POST", "/events/replay", {"filter": {}}, "filter"),
+        ("POST", "/events/replay", {"filter": {"stauts": "dead"}}, "filter"),
+        ("POST", "/events/replay", {"filter": {"status": "sleeping"}}, "status"),
+        ("POST", "/events/replay", {"filter": {"status": ["dead"]}}, "status"),
+        ("POST", "/events/replay", {"filter": {"status": "dead"}, "up_to_id": "7"}, "up_to_id"),
+        ("POST", "/events/replay", {"filter": {"status": "dead"}, "up_to_id": -1}, "up_to_id"),
+        ("POST", "/events/replay", {"filter": {"status": "dead"}, "up_to_id": True}, "up_to_id"),
+        ("POST", "/events/discard", {"filter": {"source": "trustoo"}}, "reason"),
+        ("POST", "/events/discard", {"filter": {"source": "trustoo"}, "ids": [1], "reason": "x"}, "ids"),
+        ("POST", "/events/discard", {"filter": {"since": "soon"}, "reason": "spam"}, "since"),
         ("POST", "/resyncs", b"", "body"),
         ("POST", "/resyncs", {}, "source"),
         ("POST", "/resyncs", {"source": "shopify"}, "source"),

@@ -26,6 +26,9 @@ from tests.e2e.conftest import ADMIN_TOKEN
 PAGES = [
     "/admin/",
     "/admin/events",
+    "/admin/events/replay",
+    "/admin/events/discard",
+    "/admin/events/export",
     "/admin/events/1",
     "/admin/dead-letters",
     "/admin/waiting",
@@ -35,6 +38,8 @@ PAGES = [
 ]
 ACTIONS = [
     "/admin/logout",
+    "/admin/events/replay",
+    "/admin/events/discard",
     "/admin/events/1/replay",
     "/admin/events/1/discard",
     "/admin/dead-letters/replay",

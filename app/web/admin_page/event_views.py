@@ -20,20 +20,22 @@ _MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id
 
 @bp.get("/events")
 def events_page():
-    args = request.args
-    where = events.EventFilter(
-        status=params.status(args.get("status")),
-        source=params.text(args, "source"),
-        account=params.text(args, "account"),
-        since=params.when(args, "since"),
-        until=params.when(args, "until"),
-        text=params.text(args, "q"),
-    )
+    services, args = current_services(), request.args
+    where = params.event_filter(args)
     before = params.whole(args, "before", None, 1, _MAX_ID)
-    rows = events.find(current_services().engine, where, limit=_PAGE + 1, before_id=before)
-    more = {key: value for key, value in args.items() if key != "before" and value}
-    next_url = url_for(".events_page", **more, before=rows[_PAGE - 1]["id"]) if len(rows) > _PAGE else None
-    return render("events.html", events=rows[:_PAGE], filters=args, statuses=params.STATUSES, next_url=next_url)
+    rows = events.find(services.engine, where, limit=_PAGE + 1, before_id=before)
+    query = params.filter_fields(args)
+    next_url = url_for(".events_page", **query, before=rows[_PAGE - 1]["id"]) if len(rows) > _PAGE else None
+    return render(
+        "events.html",
+        events=rows[:_PAGE],
+        filters=args,
+        query=query,
+        filtered=not where.empty,
+        statuses=params.STATUSES,
+        accounts=services.account_labels(),
+        next_url=next_url,
+    )
 
 
 @bp.get("/events/<int:event_id>")
@@ -48,7 +50,13 @@ def event(event_id: int):
         if not isinstance(shown["payload"], str)
         else shown["payload"]
     )
-    return render("event.html", event=shown, payload=payload, key=events.commercetools_key(found))
+    return render(
+        "event.html",
+        event=shown,
+        payload=payload,
+        key=events.commercetools_key(found),
+        accounts=services.account_labels(),
+    )
 
 
 @bp.post("/events/<int:event_id>/replay")
@@ -76,7 +84,9 @@ def discard(event_id: int):
 
 @bp.get("/dead-letters")
 def dead_letters():
-    return render("dead_letters.html", groups=events.dead_letter_groups(current_services().engine))
+    services = current_services()
+    groups = events.dead_letter_groups(services.engine)
+    return render("dead_letters.html", groups=groups, accounts=services.account_labels())
 
 
 @bp.post("/dead-letters/replay")
@@ -92,7 +102,9 @@ def replay_dead():
 
 @bp.get("/waiting")
 def waiting():
-    return render("waiting.html", groups=events.waiting_by_product(current_services().engine))
+    services = current_services()
+    groups = events.waiting_by_product(services.engine)
+    return render("waiting.html", groups=groups, accounts=services.account_labels())
 
 
 @bp.post("/waiting/map")
