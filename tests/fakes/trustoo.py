@@ -5,12 +5,17 @@ A WSGI app: drive it in-process with `httpx.WSGITransport(app=emulator)`, over l
 `tests.fakes.serving.serve_wsgi(emulator)`, or alone from a shell::
 
     python -m tests.fakes.trustoo --port 9002 [--latency-ms 50] [--fail-rate 0.3] [--webhook-base URL]
+                                  [--rate-limit 2 [--rate-limit-burst 2]]
 
 Signing and verification are written here from the spec (§1.2, §1.7), never imported from the
 connector, so a bug in our client shows up as a code 16 rather than being shared. The rules on
 reviews, webhooks and OAuth grants live in `trustoo_model.py`; this module is the HTTP layer,
 authentication, fault injection (`inject`, `fail_rate`, `latency_s`), the request log and the
 background webhook delivery (with the 10-attempt redelivery schedule of §1.7).
+
+`rate_limit_per_s` makes it enforce a request limit per shop across all its clients: past it, an
+Open API request is answered HTTP 429 with envelope code 8 and a Retry-After in whole seconds,
+and counted in `rate_limited` (public token → 429s sent).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import math
 import random
 import threading
 import time
@@ -37,6 +43,7 @@ from tests.fakes.faults import FaultSchedule
 from tests.fakes.trustoo_model import (
     ApiError,
     Shop,
+    ShopRateLimit,
     TrustooState,
     fmt_time,
     invalid,
@@ -185,8 +192,12 @@ class TrustooEmulator:
         oauth_clients: Mapping[str, str] | None = None,
         retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
         api_writes_fire_webhooks: bool = True,
+        rate_limit_per_s: float | None = None,
+        rate_limit_burst: float = 2.0,
     ):
         self.clock = clock
+        self.rate_limit = ShopRateLimit(rate_limit_per_s, rate_limit_burst) if rate_limit_per_s else None
+        self.rate_limited: Counter[str] = Counter()
         self.latency_s = latency_s
         self.fail_rate = fail_rate
         self.retry_delays_s = tuple(retry_delays_s)
@@ -366,8 +377,11 @@ class TrustooEmulator:
     def _serve(self, request: Request, raw: bytes) -> _Answer:
         if not request.path.startswith(PREFIX):
             return _Answer(404, 5, message=f"not found: no route {request.path}")
+        throttled = self._throttle(request)  # counted as the request arrives, answered after the latency
         if self.latency_s > 0:
             time.sleep(self.latency_s)
+        if throttled is not None:
+            return throttled
         with self._lock:
             fault = self._take_fault(request.path)
             if fault is None or fault.after_apply or not fault.answers:
@@ -394,6 +408,33 @@ class TrustooEmulator:
             )
         response.headers.update(answer.headers)
         return response
+
+    def _throttle(self, request: Request) -> _Answer | None:
+        """The 429 for a shop past its rate limit; None when it may go on (or no limit is set)."""
+        verb = request.path[len(PREFIX) :]
+        if self.rate_limit is None or verb not in _ROUTES:
+            return None
+        with self._lock:
+            shop = self._shop_of(request)
+            wait = None if shop is None else self.rate_limit.take(shop, self.clock())
+            if shop is None or wait is None:
+                return None
+            self.rate_limited[shop] += 1
+        return _Answer(
+            429,
+            8,
+            message=f"operation was rejected: more than {self.rate_limit.per_s:g} requests a second for this shop",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+    def _shop_of(self, request: Request) -> str | None:
+        """The shop a request is made for, as its credentials name it (not yet checked)."""
+        authorization = request.headers.get("Authorization", "").strip()
+        if authorization:
+            grant = self._state.access.get(authorization.partition(" ")[2].strip())
+            return grant.shop if grant is not None else None
+        public = request.headers.get("Public-Token")
+        return public if public in self._state.shops else None
 
     def _take_fault(self, path: str) -> _Fault | None:
         scheduled = self._faults.take(lambda fault: fault.path_contains is None or fault.path_contains in path)
@@ -674,6 +715,7 @@ class TrustooEmulator:
                 result: Any = {
                     "reviews": self.reviews(public),
                     "webhooks": self.webhooks(),
+                    "rate_limited": dict(self.rate_limited),
                     "deliveries": [
                         {
                             "url": d.url,
@@ -758,6 +800,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--fail-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--rate-limit", type=float, default=0.0, metavar="PER_S", help="requests a second per shop (default: none)"
+    )
+    parser.add_argument("--rate-limit-burst", type=float, default=2.0, metavar="N")
     parser.add_argument("--public-token", default="GfKu22TCaj4gULtrA3/OgA==")
     parser.add_argument("--private-token", default="trustoo-private-current-0123456789")
     parser.add_argument("--client-id", default="reviewbridge-platform")
@@ -784,6 +830,8 @@ def main(argv: list[str] | None = None) -> None:
         latency_s=args.latency_ms / 1000,
         fail_rate=args.fail_rate,
         seed=args.seed,
+        rate_limit_per_s=args.rate_limit or None,
+        rate_limit_burst=args.rate_limit_burst,
         oauth_clients={args.client_id: args.client_secret},
         retry_delays_s=tuple(float(s) for s in args.retry_delays_s.split(","))
         if args.retry_delays_s

@@ -1,4 +1,5 @@
-"""The Trustoo emulator's state and rules: shops, reviews, shop webhooks, OAuth2 grants.
+"""The Trustoo emulator's state and rules: shops, reviews, shop webhooks, OAuth2 grants, and a
+per-shop request limit when a test asks for one.
 
 Pure Python, no HTTP: `tests/fakes/trustoo.py` is the web layer around it. Rules follow
 docs/platforms/trustoo.md §1; where that lists an unknown, the assumption of §2 (or the stricter,
@@ -229,6 +230,28 @@ class Grant:
     scopes: tuple[str, ...]
     expires_at: float
     redirect_uri: str = ""
+
+
+class ShopRateLimit:
+    """A request limit per shop. Trustoo publishes none (docs/platforms/trustoo.md §2 item 7), so this
+    is the emulator's own: a token bucket per shop of `burst` requests refilled at `per_s` a second.
+    A burst above 1 absorbs the jitter between a client's turn and the request's arrival."""
+
+    def __init__(self, per_s: float, burst: float = 2.0):
+        if per_s <= 0 or burst < 1:
+            raise ValueError("a shop rate limit needs per_s > 0 and burst >= 1")
+        self.per_s, self.burst = per_s, burst
+        self._interval = 1.0 / per_s
+        self._free_at: dict[str, float] = {}  # shop → when its next request may come
+
+    def take(self, shop: str, now: float) -> float | None:
+        """Spend one of the shop's tokens and return None; or, with none left, the seconds until
+        there is one (and nothing spent)."""
+        free_at = max(self._free_at.get(shop, -math.inf), now - (self.burst - 1) * self._interval)
+        if free_at > now:
+            return free_at - now
+        self._free_at[shop] = free_at + self._interval
+        return None
 
 
 class TrustooState:

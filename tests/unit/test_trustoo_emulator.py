@@ -689,6 +689,56 @@ def test_trustoo_fail_rate_one_fails_every_call_with_known_faults(clock):
         assert code(call(c, "GET", "get_reviews")) == 0
 
 
+# --- a per-shop rate limit, when a test asks for one ------------------------------------------------
+
+
+@pytest.fixture
+def limited_emu(clock) -> Iterator[TrustooEmulator]:
+    emulator = _emulator(clock, rate_limit_per_s=2, rate_limit_burst=2)
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def limited(limited_emu) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=httpx.WSGITransport(app=limited_emu), base_url=BASE) as c:
+        yield c
+
+
+def test_trustoo_rate_limit_answers_429_code_8_and_retry_after_past_the_burst(limited_emu, limited):
+    assert [code(call(limited, "GET", "get_reviews")) for _ in range(2)] == [0, 0]
+    refused = call(limited, "GET", "get_reviews")
+    assert refused.status_code == 429 and refused.json()["code"] == 8
+    assert refused.headers["Retry-After"] == "1"  # half a second to the next token, in whole seconds
+    assert limited_emu.rate_limited == {PUBLIC: 1}
+
+
+def test_trustoo_rate_limit_refills_with_time_and_refused_calls_spend_nothing(clock, limited_emu, limited):
+    for _ in range(4):
+        call(limited, "GET", "get_reviews")
+    clock.t += 0.5
+    assert code(call(limited, "GET", "get_reviews")) == 0
+    assert limited_emu.rate_limited == {PUBLIC: 2}
+
+
+def test_trustoo_rate_limit_is_per_shop(limited_emu, limited):
+    for _ in range(3):
+        call(limited, "GET", "get_reviews")
+    assert code(call(limited, "GET", "get_reviews", public=OTHER_PUBLIC, private=OTHER_PRIVATE)) == 0
+    assert limited_emu.rate_limited == {PUBLIC: 1}
+
+
+def test_trustoo_rate_limit_counts_bearer_calls_against_the_authorizing_shop(limited_emu, limited):
+    tokens = ok(_token(limited, grant_type="authorization_code", code=_authorize(limited)))
+    statuses = [_bearer(limited, tokens["access_token"], "GET", "get_reviews").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429] and limited_emu.rate_limited == {PUBLIC: 1}
+
+
+def test_trustoo_without_a_rate_limit_never_answers_429(emu, client):
+    assert {call(client, "GET", "get_reviews").status_code for _ in range(20)} == {200}
+    assert emu.rate_limited == {}
+
+
 def test_trustoo_requests_are_logged_with_status_and_code(emu, client):
     emu.inject(503, path_contains="get_rating")
     call(client, "POST", "create_review", body=draft())
