@@ -18,11 +18,15 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from app.bootstrap import build_services
+from app.config import load_settings
 from app.core.db import make_engine
 from app.core.rate_limits import Rate, SharedRateLimiter, bulk_work
-from connectors.base import RateLimited
+from connectors.base import RateLimited, RetryableTargetError
+from connectors.commercetools import CommercetoolsTarget
 from connectors.trustoo_api import ShopCredentials, TrustooApi
 from connectors.wix_api import WixApi
+from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
 from tests.fakes.wix import WixEmulator
@@ -290,3 +294,58 @@ def test_wix_calls_through_the_shared_limit_stay_under_wixs_200_a_minute(process
 
     assert {request.status for request in emulator.requests if "/reviews/" in request.path} == {200}
     assert clock.t - NOW == pytest.approx((250 - 20) / 3, abs=1)
+
+
+# --- the app's clients take their turns from the shared buckets -----------------------------------
+
+
+def _told_429(engine: Engine, platform: str, account: str) -> None:
+    """Another process met a 429 for the account and paused it for a minute."""
+    SharedRateLimiter(engine, platform, Rate(1)).pause(account, 60)
+
+
+def test_the_apps_trustoo_client_waits_on_its_shops_shared_bucket(services, trustoo):
+    _told_429(services.engine, "trustoo", TRUSTOO_PUBLIC_TOKEN)
+    with pytest.raises(RateLimited):
+        services.trustoo_api.get_rating(TRUSTOO_PUBLIC_TOKEN, is_all_rating=1)
+    assert trustoo.requests == []
+
+
+def test_the_apps_wix_client_waits_on_its_sites_shared_bucket(database_url):
+    emulator = WixEmulator()
+    site = emulator.add_instance()
+    with serve_wsgi(emulator) as url:
+        environ = {"WIX_APP_ID": emulator.app_id, "WIX_APP_SECRET": emulator.app_secret, "WIX_API_URL": url}
+        services = build_services(load_settings({"DATABASE_URL": database_url, **environ}))
+        try:
+            _told_429(services.engine, "wix", site)
+            assert services.review_requests is not None
+            with pytest.raises(RateLimited):
+                services.review_requests.query_review_requests(site, order_id="order-1")
+        finally:
+            services.engine.dispose()
+    assert [request.path for request in emulator.requests] == ["/oauth2/token"]  # tokens are not counted
+
+
+@pytest.mark.parametrize("limit, error", [("5", RateLimited), ("0", RetryableTargetError)])
+def test_the_apps_commercetools_client_waits_on_its_projects_bucket_only_with_ctp_rate_limit(
+    database_url, limit, error
+):
+    environ = {
+        "DATABASE_URL": database_url,
+        "CTP_PROJECT_KEY": "rate-limited-project",
+        "CTP_CLIENT_ID": "client",
+        "CTP_CLIENT_SECRET": "secret",
+        "CTP_API_URL": "http://127.0.0.1:9",  # the discard port: whatever is sent finds nobody
+        "CTP_AUTH_URL": "http://127.0.0.1:9",
+        "CTP_RATE_LIMIT": limit,
+    }
+    services = build_services(load_settings(environ))
+    try:
+        _told_429(services.engine, "commercetools", "rate-limited-project")
+        [target] = [target for target in services.targets if isinstance(target, CommercetoolsTarget)]
+        with pytest.raises(error) as caught:
+            target.check()
+        assert type(caught.value) is error  # without a limit the call goes out, unreachable
+    finally:
+        services.engine.dispose()
