@@ -99,8 +99,7 @@ class SharedRateLimiter:
         max_wait_s: float = MAX_WAIT_S,
     ):
         self._engine = engine
-        self.platform = platform
-        self.rate = rate
+        self._platform = platform
         self._clock = clock
         self._sleep = sleep
         self._max_wait_s = max_wait_s
@@ -115,22 +114,22 @@ class SharedRateLimiter:
 
     def pause(self, account: str, seconds: float) -> None:
         until = self._clock() + seconds
-        statement = insert_for(self._engine, _buckets).values(platform=self.platform, account=account, free_at=until)
+        statement = insert_for(self._engine, _buckets).values(platform=self._platform, account=account, free_at=until)
         statement = statement.on_conflict_do_update(
             index_elements=["platform", "account"],
             set_={"free_at": case((_buckets.c.free_at > until, _buckets.c.free_at), else_=until)},
         )
         with transaction(self._engine) as session:
             session.execute(statement)
-        log.warning("%s %s asked us to slow down: no process calls it for %.1f s", self.platform, account, seconds)
+        log.warning("%s %s asked us to slow down: no process calls it for %.1f s", self._platform, account, seconds)
 
     def _acquire_live(self, account: str) -> None:
         now = self._clock()
         free_at = self._reserve(account, now, ahead_s=self._max_wait_s)
         if free_at is None:
-            wait = self._free_at(account, now) - now
+            wait = max(0.0, self._free_at(account, now) - now)  # 0 if a turn came free meanwhile: due at once
             raise RateLimited(
-                f"{self.platform} {account}: no turn under its rate limit for {wait:.1f} s", retry_after=wait
+                f"{self._platform} {account}: no turn under its rate limit for {wait:.1f} s", retry_after=wait
             )
         self._sleep_until(free_at - self._interval)
 
@@ -153,7 +152,7 @@ class SharedRateLimiter:
         across processes; a bucket met for the first time is created full."""
         full = now - self._saved_s  # a free_at this early or earlier: the whole burst is in hand
         statement = insert_for(self._engine, _buckets).values(
-            platform=self.platform, account=account, free_at=full + self._interval
+            platform=self._platform, account=account, free_at=full + self._interval
         )
         statement = statement.on_conflict_do_update(
             index_elements=["platform", "account"],
@@ -164,7 +163,7 @@ class SharedRateLimiter:
             return session.execute(statement).scalar()
 
     def _free_at(self, account: str, now: float) -> float:
-        query = select(_buckets.c.free_at).where(_buckets.c.platform == self.platform, _buckets.c.account == account)
+        query = select(_buckets.c.free_at).where(_buckets.c.platform == self._platform, _buckets.c.account == account)
         with transaction(self._engine) as session:
             free_at = session.execute(query).scalar()
         return now if free_at is None else free_at
