@@ -22,6 +22,7 @@ from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.models import utcnow
 from app.core.poll import poll_all
+from app.core.rate_limits import Rate, SharedRateLimiter
 from app.core.services import Services
 from app.core.status import account_gauges, queue_depth
 from app.core.vault import Vault
@@ -66,7 +67,7 @@ def build_services(
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
     vault = Vault(settings.secret_key, settings.secret_key_fallbacks) if settings.secret_key else None
     trustoo_api = trustoo.build_api(settings, engine, vault, clock)
-    wix_api = wix.build_api(settings)
+    wix_api = wix.build_api(settings, engine)
     sources = {
         "trustoo": trustoo.build_source(settings, engine, vault, trustoo_api),
         "wix": wix.build_source(settings, wix_api),
@@ -166,8 +167,11 @@ def _commercetools(settings: Settings, engine: Engine) -> CommercetoolsTarget | 
         product_key_template=settings.ctp_product_key_template,
         store_review_channel=settings.ctp_store_review_channel,
     )
+    rate = settings.ctp_rate_limit
     return CommercetoolsTarget(
         config,
         product_map=functools.partial(products.lookup, engine, "commercetools"),
         pool_size=settings.worker_concurrency + 4,
+        # A second's worth at once: commercetools publishes no limit to shape a burst by.
+        limiter=SharedRateLimiter(engine, "commercetools", Rate(rate, burst=max(1.0, rate))) if rate else None,
     )

@@ -66,7 +66,9 @@ class Settings:
     retention_days: int = 30
     ctp_store_review_channel: str | None = None
     routes: tuple[tuple[str, str], ...] = (("trustoo", "commercetools"), ("wix", "commercetools"))
-    trustoo_rate_limit: float = 2.0
+    trustoo_rate_limit: float = 2.0  # requests a second per shop
+    wix_rate_limit: int = 200  # requests a minute per site (app instance)
+    ctp_rate_limit: float = 0.0  # requests a second per project; 0: none
     trustoo_sign_scheme: str = "hmac_sorted_pipe_body"
     trustoo_client_id: str | None = None
     trustoo_client_secret: str | None = field(default=None, repr=False)
@@ -140,6 +142,11 @@ class Settings:
         else:
             lines.append("wix webhooks: off (set WIX_PUBLIC_KEY)")
         lines.append("routes: " + ", ".join(f"{source} → {target}" for source, target in self.routes))
+        lines.append(
+            f"rate limits (shared by every process): trustoo {self.trustoo_rate_limit:g}/s per shop, "
+            f"wix {self.wix_rate_limit}/min per site, commercetools "
+            + (f"{self.ctp_rate_limit:g}/s per project" if self.ctp_rate_limit else "none (CTP_RATE_LIMIT unset)")
+        )
         lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
         lines.append(
@@ -187,6 +194,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ctp_store_review_channel=env.text("CTP_STORE_REVIEW_CHANNEL"),
         routes=_routes(env.text("ROUTES")),
         trustoo_rate_limit=env.number("TRUSTOO_RATE_LIMIT", 2.0, low=0.1, high=100),
+        wix_rate_limit=env.integer("WIX_RATE_LIMIT", 200, low=1, high=100_000),
+        # commercetools publishes no limit (docs/platforms/commercetools.md §1.10): none unless asked for.
+        ctp_rate_limit=env.number("CTP_RATE_LIMIT", 0.0, low=0, high=10_000),
         trustoo_sign_scheme=env.choice(
             "TRUSTOO_SIGN_SCHEME", "hmac_sorted_pipe_body", ("hmac_sorted_pipe_body", "legacy_sha256_salt")
         ),

@@ -13,6 +13,7 @@ Errors (each carries context, never a secret)::
     ├── PayloadError               verified but unusable: quarantined with the reason
     └── TargetError                a platform call failed
         ├── RetryableTargetError   timeouts, 429, 5xx, 409: try again later (retry_after)
+        │   └── RateLimited        not sent: the account's shared rate limit has no turn soon enough
         ├── FixAndReplayError      4xx validation: a person fixes, then replays
         │   └── ProductNotFound    no product match yet: waits, released by a product mapping
         └── ConfigError            our own credentials or settings are wrong
@@ -34,6 +35,7 @@ __all__ = [
     "Media",
     "PayloadError",
     "ProductNotFound",
+    "RateLimited",
     "Reply",
     "RetryableTargetError",
     "Review",
@@ -118,6 +120,14 @@ class RetryableTargetError(TargetError):
         super().__init__(message, status=status)
         self.retry_after = retry_after
         self.outcome_unknown = outcome_unknown
+
+
+class RateLimited(RetryableTargetError):
+    """Nothing was sent: the account's turn under its rate limit is `retry_after` seconds away,
+    longer than a caller should hold a thread for. Not a failed attempt, only a later one."""
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message, status=None, retry_after=retry_after, outcome_unknown=False)
 
 
 class FixAndReplayError(TargetError):

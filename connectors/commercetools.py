@@ -37,7 +37,7 @@ from connectors.commercetools_mapping import (
     review_key,
     update_actions,
 )
-from connectors.http import RetryPolicy, error_for
+from connectors.http import RateLimiter, RetryPolicy, error_for
 
 __all__ = ["CommercetoolsTarget"]
 
@@ -63,12 +63,13 @@ class CommercetoolsTarget:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy = RetryPolicy(),
         pool_size: int = 20,
+        limiter: RateLimiter | None = None,
     ):
         self.config = config
         self._product_map = product_map
         self._clock = clock
         self._api = CommercetoolsApi(
-            config, transport=transport, clock=clock, sleep=sleep, retry=retry, pool_size=pool_size
+            config, transport=transport, clock=clock, sleep=sleep, retry=retry, pool_size=pool_size, limiter=limiter
         )
         self._lock = threading.Lock()
         self._setup_ids: dict[str, str] | None = None

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from connectors.base import ConfigError
-from connectors.http import PlatformClient, RetryPolicy, Token, TokenCache, error_for
+from connectors.http import PlatformClient, RateLimiter, RetryPolicy, Token, TokenCache, error_for
 
 __all__ = [
     "CommercetoolsApi",
@@ -61,6 +61,7 @@ class CommercetoolsApi:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy = RetryPolicy(),
         pool_size: int = 20,
+        limiter: RateLimiter | None = None,
     ):
         self._config = config
         self._clock = clock
@@ -85,6 +86,7 @@ class CommercetoolsApi:
             sleep=sleep,
             retry=retry,
             pool_size=pool_size,
+            limiter=limiter,  # per project: no limit is published (docs/platforms/commercetools.md §1.10)
         )
 
     def close(self) -> None:
@@ -92,8 +94,9 @@ class CommercetoolsApi:
         self._auth.close()
 
     def request(self, method: str, path: str, **options: Any) -> httpx.Response:
-        """A call under the project's path (PlatformClient.request: retries, the token, our errors)."""
-        return self._http.request(method, path, **options)
+        """A call under the project's path (PlatformClient.request: retries, the token, our errors,
+        the project's rate limit)."""
+        return self._http.request(method, path, account=self._config.project_key, **options)
 
     def get_by_key(self, kind: str, key: str) -> dict[str, Any] | None:
         """A review, type, state or product by key; None when there is none."""

@@ -10,6 +10,10 @@
 
 Retries here are short (seconds): a longer Retry-After is handed to the queue, which waits
 without holding a worker. `sleep` and `rng` are injectable so tests never wait.
+
+With a `RateLimiter`, every attempt of a call made for an account first waits for that account's
+turn, and a 429 pauses the account in the limiter rather than only in this thread: the limiter
+the app gives (app/core/rate_limits.py) is shared by every process, so they all hold back.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -31,7 +35,7 @@ from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError
 __all__ = [
     "USER_AGENT",
     "PlatformClient",
-    "RateLimit",
+    "RateLimiter",
     "RetryPolicy",
     "Token",
     "TokenCache",
@@ -120,28 +124,15 @@ def error_for(response: httpx.Response, platform: str, detail: str) -> TargetErr
     return FixAndReplayError(message, status=status)
 
 
-class RateLimit:
-    """A token bucket per account (a shop, a site): at most `rate` calls a second after a burst of `burst`.
-
-    A caller reserves its slot under the lock (the balance may go negative) and waits outside
-    it, so threads queue in order and none holds the lock while sleeping.
-    """
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float], sleep: Callable[[float], None]):
-        if rate <= 0 or burst < 1:
-            raise ValueError("a rate limit needs rate > 0 and burst >= 1")
-        self._rate, self._burst, self._clock, self._sleep = rate, burst, clock, sleep
-        self._buckets: dict[str, tuple[float, float]] = {}  # account → (tokens, at)
-        self._lock = threading.Lock()
+class RateLimiter(Protocol):
+    """How many requests an account (a shop, a site, a project) may send: one bucket per account."""
 
     def acquire(self, account: str) -> None:
-        with self._lock:
-            now = self._clock()
-            tokens, at = self._buckets.get(account, (self._burst, now))
-            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate) - 1
-            self._buckets[account] = (tokens, now)
-        if tokens < 0:
-            self._sleep(-tokens / self._rate)
+        """Return when the account may send one request, having slept until then; raise
+        RateLimited when that turn is further off than a caller should wait."""
+
+    def pause(self, account: str, seconds: float) -> None:
+        """The platform asked this account to slow down: nothing is sent for it for `seconds`."""
 
 
 def json_object(value: Any) -> dict:
@@ -180,8 +171,10 @@ class PlatformClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         pool_size: int = 20,
+        limiter: RateLimiter | None = None,
     ):
         self.platform = platform
+        self._limiter = limiter
         self._token = token
         self._hint = credentials_hint
         self._retry = retry
@@ -208,12 +201,16 @@ class PlatformClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = True,
+        account: str | None = None,
     ) -> httpx.Response:
-        """Send with retries; `retry=False` for calls that must not be repeated blindly."""
+        """Send with retries; `retry=False` for calls that must not be repeated blindly. A call made
+        for an `account` counts against that account's rate limit, each attempt once."""
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
+            if self._limiter is not None and account is not None:
+                self._limiter.acquire(account)
             token = self._token.get() if self._token else None
             request_headers = dict(headers or {})
             if token:
@@ -239,14 +236,27 @@ class PlatformClient:
                     status=response.status_code,
                 )
             wait = retry_after_seconds(response)
+            throttled = response.status_code == 429
             if not retry or attempt >= self._retry.attempts or (wait or 0) > self._retry.max_inline_wait_s:
+                if throttled and wait:
+                    self._pause(account, wait)
                 raise RetryableTargetError(
                     f"{self.platform} answered HTTP {response.status_code} to {method} {_path(url)}",
                     status=response.status_code,
                     retry_after=wait,
                     outcome_unknown=response.status_code != 429,
                 )
-            self._sleep(self._delay(attempt, wait))
+            delay = self._delay(attempt, wait)
+            if throttled and self._pause(account, delay):
+                continue  # the next attempt's acquire sleeps the pause out, as every other caller's does
+            self._sleep(delay)
+
+    def _pause(self, account: str | None, seconds: float) -> bool:
+        """Pause the account for every caller of the limiter; False when this call has none."""
+        if self._limiter is None or account is None:
+            return False
+        self._limiter.pause(account, seconds)
+        return True
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         return backoff_delay(

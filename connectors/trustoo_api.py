@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RateLimit, RetryPolicy, json_object
+from connectors.http import PlatformClient, RateLimiter, RetryPolicy, json_object
 from connectors.trustoo_envelope import PLATFORM, describe, interpret, maybe_applied, read_json
 from connectors.trustoo_signing import SCHEMES, json_body, query_params, sign
 
@@ -70,8 +70,7 @@ class TrustooApi:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        rate_limit_per_s: float = 2.0,
-        rate_limit_burst: float = 1.0,
+        limiter: RateLimiter | None = None,
         scheme: str = "hmac_sorted_pipe_body",
         retry: RetryPolicy = RetryPolicy(),
         source_name: str = "ReviewBridge",
@@ -82,7 +81,6 @@ class TrustooApi:
         self._clock = clock
         self._scheme = scheme
         self._source_name = source_name
-        self._limit = RateLimit(rate_limit_per_s, rate_limit_burst, clock, sleep)
         self._http = PlatformClient(
             PLATFORM,
             base_url.rstrip("/"),
@@ -90,6 +88,7 @@ class TrustooApi:
             retry=retry,
             sleep=sleep,
             credentials_hint=f"{HMAC_HINT}, or {OAUTH_HINT}",
+            limiter=limiter,  # per shop (§2 item 7)
         )
 
     def close(self) -> None:
@@ -306,13 +305,18 @@ class TrustooApi:
         credentials = self._credentials.for_shop(shop)
         refreshed = False
         while True:
-            self._limit.acquire(shop)
             headers, secrets = self._auth_headers(credentials, query, content)
             oauth = bool(credentials.access_token)
             hint = OAUTH_HINT if oauth else HMAC_HINT
             try:
                 response = self._http.request(
-                    method, PREFIX + verb, params=query or None, content=content or None, headers=headers, retry=retry
+                    method,
+                    PREFIX + verb,
+                    params=query or None,
+                    content=content or None,
+                    headers=headers,
+                    retry=retry,
+                    account=shop,
                 )
             except ConfigError as exc:  # HTTP 401/403, read by PlatformClient before us
                 if exc.status == 401 and oauth and not refreshed:

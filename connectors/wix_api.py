@@ -30,9 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError, TargetError
-from connectors.http import PlatformClient, RateLimit, RetryPolicy, Token, TokenCache, error_for, json_object
-
-# The token bucket Trustoo's client uses; it belongs in connectors/http.py (see the report).
+from connectors.http import PlatformClient, RateLimiter, RetryPolicy, Token, TokenCache, error_for, json_object
 
 __all__ = ["CREDENTIALS_HINT", "FIX_AND_REPLAY_CODES", "WixApi"]
 
@@ -65,7 +63,7 @@ class WixApi:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        rate_limit_per_minute: int | None = 200,
+        limiter: RateLimiter | None = None,
         retry: RetryPolicy = RetryPolicy(),
     ):
         if not app_id or not app_secret:
@@ -73,7 +71,6 @@ class WixApi:
         self._app_id = app_id
         self._app_secret = app_secret
         self._clock = clock
-        self._limit = _per_minute(rate_limit_per_minute, clock, sleep) if rate_limit_per_minute else None
         self._http = PlatformClient(
             PLATFORM,
             base_url.rstrip("/"),
@@ -81,6 +78,7 @@ class WixApi:
             retry=retry,
             sleep=sleep,
             credentials_hint=CREDENTIALS_HINT,
+            limiter=limiter,  # per instance (§1.7); token requests are not counted
         )
         self._tokens: dict[str, TokenCache] = {}
         self._tokens_lock = threading.Lock()
@@ -229,11 +227,15 @@ class WixApi:
         refreshed = False
         while True:
             token = cache.get()
-            if self._limit is not None:
-                self._limit.acquire(instance)
             try:
                 response = self._http.request(
-                    method, path, json=json, params=params, headers={"Authorization": token}, retry=retry
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    headers={"Authorization": token},
+                    retry=retry,
+                    account=instance,
                 )
             except ConfigError as exc:
                 if exc.status == 401 and not refreshed:
@@ -255,17 +257,6 @@ class WixApi:
             if response.is_success or response.status_code in allow:
                 return response, document
             raise _error(response, document, f"{method} {path}")
-
-
-def _per_minute(limit: int, clock: Callable[[], float], sleep: Callable[[float], None]) -> RateLimit:
-    """At most `limit` calls in any 60 s: a burst of a tenth of them, the rest spread over the minute.
-
-    Wix counts per instance over a minute (§1.7); a bucket of `burst` refilled at (limit - burst)/60
-    per second never lets more than `limit` through in any 60 s window.
-    """
-    burst = max(1, limit // 10)
-    rate = (limit - burst if limit > burst else limit) / 60.0
-    return RateLimit(rate, burst, clock, sleep)
 
 
 def _error(response: httpx.Response, document: Any, what: str) -> TargetError:

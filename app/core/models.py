@@ -8,7 +8,19 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -24,6 +36,7 @@ __all__ = [
     "Lease",
     "LedgerEntry",
     "ProductMapping",
+    "RateLimitBucket",
     "ReviewRequest",
     "Run",
     "RunState",
@@ -298,6 +311,18 @@ class Lease(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(255), primary_key=True))
     holder: str = Field(sa_column=Column(String(64), nullable=False))
     until: datetime = Field(nullable=False)
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """One platform account's token bucket, shared by every process (app/core/rate_limits.py)."""
+
+    __tablename__ = "rate_limit"
+
+    platform: str = Field(sa_column=Column(String(32), primary_key=True))
+    account: str = Field(sa_column=Column(String(255), primary_key=True))
+    # Epoch seconds: when the next request may go. Earlier than now while tokens are saved up,
+    # later while callers queue or a 429's Retry-After runs. Floats, so both databases do the sums.
+    free_at: float = Field(sa_column=Column(Float, nullable=False))
 
 
 class RunState(enum.StrEnum):

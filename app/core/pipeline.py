@@ -4,10 +4,11 @@
 
 A worker takes events in batches (`Batch`): their ledger rows are read at once and their outcomes
 committed at once. `Batch` is the one place that turns an error into a queue outcome: a
-PayloadError quarantines, a RetryableTargetError retries after backoff, a ProductNotFound waits
-for a product mapping, a FixAndReplayError waits dead for a person, a ConfigError retries slowly
-while the operator fixes the variable it names. No database transaction stays open across a
-platform call; the events' leases guard them meanwhile.
+PayloadError quarantines, a RetryableTargetError retries after backoff (a RateLimited one, which
+sent nothing, when its turn comes and without using up an attempt), a ProductNotFound waits for a
+product mapping, a FixAndReplayError waits dead for a person, a ConfigError retries slowly while
+the operator fixes the variable it names. No database transaction stays open across a platform
+call; the events' leases guard them meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 
 from app.core import accounts, ledger, queue, review_requests
 from app.core.db import transaction
@@ -30,6 +32,7 @@ from connectors.base import (
     FixAndReplayError,
     PayloadError,
     ProductNotFound,
+    RateLimited,
     RetryableTargetError,
     Review,
     ReviewTarget,
@@ -129,6 +132,9 @@ class Batch:
                 extra={"event_id": claimed.event_id},
             )
             return retry_or_give_up(claimed, services, _describe(exc), retry_after_s=services.retry_cap_s)
+        except RateLimited as exc:
+            until = now() + timedelta(seconds=exc.retry_after or 0.0)
+            return queue.deferred(claimed, until, "rate_limited", now=now())
         except RetryableTargetError as exc:
             return retry_or_give_up(claimed, services, _describe(exc), retry_after_s=exc.retry_after)
         return queue.done(claimed, outcome, now=now())

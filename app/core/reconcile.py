@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from app.core import queue_store
 from app.core.pipeline import RECONCILE_TOPIC
+from app.core.rate_limits import bulk_work
 from connectors.base import Event, EventKind, PayloadError, ProductNotFound, ReviewSource
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_mapping import update_actions
@@ -67,6 +68,7 @@ class DriftReport:
         }
 
 
+@bulk_work()  # behind live webhooks of the same account, whoever runs it: a run or the CLI
 def reconcile(
     engine: Engine,
     source: ReviewSource,

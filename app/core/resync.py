@@ -22,6 +22,7 @@ from app.core.db import insert_for, transaction
 from app.core.ledger import Outcome
 from app.core.models import Checkpoint, LedgerEntry, table
 from app.core.pipeline import route, sync
+from app.core.rate_limits import bulk_work
 from app.core.services import Services
 from connectors.base import (
     ConfigError,
@@ -67,6 +68,7 @@ class ResyncReport:
         }
 
 
+@bulk_work()  # behind live webhooks of the same account, whoever runs it: a run, the poll, the CLI
 def resync(
     services: Services,
     source: ReviewSource,

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.core import accounts, products
+from app.core.rate_limits import Rate, SharedRateLimiter
 from app.core.vault import Vault, VaultError
 from connectors.base import ConfigError
 from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
@@ -128,7 +129,8 @@ def build_api(
     api = TrustooApi(
         settings.trustoo_api_url,
         credentials,
-        rate_limit_per_s=settings.trustoo_rate_limit,
+        # No limit is published (docs/platforms/trustoo.md §2 item 7): TRUSTOO_RATE_LIMIT a second per shop, no burst.
+        limiter=SharedRateLimiter(engine, SOURCE, Rate(settings.trustoo_rate_limit)),
         scheme=settings.trustoo_sign_scheme,
         source_name=settings.trustoo_create_source,
         **options,

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Engine
+
 from app.config import Settings
+from app.core.rate_limits import Rate, SharedRateLimiter
 from connectors.wix import WixSource
 from connectors.wix_api import WixApi
 from connectors.wix_mapping import review_request_body
@@ -14,10 +17,16 @@ from connectors.wix_webhooks import WixWebhookVerifier
 __all__ = ["WixReviewRequests", "build_api", "build_source"]
 
 
-def build_api(settings: Settings, **options) -> WixApi | None:
+def build_api(settings: Settings, engine: Engine, **options) -> WixApi | None:
     if not (settings.wix_app_id and settings.wix_app_secret):
         return None
-    return WixApi(settings.wix_api_url, settings.wix_app_id, settings.wix_app_secret, **options)
+    return WixApi(
+        settings.wix_api_url,
+        settings.wix_app_id,
+        settings.wix_app_secret,
+        limiter=SharedRateLimiter(engine, "wix", Rate.per_minute(settings.wix_rate_limit)),
+        **options,
+    )
 
 
 def build_source(settings: Settings, api: WixApi | None) -> WixSource | None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import app.core.models  # noqa: F401
@@ -45,3 +45,14 @@ def test_upgrade_respells_stored_outcomes_in_one_spelling(engine):
     with engine.connect() as connection:
         assert connection.execute(text("SELECT outcome FROM inbox")).scalar_one() == "routed_nowhere"
         assert connection.execute(text("SELECT counts FROM checkpoint")).scalar_one() == '{"would_write": 2, "seen": 2}'
+
+
+def test_upgrade_adds_the_shared_rate_limit_buckets_and_downgrade_removes_them(engine):
+    command.downgrade(db.alembic_config(engine), "0009")
+    assert "rate_limit" not in inspect(engine).get_table_names()
+
+    db.upgrade(engine)
+
+    schema = inspect(engine)
+    assert {column["name"] for column in schema.get_columns("rate_limit")} == {"platform", "account", "free_at"}
+    assert schema.get_pk_constraint("rate_limit")["constrained_columns"] == ["platform", "account"]

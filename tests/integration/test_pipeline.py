@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.core import pipeline, queue, queue_store
 from app.core.db import transaction
 from app.core.models import InboxEvent, LedgerEntry
-from connectors.base import ConfigError, EventKind, FixAndReplayError, RetryableTargetError
+from connectors.base import ConfigError, EventKind, FixAndReplayError, RateLimited, RetryableTargetError
 from tests.integration.conftest import make_event
 
 
@@ -108,6 +108,17 @@ def test_retryable_error_schedules_a_backoff_honouring_retry_after(engine, deps,
     clock.advance(20)
     assert _run_all(engine, deps) == ["done"]
     assert _inbox(engine)[0].attempts == 2
+
+
+def test_rate_limited_event_waits_for_its_turn_without_using_up_an_attempt(engine, deps, target, clock):
+    target.fail_next(RateLimited("trustoo shop-a: no turn under its rate limit for 30.0 s", retry_after=30))
+    assert _run_all(engine, deps, make_event("r1", at=clock())) == ["pending"]
+    [row] = _inbox(engine)
+    assert (row.status, row.attempts, row.outcome) == ("pending", 0, "rate_limited")
+    assert row.next_attempt_at == clock() + timedelta(seconds=30)
+    clock.advance(30)
+    assert _run_all(engine, deps) == ["done"]
+    assert _inbox(engine)[0].attempts == 1
 
 
 def test_backoff_grows_exponentially_with_full_jitter(engine, deps, target, clock):

@@ -74,6 +74,15 @@ def test_settings_default_max_attempts_is_12(defaults):
     assert defaults.max_attempts == 12
 
 
+def test_settings_default_rate_limits_are_the_platforms_own_and_none_for_commercetools(defaults):
+    assert (defaults.trustoo_rate_limit, defaults.wix_rate_limit, defaults.ctp_rate_limit) == (2.0, 200, 0.0)
+
+
+def test_settings_rate_limits_are_read_per_platform():
+    settings = load_settings({"TRUSTOO_RATE_LIMIT": "0.5", "WIX_RATE_LIMIT": "150", "CTP_RATE_LIMIT": "40"})
+    assert (settings.trustoo_rate_limit, settings.wix_rate_limit, settings.ctp_rate_limit) == (0.5, 150, 40.0)
+
+
 def test_settings_default_database_is_sqlite_under_instance(defaults):
     assert defaults.is_sqlite
     assert defaults.database_url.endswith("instance/reviewbridge.db")
@@ -183,6 +192,9 @@ BAD_VALUES = [
     ("SECRET_KEY_FALLBACKS", {"SECRET_KEY_FALLBACKS": "short-old-key"}),
     ("SECRET_KEY", {"SECRET_KEY": "", "SECRET_KEY_FALLBACKS": "an-old-secret-key-0123456789"}),
     ("WEBHOOK_MAX_BYTES", {"WEBHOOK_MAX_BYTES": "big"}),
+    ("WIX_RATE_LIMIT", {"WIX_RATE_LIMIT": "0"}),
+    ("WIX_RATE_LIMIT", {"WIX_RATE_LIMIT": "3.5"}),
+    ("CTP_RATE_LIMIT", {"CTP_RATE_LIMIT": "-1"}),
     ("RETRY_BASE_S", {"RETRY_BASE_S": "nan"}),
     ("DATABASE_URL", {"DATABASE_URL": "mysql://x"}),
     ("DATABASE_URL", {"DATABASE_URL": f"mysql://rb:{DB_PASSWORD}@db/reviewbridge"}),
@@ -219,6 +231,9 @@ BAD_IDS = [
     "fallback-key-short",
     "fallbacks-without-secret-key",
     "max-bytes-big",
+    "wix-rate-0",
+    "wix-rate-fraction",
+    "ctp-rate-negative",
     "retry-base-nan",
     "mysql",
     "mysql-with-password",

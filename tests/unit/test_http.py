@@ -18,6 +18,7 @@ from connectors.http import (
     error_for,
     retry_after_seconds,
 )
+from tests.fakes.limiter import RecordingLimiter
 
 
 class Script:
@@ -35,7 +36,14 @@ class Script:
         return answer
 
 
-def _client(script: Script, *, token: TokenCache | None = None, attempts: int = 3, sleeps: list | None = None):
+def _client(
+    script: Script,
+    *,
+    token: TokenCache | None = None,
+    attempts: int = 3,
+    sleeps: list | None = None,
+    limiter: RecordingLimiter | None = None,
+):
     return PlatformClient(
         "platform",
         "http://platform.test",
@@ -45,6 +53,7 @@ def _client(script: Script, *, token: TokenCache | None = None, attempts: int = 
         retry=RetryPolicy(attempts=attempts),
         sleep=(sleeps.append if sleeps is not None else lambda s: None),
         rng=random.Random(1),
+        limiter=limiter,
     )
 
 
@@ -72,6 +81,37 @@ def test_platform_retry_after_beyond_the_inline_limit_goes_back_to_the_queue():
     with pytest.raises(RetryableTargetError) as caught:
         _client(script).request("GET", "/thing")
     assert (caught.value.status, caught.value.retry_after, len(script.requests)) == (429, 120.0, 1)
+
+
+def test_platform_call_for_an_account_takes_a_turn_of_its_rate_limit_per_attempt():
+    limiter = RecordingLimiter()
+    script = Script(httpx.Response(503), httpx.Response(200))
+    _client(script, limiter=limiter).request("GET", "/thing", account="shop-a")
+    assert limiter.acquired == ["shop-a", "shop-a"]
+
+
+def test_platform_call_for_no_account_is_not_rate_limited():
+    limiter = RecordingLimiter()
+    _client(Script(httpx.Response(200)), limiter=limiter).request("POST", "/oauth/token")
+    assert limiter.acquired == []
+
+
+def test_platform_429_pauses_the_account_for_every_caller_instead_of_sleeping_alone():
+    limiter, sleeps = RecordingLimiter(), []
+    script = Script(httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200))
+    _client(script, sleeps=sleeps, limiter=limiter).request("GET", "/thing", account="shop-a")
+    assert sleeps == []  # the next turn's acquire sleeps the pause out
+    assert [account for account, _ in limiter.paused] == ["shop-a"] and limiter.paused[0][1] >= 3
+    assert limiter.acquired == ["shop-a", "shop-a"]
+
+
+def test_platform_429_beyond_the_inline_limit_pauses_the_account_and_goes_back_to_the_queue():
+    limiter = RecordingLimiter()
+    script = Script(httpx.Response(429, headers={"Retry-After": "120"}))
+    with pytest.raises(RetryableTargetError) as caught:
+        _client(script, limiter=limiter).request("GET", "/thing", account="shop-a")
+    assert caught.value.retry_after == 120.0
+    assert limiter.paused == [("shop-a", 120.0)]
 
 
 def test_platform_5xx_every_time_becomes_retryable_after_the_last_attempt():

@@ -3,8 +3,9 @@
 
 The emulator checks every signature itself (tests/fakes/trustoo.py, written from
 docs/platforms/trustoo.md), so a call it answers with code 0 was signed right. One fake clock
-serves the client, its rate limit and the emulator; its `sleep` moves the clock on, so no test
-really waits.
+serves the client and the emulator; its `sleep` moves the clock on, so no test really waits. The
+rate limit the client asks for its turns is a recording fake here; the shared one is tested in
+tests/integration/test_rate_limits.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError
 from connectors.http import RetryPolicy
 from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
 from connectors.trustoo_signing import sign
+from tests.fakes.limiter import RecordingLimiter
 from tests.fakes.trustoo import TrustooEmulator
 
 PUBLIC = "GfKu22TCaj4gULtrA3/OgA=="
@@ -38,7 +39,7 @@ REQUEST_ID = re.compile(r"request_id [0-9a-f]{32}")
 
 
 class Clock:
-    """Time for the client, its rate limit and the emulator; sleeping moves it on at once."""
+    """Time for the client and the emulator; sleeping moves it on at once."""
 
     def __init__(self, t: float = NOW):
         self.t = t
@@ -415,12 +416,26 @@ def test_trustoo_http_503_every_time_becomes_retryable(emu, clock):
     assert len(emu.requests) == 2
 
 
-def test_trustoo_rate_limit_spaces_calls_per_shop(emu, clock, api):
-    for _ in range(5):
+def test_trustoo_calls_take_a_turn_of_their_shops_rate_limit(emu, clock):
+    limiter = RecordingLimiter()
+    api = make_api(emu, clock, limiter=limiter)
+    api.get_rating(PUBLIC, is_all_rating=1)
+    api.get_reviews(OTHER_PUBLIC)
+    assert limiter.acquired == [PUBLIC, OTHER_PUBLIC]
+
+
+def test_trustoo_429_of_a_shops_limit_pauses_that_shop_only(clock):
+    emulator = TrustooEmulator({PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE}, clock=clock, rate_limit_per_s=1)
+    limiter = RecordingLimiter()
+    api = make_api(emulator, clock, limiter=limiter)
+    for _ in range(2):
         api.get_rating(PUBLIC, is_all_rating=1)
-    assert sum(clock.sleeps) == pytest.approx(2.0)  # 2/s, burst 1: four waits of 0.5 s
+    with pytest.raises(RetryableTargetError, match="HTTP 429"):  # the fake grants every turn at once
+        api.get_rating(PUBLIC, is_all_rating=1)
     api.get_rating(OTHER_PUBLIC, is_all_rating=1)
-    assert sum(clock.sleeps) == pytest.approx(2.0)  # another shop has a bucket of its own
+    assert {account for account, _ in limiter.paused} == {PUBLIC}
+    assert all(seconds >= 1 for _, seconds in limiter.paused)  # Retry-After: 1
+    assert emulator.rate_limited == {PUBLIC: 3}
 
 
 def test_trustoo_http_401_raises_config_error_naming_the_tokens(emu, api):
@@ -441,19 +456,6 @@ def test_trustoo_code_8_keeps_retry_after(emu, api):
     with pytest.raises(RetryableTargetError) as caught:
         api.get_reviews(PUBLIC)
     assert caught.value.retry_after == 30
-
-
-def test_trustoo_rate_limit_queues_concurrent_callers_in_turn(emu):
-    clock = Clock()
-    clock.sleep = clock.sleeps.append  # time stands still: every caller reserves its own slot
-    api = make_api(emu, clock)
-    threads = [threading.Thread(target=api.get_rating, args=(PUBLIC,), kwargs={"is_all_rating": 1}) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(clock.sleeps) == pytest.approx([0.5, 1.0, 1.5, 2.0])
-    assert [r.code for r in emu.requests] == [0] * 5
 
 
 # --- OAuth2 (§1.8) --------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ def source(emulator):
         _Credentials(),
         transport=httpx.WSGITransport(app=emulator),
         sleep=lambda s: None,
-        rate_limit_per_s=1000,
     )
     return TrustooSource(TrustooWebhookVerifier({SHOP: [TRUSTOO_PRIVATE_TOKEN]}), api=api)
 

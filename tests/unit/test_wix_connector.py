@@ -36,6 +36,7 @@ from connectors.wix import WixSource
 from connectors.wix_api import WixApi
 from connectors.wix_mapping import review_request_body
 from connectors.wix_webhooks import WixWebhookVerifier
+from tests.fakes.limiter import RecordingLimiter
 from tests.fakes.wix import BOOKINGS_APP_ID, ORDER_EVENT_TYPES, REVIEW_EVENT_TYPES, WixEmulator
 
 APP_ID, APP_SECRET = "wix-app-id", "wix-app-secret-0123456789"
@@ -694,32 +695,15 @@ def test_wix_missing_permission_is_a_config_error(emu, api):
 # --- the API: rate limit, errors ------------------------------------------------------------------------
 
 
-def test_wix_rate_limit_waits_on_the_clock_and_stays_under_wix_limit(emu, api, clock):
-    review = emu.add_review(SITE)
-    for _ in range(250):
-        api.get_review(SITE, review["id"])
-
-    assert all(r.status == 200 for r in _requests(emu, "/reviews/"))  # never a 429 from Wix
-    assert clock.sleeps and clock.t - NOW == pytest.approx((250 - 20) / 3, abs=1)
-
-
-def test_wix_rate_limit_lets_a_burst_through_without_waiting(emu, api, clock):
-    review = emu.add_review(SITE)
-    for _ in range(20):
-        api.get_review(SITE, review["id"])
-    assert clock.sleeps == []
-
-    api.get_review(SITE, review["id"])
-    assert clock.sleeps == [pytest.approx(1 / 3)]
-
-
-def test_wix_rate_limits_are_per_instance(emu, api, clock):
+def test_wix_calls_take_a_turn_of_their_instances_rate_limit_and_token_requests_do_not(emu, clock):
+    limiter = RecordingLimiter()
+    api = _api(emu, clock, limiter=limiter)
     other = emu.add_instance()
-    for _ in range(20):
-        api.get_review(SITE, "missing")
+    api.get_review(SITE, "missing")
     api.get_review(other, "missing")
 
-    assert clock.sleeps == []
+    assert len(_requests(emu, "/oauth2/token")) == 2
+    assert limiter.acquired == [SITE, other]
 
 
 def test_wix_get_review_of_an_unknown_review_is_none(api):
