@@ -48,7 +48,7 @@ def test_upgrade_respells_stored_outcomes_in_one_spelling(engine):
 
 
 def test_upgrade_adds_the_shared_rate_limit_buckets_and_downgrade_removes_them(engine):
-    command.downgrade(db.alembic_config(engine), "0009")
+    command.downgrade(db.alembic_config(engine), "0011")
     assert "rate_limit" not in inspect(engine).get_table_names()
 
     db.upgrade(engine)
