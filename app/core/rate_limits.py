@@ -43,9 +43,10 @@ __all__ = ["Rate", "SharedRateLimiter", "bulk_work"]
 log = logging.getLogger(__name__)
 _buckets = table(RateLimitBucket)
 
-#: The longest a live caller sleeps for its turn, as long as PlatformClient waits for a Retry-After
-#: (connectors/http.py, RetryPolicy): a longer wait goes back to the queue, which holds no thread.
-MAX_WAIT_S = 10.0
+#: The longest a live caller sleeps for its turn. A sleeping drain thread is one the other shops
+#: cannot use, so a longer wait goes back to the queue, which holds no thread: one shop over its
+#: limit then holds at most a second's worth of its turns in threads.
+MAX_WAIT_S = 1.0
 
 _bulk = contextvars.ContextVar("reviewbridge_bulk_work", default=False)
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from app.bootstrap import build_services
 from app.config import load_settings
 from app.core.db import make_engine
-from app.core.rate_limits import Rate, SharedRateLimiter, bulk_work
+from app.core.rate_limits import MAX_WAIT_S, Rate, SharedRateLimiter, bulk_work
 from connectors.base import RateLimited, RetryableTargetError
 from connectors.commercetools import CommercetoolsTarget
 from connectors.trustoo_api import ShopCredentials, TrustooApi
@@ -83,6 +83,7 @@ TWO_A_SECOND = Rate(2)  # Trustoo's default
 
 def _limiter(engine: Engine, clock: Clock, rate: Rate = TWO_A_SECOND, **options) -> SharedRateLimiter:
     options.setdefault("sleep", clock.sleep)
+    options.setdefault("max_wait_s", 10)  # room to pin the spacing of many turns while time stands still
     return SharedRateLimiter(engine, "trustoo", rate, clock=clock, **options)
 
 
@@ -126,6 +127,16 @@ def test_live_turn_further_off_than_the_longest_wait_is_rate_limited_and_takes_n
     clock.t += 11
     limiter.acquire(SHOP_A)  # the refused call reserved nothing: this one goes at once
     assert waits == pytest.approx(list(range(1, 11)))
+
+
+def test_a_live_caller_holds_its_thread_at_most_a_second_by_default(process, clock):
+    waits: list[float] = []
+    limiter = SharedRateLimiter(process(), "trustoo", TWO_A_SECOND, clock=clock, sleep=waits.append)
+    for _ in range(3):
+        limiter.acquire(SHOP_A)
+    with pytest.raises(RateLimited):
+        limiter.acquire(SHOP_A)
+    assert waits == pytest.approx([0.5, 1.0]) and max(waits) <= MAX_WAIT_S
 
 
 # --- a 429 pauses its account, everywhere -------------------------------------------------------
