@@ -12,23 +12,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from app.config_env import Env, SettingsError
 
 __all__ = ["DEFAULT_SQLITE_PATH", "SOURCES", "Settings", "SettingsError", "load_settings"]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-class SettingsError(ValueError):
-    """A variable has a value we cannot use; the message names it."""
-
-    def __init__(self, variable: str, problem: str):
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -158,7 +151,7 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    env = _Env(os.environ if environ is None else environ)
+    env = Env(os.environ if environ is None else environ)
     settings = Settings(
         database_url=_database_url(env.text("DATABASE_URL")),
         port=env.integer("PORT", 8000, low=1, high=65535),
@@ -344,81 +337,3 @@ def _database_url(value: str | None) -> str:
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise SettingsError("DATABASE_URL", "must be a sqlite:// or postgres:// URL")
     return value
-
-
-class _Env:
-    def __init__(self, environ: Mapping[str, str]):
-        self._environ = environ
-
-    def text(self, name: str) -> str | None:
-        value = self._environ.get(name, "").strip()
-        return value or None
-
-    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        return int(self._bounded(name, default, low, high, int))
-
-    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
-        return None if self.text(name) is None else self.integer(name, 0, low=low, high=high)
-
-    def number(self, name: str, default: float, *, low: float, high: float) -> float:
-        return float(self._bounded(name, default, low, high, float))
-
-    def _bounded(self, name, default, low, high, kind):
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise SettingsError(name, f"{raw!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not low <= value <= high:
-            raise SettingsError(name, f"{raw} is outside {low}..{high}")
-        return value
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        value = raw.upper() if upper else raw.lower()
-        if value not in allowed:
-            raise SettingsError(name, f"{raw!r} is not one of {', '.join(allowed)}")
-        return value
-
-    def secret(self, name: str, *, min_length: int) -> str | None:
-        value = self.text(name)
-        if value is not None and len(value) < min_length:
-            # The message names the rule, never the value.
-            raise SettingsError(name, f"is shorter than {min_length} characters")
-        return value
-
-    def secret_list(self, name: str, *, min_length: int = 1) -> tuple[str, ...]:
-        raw = self.text(name)
-        if raw is None:
-            return ()
-        values = tuple(part.strip() for part in raw.split(","))
-        if not all(values):
-            raise SettingsError(name, "has an empty entry in its comma-separated list")
-        if any(len(value) < min_length for value in values):
-            raise SettingsError(name, f"has an entry shorter than {min_length} characters")
-        return values
-
-    def url(self, name: str, default: str) -> str:
-        value = self.text(name) or default
-        if not value.startswith(("http://", "https://")):
-            raise SettingsError(name, "must start with http:// or https://")
-        return value.rstrip("/")
-
-    def optional_url(self, name: str) -> str | None:
-        """An http(s) URL with a host, or None when unset. The message never shows the value: some
-        URLs carry a token (a Slack webhook's)."""
-        value = self.text(name)
-        if value is None:
-            return None
-        try:
-            parts = urlsplit(value)
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # e.g. an unclosed [IPv6 host
-            usable = False
-        if not usable:
-            raise SettingsError(name, "must be an http:// or https:// URL with a host")
-        return value
