@@ -5,16 +5,48 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn_children(module: str, env: dict[str, str], count: int, logs: Path) -> list[subprocess.Popen]:
+    """`count` processes of `python -m <module> --child` with the benchmark's environment (none of
+    the shell's platform settings), each logging to a file in `logs`; returned once each said
+    "ready" on its stdout. The children read their orders from stdin, one line at a time."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "WIX_", "CTP_"))} | env
+    children = []
+    for index in range(count):
+        with open(logs / f"worker-{index}.log", "wb") as log:  # the child holds its own copy
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", module, "--child"],
+                    cwd=ROOT,
+                    env=child_env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
+            )
+    for child in children:
+        if (line := child.stdout.readline()).strip() != "ready":
+            for each in children:
+                each.kill()
+            raise SystemExit(f"{module}: a worker did not start: {line!r}; see its log in {logs}")
+    return children
 
 
 def free_port() -> int:

@@ -45,12 +45,11 @@ from app.core import accounts, queue_store
 from app.core.db import upgrade
 from app.core.models import InboxEvent, table, utcnow
 from app.core.services import Services
-from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres
+from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres, spawn_children
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import PREFIX, TrustooEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
 P99_GOAL_S = 1.0
 DRAIN_GOAL = 0.9
 INCOMPLETE_EVERY = 40  # one backlog event in this many makes the worker call Trustoo
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"enqueueing a backlog of {args.backlog:,} for one shop …", file=sys.stderr)
         _backlog(services, trustoo, shops[0], args.backlog)
 
-        children = _start(env, args.processes, Path(scratch))
+        children = spawn_children("bench.many_shops", env, args.processes, Path(scratch))
         try:
             _go(children)
             time.sleep(min(3.0, args.baseline_s / 4))  # the workers warm up
@@ -276,28 +275,6 @@ def _latencies(services: Services, backlog_account: str, wait_s: float) -> tuple
 
 
 # --- the worker processes ---------------------------------------------------------------------------
-
-
-def _start(env: dict[str, str], processes: int, scratch: Path) -> list[subprocess.Popen]:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "WIX_", "CTP_"))} | env
-    children = []
-    for index in range(processes):
-        with open(scratch / f"worker-{index}.log", "wb") as log:  # the child holds its own copy
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bench.many_shops", "--child"],
-                    cwd=ROOT,
-                    env=child_env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    text=True,
-                )
-            )
-    for child in children:
-        if (line := child.stdout.readline()).strip() != "ready":
-            raise SystemExit(f"bench.many_shops: a worker did not start: {line!r}; see {scratch}")
-    return children
 
 
 def _go(children: list[subprocess.Popen]) -> None:

@@ -40,10 +40,9 @@ from app.core import queue, queue_store
 from app.core.db import upgrade
 from app.core.models import InboxEvent, table, utcnow
 from app.core.services import Services
-from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres
+from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres, spawn_children
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL_PER_S = 1000.0
 
 
@@ -233,26 +232,8 @@ def _explain_claim(services: Services) -> dict:
 
 
 def _drain(env: dict[str, str], processes: int, profile: Path | None, scratch: Path) -> tuple[float, list[dict]]:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "WIX_", "CTP_"))} | env
-    children = []
-    for index in range(processes):
-        with open(scratch / f"worker-{index}.log", "wb") as log:  # the child holds its own copy
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bench.queue", "--child"],
-                    cwd=ROOT,
-                    env=child_env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    text=True,
-                )
-            )
+    children = spawn_children("bench.queue", env, processes, scratch)
     try:
-        for child in children:
-            line = child.stdout.readline()
-            if line.strip() != "ready":
-                raise SystemExit(f"bench.queue: a worker did not start: {line!r}; see its log")
         spies = []
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
