@@ -1,7 +1,7 @@
 """Many-shops benchmark: one shop's backlog against every other shop's live reviews, on PostgreSQL.
 
     python -m bench.many_shops [--quick] [--shops 100] [--backlog 50000] [--processes 4] [--threads 4]
-                               [--latency-ms 50] [--live-rate 10] [--baseline-s 20] [--live-s 40]
+                               [--latency-ms 50] [--live-rate 10] [--windows 12] [--window-s 5]
                                [--trustoo-limit 5] [--database-url postgresql://…]
 
 A scratch database is created on the --database-url server (dropped afterwards) and migrated;
@@ -12,12 +12,12 @@ from Trustoo's Open API: the Trustoo emulator on loopback enforces the per-shop 
 (--trustoo-limit calls a second) for every caller together and answers 429 past it, as Trustoo may.
 
 --processes worker processes (each `build_worker(...).start()`, WORKER_CONCURRENCY --threads) write
-to a target taking --latency-ms per call. Two phases, measured in the same run:
-
-  baseline  --baseline-s seconds of the backlog alone: its drain rate;
-  live      --live-s seconds more while the other shops send --live-rate reviews a second in all,
-            each one stored at once: the backlog's drain rate again, and for every live review the
-            time from received (stored in the inbox) to landed (its event done at the target).
+to a target taking --latency-ms per call. Then --windows windows of --window-s seconds each,
+alternately quiet (the backlog alone) and live (the other shops send --live-rate reviews a second in
+all, each stored at once). The backlog's drain rate is measured in both kinds of window, which
+alternate so that a drift of the rate over the run (the inbox filling with finished rows) weighs on
+both alike; for every live review, the time from received (stored in the inbox) to landed (its
+event done at the target).
 
 Goals: live p99 <= 1 s, the backlog's drain rate with live traffic >= 0.9 of the rate without,
 and no 429 from Trustoo. The final `ratio:` line is the drain rate with live traffic / without.
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="WORKER_CONCURRENCY of each process")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the target's time per call")
     parser.add_argument("--live-rate", type=float, default=10.0, help="live reviews a second, all shops together")
-    parser.add_argument("--baseline-s", type=float, default=20.0)
-    parser.add_argument("--live-s", type=float, default=40.0)
+    parser.add_argument("--windows", type=int, default=12, help="quiet and live windows, alternating")
+    parser.add_argument("--window-s", type=float, default=5.0)
     parser.add_argument("--trustoo-limit", type=float, default=5.0, help="Trustoo calls a second per shop")
     parser.add_argument("--database-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--quick", action="store_true", help="20 shops, an 8,000-event backlog, short phases")
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return _child()
     if args.quick:
-        args.shops, args.backlog, args.baseline_s, args.live_s = min(args.shops, 20), 8000, 6.0, 10.0
-    if args.shops < 2 or min(args.backlog, args.processes, args.threads) < 1:
-        parser.error("--shops must be at least 2; --backlog, --processes and --threads positive")
+        args.shops, args.backlog, args.windows, args.window_s = min(args.shops, 20), 8000, 6, 3.0
+    if args.shops < 2 or args.windows < 2 or min(args.backlog, args.processes, args.threads) < 1:
+        parser.error("--shops and --windows must be at least 2; --backlog, --processes and --threads positive")
 
     shops = _shops(args.shops)
     trustoo = TrustooEmulator(shops=dict(shops), retry_delays_s=(0,) * 10, rate_limit_per_s=args.trustoo_limit)
@@ -96,12 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         children = spawn_children("bench.many_shops", env, args.processes, Path(scratch))
         try:
             _go(children)
-            time.sleep(min(3.0, args.baseline_s / 4))  # the workers warm up
-            baseline = _drain_rate(services, shops[0][0], args.baseline_s)
+            time.sleep(3.0)  # the workers warm up
             live = _LiveTraffic(services, shops[1:], args.live_rate)
-            live.start()
-            with_live = _drain_rate(services, shops[0][0], args.live_s)
-            live.stop()
+            baseline, with_live = _alternate(services, shops[0][0], live, args.windows, args.window_s)
             latencies, unfinished = _latencies(services, shops[0][0], wait_s=30)
         finally:
             results = _stop(children)
@@ -118,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         f"target {args.latency_ms:.0f} ms a call, PostgreSQL; {os.cpu_count()} CPUs"
     )
     print(f"backlog             {args.backlog:,} events of one shop; {backlog_left:,} still open at the end")
-    print(f"drain, backlog only {baseline:,.1f} events/s over {args.baseline_s:.0f} s")
-    print(f"drain, with live    {with_live:,.1f} events/s over {args.live_s:.0f} s ({ratio:.2f} of backlog only)")
+    quiet_s, live_s = (args.windows + 1) // 2 * args.window_s, args.windows // 2 * args.window_s
+    print(f"drain, backlog only {baseline:,.1f} events/s over {quiet_s:.0f} s (quiet windows)")
+    print(f"drain, with live    {with_live:,.1f} events/s over {live_s:.0f} s (live windows; {ratio:.2f} of quiet)")
     print(
         f"live reviews        {live.sent} from {args.shops - 1} shops at {args.live_rate:g}/s: received -> landed "
         f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(latencies, default=0) * 1000:.0f} ms; "
@@ -213,10 +211,12 @@ def _store(services: Services, source, shop: tuple[str, str], items: list[dict],
 
 
 class _LiveTraffic:
-    """The other shops' reviews, one at a time at a steady rate, each stored as the intake stores it."""
+    """The other shops' reviews, one at a time at a steady rate while `on`, each stored as the intake
+    stores it."""
 
     def __init__(self, services: Services, shops: list[tuple[str, str]], rate: float):
         self._services, self._shops, self._interval = services, shops, 1 / rate
+        self.on = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.sent = 0
@@ -226,17 +226,38 @@ class _LiveTraffic:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.on.set()
         self._thread.join()
 
     def _run(self) -> None:
         source = self._services.sources["trustoo"]
         rng = random.Random(7)
-        next_at = time.monotonic()
         while not self._stopping.is_set():
-            _store(self._services, source, rng.choice(self._shops), [trustoo_review()], "review/created")
-            self.sent += 1
-            next_at += self._interval
-            self._stopping.wait(max(0.0, next_at - time.monotonic()))
+            self.on.wait()
+            next_at = time.monotonic()
+            while self.on.is_set() and not self._stopping.is_set():
+                _store(self._services, source, rng.choice(self._shops), [trustoo_review()], "review/created")
+                self.sent += 1
+                next_at += self._interval
+                self._stopping.wait(max(0.0, next_at - time.monotonic()))
+
+
+def _alternate(services: Services, account: str, live: _LiveTraffic, windows: int, window_s: float):
+    """The backlog's drain rate in quiet windows and in live ones, alternating (quiet first)."""
+    done = {False: 0, True: 0}
+    spent = {False: 0.0, True: 0.0}
+    live.start()
+    for index in range(windows):
+        busy = index % 2 == 1
+        if busy:
+            live.on.set()
+        before, began = _done(services, account), time.monotonic()
+        time.sleep(window_s)
+        done[busy] += _done(services, account) - before
+        spent[busy] += time.monotonic() - began
+        live.on.clear()
+    live.stop()
+    return done[False] / spent[False], done[True] / spent[True]
 
 
 def _done(services: Services, account: str) -> int:
@@ -249,12 +270,6 @@ def _open(services: Services, account: str) -> int:
     with services.engine.connect() as connection:
         statement = select(func.count()).where(_inbox.c.account == account, _inbox.c.status != "done")
         return connection.execute(statement).scalar_one()
-
-
-def _drain_rate(services: Services, account: str, seconds: float) -> float:
-    before, began = _done(services, account), time.monotonic()
-    time.sleep(seconds)
-    return (_done(services, account) - before) / (time.monotonic() - began)
 
 
 def _latencies(services: Services, backlog_account: str, wait_s: float) -> tuple[list[float], int]:
