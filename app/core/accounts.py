@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, case, delete, func, select, update
+from sqlalchemy import Engine, and_, delete, select, true, update
 
-from app.core.db import affected, insert_for, transaction
+from app.core.db import accounts_in, affected, insert_for, transaction
 from app.core.models import Account, InboxEvent, table
 from app.core.vault import Vault, VaultError
 from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
@@ -153,20 +153,28 @@ def list_accounts(engine: Engine, source: str | None = None) -> list[AccountView
 def labels(engine: Engine, environment: Iterable[tuple[str, str]] = ()) -> dict[tuple[str, str], AccountLabel]:
     """Every account known, by (source, account): those the environment names, those in the account
     table and those the inbox holds events of, each with a label: the one stored with the account
-    (`accounts add --label`), else the shop domain its newest Trustoo webhook names, else a short
-    form of its id. Ordered by source, then label."""
-    pair = (_inbox.c.source, _inbox.c.account)
-    from_webhook = and_(_inbox.c.source == "trustoo", _inbox.c.topic.in_(_DOMAIN_TOPICS))
+    (`accounts add --label`), else the shop domain one of its Trustoo webhooks names, else a short
+    form of its id. Ordered by source, then label.
+
+    It costs a seek per account, not a read of the inbox: the page shows it on every view."""
+    seen_in_inbox = accounts_in(engine.dialect.name, _inbox, lambda rows: true())
     with transaction(engine) as session:
         rows = session.execute(select(_accounts.c.source, _accounts.c.account, _accounts.c.label)).all()
         stored = {(source, account): label for source, account, label in rows}
-        seen = session.execute(select(*pair, func.max(case((from_webhook, _inbox.c.id)))).group_by(*pair)).all()
-        # One payload per account still without a label: its newest webhook's.
-        newest = [top for source, account, top in seen if top is not None and not stored.get((source, account))]
-        payloads = session.execute(select(*pair, _inbox.c.payload).where(_inbox.c.id.in_(newest))).all()
-    domains = {(source, account): _shop_domain(payload) for source, account, payload in payloads}
+        query = select(seen_in_inbox.c.source, seen_in_inbox.c.account)
+        seen = [(source, account) for source, account in session.execute(query).all()]
+        payloads = {
+            (source, account): session.execute(
+                select(_inbox.c.payload)
+                .where(_inbox.c.source == source, _inbox.c.account == account, _inbox.c.topic.in_(_DOMAIN_TOPICS))
+                .limit(1)
+            ).scalar()
+            for source, account in seen
+            if source == "trustoo" and not stored.get((source, account))
+        }
+    domains = {pair: _shop_domain(payload) for pair, payload in payloads.items() if payload is not None}
     found = []
-    for source, account in dict.fromkeys([*environment, *stored, *((source, account) for source, account, _ in seen)]):
+    for source, account in dict.fromkeys([*environment, *stored, *seen]):
         label = stored.get((source, account)) or domains.get((source, account)) or _short(account)
         found.append(AccountLabel(source, account, label))
     found.sort(key=lambda known: (known.source, known.label.lower(), known.account))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import cast
@@ -18,12 +18,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Engine, Result, Table, create_engine, event
+from sqlalchemy import CTE, ColumnElement, CursorResult, Engine, Result, Table, create_engine, event, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import FromClause
 from sqlmodel import Session
 
 __all__ = [
+    "accounts_in",
     "affected",
     "alembic_config",
     "current_revision",
@@ -129,3 +131,33 @@ def head_revision(engine: Engine) -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def accounts_in(
+    dialect: str, rows: Table, where: Callable[[FromClause], ColumnElement[bool]], name: str = "accounts"
+) -> CTE:
+    """(source, account) once for each account with a row of `rows` that `where` keeps, read from
+    an index that leads with (source, account) without visiting every row of it.
+
+    SQLite answers DISTINCT on an index's leading columns by skipping from one value to the next.
+    PostgreSQL would read every entry, so there the skip is written out: a recursive query that
+    seeks the next account after the one before (a "loose index scan"). `where` is given the table
+    (or its alias) to ask about, as a partial index's predicate must be named to be used."""
+    if dialect != "postgresql":
+        return select(rows.c.source, rows.c.account).where(where(rows)).distinct().cte(name)
+    first = select(rows.c.source, rows.c.account).where(where(rows)).order_by(rows.c.source, rows.c.account).limit(1)
+    start = first.subquery()
+    found = select(start.c.source, start.c.account).cte(name, recursive=True)
+    following = rows.alias("following")
+    next_id = (
+        select(following.c.id)
+        .where(
+            where(following),
+            tuple_(following.c.source, following.c.account) > tuple_(found.c.source, found.c.account),
+        )
+        .order_by(following.c.source, following.c.account)
+        .limit(1)
+        .scalar_subquery()
+    )
+    step = select(rows.c.source, rows.c.account).select_from(found.join(rows, rows.c.id == next_id))
+    return found.union_all(step)

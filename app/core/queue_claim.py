@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import bindparam, exists, func, literal_column, select, true, tuple_, update
-from sqlalchemy.sql import Select, Update
+from sqlalchemy import bindparam, exists, func, literal_column, select, true, update
+from sqlalchemy.sql import Update
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from app.core.db import accounts_in
 from app.core.models import OPEN_STATUSES, EventStatus, InboxEvent, table
 
 __all__ = ["claim_statement"]
@@ -41,7 +42,8 @@ def claim_statement(dialect: str, limit: int, returning: tuple[str, ...]) -> Upd
     second, and building the statement cost more than running it."""
     when = _inbox.c.next_attempt_at.type  # the column's own type, so SQLite stores times its way
     due = bindparam("now", type_=when)
-    heads = _accounts_with_open_events(dialect)
+    # ix_inbox_account_due holds only rows that will be due some day; its predicate names it.
+    heads = accounts_in(dialect, _inbox, lambda rows: rows.c.next_attempt_at.is_not(None), name="heads")
 
     offer = _inbox.alias("offer")
     earlier = _inbox.alias("earlier")
@@ -89,30 +91,3 @@ def claim_statement(dialect: str, limit: int, returning: tuple[str, ...]) -> Upd
         )
         .returning(*(_inbox.c[name] for name in returning))
     )
-
-
-def _accounts_with_open_events(dialect: str):
-    """(source, account) once for each account with a row in ix_inbox_account_due.
-
-    SQLite answers DISTINCT on an index's leading columns by skipping from one value to the next.
-    PostgreSQL would read every entry, so there the skip is written out: a recursive query that
-    seeks the next account after the one before (a "loose index scan")."""
-    has_next_attempt = _inbox.c.next_attempt_at.is_not(None)  # the index's own predicate, so it is used
-    if dialect != "postgresql":
-        return select(_inbox.c.source, _inbox.c.account).where(has_next_attempt).distinct().cte("heads")
-    first = _first_account(select(_inbox.c.source, _inbox.c.account).where(has_next_attempt)).subquery("first")
-    heads = select(first.c.source, first.c.account).cte("heads", recursive=True)
-    following = _inbox.alias("following")
-    next_id = _first_account(
-        select(following.c.id).where(
-            following.c.next_attempt_at.is_not(None),
-            tuple_(following.c.source, following.c.account) > tuple_(heads.c.source, heads.c.account),
-        ),
-        following,
-    ).scalar_subquery()
-    step = select(_inbox.c.source, _inbox.c.account).select_from(heads.join(_inbox, _inbox.c.id == next_id))
-    return heads.union_all(step)
-
-
-def _first_account(query: Select, rows=_inbox) -> Select:
-    return query.order_by(rows.c.source, rows.c.account).limit(1)
