@@ -18,6 +18,7 @@ from connectors.base import EventKind
 from connectors.commercetools_mapping import review_key
 
 __all__ = [
+    "LIST_COLUMNS",
     "EventFilter",
     "commercetools_key",
     "dead_by_reason",
@@ -77,8 +78,10 @@ class EventFilter:
         return clauses
 
 
-_LIST_COLUMNS = (
+#: What a listed event shows (the export adds to these: app/core/export.py).
+LIST_COLUMNS = (
     "id",
+    "received_at",
     "source",
     "account",
     "event_id",
@@ -89,7 +92,6 @@ _LIST_COLUMNS = (
     "outcome",
     "attempts",
     "last_error",
-    "received_at",
     "next_attempt_at",
     "finished_at",
 )
@@ -100,7 +102,7 @@ def find(
 ) -> list[dict]:
     """Newest first; page on with `before_id` = the last id of the previous page. With `payload`, each
     row also holds the payload as stored (text)."""
-    names = (*_LIST_COLUMNS, "payload") if payload else _LIST_COLUMNS
+    names = (*LIST_COLUMNS, "payload") if payload else LIST_COLUMNS
     query = select(*(_inbox.c[name] for name in names)).where(*where.where())
     if before_id is not None:
         query = query.where(_inbox.c.id < before_id)

@@ -18,32 +18,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.core.events import EventFilter, iter_matching
+from app.core.events import LIST_COLUMNS, EventFilter, iter_matching
 from app.core.redaction import redact
 
 __all__ = ["COLUMNS", "as_csv", "as_json", "rows"]
 
+_AFTER_ACCOUNT = LIST_COLUMNS.index("account") + 1
 #: The events list's columns with the account's label beside its id, then the review's author and
 #: product as the payload names them.
-COLUMNS = (
-    "id",
-    "received_at",
-    "source",
-    "account",
-    "account_label",
-    "event_id",
-    "topic",
-    "kind",
-    "subject_id",
-    "status",
-    "outcome",
-    "attempts",
-    "last_error",
-    "next_attempt_at",
-    "finished_at",
-    "author",
-    "product",
-)
+COLUMNS = (*LIST_COLUMNS[:_AFTER_ACCOUNT], "account_label", *LIST_COLUMNS[_AFTER_ACCOUNT:], "author", "product")
 #: Where each source's review payload names them (as connectors/trustoo.py and
 #: connectors/wix_mapping.py map_review read them); other payloads (orders, installs) name neither.
 _AUTHOR = {"trustoo": ("author",), "wix": ("author", "authorName")}

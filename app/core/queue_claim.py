@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import bindparam, exists, func, literal_column, select, true, update
+from sqlalchemy import bindparam, func, literal_column, select, true, update
 from sqlalchemy.sql import Update
 from sqlalchemy.sql.selectable import NamedFromClause
 
@@ -47,13 +47,21 @@ def claim_statement(dialect: str, limit: int, returning: tuple[str, ...]) -> Upd
 
     offer = _inbox.alias("offer")
     earlier = _inbox.alias("earlier")
-    earlier_open = exists().where(
-        earlier.c.source == offer.c.source,
-        earlier.c.account == offer.c.account,
-        earlier.c.subject_id == offer.c.subject_id,
-        earlier.c.id < offer.c.id,
-        # Literal statuses, as the partial index ix_inbox_open_subject names them, so it is used.
-        earlier.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES]),
+    # A scalar subquery, not NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti-join, and on a
+    # table without statistics it planned one that read all the account's open events for every
+    # candidate. A scalar subquery stays a lookup of this one review in ix_inbox_open_subject.
+    earlier_open = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.source == offer.c.source,
+            earlier.c.account == offer.c.account,
+            earlier.c.subject_id == offer.c.subject_id,
+            earlier.c.id < offer.c.id,
+            # Literal statuses, as the partial index ix_inbox_open_subject names them, so it is used.
+            earlier.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES]),
+        )
+        .limit(1)
+        .scalar_subquery()
     )
     offered = (
         select(offer.c.id, offer.c.next_attempt_at)
@@ -61,7 +69,7 @@ def claim_statement(dialect: str, limit: int, returning: tuple[str, ...]) -> Upd
             offer.c.source == heads.c.source,
             offer.c.account == heads.c.account,
             offer.c.next_attempt_at <= due,
-            ~earlier_open,
+            earlier_open.is_(None),
         )
         .order_by(offer.c.next_attempt_at, offer.c.id)
         .limit(limit)

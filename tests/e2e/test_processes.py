@@ -152,16 +152,20 @@ def _procfile(process: str) -> str:
     raise AssertionError(f"Procfile has no {process} process")
 
 
-def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, database_url):
-    port = _free_port()
-    env = _environ(
+def _procfile_environ(port: int, database_url: str, **extra: str) -> dict[str, str]:
+    """What the PaaS would set for the Procfile's processes: the port, the database, one Trustoo shop."""
+    return _environ(
         PORT=str(port),
         DATABASE_URL=database_url,
         TRUSTOO_PUBLIC_TOKEN="demo-public-token",
         TRUSTOO_PRIVATE_TOKEN="demo-private-token",
         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **extra,
     )
-    subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+
+
+def _start_web(env: dict[str, str]) -> subprocess.Popen:
+    """The Procfile's web command, as the PaaS runs it, ready to answer."""
     web = subprocess.Popen(
         ["bash", "-c", f"exec {_procfile('web')}"],
         cwd=ROOT,
@@ -171,7 +175,18 @@ def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, data
         text=True,
     )
     try:
-        _wait_for(f"http://127.0.0.1:{port}/readyz", web)
+        _wait_for(f"http://127.0.0.1:{env['PORT']}/readyz", web)
+    except BaseException:
+        web.kill()
+        raise
+    return web
+
+
+def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, database_url):
+    env = _procfile_environ(_free_port(), database_url)
+    subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    web = _start_web(env)
+    try:
         sent = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", _readme_snippet()],
             cwd=tmp_path,
@@ -220,27 +235,16 @@ def _signed_delivery(port: int) -> int:
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_procfile_web_metrics_sum_every_gunicorn_worker_even_after_workers_are_replaced(tmp_path, database_url):
     port, access_log = _free_port(), tmp_path / "access.log"
-    env = _environ(
-        PORT=str(port),
-        DATABASE_URL=database_url,
-        TRUSTOO_PUBLIC_TOKEN="demo-public-token",
-        TRUSTOO_PRIVATE_TOKEN="demo-private-token",
+    env = _procfile_environ(
+        port,
+        database_url,
         WEB_CONCURRENCY="2",
         # Which worker answered each delivery: the access log with the process id, in a file of ours.
         GUNICORN_CMD_ARGS=f"--access-logfile {access_log} --access-logformat '%(p)s %(m)s %(U)s'",
-        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the Procfile's web process must need nothing set by hand
-    web = subprocess.Popen(
-        ["bash", "-c", f"exec {_procfile('web')}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    web = _start_web(env)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/readyz", web)
         first_workers = _children(web.pid)
         assert len(first_workers) == 2
         sent, answered_by = 0, set()

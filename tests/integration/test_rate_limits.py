@@ -24,9 +24,11 @@ from app.core.db import make_engine
 from app.core.rate_limits import MAX_WAIT_S, Rate, SharedRateLimiter, bulk_work
 from connectors.base import RateLimited, RetryableTargetError
 from connectors.commercetools import CommercetoolsTarget
-from connectors.trustoo_api import ShopCredentials, TrustooApi
+from connectors.trustoo_api import TrustooApi
 from connectors.wix_api import WixApi
 from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.fakes.clock import Clock
+from tests.fakes.credentials import Tokens
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
 from tests.fakes.wix import WixEmulator
@@ -34,29 +36,6 @@ from tests.fakes.wix import WixEmulator
 NOW = 1_800_000_000.0
 SHOP_A, SHOP_B = "shop-a-public-token", "shop-b-public-token"
 PRIVATE = "trustoo-private-token-0123456789"
-
-
-class Clock:
-    """Epoch seconds; sleeping moves the clock on at once, and each sleep is remembered."""
-
-    def __init__(self, t: float = NOW):
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
-class Tokens:
-    def for_shop(self, shop: str) -> ShopCredentials:
-        return ShopCredentials(shop, private_token=PRIVATE)
-
-    def refresh(self, shop: str) -> ShopCredentials | None:
-        return None
 
 
 @pytest.fixture
@@ -75,7 +54,7 @@ def process(database_url) -> Iterator[Callable[[], Engine]]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 TWO_A_SECOND = Rate(2)  # Trustoo's default
@@ -265,7 +244,8 @@ def test_trustoo_clients_in_several_processes_never_meet_the_emulators_429(proce
     answers: list[int] = []
     lock = threading.Lock()
     with serve_wsgi(emulator) as url:
-        apis = [TrustooApi(url, Tokens(), limiter=SharedRateLimiter(process(), "trustoo", Rate(10))) for _ in range(3)]
+        tokens = Tokens({SHOP_A: PRIVATE, SHOP_B: PRIVATE})
+        apis = [TrustooApi(url, tokens, limiter=SharedRateLimiter(process(), "trustoo", Rate(10))) for _ in range(3)]
 
         def client(api: TrustooApi) -> None:
             for _ in range(5):

@@ -25,6 +25,8 @@ from connectors.base import ConfigError, FixAndReplayError, RetryableTargetError
 from connectors.http import RetryPolicy
 from connectors.trustoo_api import OAuthTokens, ShopCredentials, TrustooApi
 from connectors.trustoo_signing import sign
+from tests.fakes.clock import Clock
+from tests.fakes.credentials import Tokens
 from tests.fakes.limiter import RecordingLimiter
 from tests.fakes.trustoo import TrustooEmulator
 
@@ -36,34 +38,6 @@ REDIRECT = "https://reviewbridge.example/oauth/callback"
 NOW = 1_800_000_000
 BASE = "http://trustoo.test"
 REQUEST_ID = re.compile(r"request_id [0-9a-f]{32}")
-
-
-class Clock:
-    """Time for the client and the emulator; sleeping moves it on at once."""
-
-    def __init__(self, t: float = NOW):
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
-class Tokens:
-    """HMAC credentials, one private token per shop."""
-
-    def __init__(self, private_tokens: dict[str, str]):
-        self.private_tokens = private_tokens
-
-    def for_shop(self, shop: str) -> ShopCredentials:
-        return ShopCredentials(shop, private_token=self.private_tokens[shop])
-
-    def refresh(self, shop: str) -> ShopCredentials | None:
-        return None
 
 
 class OAuthGrant:
@@ -113,7 +87,7 @@ class LosesReplies(httpx.BaseTransport):
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture

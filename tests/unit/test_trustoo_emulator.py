@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from tests.fakes.clock import Clock
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator, api_sign, webhook_sign
 
@@ -31,14 +32,6 @@ NOW = 1_800_000_000
 BASE = "http://trustoo.test"
 
 
-class Clock:
-    def __init__(self, t: float = NOW):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def _hmac(key: str, message: bytes) -> str:
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
@@ -47,7 +40,7 @@ def _emulator(clock: Clock | None = None, **kwargs) -> TrustooEmulator:
     kwargs.setdefault("retry_delays_s", (0,) * 10)
     return TrustooEmulator(
         shops={PUBLIC: PRIVATE, OTHER_PUBLIC: OTHER_PRIVATE},
-        clock=clock or Clock(),
+        clock=clock or Clock(NOW),
         oauth_clients={CLIENT_ID: CLIENT_SECRET},
         **kwargs,
     )
@@ -55,7 +48,7 @@ def _emulator(clock: Clock | None = None, **kwargs) -> TrustooEmulator:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture

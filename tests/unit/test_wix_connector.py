@@ -36,6 +36,7 @@ from connectors.wix import WixSource
 from connectors.wix_api import WixApi
 from connectors.wix_mapping import review_request_body
 from connectors.wix_webhooks import WixWebhookVerifier
+from tests.fakes.clock import Clock
 from tests.fakes.limiter import RecordingLimiter
 from tests.fakes.wix import BOOKINGS_APP_ID, ORDER_EVENT_TYPES, REVIEW_EVENT_TYPES, WixEmulator
 
@@ -55,24 +56,9 @@ _OTHER_PUBLIC_PEM = (
 )
 
 
-class Clock:
-    """Time for everyone; sleeping moves it on at once."""
-
-    def __init__(self, t: float = NOW):
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture
