@@ -244,6 +244,7 @@ def test_generated_hostile_requests_get_no_5xx_and_store_nothing_unsigned(hostil
     )
     @given(requests)
     @example(("GET", "//.", {}, b"", False))  # a network-path reference as the request target
+    @example(("GET", "/webhooks/trustoo/?\u0100", {}, b"", False))  # not ASCII: sent as its UTF-8 bytes
     def check(request):
         method, path, headers, body, signed = request
         before = _stored(hostile_app)
@@ -276,7 +277,10 @@ def _target(path: str) -> dict[str, str]:
     latin-1). Given as a URL, "//x" would be read by the test client as a host name and never reach
     the app."""
     path_info, _, query = path.partition("?")
-    return {"PATH_INFO": unquote_to_bytes(path_info).decode("latin-1"), "QUERY_STRING": query}
+    return {
+        "PATH_INFO": unquote_to_bytes(path_info).decode("latin-1"),
+        "QUERY_STRING": query.encode().decode("latin-1"),
+    }
 
 
 def _quiet_heap() -> None:
