@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from app.core import queue_store
+from app.core.ledger import written_by_us
 from app.core.pipeline import RECONCILE_TOPIC
 from app.core.rate_limits import bulk_work
-from connectors.base import Event, EventKind, PayloadError, ProductNotFound, ReviewSource
+from connectors.base import Event, EventKind, ProductNotFound, Review, ReviewSource
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_mapping import update_actions
 
@@ -53,6 +54,7 @@ class DriftReport:
     counts: Counter = field(default_factory=Counter)
     drifts: list[Drift] = field(default_factory=list)
     fixed: int = 0
+    copies: int = 0  # reviews of this platform that are our copies of another source's
 
     def examples(self, kind: str) -> list[Drift]:
         return [d for d in self.drifts if d.kind == kind][:_EXAMPLES]
@@ -64,6 +66,7 @@ class DriftReport:
             "compared": self.compared,
             "counts": dict(self.counts),
             "fixed": self.fixed,
+            "copies": self.copies,
             "examples": {kind: [d.__dict__ for d in self.examples(kind)] for kind in self.counts},
         }
 
@@ -82,9 +85,7 @@ def reconcile(
     """Compare every review of the account; `progress` hears the report every few dozen reviews."""
     report = DriftReport(source=source.name, account=account)
     ours = _our_reviews(target, source.name, account)
-    for review in source.iter_reviews(account):
-        if isinstance(review, PayloadError):
-            continue
+    for review in _originals(engine, source, account, report):
         report.compared += 1
         if progress is not None and report.compared % _PROGRESS_EVERY == 0:
             progress(report)
@@ -106,6 +107,18 @@ def reconcile(
     if fix:
         report.fixed = _queue_fixes(engine, report, now=now)
     return report
+
+
+def _originals(engine: Engine, source: ReviewSource, account: str, report: DriftReport) -> Iterator[Review]:
+    """The account's reviews, without the copies ReviewBridge itself wrote into this platform (a route
+    such as wix:trustoo): those are another source's reviews, reconciled with it, not drift here."""
+    for page in source.iter_pages(account):
+        reviews = [item for item in page.items if isinstance(item, Review)]
+        copies = (
+            written_by_us(engine, platform=source.name, review_ids=[r.source_id for r in reviews]) if reviews else set()
+        )
+        report.copies += len(copies)
+        yield from (review for review in reviews if review.source_id not in copies)
 
 
 def _our_reviews(target: CommercetoolsTarget, source: str, account: str) -> dict[str, dict]:

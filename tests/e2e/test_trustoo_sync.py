@@ -4,6 +4,7 @@ ReviewBridge served on loopback; and reviews routed into Trustoo land there exac
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import pytest
@@ -183,3 +184,12 @@ def test_edit_of_a_review_routed_to_trustoo_replaces_the_copy(service, trustoo):
     [copy] = trustoo.reviews(TRUSTOO_PUBLIC_TOKEN)
     assert (copy["rating"], copy["content"]) == (2, "Broke after a week.")
     assert trustoo.create_calls(TRUSTOO_PUBLIC_TOKEN) == 2
+
+
+def test_reconcile_of_trustoo_leaves_out_the_copies_we_wrote_there_from_wix(service, trustoo, ct):
+    _route_to_trustoo(service, _wix_event(_wix_review(), 1, services_of(service).clock()))
+    _settle(service, trustoo)
+    result = cli_runner(service).invoke(args=["reconcile", "--source", "trustoo", "--json"])
+    assert result.exit_code == 0, result.output  # 3 would be drift: the copy is Wix's review, not Trustoo's
+    [report] = json.loads(result.stdout)
+    assert (report["compared"], report["counts"], report["copies"]) == (0, {}, 1)
