@@ -204,6 +204,10 @@ class TrustooApi:
         data = self._call(shop, "POST", "create_shop_webhook", fields={"topic": topic, "url": url})[1]
         return json_object(data)
 
+    def update_shop_webhook(self, shop: str, webhook_id: str | int, topic: str, url: str) -> dict:
+        fields = {"id": str(webhook_id), "topic": topic, "url": url}
+        return json_object(self._call(shop, "POST", "update_shop_webhook", fields=fields)[1])
+
     def get_shop_webhooks(self, shop: str) -> list[dict]:
         data = self._call(shop, "GET", "get_shop_webhooks")[1]
         if isinstance(data, dict):

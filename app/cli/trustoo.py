@@ -51,29 +51,39 @@ def trustoo_webhooks_list(shop: str | None, as_json: bool) -> None:
 
     services = current_services()
     hooks = _platform_call(services.trustoo_api.get_shop_webhooks, _shop(services, shop))
+    if not hooks and not as_json:
+        click.echo("none")
+        return
     echo_rows(hooks, [("id", "id"), ("topic", "topic"), ("url", "url")], as_json=as_json)
 
 
 @trustoo_webhooks.command("register")
-@click.option("--base-url", required=True, help="Where this service is reachable, e.g. https://reviews.example.com")
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where this service is reachable, e.g. https://reviews.example.com (default: PUBLIC_URL).",
+)
 @click.option("--shop", default=None, help="Public token of the shop (default: TRUSTOO_PUBLIC_TOKEN).")
-def trustoo_webhooks_register(base_url: str, shop: str | None) -> None:
-    """Register the three review topics; registrations that exist already are left as they are."""
+def trustoo_webhooks_register(base_url: str | None, shop: str | None) -> None:
+    """Point the three review topics at this service: registrations already there are kept, ours at an
+    old address are moved, missing ones are registered; other apps' registrations are left alone."""
     from app.bootstrap import current_services
-    from app.core import trustoo
+    from app.core import trustoo_webhooks
 
     services = current_services()
     shop = _shop(services, shop)
-    existing = {
-        (h.get("topic"), h.get("url")) for h in _platform_call(lambda: services.trustoo_api.get_shop_webhooks(shop))
-    }
-    for topic, slug in trustoo.TOPIC_ROUTES.items():
-        url = f"{base_url.rstrip('/')}/webhooks/trustoo/{slug}"
-        if (topic, url) in existing:
-            click.echo(f"found      {topic:16} {url}")
-            continue
-        _platform_call(services.trustoo_api.create_shop_webhook, shop, topic, url)
-        click.echo(f"registered {topic:16} {url}")
+    base_url = base_url or services.settings.public_url
+    if not base_url:
+        raise click.ClickException("name the address with --base-url URL, or set PUBLIC_URL")
+    api = services.trustoo_api
+    for step in trustoo_webhooks.plan(_platform_call(api.get_shop_webhooks, shop), base_url):
+        if step.action == "moved":
+            _platform_call(api.update_shop_webhook, shop, step.webhook_id, step.topic, step.url)
+        elif step.action == "registered":
+            _platform_call(api.create_shop_webhook, shop, step.topic, step.url)
+        elif step.action == "deleted":
+            _platform_call(api.delete_shop_webhook, shop, step.webhook_id)
+        click.echo(f"{step.action:10} {step.topic:16} {step.url}" + (f" (was {step.was})" if step.was else ""))
 
 
 @trustoo_webhooks.command("delete")

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core import accounts, db
+from app.core import accounts, db, trustoo_webhooks
 from app.core.services import Services
 from connectors.base import ReviewBridgeError, ReviewSource
+from connectors.trustoo_api import TrustooApi
 
 __all__ = ["PLATFORMS", "Check", "check_platform", "run_checks"]
 
@@ -144,6 +145,20 @@ def _trustoo(services: Services) -> Iterator[Check]:
             functools.partial(api.get_reviews, shop, page=1, page_size=1),
             "signed call accepted",
         )
+        if services.settings.public_url:
+            yield _webhooks_here(api, shop, services.settings.public_url)
+
+
+def _webhooks_here(api: TrustooApi, shop: str, public_url: str) -> Check:
+    name = f"trustoo shop {shop} webhooks"
+    try:
+        missing = trustoo_webhooks.unregistered(api.get_shop_webhooks(shop), public_url)
+    except ReviewBridgeError as exc:
+        return Check(name, False, str(exc))
+    if missing:
+        fix = f"run `reviewbridge trustoo webhooks register --shop {shop}`"
+        return Check(name, False, f"{', '.join(missing)} not delivered to {public_url}: {fix}")
+    return Check(name, True, f"the three review topics are delivered to {public_url}")
 
 
 def _wix(services: Services) -> Iterator[Check]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app import create_app
 from app.bootstrap import services_of
+from tests.builders import TRUSTOO_PUBLIC_TOKEN
 from tests.cli import cli_runner
 
 
@@ -53,3 +54,18 @@ def test_doctor_says_what_alerts_watch_and_never_shows_the_webhook_url(environ, 
     assert "on: new dead letters, a queue later than 3600 s, 20+ rejected webhooks within 300 s" in line
     assert "set PUBLIC_URL for links" in line
     assert "doctor-hook-token-5e1d" not in result.output
+
+
+def test_doctor_says_whether_each_trustoo_topic_is_delivered_to_public_url(environ, target, trustoo):
+    public_url = "https://reviews.example.com"
+    app = create_app(environ | {"PUBLIC_URL": public_url}, targets=[target])
+    runner = cli_runner(app)
+    trustoo.add_webhook(TRUSTOO_PUBLIC_TOKEN, "review/created", f"{public_url}/webhooks/trustoo/review-created")
+    before = runner.invoke(args=["doctor"]).output
+    assert runner.invoke(args=["trustoo", "webhooks", "register"]).exit_code == 0
+    after = runner.invoke(args=["doctor"]).output
+    services_of(app).engine.dispose()
+    [line_before] = [line for line in before.splitlines() if line.startswith("✗ trustoo shop") and "webhooks" in line]
+    assert f"review/updated, review/deleted not delivered to {public_url}: run `reviewbridge trustoo" in line_before
+    [line_after] = [line for line in after.splitlines() if line.startswith("✓ trustoo shop") and "webhooks" in line]
+    assert line_after.endswith(f"the three review topics are delivered to {public_url}")

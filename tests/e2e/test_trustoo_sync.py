@@ -193,3 +193,41 @@ def test_reconcile_of_trustoo_leaves_out_the_copies_we_wrote_there_from_wix(serv
     assert result.exit_code == 0, result.output  # 3 would be drift: the copy is Wix's review, not Trustoo's
     [report] = json.loads(result.stdout)
     assert (report["compared"], report["counts"], report["copies"]) == (0, {}, 1)
+
+
+def test_register_at_a_new_address_moves_our_registrations_and_leaves_other_apps_alone(service, trustoo):
+    foreign = trustoo.add_webhook(TRUSTOO_PUBLIC_TOKEN, "review/created", "https://other-app.example.com/hooks")
+    before = {hook["id"]: hook for hook in trustoo.webhooks()}
+    result = cli_runner(service).invoke(
+        args=["trustoo", "webhooks", "register", "--base-url", "https://moved.example.com"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()] == ["moved"] * 3
+    after = {hook["id"]: hook for hook in trustoo.webhooks()}
+    assert set(after) == set(before)  # updated in place: same ids, nothing created or deleted
+    assert after[foreign["id"]]["url"] == "https://other-app.example.com/hooks"
+    assert sorted(hook["url"] for id_, hook in after.items() if id_ != foreign["id"]) == [
+        f"https://moved.example.com/webhooks/trustoo/review-{name}" for name in ("created", "deleted", "updated")
+    ]
+    again = cli_runner(service).invoke(
+        args=["trustoo", "webhooks", "register", "--base-url", "https://moved.example.com"]
+    )
+    assert [line.split()[0] for line in again.output.splitlines()] == ["found"] * 3 and {
+        hook["id"] for hook in trustoo.webhooks()
+    } == set(before)
+
+
+def test_register_points_at_public_url_when_no_base_url_is_given(service, trustoo, monkeypatch):
+    services = services_of(service)
+    monkeypatch.setattr(
+        services, "settings", dataclasses.replace(services.settings, public_url="https://reviews.example.com")
+    )
+    result = cli_runner(service).invoke(args=["trustoo", "webhooks", "register"])
+    assert [line.split()[0] for line in result.output.splitlines()] == ["moved"] * 3, result.output
+    assert {hook["url"].split("/webhooks/")[0] for hook in trustoo.webhooks()} == {"https://reviews.example.com"}
+
+
+def test_webhooks_list_says_none_when_the_shop_has_no_registrations(service, trustoo):
+    for hook in trustoo.webhooks():
+        cli_runner(service).invoke(args=["trustoo", "webhooks", "delete", str(hook["id"])])
+    assert cli_runner(service).invoke(args=["trustoo", "webhooks", "list"]).output == "none\n"
