@@ -26,6 +26,7 @@ from typing import Any
 import click
 from flask import Flask
 from flask.cli import ScriptInfo, routes_command, shell_command
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.accounts import accounts_group
 from app.cli.db import db_group
@@ -37,6 +38,7 @@ from app.cli.status import doctor, status
 from app.cli.targets import products_group, setup_group
 from app.cli.trustoo import trustoo_group
 from app.cli.wix import wix_group
+from app.core.db_errors import explain
 
 __all__ = ["cli", "main"]
 
@@ -56,6 +58,12 @@ class _Commands(click.Group):
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any):
         extra.setdefault("obj", ScriptInfo(create_app=_create_app, set_debug_flag=False, load_dotenv_defaults=False))
         return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:  # one line with the next step, not a page of traceback
+            raise click.ClickException(explain(exc)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

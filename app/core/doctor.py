@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core import accounts, db, trustoo_webhooks
+from app.core import accounts, db, db_errors, trustoo_webhooks
 from app.core.services import Services
 from connectors.base import ReviewBridgeError, ReviewSource
 from connectors.trustoo_api import TrustooApi
@@ -47,7 +47,7 @@ def _database(services: Services) -> Iterator[Check]:
     try:
         current, head = db.current_revision(services.engine), db.head_revision(services.engine)
     except SQLAlchemyError as exc:
-        yield Check("database reachable", False, f"{type(exc).__name__}: check DATABASE_URL and that the server runs")
+        yield Check("database reachable", False, db_errors.explain(exc))
         return
     yield Check("database reachable", True, services.engine.url.render_as_string(hide_password=True))
     yield Check(

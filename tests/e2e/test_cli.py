@@ -75,3 +75,36 @@ def test_configuration_lines_are_logged_by_doctor_but_not_by_one_off_commands(tm
 def test_a_broken_configuration_stops_a_command_that_needs_it_with_the_variable_named():
     result = _process("status", PORT="abc")
     assert result.returncode != 0 and "PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- database errors: one line with the next step -------------------------------------------------
+
+
+@pytest.fixture
+def missing_postgres_database(postgres_admin) -> str:
+    """A PostgreSQL URL whose server runs but whose database was never created."""
+    return postgres_admin.url.set(database="reviewbridge_never_created").render_as_string(hide_password=False)
+
+
+def test_db_upgrade_on_a_postgresql_database_that_does_not_exist_says_to_create_it(missing_postgres_database):
+    result = _process("db", "upgrade", DATABASE_URL=missing_postgres_database)
+    assert result.returncode == 1
+    assert result.stderr == (
+        'Error: database "reviewbridge_never_created" does not exist: create it '
+        "(createdb reviewbridge_never_created) or correct DATABASE_URL\n"
+    )
+
+
+@pytest.mark.parametrize("command", [("status",), ("events", "list"), ("products", "list"), ("accounts", "list")])
+def test_a_command_on_an_unmigrated_database_says_to_run_db_upgrade(tmp_path, command):
+    result = _process(*command, DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: the database is not migrated (no such table: ")
+    assert line.endswith("run `reviewbridge db upgrade`")
+
+
+def test_doctor_keeps_the_databases_own_reason(missing_postgres_database):
+    result = _process("doctor", DATABASE_URL=missing_postgres_database)
+    assert result.returncode == 1
+    assert 'database "reviewbridge_never_created" does not exist' in result.stdout
