@@ -33,7 +33,7 @@ def setup_commercetools() -> None:
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None
     for kind, key, outcome in report:
-        click.echo(f"{outcome:8} {kind[:-1]} {key}")
+        click.echo(f"{kind[:-1]} {key}: " + ("missing → created" if outcome == "created" else "present"))
 
 
 @click.group("products", cls=AppGroup)

@@ -44,6 +44,8 @@ def configure_logging(level: str, fmt: str) -> logging.StreamHandler:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # APScheduler reports every run of the drain job at INFO; keep that for DEBUG.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # APScheduler reports every run of the drain job at INFO, httpx every request (a 404 in a healthy
+    # setup, lines across the resync progress bar); keep those for DEBUG.
+    for chatty in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return handler

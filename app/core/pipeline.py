@@ -23,6 +23,7 @@ from app.core import accounts, ledger, queue, review_requests
 from app.core.db import transaction
 from app.core.ledger import OUTCOMES, Decision, Outcome
 from app.core.metrics import Metrics
+from app.core.models import EventStatus
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
 from connectors.base import (
@@ -98,6 +99,7 @@ class Batch:
             log.exception("event %s failed unexpectedly", claimed.event_id, extra={"event_id": claimed.event_id})
             settlement = retry_or_give_up(claimed, self.services, f"{type(exc).__name__}: {exc}")
         self._settlements.append(settlement)
+        _log(settlement)
         return settlement.status.value
 
     def commit(self) -> int:
@@ -226,6 +228,28 @@ def _is_echo(event: Event, source: WebhookSource, services: Services) -> bool:
     return ledger.is_echo(
         services.engine, platform=event.source, review_id=event.subject_id, key=source.echo_key(event)
     )
+
+
+#: How loud each ending is: a person acts on dead letters and quarantine, and watches retries.
+_LOG_LEVELS = {
+    EventStatus.DEAD: logging.ERROR,
+    EventStatus.RETRY: logging.WARNING,
+    EventStatus.QUARANTINED: logging.WARNING,
+}
+
+
+def _log(settlement: queue.Settlement) -> None:
+    """One line per attempt, with the error that caused a retry, dead letter or quarantine."""
+    event = settlement.event
+    level = _LOG_LEVELS.get(settlement.status, logging.INFO)
+    said = f"event {event.event_id} {settlement.status.value}"
+    if settlement.status in (EventStatus.RETRY, EventStatus.DEAD):
+        said += f" after attempt {event.attempts}"
+    if settlement.outcome:
+        said += f" ({settlement.outcome})"
+    if settlement.error:
+        said += f": {settlement.error}"
+    log.log(level, "%s", said, extra={"event_id": event.event_id})
 
 
 def _source(event: Event, sources: Mapping[str, WebhookSource]) -> WebhookSource:

@@ -181,7 +181,6 @@ class Worker:
         started = time.perf_counter()
         status = batch.handle(event)
         self.services.metrics.processing_seconds.labels(event.source, status).observe(time.perf_counter() - started)
-        log.info("event %s %s", event.event_id, status, extra={"event_id": event.event_id})
 
     # --- running in the background ------------------------------------------------------------
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +20,8 @@ from connectors.commercetools_mapping import review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT
+
+REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
 
 
 @pytest.fixture
@@ -72,7 +78,20 @@ def _inbox(app) -> list[InboxEvent]:
 
 def test_setup_commercetools_reports_created_then_found(ct_app):
     output = cli_runner(ct_app).invoke(args=["setup", "commercetools"]).output
-    assert output.count("found") == 3 and "created" not in output
+    assert output.count(": present\n") == 3 and "created" not in output
+
+
+def test_setup_commercetools_says_what_it_did_and_logs_no_http_requests(tmp_path, ct_environ):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTP_", "TRUSTOO_", "DATABASE_URL"))}
+    env |= ct_environ | {"LOG_LEVEL": "INFO"}
+    first, again = (
+        subprocess.run([REVIEWBRIDGE, "setup", "commercetools"], capture_output=True, text=True, env=env, timeout=60)
+        for _ in range(2)
+    )
+    assert [line.split(": ")[1] for line in first.stdout.splitlines()] == ["missing → created"] * 3
+    assert first.stdout.startswith("type reviewbridge-review: ")
+    assert [line.split(": ")[1] for line in again.stdout.splitlines()] == ["present"] * 3
+    assert "HTTP Request" not in first.stderr + again.stderr and "404" not in first.stderr + again.stderr
 
 
 def test_trustoo_review_created_becomes_exactly_one_commercetools_review(ct_app, emulator):

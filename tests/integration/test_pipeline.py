@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from datetime import timedelta
 
@@ -185,3 +186,18 @@ def test_failed_target_call_is_noted_on_the_ledger_row(engine, deps, target, clo
     clock.advance(deps.retry_cap_s)
     _run_all(engine, deps)
     assert _ledger(engine)[0].last_error is None
+
+
+def test_retry_and_dead_letter_log_lines_carry_the_error_that_caused_them(engine, deps, target, clock, caplog):
+    caplog.set_level(logging.INFO, logger="app.core.pipeline")
+    target.fail_next(RetryableTargetError("unavailable", status=503))
+    target.fail_next(FixAndReplayError("product 42 has no commercetools match", status=400))
+    queue_store.enqueue(engine, "trustoo", "shop-a", [make_event("r1", at=clock())], now=clock(), quarantine_id="q")
+    _run_all(engine, deps)
+    clock.advance(deps.retry_cap_s)
+    _run_all(engine, deps)
+    [retry, dead] = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert retry[0] == "WARNING" and retry[1].startswith("event review/updated:r1:0 retry after attempt 1: ")
+    assert "unavailable" in retry[1] and "503" in retry[1]
+    assert dead[0] == "ERROR" and "dead after attempt 2" in dead[1]
+    assert "product 42 has no commercetools match" in dead[1]
