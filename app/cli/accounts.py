@@ -59,6 +59,23 @@ def accounts_add_trustoo(public_token: str, private_token: str, label: str | Non
     click.echo(f"trustoo shop {public_token.strip()} saved (private token encrypted)")
 
 
+@accounts_add.command("wix")
+@click.option("--instance", required=True, help="The site's app instance id (instanceId in Wix's webhooks).")
+@click.option("--label", default=None, help="A name for people, e.g. the site's domain.")
+def accounts_add_wix(instance: str, label: str | None) -> None:
+    """A Wix site, before (or without) its AppInstalled event: resync, reconcile and doctor then know it.
+    Calls for it use the app's credentials (WIX_APP_ID, WIX_APP_SECRET); nothing secret is stored."""
+    from app.bootstrap import current_services
+    from app.core import accounts
+
+    services = current_services()
+    instance = instance.strip()
+    if not instance:
+        raise click.BadParameter("the instance id is empty", param_hint="--instance")
+    accounts.add(services.engine, None, source="wix", account=instance, label=label, now=services.clock())
+    click.echo(f"wix site {instance} saved")
+
+
 @accounts_group.command("list")
 @click.option("--source", default=None, help="Only this platform's accounts.")
 @click.option("--json", "as_json", is_flag=True)
@@ -90,6 +107,8 @@ def _describe(view: accounts.AccountView) -> dict:
     held = [
         name for name, present in (("private token", view.has_secret), ("oauth tokens", view.has_tokens)) if present
     ]
+    if view.source == "wix":
+        held.append("app credentials")  # a site is called with the app's id and secret, from the environment
     return {
         "source": view.source,
         "account": view.account,

@@ -87,7 +87,7 @@ class Tokens:
 
 def add(
     engine: Engine,
-    vault: Vault,
+    vault: Vault | None,
     *,
     source: str,
     account: str,
@@ -95,8 +95,11 @@ def add(
     label: str | None = None,
     now: datetime,
 ) -> None:
-    """Add the account, or replace its secret and label."""
-    values = {"label": label, "secret": vault.encrypt(secret) if secret else None, "enabled": True, "updated_at": now}
+    """Add the account, or replace its secret and label; an account with a secret needs the vault."""
+    if secret and vault is None:
+        raise VaultError("SECRET_KEY is not set: credentials cannot be stored encrypted without it")
+    sealed = vault.encrypt(secret) if secret and vault is not None else None
+    values = {"label": label, "secret": sealed, "enabled": True, "updated_at": now}
     statement = insert_for(engine, _accounts).values(source=source, account=account, created_at=now, **values)
     statement = statement.on_conflict_do_update(index_elements=["source", "account"], set_=values)
     with transaction(engine) as session:

@@ -171,7 +171,15 @@ def _wix(services: Services) -> Iterator[Check]:
             "wix app credentials", False, "set WIX_APP_ID and WIX_APP_SECRET: review requests and resync need them"
         )
         return
-    for site in services.accounts_of("wix"):
+    sites = services.accounts_of("wix")
+    if not sites:
+        yield Check(
+            "wix sites",
+            False,
+            "no Wix site known yet: install the app on a site (its AppInstalled event adds it) "
+            "or run `reviewbridge accounts add wix --instance ID`",
+        )
+    for site in sites:
         yield _probe(
             f"wix site {site}",
             functools.partial(_first_page, source, site),

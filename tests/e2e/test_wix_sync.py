@@ -182,3 +182,28 @@ def test_wix_resync_recovers_reviews_whose_webhooks_were_lost(service, wix, ct):
     assert (second["counts"]["updated"], second["counts"]["deleted"], second["counts"]["unchanged"]) == (1, 1, 1)
     assert ct_emulator.review_by_key(review_key("wix", instance, edited["id"]))["rating"] == 2
     assert ct_emulator.review_by_key(review_key("wix", instance, gone["id"])) is None
+
+
+def test_a_wix_site_added_by_command_before_its_app_installed_event_is_known_to_every_command(service, wix):
+    app, _ = service
+    _, _, instance = wix
+    runner = cli_runner(app)
+    before = runner.invoke(args=["doctor"]).output
+    assert (
+        runner.invoke(args=["accounts", "add", "wix", "--instance", instance, "--label", "mugs.example"]).exit_code == 0
+    )
+    listed = runner.invoke(args=["accounts", "list", "--source", "wix"]).output
+    after = runner.invoke(args=["doctor"]).output
+    removed = runner.invoke(args=["accounts", "remove", "wix", instance])
+    assert "✗ wix sites" in before and "no Wix site known yet" in before
+    assert instance in listed and "app credentials" in listed and "mugs.example" in listed
+    assert f"✓ wix site {instance}" in after and "wix sites" not in after
+    assert removed.exit_code == 0 and services_of(app).accounts_of("wix") == []
+
+
+def test_wix_connection_check_without_sites_says_so_rather_than_not_configured(service):
+    from app.core.doctor import check_platform
+
+    app, _ = service
+    [check] = check_platform(services_of(app), "wix")
+    assert not check.ok and check.detail.startswith("no Wix site known yet")
