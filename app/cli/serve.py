@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from typing import TYPE_CHECKING
 
 import click
@@ -71,8 +72,15 @@ def _interrupt(_signum, _frame):
     show_default=True,
     help="Address of the worker's /metrics, served when WORKER_METRICS_PORT is set.",
 )
+@click.option(
+    "--setup-recheck",
+    type=click.FloatRange(0.1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds between checks while a target is not set up yet.",
+)
 @with_appcontext
-def worker(metrics_host: str) -> None:
+def worker(metrics_host: str, setup_recheck: float) -> None:
     """Run the worker: queue drain, due retries and periodic jobs, until SIGTERM."""
     from app import bootstrap
     from app.bootstrap import current_services
@@ -83,7 +91,8 @@ def worker(metrics_host: str) -> None:
     current, head = db.current_revision(services.engine), db.head_revision(services.engine)
     if current != head:
         raise click.ClickException(f"database is at revision {current}, not {head}: run `reviewbridge db upgrade`")
-    check_targets(services)
+    if not _wait_for_targets(services, setup_recheck):
+        return
     background = bootstrap.build_worker(services)
     port = services.settings.worker_metrics_port
     stop_metrics = None
@@ -100,6 +109,23 @@ def worker(metrics_host: str) -> None:
     finally:
         if stop_metrics is not None:
             stop_metrics()
+
+
+def _wait_for_targets(services: Services, recheck_s: float) -> bool:
+    """Wait until every target is set up; False when SIGTERM or Ctrl-C came first. On a PaaS the
+    worker may start before the release phase (or a person) has run `setup commercetools`: it waits
+    and says so, rather than exit and be restarted over and over. Webhooks are taken in meanwhile."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    while True:
+        try:
+            check_targets(services)
+            return True
+        except click.ClickException as exc:
+            click.echo(f"worker waiting: {exc.message} (checking again every {recheck_s:g} s)", err=True)
+        if stopping.wait(recheck_s):
+            return False
 
 
 def check_targets(services: Services) -> None:

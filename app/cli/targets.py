@@ -18,16 +18,23 @@ def setup_group() -> None:
 
 
 @setup_group.command("commercetools")
-def setup_commercetools() -> None:
+@click.option(
+    "--if-configured",
+    is_flag=True,
+    help="Without CTP_* settings, say so and succeed (the Procfile's release phase runs it on every deploy).",
+)
+def setup_commercetools(if_configured: bool) -> None:
     """Create the Custom Type and review States ReviewBridge needs; safe to run again."""
     from app.bootstrap import current_services
     from connectors.base import TargetError
 
     target = next((t for t in current_services().targets if t.name == "commercetools"), None)
     if target is None:
-        raise click.ClickException(
-            "commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
-        )
+        advice = "commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
+        if if_configured:
+            click.echo(f"{advice}; nothing to set up")
+            return
+        raise click.ClickException(advice)
     try:
         report = target.setup()
     except TargetError as exc:

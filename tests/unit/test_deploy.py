@@ -30,7 +30,7 @@ def test_app_json_generates_the_secrets_and_adds_postgres():
 
 def test_procfile_runs_release_web_and_worker():
     processes = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
-    assert processes["release"] == "reviewbridge db upgrade"
+    assert processes["release"] == "reviewbridge db upgrade && reviewbridge setup commercetools --if-configured"
     assert processes["web"].startswith("gunicorn 'app:create_app()' --bind 0.0.0.0:$PORT")
     assert processes["worker"] == "reviewbridge worker"
 
