@@ -225,10 +225,3 @@ def test_two_workers_racing_on_the_same_new_review_make_one_commercetools_review
         thread.join(30)
     assert len(emulator.reviews) == 1
     services_of(other).engine.dispose()
-
-
-def test_worker_refuses_to_start_before_setup(environ, ct_url):
-    app = _app(environ, ct_url)
-    result = cli_runner(app).invoke(args=["worker"])
-    assert result.exit_code != 0 and "reviewbridge setup commercetools" in result.output
-    services_of(app).engine.dispose()
