@@ -211,6 +211,13 @@ def test_admin_page_sign_in_form_needs_its_csrf_token_too(admin):
     assert response.status_code == 400 and admin.get("/admin/").status_code == 302
 
 
+def test_admin_page_head_of_the_sign_in_form_answers_as_get_and_never_signs_in(admin):
+    # Flask routes HEAD to the view; only a POST (with its CSRF token) may sign in.
+    response = admin.head("/admin/login", data={"token": ADMIN_TOKEN})
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert admin.get("/admin/").status_code == 302
+
+
 def test_admin_page_csrf_leaves_the_json_api_and_webhooks_alone(page, admin):
     deliver(page, trustoo_review())
     response = admin.post(

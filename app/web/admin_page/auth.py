@@ -77,7 +77,7 @@ def _gate():
 def login():
     settings = current_services().settings
     target = _safe_next(request.values.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Flask routes here too): the form, never a sign-in
         if _signed_in(settings):
             return redirect(target)
         return render("login.html", next=target)
