@@ -26,7 +26,7 @@ def create_app(
     config_log_level: int = logging.INFO,
 ) -> Flask:
     """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
-    from app.web import admin_api, admin_page, errors, health, oauth, openapi, webhooks
+    from app.web import admin_api, admin_page, errors, health, oauth, openapi, security_headers, webhooks
 
     settings = bootstrap.load(environ, config_log_level=config_log_level)
     app = Flask(__name__, instance_relative_config=False, static_folder=None)
@@ -37,6 +37,7 @@ def create_app(
     bootstrap.attach(app, bootstrap.build_services(settings, targets=targets, clock=clock))
 
     errors.init_app(app)
+    security_headers.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth.bp)

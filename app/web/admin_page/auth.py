@@ -25,7 +25,8 @@ from app.config import Settings
 
 __all__ = ["bp", "render"]
 
-bp = Blueprint("admin_page", __name__, url_prefix="/admin", template_folder="templates")
+# The stylesheet is the blueprint's own static file: the page's CSP allows no inline style.
+bp = Blueprint("admin_page", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 log = logging.getLogger(__name__)
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -59,6 +60,8 @@ def _configure(state) -> None:
 
 @bp.before_request
 def _gate():
+    if request.endpoint == "admin_page.static":
+        return None  # the stylesheet: public, and the sign-in and error pages need it too
     settings = current_services().settings
     if not settings.admin_token:
         return _refuse(404, "The admin page is off: set ADMIN_TOKEN (16+ characters) to turn it on.")
