@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 __all__ = ["Env", "SettingsError"]
 
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
 
 class SettingsError(ValueError):
     """A variable has a value we cannot use; the message names it."""
@@ -56,6 +58,14 @@ class Env:
         if value not in allowed:
             raise SettingsError(name, f"{raw!r} is not one of {', '.join(allowed)}")
         return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() not in _FLAGS:
+            raise SettingsError(name, f"{raw!r} is not one of true, false, 1, 0, yes, no, on, off")
+        return _FLAGS[raw.lower()]
 
     def secret(self, name: str, *, min_length: int) -> str | None:
         value = self.text(name)

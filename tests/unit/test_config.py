@@ -166,6 +166,16 @@ def test_settings_alert_webhook_url_is_kept_exactly():
     assert load_settings({"ALERT_WEBHOOK_URL": url}).alert_webhook_url == url
 
 
+def test_settings_default_trusts_forwarded_headers_from_this_machine_only_and_leaves_secure_to_https(defaults):
+    assert defaults.forwarded_allow_ips == ("127.0.0.1", "::1") and defaults.session_cookie_secure is False
+
+
+def test_settings_forwarded_allow_ips_takes_addresses_networks_or_anyone():
+    settings = load_settings({"FORWARDED_ALLOW_IPS": " 10.0.0.0/8, fd00::1 ,", "SESSION_COOKIE_SECURE": "yes"})
+    assert settings.forwarded_allow_ips == ("10.0.0.0/8", "fd00::1") and settings.session_cookie_secure is True
+    assert load_settings({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == ("*",)
+
+
 def test_settings_default_worker_metrics_and_multiprocess_dir_are_unset(defaults):
     assert (defaults.worker_metrics_port, defaults.prometheus_multiproc_dir) == (None, None)
 
@@ -217,6 +227,9 @@ BAD_VALUES = [
     ("ALERT_SIGNATURE_WINDOW", {"ALERT_SIGNATURE_WINDOW": "0"}),
     ("WORKER_METRICS_PORT", {"WORKER_METRICS_PORT": "0"}),
     ("PROMETHEUS_MULTIPROC_DIR", {"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/reviewbridge-metrics"}),
+    ("FORWARDED_ALLOW_IPS", {"FORWARDED_ALLOW_IPS": "127.0.0.1,router.internal"}),
+    ("FORWARDED_ALLOW_IPS", {"FORWARDED_ALLOW_IPS": "10.0.0.5/8"}),
+    ("SESSION_COOKIE_SECURE", {"SESSION_COOKIE_SECURE": "maybe"}),
 ]
 BAD_IDS = [
     "port-abc",
@@ -256,6 +269,9 @@ BAD_IDS = [
     "alert-signature-window-0",
     "worker-metrics-port-0",
     "multiproc-dir-missing",
+    "forwarded-allow-ips-host-name",
+    "forwarded-allow-ips-network-with-host-bits",
+    "session-cookie-secure-maybe",
 ]
 
 
