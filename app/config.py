@@ -172,7 +172,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=env.integer("PORT", 8000, low=1, high=65535),
         log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
         log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
-        admin_token=env.secret("ADMIN_TOKEN", min_length=16),
+        # It opens the admin page and API to anyone who guesses it: long, and not guessable.
+        admin_token=env.strong_secret("ADMIN_TOKEN", min_length=32),
         secret_key=env.secret("SECRET_KEY", min_length=16),
         secret_key_fallbacks=env.secret_list("SECRET_KEY_FALLBACKS", min_length=16),
         forwarded_allow_ips=forwarded_allow_ips(env.text("FORWARDED_ALLOW_IPS")),

@@ -74,6 +74,18 @@ class Env:
             raise SettingsError(name, f"is shorter than {min_length} characters")
         return value
 
+    def strong_secret(self, name: str, *, min_length: int) -> str | None:
+        """A secret people type or paste to sign in: long, and not one anybody could guess."""
+        value = self.text(name)
+        if value is None:
+            return None
+        weakness = _weakness(value, min_length)
+        if weakness:
+            raise SettingsError(
+                name, f"{weakness}; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
     def secret_list(self, name: str, *, min_length: int = 1) -> tuple[str, ...]:
         raw = self.text(name)
         if raw is None:
@@ -105,3 +117,23 @@ class Env:
         if not usable:
             raise SettingsError(name, "must be an http:// or https:// URL with a host")
         return value
+
+
+#: Runs a person types for "random": the alphabet and digits (both ways round) and the keyboard's rows.
+_RUNS = ("0123456789abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789", "qwertyuiopasdfghjklzxcvbnm")
+_MIN_DISTINCT = 10
+
+
+def _weakness(value: str, min_length: int) -> str | None:
+    """What makes a secret easy to guess, in words that never quote it; None when nothing does."""
+    if len(value) < min_length:
+        return f"is shorter than {min_length} characters"
+    if len(set(value)) < _MIN_DISTINCT:
+        return f"has fewer than {_MIN_DISTINCT} different characters"
+    # A value made of one short pattern over and over (abcabcabc…) repeats itself at its period.
+    if any(value[period:] == value[:-period] for period in range(1, len(value) // 2 + 1)):
+        return "repeats one short pattern"
+    letters = "".join(char for char in value.lower() if char.isalnum())
+    if len(letters) >= _MIN_DISTINCT and any(letters in run or letters in run[::-1] for run in (r * 2 for r in _RUNS)):
+        return "is a run of the alphabet, the digits or the keyboard"
+    return None

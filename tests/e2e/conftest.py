@@ -11,7 +11,7 @@ from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 
 PRODUCT = "7982301249581"
-ADMIN_TOKEN = "admin-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-7Hq2Lx9Vb4Nc8Rt3Wz6Ym1"
 
 
 @pytest.fixture

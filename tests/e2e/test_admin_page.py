@@ -185,7 +185,7 @@ def test_admin_page_session_ends_when_admin_token_changes(environ, target, admin
     client = admin_app.test_client()
     sign_in(client)
     cookie = client.get_cookie("session", path="/admin").value
-    rotated = create_app(environ | {"ADMIN_TOKEN": "another-admin-token-0123456789"}, targets=[target])
+    rotated = create_app(environ | {"ADMIN_TOKEN": "another-admin-token-5Fk8Qp2Xs7Jd4Gh1"}, targets=[target])
     try:
         other = rotated.test_client()
         other.set_cookie("session", cookie, path="/admin")

@@ -64,7 +64,7 @@ def _gate():
         return None  # the stylesheet: public, and the sign-in and error pages need it too
     settings = current_services().settings
     if not settings.admin_token:
-        return _refuse(404, "The admin page is off: set ADMIN_TOKEN (16+ characters) to turn it on.")
+        return _refuse(404, "The admin page is off: set ADMIN_TOKEN (32+ characters) to turn it on.")
     if not settings.secret_key:
         return _refuse(
             503, "The admin page needs SECRET_KEY (16+ characters), which signs its session cookie: set it and restart."
