@@ -48,6 +48,7 @@ class Settings:
     #: The proxies whose X-Forwarded-For and X-Forwarded-Proto count: addresses, networks, or "*" (any).
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
     session_cookie_secure: bool = False  # True: the admin session cookie is Secure even over plain http
+    admin_session_hours: int = 12  # an admin page session ends this long after sign-in, used or not
     webhook_max_bytes: int = 1024 * 1024
     worker_concurrency: int = 4
     max_attempts: int = 12
@@ -178,6 +179,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key_fallbacks=env.secret_list("SECRET_KEY_FALLBACKS", min_length=16),
         forwarded_allow_ips=forwarded_allow_ips(env.text("FORWARDED_ALLOW_IPS")),
         session_cookie_secure=env.flag("SESSION_COOKIE_SECURE", False),
+        admin_session_hours=env.integer("ADMIN_SESSION_HOURS", 12, low=1, high=720),
         webhook_max_bytes=env.integer("WEBHOOK_MAX_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
         worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 12, low=1, high=100),

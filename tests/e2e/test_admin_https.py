@@ -7,8 +7,6 @@ import logging
 
 import pytest
 
-from app import create_app
-from app.bootstrap import services_of
 from tests.e2e.admin_page_helpers import csrf_token
 from tests.e2e.conftest import ADMIN_TOKEN
 
@@ -17,19 +15,13 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": CLIENT}
 
 
 @pytest.fixture
-def make_client(environ, target):
-    apps = []
-
+def make_client(make_admin_app):
     def make(peer: str, **variables: str):
-        app = create_app(environ | {"ADMIN_TOKEN": ADMIN_TOKEN} | variables, targets=[target])
-        apps.append(app)
-        client = app.test_client()
+        client = make_admin_app(**variables).test_client()
         client.environ_base["REMOTE_ADDR"] = peer  # the address the connection comes from
         return client
 
-    yield make
-    for app in apps:
-        services_of(app).engine.dispose()
+    return make
 
 
 def _sign_in(client, token: str = ADMIN_TOKEN):
