@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.bootstrap import current_services, services_of
 from app.core import admin_sessions
+from app.core.services import Services
 from app.web import sign_in_limit
 
 __all__ = ["bp", "render"]
@@ -110,17 +111,7 @@ def login():
             error += f" Too many wrong tries: wait {wait_s:.0f} s before the next one."
         return render("login.html", next=target, error=error), 401
     sign_in_limit.succeeded(services, standing)
-    _end_session()  # a fresh session: nothing from before the sign-in carries over
-    opened = admin_sessions.start(
-        services.engine,
-        token,
-        now=services.clock(),
-        lifetime=timedelta(hours=services.settings.admin_session_hours),
-        client_address=request.remote_addr,
-        user_agent=request.user_agent.string,
-    )
-    session.permanent = True
-    session[_SESSION_KEY], session[_ENDS_KEY] = opened.id, int(opened.expires_at.timestamp())
+    _start_session(services)
     return redirect(target)
 
 
@@ -167,6 +158,20 @@ def _signed_in() -> bool:
             services.engine, held, services.settings.admin_token or "", now=services.clock()
         )
     return g.admin_signed_in
+
+
+def _start_session(services: Services) -> None:
+    _end_session()  # a fresh session: nothing from before the sign-in carries over
+    opened = admin_sessions.start(
+        services.engine,
+        services.settings.admin_token or "",
+        now=services.clock(),
+        lifetime=timedelta(hours=services.settings.admin_session_hours),
+        client_address=request.remote_addr,
+        user_agent=request.user_agent.string,
+    )
+    session.permanent = True
+    session[_SESSION_KEY], session[_ENDS_KEY] = opened.id, int(opened.expires_at.timestamp())
 
 
 def _end_session() -> None:
