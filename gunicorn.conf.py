@@ -9,6 +9,8 @@ import os
 import shutil
 import tempfile
 
+from app.config import forwarded_allow_ips as _trusted_proxies
+
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "4"))
@@ -16,8 +18,9 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
-# The PaaS router terminates TLS and sets X-Forwarded-*; trust it, not the client.
-forwarded_allow_ips = "*"
+# X-Forwarded-Proto counts only from the proxies FORWARDED_ALLOW_IPS names (app/config.py reads it,
+# and the app's own TrustedProxies uses the same list for X-Forwarded-For): a client cannot claim https.
+forwarded_allow_ips = ",".join(_trusted_proxies(os.environ.get("FORWARDED_ALLOW_IPS")))
 # Webhook headers are short; refuse oversized ones before Flask sees them.
 limit_request_field_size = 8190
 limit_request_fields = 100

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -18,10 +19,20 @@ from sqlalchemy.exc import ArgumentError
 
 from app.config_env import Env, SettingsError
 
-__all__ = ["DEFAULT_SQLITE_PATH", "SOURCES", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEFAULT_FORWARDED_ALLOW_IPS",
+    "DEFAULT_SQLITE_PATH",
+    "SOURCES",
+    "Settings",
+    "SettingsError",
+    "forwarded_allow_ips",
+    "load_settings",
+]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+#: gunicorn's own default for the variable of the same name: a proxy on this machine only.
+DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,10 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     #: Older SECRET_KEYs: what they sealed or signed still opens (stored credentials, sessions, OAuth state).
     secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
+    #: The proxies whose X-Forwarded-For and X-Forwarded-Proto count: addresses, networks, or "*" (any).
+    forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
+    session_cookie_secure: bool = False  # True: the admin session cookie is Secure even over plain http
+    admin_session_hours: int = 12  # an admin page session ends this long after sign-in, used or not
     webhook_max_bytes: int = 1024 * 1024
     worker_concurrency: int = 4
     max_attempts: int = 12
@@ -142,6 +157,7 @@ class Settings:
         )
         lines.append("admin api: " + ("on" if self.admin_token else "off (ADMIN_TOKEN unset)"))
         lines.append("secret key: " + ("set" if self.secret_key else "missing (SECRET_KEY unset)"))
+        lines.append("trusted proxies (X-Forwarded-For/-Proto): " + ", ".join(self.forwarded_allow_ips))
         lines.append(
             f"worker: {self.worker_concurrency} thread(s), {self.max_attempts} attempts, lease {self.lease_s} s"
             + (f", metrics on port {self.worker_metrics_port}" if self.worker_metrics_port else "")
@@ -157,9 +173,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=env.integer("PORT", 8000, low=1, high=65535),
         log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
         log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
-        admin_token=env.secret("ADMIN_TOKEN", min_length=16),
+        # It opens the admin page and API to anyone who guesses it: long, and not guessable.
+        admin_token=env.strong_secret("ADMIN_TOKEN", min_length=32),
         secret_key=env.secret("SECRET_KEY", min_length=16),
         secret_key_fallbacks=env.secret_list("SECRET_KEY_FALLBACKS", min_length=16),
+        forwarded_allow_ips=forwarded_allow_ips(env.text("FORWARDED_ALLOW_IPS")),
+        session_cookie_secure=env.flag("SESSION_COOKIE_SECURE", False),
+        admin_session_hours=env.integer("ADMIN_SESSION_HOURS", 12, low=1, high=720),
         webhook_max_bytes=env.integer("WEBHOOK_MAX_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
         worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 12, low=1, high=100),
@@ -278,6 +298,24 @@ def _duration(name: str, value: str | None) -> int:
     if match is None:
         raise SettingsError(name, f"{value!r} is not a duration like 90, 15m, 72h or 3d")
     return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def forwarded_allow_ips(value: str | None) -> tuple[str, ...]:
+    """FORWARDED_ALLOW_IPS as gunicorn reads it: comma-separated addresses or networks, or "*".
+    Public for gunicorn.conf.py, which needs this one setting before the rest can be read."""
+    if value is None:
+        return DEFAULT_FORWARDED_ALLOW_IPS
+    entries = tuple(part.strip() for part in value.split(",") if part.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError:
+            raise SettingsError(
+                "FORWARDED_ALLOW_IPS", f"{entry!r} is not an IP address, a network like 10.0.0.0/8, or *"
+            ) from None
+    return entries or DEFAULT_FORWARDED_ALLOW_IPS
 
 
 def _directory(name: str, value: str | None) -> str | None:

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 __all__ = ["Env", "SettingsError"]
 
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
 
 class SettingsError(ValueError):
     """A variable has a value we cannot use; the message names it."""
@@ -57,11 +59,31 @@ class Env:
             raise SettingsError(name, f"{raw!r} is not one of {', '.join(allowed)}")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() not in _FLAGS:
+            raise SettingsError(name, f"{raw!r} is not one of true, false, 1, 0, yes, no, on, off")
+        return _FLAGS[raw.lower()]
+
     def secret(self, name: str, *, min_length: int) -> str | None:
         value = self.text(name)
         if value is not None and len(value) < min_length:
             # The message names the rule, never the value.
             raise SettingsError(name, f"is shorter than {min_length} characters")
+        return value
+
+    def strong_secret(self, name: str, *, min_length: int) -> str | None:
+        """A secret people type or paste to sign in: long, and not one anybody could guess."""
+        value = self.text(name)
+        if value is None:
+            return None
+        weakness = _weakness(value, min_length)
+        if weakness:
+            raise SettingsError(
+                name, f"{weakness}; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     def secret_list(self, name: str, *, min_length: int = 1) -> tuple[str, ...]:
@@ -95,3 +117,23 @@ class Env:
         if not usable:
             raise SettingsError(name, "must be an http:// or https:// URL with a host")
         return value
+
+
+#: Runs a person types for "random": the alphabet and digits (both ways round) and the keyboard's rows.
+_RUNS = ("0123456789abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789", "qwertyuiopasdfghjklzxcvbnm")
+_MIN_DISTINCT = 10
+
+
+def _weakness(value: str, min_length: int) -> str | None:
+    """What makes a secret easy to guess, in words that never quote it; None when nothing does."""
+    if len(value) < min_length:
+        return f"is shorter than {min_length} characters"
+    if len(set(value)) < _MIN_DISTINCT:
+        return f"has fewer than {_MIN_DISTINCT} different characters"
+    # A value made of one short pattern over and over (abcabcabc…) repeats itself at its period.
+    if any(value[period:] == value[:-period] for period in range(1, len(value) // 2 + 1)):
+        return "repeats one short pattern"
+    letters = "".join(char for char in value.lower() if char.isalnum())
+    if len(letters) >= _MIN_DISTINCT and any(letters in run or letters in run[::-1] for run in (r * 2 for r in _RUNS)):
+        return "is a run of the alphabet, the digits or the keyboard"
+    return None

@@ -36,7 +36,7 @@ PUBLIC_TOKEN = "demo-public-token"
 PRIVATE_TOKEN = "demo-private-token"
 PRODUCT = "7982301249581"
 UNMAPPED = "8000000000999"  # a Trustoo product no mapping names: its review waits on the admin page
-ADMIN_TOKEN = secrets.token_urlsafe(18)
+ADMIN_TOKEN = secrets.token_urlsafe(32)
 REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
 
 

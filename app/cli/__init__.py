@@ -8,6 +8,7 @@
     reviewbridge setup commercetools           create the Custom Type and States (idempotent)
     reviewbridge products import FILE|list     product mappings; an import releases waiting events
     reviewbridge accounts add|list|remove      platform accounts kept in the database (secrets encrypted)
+    reviewbridge admin sessions clear          sign everyone out of the admin page
     reviewbridge trustoo webhooks|authorize-url  Trustoo webhook registration and OAuth platform mode
     reviewbridge wix review-requests list      the review requests made for fulfilled orders
     reviewbridge events list|show              the inbox, filtered; one event with its attempts
@@ -29,6 +30,7 @@ from flask.cli import ScriptInfo, routes_command, shell_command
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.accounts import accounts_group
+from app.cli.admin import admin_group
 from app.cli.db import db_group
 from app.cli.events import discard, events_group, replay
 from app.cli.reconcile import reconcile
@@ -81,6 +83,7 @@ for _command in (
     setup_group,
     products_group,
     accounts_group,
+    admin_group,
     trustoo_group,
     wix_group,
     events_group,

@@ -50,7 +50,8 @@ def db_current() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def db_prune(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete finished events (done, ignored, discarded) with their attempts, and finished runs, older
-    than RETENTION_DAYS. Events that still need work and the ledger are never deleted."""
+    than RETENTION_DAYS, and ended admin sessions. Events that still need work and the ledger are
+    never deleted."""
     from app.bootstrap import current_services
     from app.core import retention
 
@@ -63,5 +64,6 @@ def db_prune(days: int | None, dry_run: bool, as_json: bool) -> None:
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb} {report.events} finished event(s), {report.attempts} attempt(s) and {report.runs} run(s) "
-        f"older than {report.cutoff.isoformat(timespec='seconds')} ({older_than} days)"
+        f"older than {report.cutoff.isoformat(timespec='seconds')} ({older_than} days), "
+        f"{report.admin_sessions} ended admin session(s) and {report.sign_in_failures} old sign-in failure record(s)"
     )

@@ -70,7 +70,7 @@ def _secrets(services: Services) -> Iterator[Check]:
         True,
         "set: the admin API is on"
         if settings.admin_token
-        else "unset: the admin API is off (set ADMIN_TOKEN, 16+ characters, to use it)",
+        else "unset: the admin API is off (set ADMIN_TOKEN, 32+ characters, to use it)",
     )
 
 

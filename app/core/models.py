@@ -28,6 +28,7 @@ __all__ = [
     "OPEN_STATUSES",
     "REPLAYABLE_STATUSES",
     "Account",
+    "AdminSession",
     "Alert",
     "Attempt",
     "Checkpoint",
@@ -40,6 +41,7 @@ __all__ = [
     "ReviewRequest",
     "Run",
     "RunState",
+    "SignInFailure",
     "WebhookRejection",
     "table",
     "utcnow",
@@ -395,3 +397,29 @@ class Alert(SQLModel, table=True):
     #: Noticed but not sent yet (new dead letters, 1 for a late queue, rejected webhooks in the burst).
     news: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     sent_at: datetime | None = Field(default=None)  # the last alert about this subject: the rate limit
+
+
+class AdminSession(SQLModel, table=True):
+    """A signed-in admin page session (app/core/admin_sessions.py): the cookie carries a random id, the
+    row only its SHA-256 (a copy of the table signs nobody in), and a fingerprint of ADMIN_TOKEN."""
+
+    __tablename__ = "admin_session"
+    __table_args__ = (Index("ix_admin_session_expires_at", "expires_at"),)  # the prune of ended sessions
+
+    id_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    token_fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(nullable=False)
+    expires_at: datetime = Field(nullable=False)  # absolute: using the session does not extend it
+    client_address: str | None = Field(default=None, sa_column=Column(String(64)))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(120)))
+
+
+class SignInFailure(SQLModel, table=True):
+    """Failed admin sign-ins from one client address, and until when it must wait (app/core/sign_in_limits.py)."""
+
+    __tablename__ = "sign_in_failure"
+
+    address: str = Field(sa_column=Column(String(64), primary_key=True))
+    failures: int = Field(sa_column=Column(Integer, nullable=False))
+    last_at: datetime = Field(nullable=False)
+    blocked_until: datetime | None = Field(default=None)

@@ -5,6 +5,9 @@ do finished runs (done, failed). Events that still need work or a person (pendin
 retry, dead, waiting for a product, quarantined) stay whatever their age. The ledger is never
 pruned: it is what keeps a redelivered event whose inbox row is gone from writing anything twice.
 
+Admin page sessions past their end of life go too, and so do sign-in failures a day old
+(app/core/admin_sessions.py, app/core/sign_in_limits.py): both have an age of their own, not RETENTION_DAYS.
+
 An event's age is that of its last settlement (`finished_at`), or of its arrival when it never had
 one (an ignored event). Each batch re-checks its rows in the DELETE itself, so an event a person
 replays while a prune runs is not deleted.
@@ -17,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, func, select
 
+from app.core import admin_sessions, sign_in_limits
 from app.core.db import affected, transaction
 from app.core.models import Attempt, EventStatus, InboxEvent, RunState, table
 from app.core.models import Run as RunRow
@@ -41,6 +45,8 @@ class PruneReport:
     events: int = 0
     attempts: int = 0
     runs: int = 0
+    admin_sessions: int = 0
+    sign_in_failures: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self) | {"cutoff": self.cutoff.isoformat()}
@@ -53,6 +59,8 @@ def prune(
     report = PruneReport(cutoff=now - timedelta(days=older_than_days), dry_run=dry_run)
     old_events = _old_events(report.cutoff)
     old_runs = (_runs.c.state.in_(_FINISHED_RUNS)) & (_runs.c.finished_at < report.cutoff)
+    report.admin_sessions = admin_sessions.prune(engine, now=now, dry_run=dry_run)
+    report.sign_in_failures = sign_in_limits.prune(engine, now=now, dry_run=dry_run)
     if dry_run:
         with transaction(engine) as session:
             report.events = session.execute(select(func.count()).where(old_events)).scalar_one()

@@ -157,11 +157,14 @@ class Worker:
             return 0
         report = retention.prune(self.services.engine, now=now, older_than_days=self._retention_days)
         log.info(
-            "pruned %d finished event(s), %d attempt(s) and %d run(s) older than %s",
+            "pruned %d finished event(s), %d attempt(s) and %d run(s) older than %s, %d ended admin session(s) "
+            "and %d old sign-in failure record(s)",
             report.events,
             report.attempts,
             report.runs,
             report.cutoff.isoformat(timespec="seconds"),
+            report.admin_sessions,
+            report.sign_in_failures,
         )
         return report.events
 

@@ -26,17 +26,21 @@ def create_app(
     config_log_level: int = logging.INFO,
 ) -> Flask:
     """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
-    from app.web import admin_api, admin_page, errors, health, oauth, openapi, webhooks
+    from app.web import admin_api, admin_page, errors, health, oauth, openapi, proxies, security_headers, webhooks
 
     settings = bootstrap.load(environ, config_log_level=config_log_level)
     app = Flask(__name__, instance_relative_config=False, static_folder=None)
-    app.config.update(MAX_CONTENT_LENGTH=settings.webhook_max_bytes)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.webhook_max_bytes, SESSION_COOKIE_SECURE=settings.session_cookie_secure
+    )
+    app.wsgi_app = proxies.TrustedProxies(app.wsgi_app, settings.forwarded_allow_ips)
     if settings.secret_key:
         app.config["SECRET_KEY"] = settings.secret_key
         app.config["SECRET_KEY_FALLBACKS"] = list(settings.secret_key_fallbacks)
     bootstrap.attach(app, bootstrap.build_services(settings, targets=targets, clock=clock))
 
     errors.init_app(app)
+    security_headers.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth.bp)

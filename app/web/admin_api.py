@@ -2,7 +2,8 @@
 
 Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; without ADMIN_TOKEN the whole API answers 404.
 Errors are JSON `{"error": ..., "message": ...}`: 400 names the bad field, 401 comes with
-`WWW-Authenticate: Bearer`, 404 for an unknown event, 409 for a resync that is queued or running already.
+`WWW-Authenticate: Bearer`, 404 for an unknown event, 409 for a resync that is queued or running already,
+429 (`too_many_attempts`, with Retry-After) while the client's address waits after wrong tokens.
 Paths are under `/admin/api`:
 
 | Route                  | Input                                               | Answer                                |
@@ -56,6 +57,7 @@ from app.core import bulk, events, queue, runs
 from app.core import resync as resyncing
 from app.core.models import EventStatus
 from app.core.status import read_status
+from app.web import sign_in_limit
 from app.web.params import FILTER_FIELDS
 from app.web.params import event_filter as _event_filter
 from app.web.params import flag as _flag
@@ -75,13 +77,22 @@ _MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id, and both databases refuse
 
 @bp.before_request
 def _authorize():
-    expected = current_services().settings.admin_token
+    services = current_services()
+    expected = services.settings.admin_token
     if not expected:
         abort(404, description="the admin API is off: set ADMIN_TOKEN")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    try:
+        standing = sign_in_limit.admit(services)
+    except sign_in_limit.TooManyAttempts as exc:
+        return jsonify(error="too_many_attempts", message=str(exc)), 429, {"Retry-After": exc.retry_after}
+    sent = request.headers.get("Authorization", "")
+    scheme, _, given = sent.partition(" ")
     # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+        sign_in_limit.succeeded(services, standing)
         return None
+    if sent:  # a credential, and a wrong one: it counts towards the sign-in limit (a missing one does not)
+        sign_in_limit.failed(services)
     log.warning(
         "admin API: refused %s %s (%s)",
         request.method,

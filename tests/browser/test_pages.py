@@ -20,7 +20,13 @@ PAGES = [
 ]
 
 
-def test_every_admin_page_opens_from_the_nav_and_is_captured(page, service, screenshots):
+def test_every_admin_page_opens_from_the_nav_styled_without_a_csp_violation_and_is_captured(page, service, screenshots):
+    # Chromium reports what the page's Content-Security-Policy blocked on the console.
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     synced = trustoo_review()
     service.deliver(synced, trustoo_review(product_id="8000000000001"))
     service.wait_for_status(synced, "done")
@@ -28,6 +34,7 @@ def test_every_admin_page_opens_from_the_nav_and_is_captured(page, service, scre
 
     page.goto("/admin/login")
     expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("header")).to_have_css("background-color", "rgb(255, 255, 255)")  # admin.css applies
     page.screenshot(path=screenshots / "01-login.png", full_page=True)
     page.fill("#login-form input[name=token]", ADMIN_TOKEN)
     page.click("#login-form button[type=submit]")
@@ -46,6 +53,8 @@ def test_every_admin_page_opens_from_the_nav_and_is_captured(page, service, scre
             expect(page.locator("#event-status")).to_have_text("dead")
             page.screenshot(path=screenshots / "05-event-detail.png", full_page=True)
 
+    expect(page.locator("header")).to_have_css("background-color", "rgb(255, 255, 255)")
+    assert violations == []
     assert {
         "01-login.png",
         "02-dashboard.png",

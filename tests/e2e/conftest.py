@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from app import create_app
@@ -9,9 +11,10 @@ from app.bootstrap import services_of
 from tests.cli import cli_runner
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
+from tests.integration.conftest import Clock
 
 PRODUCT = "7982301249581"
-ADMIN_TOKEN = "admin-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-7Hq2Lx9Vb4Nc8Rt3Wz6Ym1"
 
 
 @pytest.fixture
@@ -45,6 +48,30 @@ def admin_app(environ, target):
     app.config["TESTING"] = True
     yield app
     services_of(app).engine.dispose()
+
+
+@pytest.fixture
+def clock():
+    """Today's time, moved on by the test. Not a fixed date: the test client drops a cookie whose
+    Expires has passed by its own clock; whole seconds, as cookies keep them."""
+    return Clock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def make_admin_app(environ, target, clock):
+    """Apps with the admin page and API on, each with variables of its own (a rotated ADMIN_TOKEN, say),
+    on the test's database and clock: as several web processes or a restart are."""
+    apps = []
+
+    def make(**variables: str):
+        app = create_app(environ | {"ADMIN_TOKEN": ADMIN_TOKEN} | variables, targets=[target], clock=clock)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        services_of(app).engine.dispose()
 
 
 @pytest.fixture

@@ -116,6 +116,7 @@ def test_admin_page_routes_are_all_in_these_lists(admin_app):
     assert {(sample(rule), method) for rule, method in rules} ^ tested == {
         ("/admin/login", "GET"),
         ("/admin/login", "POST"),
+        ("/admin/static/<path:filename>", "GET"),  # the stylesheet, open to all (test_admin_headers.py)
     }
 
 
@@ -184,7 +185,7 @@ def test_admin_page_session_ends_when_admin_token_changes(environ, target, admin
     client = admin_app.test_client()
     sign_in(client)
     cookie = client.get_cookie("session", path="/admin").value
-    rotated = create_app(environ | {"ADMIN_TOKEN": "another-admin-token-0123456789"}, targets=[target])
+    rotated = create_app(environ | {"ADMIN_TOKEN": "another-admin-token-5Fk8Qp2Xs7Jd4Gh1"}, targets=[target])
     try:
         other = rotated.test_client()
         other.set_cookie("session", cookie, path="/admin")
@@ -211,6 +212,13 @@ def test_admin_page_sign_in_form_needs_its_csrf_token_too(admin):
     assert response.status_code == 400 and admin.get("/admin/").status_code == 302
 
 
+def test_admin_page_head_of_the_sign_in_form_answers_as_get_and_never_signs_in(admin):
+    # Flask routes HEAD to the view; only a POST (with its CSRF token) may sign in.
+    response = admin.head("/admin/login", data={"token": ADMIN_TOKEN})
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert admin.get("/admin/").status_code == 302
+
+
 def test_admin_page_csrf_leaves_the_json_api_and_webhooks_alone(page, admin):
     deliver(page, trustoo_review())
     response = admin.post(
@@ -234,7 +242,8 @@ def test_admin_page_every_page_has_the_nav_and_a_viewport_for_phones(page):
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html, url
         for link in ("dashboard", "events", "dead-letters", "waiting", "runs", "connections"):
             assert texts(html, "a", id=f"nav-{link}"), (url, link)
-        assert "<script src" not in html and "<link" not in html, url  # no external assets
+        assert "<script" not in html, url
+        assert re.findall(r"<link [^>]*>", html) == ['<link rel="stylesheet" href="/admin/static/admin.css">'], url
 
 
 # --- dashboard ------------------------------------------------------------------------------------

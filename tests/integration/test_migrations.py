@@ -56,3 +56,22 @@ def test_upgrade_adds_the_shared_rate_limit_buckets_and_downgrade_removes_them(e
     schema = inspect(engine)
     assert {column["name"] for column in schema.get_columns("rate_limit")} == {"platform", "account", "free_at"}
     assert schema.get_pk_constraint("rate_limit")["constrained_columns"] == ["platform", "account"]
+
+
+def test_upgrade_adds_admin_sessions_and_sign_in_failures_and_downgrade_removes_them(engine):
+    command.downgrade(db.alembic_config(engine), "0012")
+    assert not {"admin_session", "sign_in_failure"} & set(inspect(engine).get_table_names())
+
+    db.upgrade(engine)
+
+    schema = inspect(engine)
+    assert schema.get_pk_constraint("admin_session")["constrained_columns"] == ["id_hash"]
+    assert {column["name"] for column in schema.get_columns("admin_session")} == {
+        "id_hash",
+        "token_fingerprint",
+        "created_at",
+        "expires_at",
+        "client_address",
+        "user_agent",
+    }
+    assert schema.get_pk_constraint("sign_in_failure")["constrained_columns"] == ["address"]

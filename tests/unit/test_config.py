@@ -3,13 +3,14 @@ and no secret in any message, repr or start-up description."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
 
 from app.config import Settings, SettingsError, load_settings
 
-ADMIN_TOKEN = "admin-token-d41d8cd98f00b204"
+ADMIN_TOKEN = "admin-token-d41d8cd98f00b204e9800998"
 SECRET_KEY = "secret-key-e9800998ecf8427e"
 PRIVATE_TOKEN = "trustoo-private-7f3c9b1d2e4a"
 OLD_PRIVATE_TOKEN = "trustoo-private-old-5a6b7c8d"
@@ -26,6 +27,16 @@ SECRETS = (
     DB_PASSWORD,
     CTP_CLIENT_SECRET,
     ALERT_TOKEN,
+)
+
+
+#: Each is refused as ADMIN_TOKEN, for a different reason.
+WEAK_ADMIN_TOKENS = (
+    "Kq3vN8xZ-p2LmR7tYw4sB9dF1gH6jC0e"[:31],
+    "abab-1212-abab-1212-abab-1212-abab-1212",
+    "Tr0ub4dor&3-" * 3,
+    "abcdefghijklmnopqrstuvwxyz0123456789",
+    "qwert-yuiop-asdfg-hjklz-xcvbn-mqwer",
 )
 
 
@@ -166,6 +177,16 @@ def test_settings_alert_webhook_url_is_kept_exactly():
     assert load_settings({"ALERT_WEBHOOK_URL": url}).alert_webhook_url == url
 
 
+def test_settings_default_trusts_forwarded_headers_from_this_machine_only_and_leaves_secure_to_https(defaults):
+    assert defaults.forwarded_allow_ips == ("127.0.0.1", "::1") and defaults.session_cookie_secure is False
+
+
+def test_settings_forwarded_allow_ips_takes_addresses_networks_or_anyone():
+    settings = load_settings({"FORWARDED_ALLOW_IPS": " 10.0.0.0/8, fd00::1 ,", "SESSION_COOKIE_SECURE": "yes"})
+    assert settings.forwarded_allow_ips == ("10.0.0.0/8", "fd00::1") and settings.session_cookie_secure is True
+    assert load_settings({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == ("*",)
+
+
 def test_settings_default_worker_metrics_and_multiprocess_dir_are_unset(defaults):
     assert (defaults.worker_metrics_port, defaults.prometheus_multiproc_dir) == (None, None)
 
@@ -204,6 +225,7 @@ BAD_VALUES = [
     ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": f"{PRIVATE_TOKEN},,{OLD_PRIVATE_TOKEN}"}),
     ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": f"{PRIVATE_TOKEN},"}),
     ("ADMIN_TOKEN", {"ADMIN_TOKEN": "short-admin"}),
+    *(("ADMIN_TOKEN", {"ADMIN_TOKEN": token}) for token in WEAK_ADMIN_TOKENS),
     ("SECRET_KEY", {"SECRET_KEY": "short-key"}),
     ("TRUSTOO_PRIVATE_TOKEN", {"TRUSTOO_PRIVATE_TOKEN": ""}),
     ("TRUSTOO_PUBLIC_TOKEN", {"TRUSTOO_PUBLIC_TOKEN": ""}),
@@ -217,6 +239,9 @@ BAD_VALUES = [
     ("ALERT_SIGNATURE_WINDOW", {"ALERT_SIGNATURE_WINDOW": "0"}),
     ("WORKER_METRICS_PORT", {"WORKER_METRICS_PORT": "0"}),
     ("PROMETHEUS_MULTIPROC_DIR", {"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/reviewbridge-metrics"}),
+    ("FORWARDED_ALLOW_IPS", {"FORWARDED_ALLOW_IPS": "127.0.0.1,router.internal"}),
+    ("FORWARDED_ALLOW_IPS", {"FORWARDED_ALLOW_IPS": "10.0.0.5/8"}),
+    ("SESSION_COOKIE_SECURE", {"SESSION_COOKIE_SECURE": "maybe"}),
 ]
 BAD_IDS = [
     "port-abc",
@@ -243,6 +268,11 @@ BAD_IDS = [
     "private-token-empty-entry",
     "private-token-trailing-comma",
     "admin-token-short",
+    "admin-token-31-characters",
+    "admin-token-few-characters",
+    "admin-token-repeated-pattern",
+    "admin-token-alphabet-run",
+    "admin-token-keyboard-run-with-dashes",
     "secret-key-short",
     "only-public-token",
     "only-private-token",
@@ -256,6 +286,9 @@ BAD_IDS = [
     "alert-signature-window-0",
     "worker-metrics-port-0",
     "multiproc-dir-missing",
+    "forwarded-allow-ips-host-name",
+    "forwarded-allow-ips-network-with-host-bits",
+    "session-cookie-secure-maybe",
 ]
 
 
@@ -273,8 +306,24 @@ def test_settings_bad_value_message_holds_no_secret(variable, overrides):
     with pytest.raises(SettingsError) as caught:
         load_settings(_full_environ(**overrides))
 
-    given_secrets = (*SECRETS, "short-admin", "short-key")
+    given_secrets = (*SECRETS, "short-admin", "short-key", *WEAK_ADMIN_TOKENS)
     assert not [secret for secret in given_secrets if secret in str(caught.value)]
+
+
+@pytest.mark.parametrize("token", WEAK_ADMIN_TOKENS)
+def test_settings_weak_admin_token_stops_start_up_saying_how_to_generate_one(token):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"ADMIN_TOKEN": token})
+
+    assert str(caught.value).startswith("ADMIN_TOKEN: ") and token not in str(caught.value)
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in str(caught.value)
+
+
+def test_settings_admin_token_as_the_message_says_to_generate_it_is_accepted():
+    for _ in range(200):
+        token = secrets.token_urlsafe(32)
+        assert load_settings({"ADMIN_TOKEN": token}).admin_token == token
+    assert load_settings({"ADMIN_TOKEN": secrets.token_hex(32)}).admin_token  # app.json's generator: 64 hex
 
 
 # --- secrets stay out of repr and describe ---------------------------------------------------

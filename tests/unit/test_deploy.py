@@ -68,3 +68,22 @@ def test_gunicorn_conf_empties_a_chosen_metrics_folder_at_start_and_keeps_it(mon
     conf["on_exit"](None)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_gunicorn_conf_trusts_forwarded_headers_from_forwarded_allow_ips_only(monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    trusted = []
+    for value in (None, "10.0.0.0/8"):
+        if value is None:
+            monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+        else:
+            monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
+        conf = _gunicorn_conf()
+        conf["on_exit"](None)  # removes the metrics folder it made
+        trusted.append(conf["forwarded_allow_ips"])
+    assert trusted == ["127.0.0.1,::1", "10.0.0.0/8"]
+
+
+def test_app_json_trusts_the_paas_router_whose_address_is_not_known():
+    manifest = json.loads((ROOT / "app.json").read_text())
+    assert manifest["env"]["FORWARDED_ALLOW_IPS"]["value"] == "*"

@@ -6,6 +6,7 @@
     bulk_views.py    every event the filter matches: replay or discard them after a count, export them
     run_views.py     resyncs and reconciles: start one, watch it, read its summary
     chart.py         the dashboard's last 24 hours as SVG bar geometry
+    static/admin.css the page's one stylesheet (its Content-Security-Policy allows no inline style)
 
 Views read their input, call one service function (app.core: dashboard, events, bulk, export,
 products, runs, doctor) and render a template from templates/admin/; chart.py draws the dashboard's

@@ -1,43 +1,56 @@
-"""The admin page's blueprint and its gate: sign-in with ADMIN_TOKEN, a signed session, CSRF, errors.
+"""The admin page's blueprint and its gate: sign-in with ADMIN_TOKEN, a session, CSRF, errors.
 
 Without ADMIN_TOKEN the page answers 404; with it but without SECRET_KEY (which signs the session)
-it answers 503 and says so, rather than run with a weak key. Every other route needs the session
-cookie (a GET without it goes to the sign-in form, anything else is refused the same way) and every
-POST a CSRF token. CSRFProtect guards this blueprint only: webhooks, the JSON API and OAuth never
-see it.
+it answers 503 and says so, rather than run with a weak key. Every other route needs a session
+(a GET without it goes to the sign-in form, anything else is refused the same way) and every POST
+a CSRF token. CSRFProtect guards this blueprint only: webhooks, the JSON API and OAuth never see it.
+
+A session is a row of the database (app/core/admin_sessions.py) named by a random id, which Flask's
+signed session cookie carries. The cookie stays Flask's because CSRF tokens and flash messages live
+in it too; the signature adds nothing the random id lacks, but costs nothing. Sign-out, `reviewbridge
+admin sessions clear` and a new ADMIN_TOKEN end sessions by their row, so a copied cookie dies with
+it; a session ends ADMIN_SESSION_HOURS after sign-in however much it is used. Wrong tokens count
+towards the sign-in limit (app/web/sign_in_limit.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from app.bootstrap import current_services
-from app.config import Settings
+from app.bootstrap import current_services, services_of
+from app.core import admin_sessions
+from app.core.services import Services
+from app.web import sign_in_limit
 
 __all__ = ["bp", "render"]
 
-bp = Blueprint("admin_page", __name__, url_prefix="/admin", template_folder="templates")
+# The stylesheet is the blueprint's own static file: the page's CSP allows no inline style.
+bp = Blueprint("admin_page", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 log = logging.getLogger(__name__)
 
-SESSION_LIFETIME = timedelta(hours=12)
-_SESSION_KEY = "admin"
+_SESSION_KEY = "admin"  # the session's random id
+_ENDS_KEY = "admin_ends"  # when it ends (epoch seconds), so that the cookie ends with it
 _OPEN_ENDPOINTS = ("admin_page.login",)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie session, marked Secure whenever the request came over https."""
+    """Flask's signed cookie session, marked Secure whenever the request came over https, and ending
+    when the admin session it carries ends, whenever the cookie is written again (a flash message)."""
 
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+    def get_expiration_time(self, app, session) -> datetime | None:
+        ends = session.get(_ENDS_KEY)
+        return datetime.fromtimestamp(ends, UTC) if isinstance(ends, int) else super().get_expiration_time(app, session)
 
 
 @bp.record_once
@@ -48,7 +61,8 @@ def _configure(state) -> None:
         ("SESSION_COOKIE_HTTPONLY", True),
         ("SESSION_COOKIE_SAMESITE", "Lax"),
         ("SESSION_COOKIE_PATH", "/admin"),
-        ("PERMANENT_SESSION_LIFETIME", SESSION_LIFETIME),
+        ("PERMANENT_SESSION_LIFETIME", timedelta(hours=services_of(app).settings.admin_session_hours)),
+        ("SESSION_REFRESH_EACH_REQUEST", False),  # using a session does not extend it
         ("WTF_CSRF_CHECK_DEFAULT", False),  # only this blueprint calls protect()
         ("WTF_CSRF_TIME_LIMIT", None),
     ):  # the token lives as long as the session it is in
@@ -59,14 +73,16 @@ def _configure(state) -> None:
 
 @bp.before_request
 def _gate():
+    if request.endpoint == "admin_page.static":
+        return None  # the stylesheet: public, and the sign-in and error pages need it too
     settings = current_services().settings
     if not settings.admin_token:
-        return _refuse(404, "The admin page is off: set ADMIN_TOKEN (16+ characters) to turn it on.")
+        return _refuse(404, "The admin page is off: set ADMIN_TOKEN (32+ characters) to turn it on.")
     if not settings.secret_key:
         return _refuse(
             503, "The admin page needs SECRET_KEY (16+ characters), which signs its session cookie: set it and restart."
         )
-    if request.endpoint not in _OPEN_ENDPOINTS and not _signed_in(settings):
+    if request.endpoint not in _OPEN_ENDPOINTS and not _signed_in():
         where = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("admin_page.login", next=where))
     current_app.extensions["csrf"].protect()  # POST, PUT, PATCH, DELETE; a failure is a CSRFError (400)
@@ -75,26 +91,33 @@ def _gate():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    settings = current_services().settings
+    services = current_services()
     target = _safe_next(request.values.get("next"))
-    if request.method == "GET":
-        if _signed_in(settings):
+    if request.method != "POST":  # GET, and HEAD (which Flask routes here too): the form, never a sign-in
+        if _signed_in():
             return redirect(target)
         return render("login.html", next=target)
-    given = request.form.get("token", "")
+    try:
+        standing = sign_in_limit.admit(services)
+    except sign_in_limit.TooManyAttempts as exc:
+        return render("login.html", next=target, error=str(exc)), 429, {"Retry-After": exc.retry_after}
+    given, token = request.form.get("token", ""), services.settings.admin_token or ""
     # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
-    if not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        wait_s = sign_in_limit.failed(services)
         log.warning("admin page: refused a sign-in from %s (wrong token)", request.remote_addr)
-        return render("login.html", next=target, error="That is not the admin token (ADMIN_TOKEN)."), 401
-    session.clear()  # a fresh session: nothing from before the sign-in carries over
-    session.permanent = True
-    session[_SESSION_KEY] = _mark(settings)
+        error = "That is not the admin token (ADMIN_TOKEN)."
+        if wait_s:
+            error += f" Too many wrong tries: wait {wait_s:.0f} s before the next one."
+        return render("login.html", next=target, error=error), 401
+    sign_in_limit.succeeded(services, standing)
+    _start_session(services)
     return redirect(target)
 
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    _end_session()
     flash("Signed out.")
     return redirect(url_for("admin_page.login"))
 
@@ -114,8 +137,8 @@ def _error(exc: HTTPException):
 @bp.context_processor
 def _helpers() -> dict:
     settings = current_services().settings
-    signed_in = bool(settings.admin_token and settings.secret_key) and _signed_in(settings)
-    return {"when": _when, "ago": _ago, "signed_in": signed_in}
+    signed_in = bool(settings.admin_token and settings.secret_key) and _signed_in()
+    return {"when": _when, "ago": _ago, "signed_in": signed_in, "session_hours": settings.admin_session_hours}
 
 
 def render(template: str, **context):
@@ -127,16 +150,36 @@ def _refuse(code: int, message: str):
     return render("error.html", code=code, message=message), code
 
 
-def _mark(settings: Settings) -> str:
-    """What the session holds: bound to both ADMIN_TOKEN and SECRET_KEY, so changing either signs everyone out."""
-    return hmac.new(
-        settings.secret_key.encode(), b"admin-page\0" + settings.admin_token.encode(), hashlib.sha256
-    ).hexdigest()
+def _signed_in() -> bool:
+    """Whether the cookie names a session that counts (asked once per request: the gate and the page)."""
+    if "admin_signed_in" not in g:
+        services, held = current_services(), session.get(_SESSION_KEY)
+        g.admin_signed_in = isinstance(held, str) and admin_sessions.is_valid(
+            services.engine, held, services.settings.admin_token or "", now=services.clock()
+        )
+    return g.admin_signed_in
 
 
-def _signed_in(settings: Settings) -> bool:
+def _start_session(services: Services) -> None:
+    _end_session()  # a fresh session: nothing from before the sign-in carries over
+    opened = admin_sessions.start(
+        services.engine,
+        services.settings.admin_token or "",
+        now=services.clock(),
+        lifetime=timedelta(hours=services.settings.admin_session_hours),
+        client_address=request.remote_addr,
+        user_agent=request.user_agent.string,
+    )
+    session.permanent = True
+    session[_SESSION_KEY], session[_ENDS_KEY] = opened.id, int(opened.expires_at.timestamp())
+
+
+def _end_session() -> None:
     held = session.get(_SESSION_KEY)
-    return isinstance(held, str) and hmac.compare_digest(held.encode(), _mark(settings).encode())
+    if isinstance(held, str):
+        admin_sessions.end(current_services().engine, held)
+    session.clear()
+    g.admin_signed_in = False
 
 
 def _safe_next(raw: str | None) -> str:
