@@ -22,6 +22,7 @@ Errors (each carries context, never a secret)::
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,7 @@ __all__ = [
     "UnknownKey",
     "WebhookRejected",
     "WebhookSource",
+    "read_json",
 ]
 
 
@@ -319,3 +321,19 @@ def first_present(mapping: Mapping[str, Any], names: Iterable[str]) -> Any:
         if value not in (None, ""):
             return value
     return None
+
+
+def read_json(text: str, where: str) -> Any:
+    """`text` as JSON, or a PayloadError naming `where` and what is wrong with it.
+
+    Beyond bad syntax, two valid documents cannot be read: a number of more than 4,300 digits
+    (Python's limit on converting text to int raises ValueError inside json.loads) and nesting
+    deeper than the recursion limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:
+        raise PayloadError(f"{where} holds a number too long to read (over 4300 digits)") from None
+    except RecursionError:
+        raise PayloadError(f"{where} is nested too deeply") from None

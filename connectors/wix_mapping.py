@@ -7,13 +7,12 @@ Unknown keys are ignored; what a Review cannot do without (an id, a rating 1-5) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from connectors.base import Media, PayloadError, Reply, Review
+from connectors.base import Media, PayloadError, Reply, Review, read_json
 
 __all__ = [
     "PUBLISHED_STATUSES",
@@ -162,11 +161,9 @@ def json_layer(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, str):
         raise PayloadError(f"{where} is neither a JSON string nor an object", payload=value)
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not JSON: {exc.msg} at column {exc.colno}", payload=value) from None
-    except RecursionError:
-        raise PayloadError(f"{where} is nested too deeply") from None
+        parsed = read_json(value, where)
+    except PayloadError as exc:
+        raise PayloadError(exc.reason, payload=value) from None
     if not isinstance(parsed, dict):
         raise PayloadError(f"{where} is not a JSON object", payload=value)
     return parsed
