@@ -59,6 +59,7 @@ from app.core.status import read_status
 from app.web.params import FILTER_FIELDS
 from app.web.params import event_filter as _event_filter
 from app.web.params import flag as _flag
+from app.web.params import search as _search
 from app.web.params import text as _text
 from app.web.params import when as _when
 from app.web.params import whole as _whole
@@ -148,7 +149,7 @@ def replay():
             status=EventStatus.DEAD.value,
             source=_text(body, "source"),
             since=_when(body, "since"),
-            error=_text(body, "error"),
+            error=_search(body, "error"),
         )
         return jsonify(replayed=queue.replay_matching(services.engine, where, now=services.clock()))
     return jsonify(replayed=queue.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.bootstrap import build_worker
@@ -82,6 +83,12 @@ def test_events_list_filters_and_prints_a_header_row_or_json(app, client, engine
     assert "quarantined" in lines[0] and "list item has no review id" in lines[0]
     assert [row["status"] for row in rows] == ["pending", "pending"]
     assert cli_runner(app).invoke(args=["events", "list", "--source", "wix"]).output == "none\n"
+
+
+@pytest.mark.parametrize("command", [["events", "list", "--q"], ["replay", "--error"]])
+def test_events_search_text_over_200_characters_is_a_usage_error(app, command):
+    result = cli_runner(app).invoke(args=[*command, "x" * 60_000])
+    assert result.exit_code == 2 and "at most 200 characters" in result.output
 
 
 def test_events_show_gives_the_payload_attempts_and_hides_secrets(app, client, services, engine):
