@@ -127,13 +127,24 @@ class TrustooSource:
     With an Open API client (`api`), events are checked against Trustoo itself: review/deleted
     means deleted *or hidden* (§1.7), so it is re-fetched to tell the two apart, and an upsert
     whose item lacks what the mapping needs is re-fetched too.
+
+    `shared_key`: every shop's deliveries are signed with one key (OAuth platform mode, the app's
+    client secret), so the signature does not bind the delivery to the shop its public-token
+    header names: anyone holding one shop's signed delivery could send it under another shop's
+    token. Nothing we hold says which Shopify domain a public token stands for, so the body's
+    `my_shopify_domain` cannot be compared with the header; instead every event is re-fetched
+    with the header shop's own credentials, and only what that shop's Open API answers is applied.
+    An upsert of a review that shop does not have is quarantined.
     """
 
     name = SOURCE
 
-    def __init__(self, verifier: TrustooWebhookVerifier, api: ReviewLookup | None = None):
+    def __init__(self, verifier: TrustooWebhookVerifier, api: ReviewLookup | None = None, *, shared_key: bool = False):
+        if shared_key and api is None:
+            raise ConfigError("Trustoo webhooks signed with the client secret need the Open API to check their shop")
         self._verifier = verifier
         self._api = api
+        self._shared_key = shared_key
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         return self._verifier.verify(headers, body)
@@ -154,8 +165,14 @@ class TrustooSource:
 
     def resolve(self, event: Event) -> Review | None:
         item: Mapping[str, Any] | None = event.payload
-        if self._api is not None and (event.kind is EventKind.DELETE or _incomplete(event.payload)):
+        if self._api is not None and (self._shared_key or event.kind is EventKind.DELETE or _incomplete(event.payload)):
             item = self._api.get_review(event.account, event.subject_id)
+            if item is None and self._shared_key and event.kind is EventKind.UPSERT:
+                raise PayloadError(
+                    f"shop {event.account} has no review {event.subject_id}: the delivery, signed with the "
+                    f"shared client secret, names {_shop_named(event.payload)} and came under this shop's "
+                    f"public token; nothing is applied"
+                )
         elif event.kind is EventKind.DELETE:
             item = None  # without the Open API, hidden and deleted look alike: take it as deleted
         return None if item is None else map_review(event.account, item)
@@ -186,6 +203,12 @@ class ReviewLookup(Protocol):
     def iter_pages(
         self, shop: str, *, since: datetime | None = None, start_page: int = 1
     ) -> Iterator[tuple[Any, Sequence[Mapping[str, Any]]]]: ...
+
+
+def _shop_named(item: Mapping[str, Any]) -> str:
+    """The shop a review item says it belongs to (§1.7), as a reason may quote it."""
+    named = [f"{name} {item[name]!r:.80}" for name in ("my_shopify_domain", "shopify_shop_id") if name in item]
+    return ", ".join(named) or "no shop"
 
 
 def _incomplete(item: Mapping[str, Any]) -> bool:
