@@ -30,6 +30,7 @@ from connectors.base import (
     first_present,
     mapped,
     read_json,
+    web_media,
 )
 
 __all__ = ["TOPICS", "TrustooSource", "TrustooWebhookVerifier", "fingerprint", "map_review"]
@@ -271,6 +272,7 @@ def map_review(account: str, item: Mapping[str, Any]) -> Review:
     review_id = item.get("id")
     if review_id in (None, ""):
         raise PayloadError("review has no id")
+    media, notes = web_media(_media(m) for m in _list(item.get("media")) if isinstance(m, dict) and m.get("url"))
     return Review(
         source=SOURCE,
         account=account,
@@ -284,10 +286,11 @@ def map_review(account: str, item: Mapping[str, Any]) -> Review:
         author_country=_text(item.get("author_country")),
         published=_flag(item.get("is_published"), default=True),
         verified=_flag(item.get("is_verified"), default=False),
-        media=tuple(_media(m) for m in _list(item.get("media")) if isinstance(m, dict) and m.get("url")),
+        media=media,
         reply=_reply(item.get("reply")),
         created_at=_time(item.get("commented_at") or item.get("created_at")),
         updated_at=_time(item.get("updated_at")),
+        notes=notes,
     )
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from connectors.base import Media, PayloadError, Reply, Review, read_json
+from connectors.base import Media, PayloadError, Reply, Review, read_json, web_media
 
 __all__ = [
     "PUBLISHED_STATUSES",
@@ -60,6 +60,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
     moderation = _object(entity.get("moderation"))
     status = _text(moderation.get("moderationStatus")) or "UNKNOWN"
     origin = _object(entity.get("origin"))
+    media, notes = web_media(m for m in (_media(item) for item in _list(content.get("media"))) if m is not None)
     return Review(
         source=SOURCE,
         account=instance_id,
@@ -71,7 +72,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
         author_name=_text(author.get("authorName")),
         published=status in PUBLISHED_STATUSES,
         verified=entity.get("verified") is True,
-        media=tuple(m for m in (_media(item) for item in _list(content.get("media"))) if m is not None),
+        media=media,
         reply=_reply(entity.get("reply")),
         # reviewDate is when the review was written (an imported review keeps its own); createdDate
         # is when Wix stored it.
@@ -90,6 +91,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
             }.items()
             if v is not None
         },
+        notes=notes,
     )
 
 

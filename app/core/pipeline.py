@@ -170,6 +170,8 @@ def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = 
     if _is_echo(event, source, services):
         return Outcome.ECHO
     review = source.resolve(event)
+    if review is not None and review.notes:
+        log.warning("event %s: %s", event.event_id, "; ".join(review.notes), extra={"event_id": event.event_id})
     new_hash = ledger.content_hash(review) if review is not None else None
     outcomes = [
         sync(
@@ -294,6 +296,7 @@ def sync(
         ref=ref,
         new_hash=new_hash,
         deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),
+        note="; ".join(review.notes) if review is not None and review.notes else None,
     )
     return outcome
 
