@@ -93,6 +93,7 @@ def events_show(event_id: str, as_json: bool) -> None:
     """One event (by row id or platform event id): its payload with secrets hidden, attempts and ledger."""
     from app.bootstrap import current_services
     from app.core import events
+    from app.core.printable import printable
     from app.core.redaction import redact, secrets_of
 
     services = current_services()
@@ -105,7 +106,7 @@ def events_show(event_id: str, as_json: bool) -> None:
         click.echo(json.dumps(shown, indent=2, default=str))
         return
     for name in ("id", "source", "account", "event_id", "topic", "subject_id", "status", "outcome", "last_error"):
-        click.echo(f"{name:12} {shown.get(name) if shown.get(name) is not None else ''}")
+        click.echo(f"{name:12} {printable(str(shown[name])) if shown.get(name) is not None else ''}")
     click.echo("attempts")
     echo_rows(
         shown["attempt_history"],
