@@ -20,7 +20,7 @@ from app.core.db import insert_for, transaction
 from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
 from connectors.base import Event, EventKind, PayloadError
 
-__all__ = ["count_rejection", "enqueue", "inbox_rows", "storable", "store"]
+__all__ = ["count_rejection", "enqueue", "inbox_rows", "store"]
 
 _inbox = table(InboxEvent)
 #: The inbox's text columns an event fills in, and how long their values may be (None: unbounded).
@@ -58,11 +58,11 @@ def inbox_rows(
         items = [
             item if isinstance(item, PayloadError) else PayloadError(problem, payload=item.payload) for item in items
         ]
-        account = storable(account, _LENGTHS["account"])
+        account = _storable(account, _LENGTHS["account"])
     return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
 
 
-def storable(text: str, limit: int | None = None) -> str:
+def _storable(text: str, limit: int | None = None) -> str:
     """`text` as a column can hold it, for a quarantine record: NUL (which PostgreSQL refuses) and
     lone surrogates (which no database encodes) written as escapes, and, past `limit`, cut short and
     ended with a digest of the whole, so that different values stay apart."""
@@ -119,7 +119,7 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
             "occurred_at": now,
             "payload": _json_text(item.payload, default=str),
             "status": EventStatus.QUARANTINED.value,
-            "last_error": storable(item.reason),
+            "last_error": _storable(item.reason),
             "finished_at": now,
             "next_attempt_at": None,
         }
