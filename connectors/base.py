@@ -21,11 +21,14 @@ Errors (each carries context, never a secret)::
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 __all__ = [
     "ConfigError",
@@ -50,6 +53,9 @@ __all__ = [
     "UnknownKey",
     "WebhookRejected",
     "WebhookSource",
+    "is_web_url",
+    "read_json",
+    "web_media",
 ]
 
 
@@ -217,6 +223,9 @@ class Review:
     updated_at: datetime | None = None
     deleted: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: What the mapping left out of what the platform sent, and why, for people: kept in the ledger,
+    #: never written to a target, and no part of the review's content.
+    notes: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def is_store_review(self) -> bool:
@@ -319,3 +328,48 @@ def first_present(mapping: Mapping[str, Any], names: Iterable[str]) -> Any:
         if value not in (None, ""):
             return value
     return None
+
+
+def read_json(text: str, where: str) -> Any:
+    """`text` as JSON, or a PayloadError naming `where` and what is wrong with it.
+
+    Beyond bad syntax, two valid documents cannot be read: a number of more than 4,300 digits
+    (Python's limit on converting text to int raises ValueError inside json.loads) and nesting
+    deeper than the recursion limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:
+        raise PayloadError(f"{where} holds a number too long to read (over 4300 digits)") from None
+    except RecursionError:
+        raise PayloadError(f"{where} is nested too deeply") from None
+
+
+def web_media(media: Iterable[Media]) -> tuple[tuple[Media, ...], tuple[str, ...]]:
+    """The media a target may link to, and a note for each URL left out. Only http(s) links pass:
+    a storefront that renders a `javascript:` or `data:` URL runs or embeds whatever it holds."""
+    kept: list[Media] = []
+    notes: list[str] = []
+    for item in media:
+        if not is_web_url(item.url):
+            notes.append(f"media URL {item.url!r:.120} left out: not an http(s) link")
+            continue
+        if item.thumbnail_url is not None and not is_web_url(item.thumbnail_url):
+            notes.append(f"thumbnail URL {item.thumbnail_url!r:.120} left out: not an http(s) link")
+            item = dataclasses.replace(item, thumbnail_url=None)
+        kept.append(item)
+    return tuple(kept), tuple(notes)
+
+
+def is_web_url(url: str) -> bool:
+    """An absolute http or https URL with a host, written plainly: no white space or control
+    character, which a browser would strip and so read a scheme urlsplit did not see."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    scheme = parts.scheme.lower()
+    return scheme in ("http", "https") and bool(parts.netloc) and url[: len(scheme) + 3].lower() == f"{scheme}://"

@@ -29,6 +29,8 @@ from connectors.base import (
     UnknownKey,
     first_present,
     mapped,
+    read_json,
+    web_media,
 )
 
 __all__ = ["TOPICS", "TrustooSource", "TrustooWebhookVerifier", "fingerprint", "map_review"]
@@ -126,13 +128,24 @@ class TrustooSource:
     With an Open API client (`api`), events are checked against Trustoo itself: review/deleted
     means deleted *or hidden* (§1.7), so it is re-fetched to tell the two apart, and an upsert
     whose item lacks what the mapping needs is re-fetched too.
+
+    `shared_key`: every shop's deliveries are signed with one key (OAuth platform mode, the app's
+    client secret), so the signature does not bind the delivery to the shop its public-token
+    header names: anyone holding one shop's signed delivery could send it under another shop's
+    token. Nothing we hold says which Shopify domain a public token stands for, so the body's
+    `my_shopify_domain` cannot be compared with the header; instead every event is re-fetched
+    with the header shop's own credentials, and only what that shop's Open API answers is applied.
+    An upsert of a review that shop does not have is quarantined.
     """
 
     name = SOURCE
 
-    def __init__(self, verifier: TrustooWebhookVerifier, api: ReviewLookup | None = None):
+    def __init__(self, verifier: TrustooWebhookVerifier, api: ReviewLookup | None = None, *, shared_key: bool = False):
+        if shared_key and api is None:
+            raise ConfigError("Trustoo webhooks signed with the client secret need the Open API to check their shop")
         self._verifier = verifier
         self._api = api
+        self._shared_key = shared_key
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         return self._verifier.verify(headers, body)
@@ -153,8 +166,14 @@ class TrustooSource:
 
     def resolve(self, event: Event) -> Review | None:
         item: Mapping[str, Any] | None = event.payload
-        if self._api is not None and (event.kind is EventKind.DELETE or _incomplete(event.payload)):
+        if self._api is not None and (self._shared_key or event.kind is EventKind.DELETE or _incomplete(event.payload)):
             item = self._api.get_review(event.account, event.subject_id)
+            if item is None and self._shared_key and event.kind is EventKind.UPSERT:
+                raise PayloadError(
+                    f"shop {event.account} has no review {event.subject_id}: the delivery, signed with the "
+                    f"shared client secret, names {_shop_named(event.payload)} and came under this shop's "
+                    f"public token; nothing is applied"
+                )
         elif event.kind is EventKind.DELETE:
             item = None  # without the Open API, hidden and deleted look alike: take it as deleted
         return None if item is None else map_review(event.account, item)
@@ -187,6 +206,12 @@ class ReviewLookup(Protocol):
     ) -> Iterator[tuple[Any, Sequence[Mapping[str, Any]]]]: ...
 
 
+def _shop_named(item: Mapping[str, Any]) -> str:
+    """The shop a review item says it belongs to (§1.7), as a reason may quote it."""
+    named = [f"{name} {item[name]!r:.80}" for name in ("my_shopify_domain", "shopify_shop_id") if name in item]
+    return ", ".join(named) or "no shop"
+
+
 def _incomplete(item: Mapping[str, Any]) -> bool:
     return item.get("rating") in (None, "") and item.get("star") in (None, "")
 
@@ -200,13 +225,10 @@ def fingerprint(item: Mapping[str, Any]) -> str:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise PayloadError("body is nested too deeply") from None
+    document = read_json(text, "body")
     if not isinstance(document, dict):
         raise PayloadError("body is not a JSON object")
     return document
@@ -227,7 +249,8 @@ def _event(account: str, topic: str, item: Any, occurred_at: datetime, delivery_
         return PayloadError("list item has no review id", payload=item)
     # A redelivery carries the same topic, review and content; its id must come out the same.
     content = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(content.encode()).hexdigest()[:32]
+    # surrogatepass: a lone surrogate escape ("\\ud800") in the body must not stop the delivery here.
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return Event(
         source=SOURCE,
         account=account,
@@ -249,6 +272,7 @@ def map_review(account: str, item: Mapping[str, Any]) -> Review:
     review_id = item.get("id")
     if review_id in (None, ""):
         raise PayloadError("review has no id")
+    media, notes = web_media(_media(m) for m in _list(item.get("media")) if isinstance(m, dict) and m.get("url"))
     return Review(
         source=SOURCE,
         account=account,
@@ -262,10 +286,11 @@ def map_review(account: str, item: Mapping[str, Any]) -> Review:
         author_country=_text(item.get("author_country")),
         published=_flag(item.get("is_published"), default=True),
         verified=_flag(item.get("is_verified"), default=False),
-        media=tuple(_media(m) for m in _list(item.get("media")) if isinstance(m, dict) and m.get("url")),
+        media=media,
         reply=_reply(item.get("reply")),
         created_at=_time(item.get("commented_at") or item.get("created_at")),
         updated_at=_time(item.get("updated_at")),
+        notes=notes,
     )
 
 

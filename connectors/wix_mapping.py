@@ -7,13 +7,12 @@ Unknown keys are ignored; what a Review cannot do without (an id, a rating 1-5) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from connectors.base import Media, PayloadError, Reply, Review
+from connectors.base import Media, PayloadError, Reply, Review, read_json, web_media
 
 __all__ = [
     "PUBLISHED_STATUSES",
@@ -61,6 +60,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
     moderation = _object(entity.get("moderation"))
     status = _text(moderation.get("moderationStatus")) or "UNKNOWN"
     origin = _object(entity.get("origin"))
+    media, notes = web_media(m for m in (_media(item) for item in _list(content.get("media"))) if m is not None)
     return Review(
         source=SOURCE,
         account=instance_id,
@@ -72,7 +72,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
         author_name=_text(author.get("authorName")),
         published=status in PUBLISHED_STATUSES,
         verified=entity.get("verified") is True,
-        media=tuple(m for m in (_media(item) for item in _list(content.get("media"))) if m is not None),
+        media=media,
         reply=_reply(entity.get("reply")),
         # reviewDate is when the review was written (an imported review keeps its own); createdDate
         # is when Wix stored it.
@@ -91,6 +91,7 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
             }.items()
             if v is not None
         },
+        notes=notes,
     )
 
 
@@ -162,11 +163,9 @@ def json_layer(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, str):
         raise PayloadError(f"{where} is neither a JSON string nor an object", payload=value)
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not JSON: {exc.msg} at column {exc.colno}", payload=value) from None
-    except RecursionError:
-        raise PayloadError(f"{where} is nested too deeply") from None
+        parsed = read_json(value, where)
+    except PayloadError as exc:
+        raise PayloadError(exc.reason, payload=value) from None
     if not isinstance(parsed, dict):
         raise PayloadError(f"{where} is not a JSON object", payload=value)
     return parsed

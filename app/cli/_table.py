@@ -1,4 +1,7 @@
-"""How every list command prints: aligned columns under a header row, or the rows as JSON."""
+"""How every list command prints: aligned columns under a header row, or the rows as JSON.
+
+A cell shows what a platform sent (ids, errors) with its control characters escaped
+(app/core/printable.py); JSON escapes them by itself."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
+
+from app.core.printable import printable
 
 __all__ = ["aligned", "echo_rows"]
 
@@ -36,4 +41,4 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return printable(str(value), tab=False)

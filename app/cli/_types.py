@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["UTC_DATETIME"]
+__all__ = ["SEARCH_TEXT", "UTC_DATETIME"]
 
 
 class _UtcDateTime(click.DateTime):
@@ -19,3 +19,19 @@ class _UtcDateTime(click.DateTime):
 
 
 UTC_DATETIME = _UtcDateTime()
+
+
+class _SearchText(click.ParamType):
+    """Text to search the events for, no longer than the search takes (app/core/events.py)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from app.core.events import SEARCH_MAX
+
+        if len(value) > SEARCH_MAX:
+            self.fail(f"at most {SEARCH_MAX} characters to search for", param, ctx)
+        return value
+
+
+SEARCH_TEXT = _SearchText()

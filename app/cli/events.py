@@ -12,7 +12,7 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from app.cli._table import echo_rows
-from app.cli._types import UTC_DATETIME
+from app.cli._types import SEARCH_TEXT, UTC_DATETIME
 
 if TYPE_CHECKING:
     from app.core.events import EventFilter
@@ -52,7 +52,9 @@ def _filter_options(command: Callable) -> Callable:
         click.option("--account", default=None, help="Only this account's (shop public token, Wix instance)."),
         click.option("--since", type=UTC_DATETIME, default=None, help="Received at or after (UTC)."),
         click.option("--until", type=UTC_DATETIME, default=None, help="Received before (UTC)."),
-        click.option("--q", "text", default=None, help="Text, any case, in the ids, topic, error or payload."),
+        click.option(
+            "--q", "text", type=SEARCH_TEXT, default=None, help="Text, any case, in the ids, topic, error or payload."
+        ),
     ]
     return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
 
@@ -91,6 +93,7 @@ def events_show(event_id: str, as_json: bool) -> None:
     """One event (by row id or platform event id): its payload with secrets hidden, attempts and ledger."""
     from app.bootstrap import current_services
     from app.core import events
+    from app.core.printable import printable
     from app.core.redaction import redact, secrets_of
 
     services = current_services()
@@ -103,7 +106,7 @@ def events_show(event_id: str, as_json: bool) -> None:
         click.echo(json.dumps(shown, indent=2, default=str))
         return
     for name in ("id", "source", "account", "event_id", "topic", "subject_id", "status", "outcome", "last_error"):
-        click.echo(f"{name:12} {shown.get(name) if shown.get(name) is not None else ''}")
+        click.echo(f"{name:12} {printable(str(shown[name])) if shown.get(name) is not None else ''}")
     click.echo("attempts")
     echo_rows(
         shown["attempt_history"],
@@ -117,7 +120,7 @@ def events_show(event_id: str, as_json: bool) -> None:
 @click.command()
 @click.argument("event_ids", nargs=-1)
 @click.option("--dead", is_flag=True, help="Replay dead letters (the same as --status dead).")
-@click.option("--error", default=None, help="Text the last error mentions (any case).")
+@click.option("--error", type=SEARCH_TEXT, default=None, help="Text the last error mentions (any case).")
 @_filter_options
 @with_appcontext
 def replay(event_ids: tuple[str, ...], dead: bool, **filters: Any) -> None:

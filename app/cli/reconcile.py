@@ -11,6 +11,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.cli._progress import progress_bar
+from app.core.printable import printable
 
 if TYPE_CHECKING:
     from app.core import reconcile as reconciling
@@ -94,4 +95,4 @@ def _table(reports: list[reconciling.DriftReport], *, fixed: bool) -> str:
                 lines.append(f"  {kind:9} {drift.source} {drift.source_id} {drift.key} {drift.detail}".rstrip())
     if not any(report.counts for report in reports):
         lines.append("no drift: commercetools matches the sources")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # ids and details come from platforms

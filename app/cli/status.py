@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.cli._table import aligned
+from app.core.printable import printable
 
 __all__ = ["doctor", "status"]
 
@@ -65,4 +66,4 @@ def _status_table(report: dict) -> str:
     ]
     for source, error in sorted(report["last_error"].items()):
         lines.append(f"last error ({source}): {error['error']} [event {error['event_id']}, {error['status']}]")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # errors and event ids come from platforms

@@ -291,6 +291,8 @@ def _sealed_rows(engine: Engine):
 
 
 def _row(engine: Engine, source: str, account: str):
+    if "\x00" in account:  # no account stored holds one, and PostgreSQL refuses it even in a query
+        return None
     with transaction(engine) as session:
         return (
             session.execute(select(_accounts).where(_accounts.c.source == source, _accounts.c.account == account))

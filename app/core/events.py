@@ -19,6 +19,7 @@ from connectors.commercetools_mapping import review_key
 
 __all__ = [
     "LIST_COLUMNS",
+    "SEARCH_MAX",
     "EventFilter",
     "commercetools_key",
     "dead_by_reason",
@@ -37,6 +38,9 @@ _ledger = table(LedgerEntry)
 _NO_ERROR = "(no error recorded)"
 #: What a text search looks in: the payload holds the author, the product and the review's text.
 _SEARCHED = ("event_id", "subject_id", "topic", "last_error", "payload")
+#: The longest text a search takes. SQLite refuses a LIKE pattern over 50,000 bytes ("too complex"),
+#: and an id, a topic or a phrase of an error is far shorter.
+SEARCH_MAX = 200
 
 
 @dataclass(frozen=True)

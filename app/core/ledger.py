@@ -108,6 +108,7 @@ class LedgerState:
 def content_hash(review: Review) -> str:
     """A fingerprint of everything a target shows; `updated_at` alone changing is no change."""
     fields = dataclasses.asdict(dataclasses.replace(review, updated_at=None, extra={}))
+    del fields["notes"]  # about what was left out, not shown; hashes from before notes stay the same
     canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -203,8 +204,11 @@ def entry(
     ref: TargetRef | None = None,
     new_hash: str | None = None,
     deleted: bool = False,
+    note: str | None = None,
 ) -> dict:
-    """The ledger row for what was just done at a target (`write` stores it)."""
+    """The ledger row for what was just done at a target (`write` stores it). `note` says what of
+    the review was left out (Review.notes); it goes where a failed call's reason goes, for a person
+    to see beside the review."""
     return {
         "source": source,
         "account": account,
@@ -218,7 +222,7 @@ def entry(
         "deleted_at": occurred_at if deleted else None,
         "first_synced_at": now,
         "last_synced_at": now,
-        "last_error": None,
+        "last_error": note,
         "target_key": ref.key if ref else None,
         "target_id": ref.id if ref else None,
         "target_version": ref.version if ref else None,

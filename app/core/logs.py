@@ -11,16 +11,39 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from app.core.printable import printable
+
 __all__ = ["configure_logging"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _TextFormatter(logging.Formatter):
+    """One record, one line (and its traceback): control characters in the message, its arguments,
+    the event id and an exception's message are written as escapes, so a platform's input can
+    neither forge a line nor drive the terminal. (JSON lines escape them by themselves.)"""
+
     def format(self, record: logging.LogRecord) -> str:
+        record.exc_text = None  # another handler may have cached its own, unescaped, rendering
         line = super().format(record)
         event_id = getattr(record, "event_id", None)
-        return f"{line} [event {event_id}]" if event_id else line
+        return f"{line} [event {printable(str(event_id))}]" if event_id else line
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei) -> str:
+        # The traceback's own line breaks stay; those inside an exception's message are escaped.
+        text = super().formatException(ei)
+        seen: set[int] = set()
+        error = ei[1]
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            message = str(error)
+            if printable(message) != message:
+                text = text.replace(message, printable(message))
+            error = error.__cause__ or error.__context__
+        return text
 
 
 class _Handler(logging.StreamHandler):

@@ -119,6 +119,7 @@ class Batch:
         try:
             outcome = process(claimed, services, batch=self)
         except PayloadError as exc:
+            log.warning("event %s quarantined: %s", claimed.event_id, exc.reason, extra={"event_id": claimed.event_id})
             return queue.quarantined(claimed, exc.reason, now=now())
         except review_requests.Deferred as exc:
             return queue.deferred(claimed, exc.until, "delayed", now=now())
@@ -171,6 +172,8 @@ def process(claimed: ClaimedEvent, services: Services, *, batch: Batch | None = 
     if _is_echo(event, source, services):
         return Outcome.ECHO
     review = source.resolve(event)
+    if review is not None and review.notes:
+        log.warning("event %s: %s", event.event_id, "; ".join(review.notes), extra={"event_id": event.event_id})
     new_hash = ledger.content_hash(review) if review is not None else None
     outcomes = [
         sync(
@@ -317,6 +320,7 @@ def sync(
         ref=ref,
         new_hash=new_hash,
         deleted=decision in (Decision.DELETE, Decision.TOMBSTONE),
+        note="; ".join(review.notes) if review is not None and review.notes else None,
     )
     return outcome
 

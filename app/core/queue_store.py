@@ -8,9 +8,11 @@ we do not act on); app/core/queue.py moves it on from there.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, String
 
@@ -24,7 +26,7 @@ _inbox = table(InboxEvent)
 #: The inbox's text columns an event fills in, and how long their values may be (None: unbounded).
 _LENGTHS = {
     name: column.type.length if isinstance(column.type, String) else None
-    for name in ("event_id", "subject_id", "topic", "delivery_id")
+    for name in ("account", "event_id", "subject_id", "topic", "delivery_id")
     for column in [_inbox.c[name]]
 }
 
@@ -49,8 +51,26 @@ def enqueue(
 def inbox_rows(
     source: str, account: str, items: Sequence[Event | PayloadError], *, now: datetime, quarantine_id: str
 ) -> list[dict]:
-    """The inbox rows of one delivery (`store` writes them)."""
+    """The inbox rows of one delivery (`store` writes them). An account that cannot be stored as it
+    is (too long, a NUL) quarantines every item, kept under a storable form of it."""
+    problem = _unstorable("account", account)
+    if problem:
+        items = [
+            item if isinstance(item, PayloadError) else PayloadError(problem, payload=item.payload) for item in items
+        ]
+        account = _storable(account, _LENGTHS["account"])
     return [_row(item, source, account, now, f"{quarantine_id}:{i}") for i, item in enumerate(items)]
+
+
+def _storable(text: str, limit: int | None = None) -> str:
+    """`text` as a column can hold it, for a quarantine record: NUL (which PostgreSQL refuses) and
+    lone surrogates (which no database encodes) written as escapes, and, past `limit`, cut short and
+    ended with a digest of the whole, so that different values stay apart."""
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    if limit is not None and len(escaped) > limit:
+        digest = hashlib.sha256(escaped.encode()).hexdigest()[:12]
+        escaped = f"{escaped[: limit - 13]}…{digest}"
+    return escaped
 
 
 def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
@@ -72,8 +92,12 @@ def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
 
 
 def _row(item: Event | PayloadError, source: str, account: str, now: datetime, quarantine_id: str) -> dict:
-    if isinstance(item, Event) and (problem := _unstorable(item)):
-        item = PayloadError(problem, payload=item.payload)  # kept, with the reason, not refused by the database
+    if isinstance(item, Event):
+        problems = (
+            _unstorable(name, getattr(item, name)) for name in ("event_id", "subject_id", "topic", "delivery_id")
+        )
+        if problem := next((p for p in problems if p), None):
+            item = PayloadError(problem, payload=item.payload)  # kept, with the reason, not refused by the database
     # A multi-row INSERT needs the same keys in every row.
     common = {
         "source": source,
@@ -93,9 +117,9 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
             "kind": "unknown",
             "subject_id": quarantine_id,
             "occurred_at": now,
-            "payload": json.dumps(item.payload, ensure_ascii=False, default=str),
+            "payload": _json_text(item.payload, default=str),
             "status": EventStatus.QUARANTINED.value,
-            "last_error": item.reason,
+            "last_error": _storable(item.reason),
             "finished_at": now,
             "next_attempt_at": None,
         }
@@ -107,7 +131,7 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
         "delivery_id": item.delivery_id,
         "occurred_at": item.occurred_at,
         "sequence": item.sequence,
-        "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
+        "payload": _json_text(item.payload, separators=(",", ":")),
         "status": EventStatus.PENDING.value,
     }
     if item.kind is EventKind.IGNORED:
@@ -115,19 +139,34 @@ def _row(item: Event | PayloadError, source: str, account: str, now: datetime, q
     return row
 
 
-def _unstorable(event: Event) -> str | None:
-    """Why a verified event's identifiers cannot be stored as they are, if they cannot: too long for
-    their column, or holding a NUL character, which PostgreSQL refuses in text."""
-    for name in ("event_id", "subject_id", "topic", "delivery_id"):
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if "\x00" in value:
-            return f"{name} holds a NUL character"
-        limit = _LENGTHS[name]
-        if limit is not None and len(value) > limit:
-            return f"{name} is longer than {limit} characters"
+def _unstorable(name: str, value: str | None) -> str | None:
+    """Why a verified identifier cannot be stored as it is, if it cannot: too long for its column,
+    holding a NUL character (which PostgreSQL refuses in text) or a lone surrogate (no encoding)."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        return f"{name} holds a NUL character"
+    if not _encodable(value):
+        return f"{name} is not valid Unicode (a lone surrogate)"
+    limit = _LENGTHS[name]
+    if limit is not None and len(value) > limit:
+        return f"{name} is longer than {limit} characters"
     return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_text(value: Any, **options: Any) -> str:
+    """A payload as stored text: readable UTF-8, or all-ASCII escapes when it holds a lone surrogate.
+    (JSON writes a NUL as an escape either way.)"""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return text if _encodable(text) else json.dumps(value, ensure_ascii=True, **options)
 
 
 @functools.lru_cache(maxsize=16)

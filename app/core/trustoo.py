@@ -151,7 +151,8 @@ def build_source(settings: Settings, engine: Engine, vault: Vault | None, api: T
     if settings.trustoo_webhook_key_source == "client_secret" and client_secret:  # load_settings requires it
         keys = _AuthorizedShops(engine, client_secret)
     verifier = TrustooWebhookVerifier(keys, tolerance_s=settings.trustoo_webhook_tolerance_s)
-    return TrustooSource(verifier, api=api)
+    # One key signs for every shop, so the signature does not say which shop: the source re-fetches.
+    return TrustooSource(verifier, api=api, shared_key=isinstance(keys, _AuthorizedShops))
 
 
 class _AuthorizedShops:

@@ -56,11 +56,13 @@ from app.bootstrap import current_services
 from app.core import bulk, events, queue, runs
 from app.core import resync as resyncing
 from app.core.models import EventStatus
+from app.core.redaction import redact, secrets_of
 from app.core.status import read_status
 from app.web import sign_in_limit
 from app.web.params import FILTER_FIELDS
 from app.web.params import event_filter as _event_filter
 from app.web.params import flag as _flag
+from app.web.params import search as _search
 from app.web.params import text as _text
 from app.web.params import when as _when
 from app.web.params import whole as _whole
@@ -132,10 +134,11 @@ def count_events():
 
 @bp.get("/events/<int:event_id>")
 def show_event(event_id: int):
-    event = events.get(current_services().engine, event_id) if event_id <= _MAX_ID else None
+    services = current_services()
+    event = events.get(services.engine, event_id) if event_id <= _MAX_ID else None
     if event is None:
         abort(404, description=f"no event with id {event_id}")
-    return jsonify(event)
+    return jsonify(redact(event, secrets_of(services.settings)))  # as the admin page and the CLI show it
 
 
 @bp.get("/dead-letters")
@@ -159,7 +162,7 @@ def replay():
             status=EventStatus.DEAD.value,
             source=_text(body, "source"),
             since=_when(body, "since"),
-            error=_text(body, "error"),
+            error=_search(body, "error"),
         )
         return jsonify(replayed=queue.replay_matching(services.engine, where, now=services.clock()))
     return jsonify(replayed=queue.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))

@@ -12,10 +12,21 @@ from typing import Any
 
 from flask import abort
 
-from app.core.events import EventFilter
+from app.core.events import SEARCH_MAX, EventFilter
 from app.core.models import EventStatus
 
-__all__ = ["FILTER_FIELDS", "STATUSES", "event_filter", "filter_fields", "flag", "status", "text", "when", "whole"]
+__all__ = [
+    "FILTER_FIELDS",
+    "STATUSES",
+    "event_filter",
+    "filter_fields",
+    "flag",
+    "search",
+    "status",
+    "text",
+    "when",
+    "whole",
+]
 
 STATUSES = tuple(status.value for status in EventStatus)
 #: The fields of the events filter, as the page's form, its links and the admin API name them.
@@ -61,6 +72,14 @@ def text(values: Mapping[str, Any], name: str) -> str | None:
     return value or None
 
 
+def search(values: Mapping[str, Any], name: str) -> str | None:
+    """Text to search for: as `text`, and at most SEARCH_MAX characters."""
+    value = text(values, name)
+    if value is not None and len(value) > SEARCH_MAX:
+        abort(400, description=f"{name}: at most {SEARCH_MAX} characters to search for")
+    return value
+
+
 def flag(body: Mapping[str, Any], name: str) -> bool:
     value = body.get(name, False)
     if not isinstance(value, bool):
@@ -76,7 +95,7 @@ def event_filter(values: Mapping[str, Any]) -> EventFilter:
         account=text(values, "account"),
         since=when(values, "since"),
         until=when(values, "until"),
-        text=text(values, "q"),
+        text=search(values, "q"),
     )
 
 

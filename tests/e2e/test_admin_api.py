@@ -14,7 +14,7 @@ from app.core import queue
 from app.core.db import transaction
 from app.core.models import InboxEvent, Run
 from connectors.base import FixAndReplayError
-from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
+from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
 from tests.e2e.conftest import PRODUCT
@@ -186,6 +186,20 @@ def test_admin_api_event_after_a_drain_shows_payload_attempts_and_ledger(admin, 
     assert [entry["last_action"] for entry in event["ledger"]] == ["created"]
 
 
+def test_admin_api_event_payload_is_redacted_as_the_admin_page_shows_it(admin, page):
+    review = trustoo_review(
+        title=f"leaked {TRUSTOO_PRIVATE_TOKEN}", access_token="a-token-value-0123456789", reply={"signature": "s-01"}
+    )
+    _deliver(admin, review)
+    [listed] = admin.get("/admin/api/events", headers=AUTH).get_json()["events"]
+    event = admin.get(f"/admin/api/events/{listed['id']}", headers=AUTH).get_json()
+    shown = page.get(f"/admin/events/{listed['id']}").get_data(as_text=True)
+    assert TRUSTOO_PRIVATE_TOKEN not in str(event) and TRUSTOO_PRIVATE_TOKEN not in shown
+    assert event["payload"]["title"] == "leaked [redacted]"
+    assert event["payload"]["access_token"] == "[redacted]" and event["payload"]["reply"] == {"signature": "[redacted]"}
+    assert "a-token-value-0123456789" not in shown and "a-token-value-0123456789" not in str(event)
+
+
 @pytest.mark.parametrize("event_id", [999999, 10**20])
 def test_admin_api_event_that_does_not_exist_answers_404_json(admin, event_id):
     response = admin.get(f"/admin/api/events/{event_id}", headers=AUTH)
@@ -331,6 +345,10 @@ def test_admin_api_discard_by_filter_keeps_the_reason_and_leaves_events_in_fligh
         ("GET", "/events?before=-3", None, "before"),
         ("GET", "/events?before=100000000000000000000", None, "before"),
         ("GET", "/events?q=%00", None, "q"),
+        ("GET", "/events?q=" + "x" * 60_000, None, "q"),  # SQLite: "LIKE pattern too complex"
+        ("GET", "/events/count?q=" + "x" * 201, None, "q"),
+        ("POST", "/events/replay", {"dead": True, "error": "x" * 60_000}, "error"),
+        ("POST", "/events/replay", {"filter": {"q": "x" * 201}}, "q"),
         ("GET", "/events?since=yesterday", None, "since"),
         ("GET", "/events?until=2026-13-01", None, "until"),
         ("GET", "/events?until=9999-12-31T23:59:59-01:00", None, "until"),

@@ -165,6 +165,8 @@ def test_admin_page_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_pa
         ("//evil.example/admin", "/admin/"),
         ("/admin/api/status", "/admin/"),
         ("/\\evil.example", "/admin/"),
+        ("/admin/events\r\nSet-Cookie: admin=1", "/admin/"),
+        ("/admin/\x1b[2J", "/admin/"),
     ]:
         browser = admin_app.test_client()
         form = browser.get("/admin/login").get_data(as_text=True)
@@ -172,6 +174,12 @@ def test_admin_page_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_pa
             "/admin/login", data={"token": ADMIN_TOKEN, "next": next_url, "csrf_token": csrf_token(form)}
         )
         assert response.status_code == 302 and response.headers["Location"] == expected, next_url
+
+
+@pytest.mark.parametrize("next_url", ["/admin/events%0D%0ASet-Cookie:%20admin=1", "/admin%0A", "/admin%00"])
+def test_admin_page_signed_in_login_with_a_control_character_in_next_goes_to_the_dashboard(page, next_url):
+    response = page.get(f"/admin/login?next={next_url}")
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
 
 
 def test_admin_page_sign_out_ends_the_session(page):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.bootstrap import build_worker
-from app.core import events
+from app.core import events, queue_store
 from app.core.db import transaction
 from app.core.models import InboxEvent
-from connectors.base import FixAndReplayError
+from connectors.base import FixAndReplayError, PayloadError
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 
@@ -82,6 +83,37 @@ def test_events_list_filters_and_prints_a_header_row_or_json(app, client, engine
     assert "quarantined" in lines[0] and "list item has no review id" in lines[0]
     assert [row["status"] for row in rows] == ["pending", "pending"]
     assert cli_runner(app).invoke(args=["events", "list", "--source", "wix"]).output == "none\n"
+
+
+@pytest.mark.parametrize("command", [["events", "list", "--q"], ["replay", "--error"]])
+def test_events_search_text_over_200_characters_is_a_usage_error(app, command):
+    result = cli_runner(app).invoke(args=[*command, "x" * 60_000])
+    assert result.exit_code == 2 and "at most 200 characters" in result.output
+
+
+HOSTILE_ID = "r-1\x1b]0;owned\x07\x1b[2J\nforged row\x9b"
+
+
+def test_cli_prints_ids_and_errors_from_a_platform_with_their_control_characters_escaped(app, client, services, engine):
+    _deliver(client, trustoo_review(id=HOSTILE_ID))
+    queue_store.enqueue(
+        engine,
+        "trustoo",
+        "shop\x1b[31m",
+        [PayloadError("bad \x1b[2J\r\nreason")],
+        now=services.clock(),
+        quarantine_id="q",
+    )
+    [row, _] = _rows(engine)
+    outputs = [
+        cli_runner(app).invoke(args=args).output
+        for args in (["events", "list"], ["events", "show", str(row.id)], ["status"], ["accounts", "list"])
+    ]
+    for output in outputs:
+        assert not any(c in output for c in "\x1b\x07\x9b\r"), output
+        assert "forged row" not in output.replace("\\nforged row", "")
+    assert "r-1\\x1b]0;owned\\x07\\x1b[2J\\nforged row\\x9b" in outputs[1]
+    assert "bad \\x1b[2J\\r\\nreason" in outputs[2]
 
 
 def test_events_show_gives_the_payload_attempts_and_hides_secrets(app, client, services, engine):

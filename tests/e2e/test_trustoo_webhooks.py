@@ -151,6 +151,34 @@ def test_trustoo_signed_review_whose_id_cannot_be_stored_is_quarantined_not_refu
     assert reason in odd.last_error and json.loads(odd.payload)["id"] == review_id
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"list":[{"id":1,"rating":' + b"9" * 5000 + b"}]}", id="in-a-review"),
+        pytest.param(b'{"n":' + b"9" * 5000 + b',"list":[]}', id="beside-the-list"),
+    ],
+)
+def test_trustoo_signed_number_of_5000_digits_quarantines_the_delivery_and_is_acknowledged(client, engine, body):
+    response = _post(client, body, trustoo_headers(body))
+    assert (response.status_code, response.data) == (200, SUCCESS)
+    [row] = _rows(engine)
+    assert row.status == "quarantined" and "number too long to read" in row.last_error
+    assert json.loads(row.payload) == body.decode()  # the delivery as it came
+
+
+def test_trustoo_signed_review_id_with_a_lone_surrogate_is_quarantined_not_refused(client, engine):
+    body = b'{"list":[{"id":"r-\\ud800","rating":5}]}'
+    assert _post(client, body, trustoo_headers(body)).status_code == 200
+    [row] = _rows(engine)
+    assert row.status == "quarantined" and "lone surrogate" in row.last_error
+
+
+def test_trustoo_public_token_with_a_nul_is_unknown_and_refused_with_401(client, engine):
+    body = trustoo_body(trustoo_review())
+    assert _post(client, body, trustoo_headers(body, public_token="shop\x00")).status_code == 401
+    assert _rows(engine) == []
+
+
 def test_trustoo_body_over_the_size_limit_is_refused_with_413(client, engine, services):
     body = trustoo_body(trustoo_review(content="x" * services.settings.webhook_max_bytes))
     response = _post(client, body, trustoo_headers(body))

@@ -43,6 +43,18 @@ def test_new_review_is_created_once_at_the_target(engine, deps, target, clock):
     assert _inbox(engine)[0].outcome == "created"
 
 
+def test_media_url_that_is_not_an_http_link_never_reaches_the_target_and_is_noted_in_the_ledger(
+    engine, deps, target, clock
+):
+    media = [{"url": "javascript:alert(1)"}, {"url": "https://img.trustoo.io/r/1.jpg"}]
+    payload = {"id": "r1", "rating": 5, "content": "v1", "product_id": "42", "media": media}
+    assert _run_all(engine, deps, make_event("r1", at=clock(), payload=payload)) == ["done"]
+    [written] = target.reviews.values()
+    assert [m.url for m in written.media] == ["https://img.trustoo.io/r/1.jpg"]
+    [entry] = _ledger(engine)
+    assert entry.last_error == "media URL 'javascript:alert(1)' left out: not an http(s) link"
+
+
 def test_same_content_again_makes_no_target_call(engine, deps, target, clock):
     _run_all(engine, deps, make_event("r1", at=clock(), version=1))
     clock.advance(5)

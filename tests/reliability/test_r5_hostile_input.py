@@ -1,6 +1,8 @@
 """R5 hostile input: generated requests against every route (hypothesis) — wrong and missing
 signatures, replayed and stale timestamps, huge and deep JSON, invalid UTF-8, wrong content types,
-random paths and methods — get no 5xx answer, store nothing unless correctly signed, and leave
+random paths and methods, and signed deliveries of both platforms whose id fields are over-long,
+hold control characters or lone surrogates, or whose numbers no parser reads (5,000 digits, 1e400),
+at every layer — get no 5xx answer, store nothing unless correctly signed, and leave
 /healthz answering within 100 ms. A short pass over a real server adds slow senders.
 
 Full: 10,000 generated requests. Reduced: 300.
@@ -12,7 +14,7 @@ import gc
 import json
 import socket
 import time
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import httpx
 import pytest
@@ -27,10 +29,12 @@ from connectors.trustoo import TrustooWebhookVerifier
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_review
 from tests.fakes.serving import serve_wsgi
 from tests.reliability.conftest import ADMIN_TOKEN, make_app, report, scale
+from tests.reliability.hostile import hostile_headers, hostile_trustoo_body, hostile_wix_claims
 
 EXAMPLES = scale(300, 10_000)
 MAX_BYTES = 65_536
 TOPICS = ("review-created", "review-updated", "review-deleted")
+SIGNING_HEADERS = ("Open-Trustoo-Webhook-Public-token", "Open-Trustoo-Webhook-Timestamp", "Open-Trustoo-Webhook-Sign")
 ADMIN_ROUTES = (
     ("GET", "/admin/api/status"),
     ("GET", "/admin/api/events"),
@@ -89,7 +93,9 @@ json_values = st.recursive(
 
 @st.composite
 def bodies(draw) -> bytes:
-    kind = draw(st.sampled_from(("review", "json", "deep", "huge", "binary", "bad_utf8", "empty")))
+    kind = draw(st.sampled_from(("review", "hostile_ids", "json", "deep", "huge", "binary", "bad_utf8", "empty")))
+    if kind == "hostile_ids":
+        return draw(hostile_trustoo_body())
     if kind == "review":
         overrides = draw(
             st.dictionaries(
@@ -142,13 +148,17 @@ def trustoo_requests(draw):
     )
     timestamp = {
         "stale": now - draw(st.integers(901, 10**8)),
-        "future": now + draw(st.integers(901, 10**6)),
+        # Well past the window: generating a large body can take seconds, and 901 s ahead would enter it.
+        "future": now + draw(st.integers(1800, 10**6)),
         "replayed": now - draw(st.integers(0, 800)),
     }.get(mode, now)
     key = "someone-elses-private-token" if mode == "wrong_key" else TRUSTOO_PRIVATE_TOKEN
     headers = {
         "Content-Type": draw(st.sampled_from(CONTENT_TYPES)),
-        "Open-Trustoo-Webhook-Public-token": "not-a-shop" if mode == "unknown_shop" else TRUSTOO_PUBLIC_TOKEN,
+        "Open-Trustoo-Webhook-Public-token": draw(st.just("not-a-shop") | hostile_headers)
+        if mode == "unknown_shop"
+        else TRUSTOO_PUBLIC_TOKEN,
+        "Open-Trustoo-Webhook-RequestId": draw(st.just("5f0c6a1e9b2d4c7a") | hostile_headers),
         "Open-Trustoo-Webhook-Timestamp": draw(st.sampled_from(("12e3", "-5", "²", " ", "9" * 13)))
         if mode == "bad_timestamp"
         else str(timestamp),
@@ -159,18 +169,25 @@ def trustoo_requests(draw):
     if mode == "none":
         headers = {"Content-Type": headers["Content-Type"]}
     elif mode == "missing_one":
-        headers.pop(draw(st.sampled_from(sorted(set(headers) - {"Content-Type"}))))
+        headers.pop(draw(st.sampled_from(SIGNING_HEADERS)))
     method = draw(st.sampled_from(("POST",) * 6 + METHODS))
-    return method, f"/webhooks/trustoo/{topic}", headers, body, mode in ("valid", "replayed")
+    # Percent-encoded as a client sends it: a raw "?Ā" could not travel in a request line at all.
+    return method, f"/webhooks/trustoo/{quote(topic, safe='')}", headers, body, mode in ("valid", "replayed")
 
 
 @st.composite
 def wix_requests(draw, wix):
     emulator, instance = wix
-    mode = draw(st.sampled_from(("valid", "wrong_key", "none_alg", "hs256", "expired", "garbage", "empty")))
+    mode = draw(
+        st.sampled_from(
+            ("valid", "hostile", "hostile", "wrong_key", "none_alg", "hs256", "expired", "garbage", "empty")
+        )
+    )
     data = draw(st.sampled_from(({"id": "x"}, "not json", {"entityFqdn": "wix.reviews.v1.review"}, [], {})))
     event_type = draw(st.sampled_from(("wix.reviews.v1.review_created", "wix.ecom.v1.order_fulfilled", "nope")))
-    if mode in ("garbage", "empty"):
+    if mode == "hostile":
+        body = emulator.sign_claims_text(draw(hostile_wix_claims(instance)))
+    elif mode in ("garbage", "empty"):
         body = draw(bodies()) if mode == "garbage" else b""
     else:
         options = {
@@ -181,7 +198,13 @@ def wix_requests(draw, wix):
         }.get(mode, {})
         body = emulator.sign_webhook(event_type, instance, data, **options)
     headers = {"Content-Type": draw(st.sampled_from(CONTENT_TYPES))}
-    return draw(st.sampled_from(("POST",) * 6 + METHODS)), "/webhooks/wix", headers, body, mode == "valid"
+    return (
+        draw(st.sampled_from(("POST",) * 6 + METHODS)),
+        "/webhooks/wix",
+        headers,
+        body,
+        mode in ("valid", "hostile"),
+    )
 
 
 @st.composite
@@ -201,7 +224,7 @@ def admin_requests(draw):
     query = draw(
         st.dictionaries(
             st.sampled_from(("status", "source", "account", "since", "until", "q", "limit", "before")),
-            st.text(max_size=30),
+            st.text(max_size=30) | st.integers(201, 60_000).map(lambda n: "x" * n),
             max_size=4,
         )
     )
@@ -219,8 +242,7 @@ def admin_requests(draw):
         ).encode()
     else:
         body = draw(bodies())
-    url = httpx.URL(path, params=query)
-    return method, f"{url.path}?{url.query.decode()}" if query else path, headers, body, False
+    return method, f"{path}?{urlencode(query)}" if query else path, headers, body, False
 
 
 @st.composite

@@ -41,6 +41,43 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+# --- media: only http(s) links reach a target -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, kept",
+    [
+        ("https://img.trustoo.io/r/1.jpg", True),
+        ("http://img.trustoo.io/r/1.jpg", True),
+        ("HTTPS://IMG.TRUSTOO.IO/R/1.JPG", True),
+        ("javascript:alert(document.cookie)", False),
+        ("JaVaScRiPt:alert(1)", False),
+        (" javascript:alert(1)", False),
+        ("java\tscript:alert(1)", False),
+        ("javascript\n:alert(1)", False),
+        ("data:image/svg+xml;base64,PHN2Zz4=", False),
+        ("vbscript:msgbox(1)", False),
+        ("//evil.example/1.jpg", False),
+        ("ftp://img.example/1.jpg", False),
+        ("https:///no-host.jpg", False),
+        ("https://[::1/unclosed.jpg", False),
+        ("/r/1.jpg", False),
+    ],
+)
+def test_trustoo_media_url_that_is_not_an_http_link_is_left_out_with_a_note(url, kept):
+    review = map_review(SHOP, trustoo_review(media=[{"url": url, "type": 1}]))
+    assert (len(review.media), len(review.notes)) == ((1, 0) if kept else (0, 1))
+    if not kept:
+        assert review.notes[0].startswith(f"media URL {url!r}"[:40]) and "not an http(s) link" in review.notes[0]
+
+
+def test_trustoo_media_thumbnail_that_is_not_an_http_link_is_left_out_and_the_image_kept():
+    item = trustoo_review(media=[{"url": "https://img.trustoo.io/r/1.jpg", "thumbnail_url": "javascript:x()"}])
+    review = map_review(SHOP, item)
+    assert review.media == (Media("https://img.trustoo.io/r/1.jpg"),)
+    assert review.notes == ("thumbnail URL 'javascript:x()' left out: not an http(s) link",)
+
+
 # --- map_review: whole items from real payloads ------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from connectors.base import Event, EventKind, PayloadError
+from connectors.base import ConfigError, Event, EventKind, PayloadError
 from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
 from connectors.trustoo_api import ShopCredentials, TrustooApi
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
@@ -85,3 +85,8 @@ def test_trustoo_review_list_feeds_resync_lazily_and_reports_unmappable_items(em
         emulator.add_review(SHOP, product_id="123", rating=rating)
     reviews = list(source.iter_reviews(SHOP))
     assert sorted(r.rating for r in reviews if not isinstance(r, PayloadError)) == [3, 4, 5]
+
+
+def test_trustoo_source_with_a_shared_webhook_key_needs_the_open_api_to_check_the_shop():
+    with pytest.raises(ConfigError, match="need the Open API"):
+        TrustooSource(TrustooWebhookVerifier({SHOP: [TRUSTOO_PRIVATE_TOKEN]}), shared_key=True)

@@ -103,6 +103,27 @@ def test_wix_media_maps_image_uris_objects_and_videos_with_posters():
 
 
 @pytest.mark.parametrize(
+    "media, expected, notes",
+    [
+        ({"image": {"url": "https://x.example/1.jpg"}}, Media("https://x.example/1.jpg"), 0),
+        (
+            {"image": {"url": "https://x.example/1.jpg", "thumbnail": {"url": "javascript:alert(1)"}}},
+            Media("https://x.example/1.jpg"),
+            1,
+        ),
+        (
+            {"video": {"url": "http://x.example/v.mp4", "thumbnail": {"url": "data:,x"}}},
+            Media("http://x.example/v.mp4", kind="video"),
+            1,
+        ),
+    ],
+)
+def test_wix_media_link_that_is_not_http_is_left_out_with_a_note(media, expected, notes):
+    review = map_review(SITE, _entity(media=[media]))
+    assert review.media == (expected,) and len(review.notes) == notes
+
+
+@pytest.mark.parametrize(
     "status, published",
     [
         ("APPROVED", True),

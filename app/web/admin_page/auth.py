@@ -183,7 +183,11 @@ def _end_session() -> None:
 
 
 def _safe_next(raw: str | None) -> str:
-    """Back to the page asked for, but only to a page of this blueprint (never another site)."""
+    """Back to the page asked for, but only to a page of this blueprint (never another site). A control
+    character is refused outright: urlsplit drops CR, LF and tab before it looks, but a redirect's
+    Location header cannot hold them."""
+    if raw and any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raw = None
     parts = urlsplit(raw or "")
     if (
         raw
