@@ -119,7 +119,6 @@ class Batch:
         try:
             outcome = process(claimed, services, batch=self)
         except PayloadError as exc:
-            log.warning("event %s quarantined: %s", claimed.event_id, exc.reason, extra={"event_id": claimed.event_id})
             return queue.quarantined(claimed, exc.reason, now=now())
         except review_requests.Deferred as exc:
             return queue.deferred(claimed, exc.until, "delayed", now=now())
