@@ -45,7 +45,11 @@ def serve(host: str, port: int | None, threads: int) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # a PaaS stops with SIGTERM: shut down as on Ctrl-C
     click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
     try:
-        # waitress: a production-grade threaded WSGI server that also runs on any OS.
+        # waitress: a production-grade threaded WSGI server that also runs on any OS. Its I/O loop
+        # reads each request whole before a thread sees it, so clients that trickle bytes cost no
+        # thread; what they can exhaust is its connection limit (100 by default: 101 idle sockets
+        # stopped it answering for the 120 s of its default timeout). poll(), not select(), so that
+        # a socket numbered past 1024 is served too.
         waitress.serve(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             host=host,
@@ -53,6 +57,9 @@ def serve(host: str, port: int | None, threads: int) -> None:
             threads=threads,
             ident="reviewbridge",
             max_request_body_size=services.settings.webhook_max_bytes + 1,
+            connection_limit=1000,
+            channel_timeout=30,
+            asyncore_use_poll=True,
         )
     except KeyboardInterrupt:
         pass
