@@ -15,11 +15,16 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func, select
+
+from app.core.db import make_engine, transaction
+from app.core.models import InboxEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
 #: The Trustoo shop every process here is configured with (the README's demo tokens).
 PUBLIC_TOKEN, PRIVATE_TOKEN = "demo-public-token", "demo-private-token"
+WEBHOOK = "/webhooks/trustoo/review-created"
 
 
 def free_port() -> int:
@@ -98,3 +103,13 @@ def _started(argv: list[str], env: dict[str, str], cwd: Path, log: Path | None) 
         process.kill()
         raise
     return process
+
+
+def stored_events(database_url: str) -> int:
+    """How many events a process stored in its inbox."""
+    engine = make_engine(database_url)
+    try:
+        with transaction(engine) as session:
+            return session.execute(select(func.count()).select_from(InboxEvent)).scalar_one()
+    finally:
+        engine.dispose()

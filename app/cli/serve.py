@@ -56,7 +56,10 @@ def serve(host: str, port: int | None, threads: int) -> None:
             port=port,
             threads=threads,
             ident="reviewbridge",
-            max_request_body_size=services.settings.webhook_max_bytes + 1,
+            # waitress counts a chunked body's framing against this, so a body of exactly
+            # WEBHOOK_MAX_BYTES sent in one-byte chunks (6 bytes each on the wire) must fit; Flask
+            # holds every body, dechunked, to WEBHOOK_MAX_BYTES itself (413 past it).
+            max_request_body_size=8 * services.settings.webhook_max_bytes,
             connection_limit=1000,
             channel_timeout=30,
             asyncore_use_poll=True,

@@ -20,19 +20,25 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from app.core.db import make_engine, transaction
-from app.core.models import InboxEvent
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
-from tests.processes import PRIVATE_TOKEN, PUBLIC_TOKEN, free_port, procfile_environ, start_serve, start_web, stop
+from tests.processes import (
+    PRIVATE_TOKEN,
+    PUBLIC_TOKEN,
+    WEBHOOK,
+    free_port,
+    procfile_environ,
+    start_serve,
+    start_web,
+    stop,
+    stored_events,
+)
 from tests.reliability.conftest import report, scale
 
 SLOW = scale(200, 600)
 ROUNDS = scale(5, 30)
 ANSWER_WITHIN_S = 1.0
 TRICKLE_EVERY_S = 0.25
-WEBHOOK = "/webhooks/trustoo/review-created"
 _HEAD = f"POST {WEBHOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
 
 
@@ -59,7 +65,7 @@ def _hold_and_time(server, env: dict[str, str], scenario: str) -> None:
         assert stop(server, timeout_s=30)[0] == 0
     finally:
         server.kill()
-    stored = _stored(env["DATABASE_URL"])
+    stored = stored_events(env["DATABASE_URL"])
     report(
         scenario,
         slow=SLOW,
@@ -88,15 +94,6 @@ def _deliver(client: httpx.Client, port: int) -> httpx.Response:
     body = trustoo_body(trustoo_review())
     headers = trustoo_headers(body, public_token=PUBLIC_TOKEN, private_token=PRIVATE_TOKEN)
     return client.post(f"http://127.0.0.1:{port}{WEBHOOK}", content=body, headers=headers)
-
-
-def _stored(database_url: str) -> int:
-    engine = make_engine(database_url)
-    try:
-        with transaction(engine) as session:
-            return session.execute(select(func.count()).select_from(InboxEvent)).scalar_one()
-    finally:
-        engine.dispose()
 
 
 class _SlowClients:
