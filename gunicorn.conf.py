@@ -12,8 +12,12 @@ import tempfile
 from app.config import forwarded_allow_ips as _trusted_proxies
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# An event loop reads each request whole before one of `threads` threads runs the app: a client that
+# trickles its headers or body holds a coroutine, never a thread (app/web/front.py says why).
+worker_class = "app.web.front.Worker"
 threads = int(os.environ.get("WEB_THREADS", "4"))
+# Open connections per worker, slow ones included; past this a worker stops accepting until one closes.
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 10
 keepalive = 5

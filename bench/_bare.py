@@ -10,6 +10,8 @@ from flask import Flask, Response, request
 
 def create_app() -> Flask:
     app = Flask(__name__)
+    # The app's default WEBHOOK_MAX_BYTES: the web worker reads a body up to it before the app runs.
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
 
     @app.post("/", defaults={"path": ""})
     @app.post("/<path:path>")

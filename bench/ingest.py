@@ -3,7 +3,7 @@
     python -m bench.ingest [--quick] [--requests 4000] [--concurrency 16] [--rate 200] [--seconds 10]
                            [--wix-share 0.2] [--database-url postgresql://…] [--skip-postgres] [--profile DIR]
 
-The Procfile's `web` command (gunicorn, gthread workers, its workers/threads/timeouts as written,
+The Procfile's `web` command (gunicorn, its worker class, workers/threads/timeouts as written,
 bound to a free loopback port) serves the app, first on a fresh SQLite file and then on a scratch
 PostgreSQL database created on the --database-url server and dropped afterwards; `reviewbridge db
 upgrade` runs first. Under the very same gunicorn settings `bench._bare:create_app()` - a Flask app

@@ -46,14 +46,24 @@ def serve(host: str, port: int | None, threads: int) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # a PaaS stops with SIGTERM: shut down as on Ctrl-C
     click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
     try:
-        # waitress: a production-grade threaded WSGI server that also runs on any OS.
+        # waitress: a production-grade threaded WSGI server that also runs on any OS. Its I/O loop
+        # reads each request whole before a thread sees it, so clients that trickle bytes cost no
+        # thread; what they can exhaust is its connection limit (100 by default: 101 idle sockets
+        # stopped it answering for the 120 s of its default timeout). poll(), not select(), so that
+        # a socket numbered past 1024 is served too.
         waitress.serve(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             host=host,
             port=port,
             threads=threads,
             ident="reviewbridge",
-            max_request_body_size=services.settings.webhook_max_bytes + 1,
+            # waitress counts a chunked body's framing against this, so a body of exactly
+            # WEBHOOK_MAX_BYTES sent in one-byte chunks (6 bytes each on the wire) must fit; Flask
+            # holds every body, dechunked, to WEBHOOK_MAX_BYTES itself (413 past it).
+            max_request_body_size=8 * services.settings.webhook_max_bytes,
+            connection_limit=1000,
+            channel_timeout=30,
+            asyncore_use_poll=True,
         )
     except KeyboardInterrupt:
         pass

@@ -6,9 +6,7 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,14 +14,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.processes import (
+    REVIEWBRIDGE,
+    ROOT,
+    environ,
+    free_port,
+    procfile,
+    procfile_environ,
+    start_serve,
+    start_web,
+    stop,
+    wait_for,
+)
 
 
 def _readme_snippet() -> str:
@@ -32,35 +34,9 @@ def _readme_snippet() -> str:
     return next(block for block in blocks if block.startswith("# sign-and-send"))
 
 
-def _environ(**extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "DATABASE_URL"))}
-    # Nothing here calls Trustoo; if something did, it would find a closed loopback port, not the internet.
-    return keep | {"LOG_LEVEL": "INFO", "TRUSTOO_API_URL": "http://127.0.0.1:9"} | extra
-
-
-def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"process exited early: {process.stdout.read()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout_s} s")
-
-
-def _stop(process: subprocess.Popen, timeout_s: float) -> tuple[int, float]:
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    code = process.wait(timeout=timeout_s)
-    return code, time.monotonic() - started
-
-
 def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, database_url):
-    port = _free_port()
-    env = _environ(
+    port = free_port()
+    env = environ(
         PORT=str(port),
         TRUSTOO_PUBLIC_TOKEN="demo-public-token",
         TRUSTOO_PRIVATE_TOKEN="demo-private-token,an-older-private-token",
@@ -68,16 +44,8 @@ def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, 
     if "postgresql" in database_url:
         env["DATABASE_URL"] = database_url
     # With no DATABASE_URL the default is instance/reviewbridge.db under the working directory.
-    serve = subprocess.Popen(
-        [REVIEWBRIDGE, "serve", "--host", "127.0.0.1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    serve = start_serve(env, tmp_path)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/readyz", serve)
         sent = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", _readme_snippet()],
             cwd=tmp_path,
@@ -99,7 +67,7 @@ def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, 
         assert json.loads(status.stdout)["events"]["trustoo"]["pending"] == 1
         if "postgresql" not in database_url:
             assert (tmp_path / "instance" / "reviewbridge.db").exists()
-        code, took = _stop(serve, timeout_s=20)
+        code, took = stop(serve, timeout_s=20)
         assert code == 0 and took < 12
     finally:
         serve.kill()
@@ -108,7 +76,7 @@ def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, 
 
 
 def test_worker_stops_on_sigterm_within_ten_seconds_and_exits_zero(tmp_path, database_url):
-    env = _environ(DATABASE_URL=database_url)
+    env = environ(DATABASE_URL=database_url)
     subprocess.run([REVIEWBRIDGE, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
     worker = subprocess.Popen(
         [REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -122,7 +90,7 @@ def test_worker_stops_on_sigterm_within_ten_seconds_and_exits_zero(tmp_path, dat
             if "started" in line or not line:
                 break
         assert any("started" in line for line in lines), "".join(lines)
-        code, took = _stop(worker, timeout_s=15)
+        code, took = stop(worker, timeout_s=15)
         assert code == 0 and took < 10.5
     finally:
         worker.kill()
@@ -175,13 +143,13 @@ def test_release_phase_without_commercetools_settings_migrates_and_succeeds(tmp_
 
 
 def test_worker_refuses_to_start_on_an_unmigrated_database(tmp_path):
-    env = _environ(DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db")
+    env = environ(DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db")
     result = subprocess.run([REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "reviewbridge db upgrade" in result.stderr
 
 
 def test_bad_setting_stops_start_up_with_one_line_naming_the_variable(tmp_path):
-    env = _environ(PORT="eighty")
+    env = environ(PORT="eighty")
     result = subprocess.run([REVIEWBRIDGE, "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert (
@@ -190,48 +158,10 @@ def test_bad_setting_stops_start_up_with_one_line_naming_the_variable(tmp_path):
     )
 
 
-def _procfile(process: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name == process:
-            return command.strip()
-    raise AssertionError(f"Procfile has no {process} process")
-
-
-def _procfile_environ(port: int, database_url: str, **extra: str) -> dict[str, str]:
-    """What the PaaS would set for the Procfile's processes: the port, the database, one Trustoo shop."""
-    return _environ(
-        PORT=str(port),
-        DATABASE_URL=database_url,
-        TRUSTOO_PUBLIC_TOKEN="demo-public-token",
-        TRUSTOO_PRIVATE_TOKEN="demo-private-token",
-        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        **extra,
-    )
-
-
-def _start_web(env: dict[str, str]) -> subprocess.Popen:
-    """The Procfile's web command, as the PaaS runs it, ready to answer."""
-    web = subprocess.Popen(
-        ["bash", "-c", f"exec {_procfile('web')}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{env['PORT']}/readyz", web)
-    except BaseException:
-        web.kill()
-        raise
-    return web
-
-
 def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, database_url):
-    env = _procfile_environ(_free_port(), database_url)
-    subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
-    web = _start_web(env)
+    env = procfile_environ(free_port(), database_url)
+    subprocess.run(["bash", "-c", procfile("release")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    web = start_web(env)
     try:
         sent = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", _readme_snippet()],
@@ -242,7 +172,7 @@ def test_procfile_release_and_web_commands_serve_trustoo_webhooks(tmp_path, data
             timeout=30,
         )
         assert sent.stdout == '{"code":0,"message":"success"}', sent.stderr
-        code, _ = _stop(web, timeout_s=20)
+        code, _ = stop(web, timeout_s=20)
         assert code == 0
     finally:
         web.kill()
@@ -280,8 +210,8 @@ def _signed_delivery(port: int) -> int:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_procfile_web_metrics_sum_every_gunicorn_worker_even_after_workers_are_replaced(tmp_path, database_url):
-    port, access_log = _free_port(), tmp_path / "access.log"
-    env = _procfile_environ(
+    port, access_log = free_port(), tmp_path / "access.log"
+    env = procfile_environ(
         port,
         database_url,
         WEB_CONCURRENCY="2",
@@ -289,7 +219,7 @@ def test_procfile_web_metrics_sum_every_gunicorn_worker_even_after_workers_are_r
         GUNICORN_CMD_ARGS=f"--access-logfile {access_log} --access-logformat '%(p)s %(m)s %(U)s'",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the Procfile's web process must need nothing set by hand
-    web = _start_web(env)
+    web = start_web(env)
     try:
         first_workers = _children(web.pid)
         assert len(first_workers) == 2
@@ -314,12 +244,12 @@ def test_procfile_web_metrics_sum_every_gunicorn_worker_even_after_workers_are_r
             len(_children(web.pid)) == 2 and not _children(web.pid) & first_workers
         ):
             time.sleep(0.1)
-        _wait_for(f"http://127.0.0.1:{port}/healthz", web)
+        wait_for(f"http://127.0.0.1:{port}/healthz", web)
         assert _signed_delivery(port) == 200
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         # Counted by workers that are gone, and still in the sum: a counter never goes back.
         assert _sample(scrape, "reviewbridge_webhooks_received_total", outcome="stored", source="trustoo") == sent + 1
-        code, _ = _stop(web, timeout_s=20)
+        code, _ = stop(web, timeout_s=20)
         assert code == 0
     finally:
         web.kill()
@@ -344,7 +274,7 @@ def test_worker_serves_its_processing_histogram_on_worker_metrics_port(tmp_path,
         )
     services_of(app).engine.dispose()
 
-    port = _free_port()
+    port = free_port()
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "CTP_", "DATABASE_URL", "PROMETHEUS"))}
     env = keep | ct_environ | {"LOG_LEVEL": "INFO", "WORKER_METRICS_PORT": str(port)}
     worker = subprocess.Popen(
@@ -373,7 +303,7 @@ def test_worker_serves_its_processing_histogram_on_worker_metrics_port(tmp_path,
         )
         # The database's gauges are the web process's to show, once for the deployment.
         assert "reviewbridge_queue_depth" not in scrape
-        code, _ = _stop(worker, timeout_s=15)
+        code, _ = stop(worker, timeout_s=15)
         assert code == 0
     finally:
         worker.kill()
