@@ -109,7 +109,7 @@ def _read_until(process: subprocess.Popen, wanted: str, timeout_s: float = 30) -
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_worker_on_a_commercetools_project_not_set_up_waits_and_starts_once_it_is(tmp_path, database_url, ct_environ):
-    env = _environ(**ct_environ) | {"LOG_LEVEL": "INFO", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = environ(**ct_environ) | {"LOG_LEVEL": "INFO", "PATH": f"{Path(REVIEWBRIDGE).parent}:{os.environ['PATH']}"}
     worker = subprocess.Popen(
         [REVIEWBRIDGE, "worker", "--setup-recheck", "0.2"],
         cwd=tmp_path,
@@ -123,21 +123,21 @@ def test_worker_on_a_commercetools_project_not_set_up_waits_and_starts_once_it_i
         assert "run `reviewbridge setup commercetools`" in waiting
         assert worker.poll() is None  # waiting, not exited to be restarted by the platform
         release = subprocess.run(
-            ["bash", "-c", _procfile("release")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+            ["bash", "-c", procfile("release")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
         )
         assert release.returncode == 0 and release.stdout.count("missing → created") == 3, release
         _read_until(worker, "started")
-        code, _ = _stop(worker, timeout_s=15)
+        code, _ = stop(worker, timeout_s=15)
         assert code == 0
     finally:
         worker.kill()
 
 
 def test_release_phase_without_commercetools_settings_migrates_and_succeeds(tmp_path):
-    env = _environ(
-        DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = environ(
+        DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db", PATH=f"{Path(REVIEWBRIDGE).parent}:{os.environ['PATH']}"
     )
-    release = subprocess.run(["bash", "-c", _procfile("release")], cwd=ROOT, env=env, capture_output=True, text=True)
+    release = subprocess.run(["bash", "-c", procfile("release")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert release.returncode == 0, release.stderr
     assert "nothing to set up" in release.stdout
 
