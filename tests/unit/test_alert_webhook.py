@@ -70,7 +70,7 @@ def test_alert_webhook_unreachable_receiver_error_holds_no_url():
 def test_alert_webhook_url_is_hidden_in_httpx_request_log_however_httpx_writes_it(slack, caplog):
     written_differently = f"HTTPS://Hooks.Slack.Test:443{slack.path}"  # httpx logs it lower-cased, no port
 
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         _webhook(slack, written_differently).post(MESSAGE)
 
     assert "HTTP Request: POST <ALERT_WEBHOOK_URL>" in caplog.text
