@@ -75,25 +75,11 @@ def test_serve_applies_migrations_and_answers_the_readme_curl_example(tmp_path, 
     assert "demo-private-token" not in output and "an-older-private-token" not in output
 
 
-def test_worker_stops_on_sigterm_within_ten_seconds_and_exits_zero(tmp_path, database_url):
-    env = environ(DATABASE_URL=database_url)
-    subprocess.run([REVIEWBRIDGE, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
-    worker = subprocess.Popen(
-        [REVIEWBRIDGE, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+def _start_worker(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen:
+    """`reviewbridge worker`, its log and output read as one text stream."""
+    return subprocess.Popen(
+        [REVIEWBRIDGE, "worker", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    try:
-        deadline = time.monotonic() + 30
-        lines = []
-        while time.monotonic() < deadline:
-            line = worker.stdout.readline()
-            lines.append(line)
-            if "started" in line or not line:
-                break
-        assert any("started" in line for line in lines), "".join(lines)
-        code, took = stop(worker, timeout_s=15)
-        assert code == 0 and took < 10.5
-    finally:
-        worker.kill()
 
 
 def _read_until(process: subprocess.Popen, wanted: str, timeout_s: float = 30) -> list[str]:
@@ -107,17 +93,22 @@ def _read_until(process: subprocess.Popen, wanted: str, timeout_s: float = 30) -
     return lines
 
 
+def test_worker_stops_on_sigterm_within_ten_seconds_and_exits_zero(tmp_path, database_url):
+    env = environ(DATABASE_URL=database_url)
+    subprocess.run([REVIEWBRIDGE, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+    worker = _start_worker(env, tmp_path)
+    try:
+        _read_until(worker, "started")
+        code, took = stop(worker, timeout_s=15)
+        assert code == 0 and took < 10.5
+    finally:
+        worker.kill()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_worker_on_a_commercetools_project_not_set_up_waits_and_starts_once_it_is(tmp_path, database_url, ct_environ):
     env = environ(**ct_environ) | {"LOG_LEVEL": "INFO", "PATH": f"{Path(REVIEWBRIDGE).parent}:{os.environ['PATH']}"}
-    worker = subprocess.Popen(
-        [REVIEWBRIDGE, "worker", "--setup-recheck", "0.2"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = _start_worker(env, tmp_path, "--setup-recheck", "0.2")
     try:
         [*_, waiting] = _read_until(worker, "worker waiting")
         assert "run `reviewbridge setup commercetools`" in waiting
@@ -277,14 +268,7 @@ def test_worker_serves_its_processing_histogram_on_worker_metrics_port(tmp_path,
     port = free_port()
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "CTP_", "DATABASE_URL", "PROMETHEUS"))}
     env = keep | ct_environ | {"LOG_LEVEL": "INFO", "WORKER_METRICS_PORT": str(port)}
-    worker = subprocess.Popen(
-        [REVIEWBRIDGE, "worker", "--metrics-host", "127.0.0.1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = _start_worker(env, tmp_path, "--metrics-host", "127.0.0.1")
     try:
         deadline, scrape = time.monotonic() + 30, ""
         while time.monotonic() < deadline:
