@@ -3,9 +3,9 @@
 The page is server-rendered HTML with one stylesheet of its own and no script, so its policy allows
 nothing else: no inline style or script (an injected one would not run), no framing (clickjacking),
 forms only to this site, and no <base> that would move relative links. Answers are never cached
-(they show queue contents and carry CSRF tokens), and their URLs (which carry filters) go in a
-Referer to this site only: `same-origin`, not `no-referrer`, because over https Flask-WTF refuses a
-form that comes without a Referer of this site (its SSL-strict CSRF check).
+(they show queue contents and carry CSRF tokens), and their URLs (which carry filters and event ids)
+are never sent as a Referer, not even to this site (the CSRF check does without one: see
+admin_page/auth.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _POLICY = "; ".join(
 ADMIN_HEADERS = {
     "Content-Security-Policy": _POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
 

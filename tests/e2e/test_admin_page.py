@@ -220,6 +220,30 @@ def test_admin_page_sign_in_form_needs_its_csrf_token_too(admin):
     assert response.status_code == 400 and admin.get("/admin/").status_code == 302
 
 
+@pytest.mark.parametrize("fetch_site", ["cross-site", "same-site"])
+def test_admin_page_form_a_browser_marks_as_sent_from_another_site_is_refused_even_with_its_token(
+    page, page_services, fetch_site
+):
+    # The page sends no Referer (Referrer-Policy: no-referrer); Sec-Fetch-Site is what tells a browser's
+    # cross-site form apart, and a token read by another way does not make it ours.
+    deliver(page, trustoo_review())
+    token = csrf_token(page.get("/admin/events/1").get_data(as_text=True))
+    response = page.post(
+        "/admin/events/1/discard",
+        data={"reason": "spam", "csrf_token": token},
+        headers={"Sec-Fetch-Site": fetch_site},
+    )
+    assert response.status_code == 400
+    assert "another site" in texts(response.get_data(as_text=True), id="error-message")[0]
+    assert db_counts(page_services.engine) == {"pending": 1}
+    same_origin = page.post(
+        "/admin/events/1/discard",
+        data={"reason": "spam", "csrf_token": token},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert same_origin.status_code == 302 and db_counts(page_services.engine) == {"discarded": 1}
+
+
 def test_admin_page_head_of_the_sign_in_form_answers_as_get_and_never_signs_in(admin):
     # Flask routes HEAD to the view; only a POST (with its CSRF token) may sign in.
     response = admin.head("/admin/login", data={"token": ADMIN_TOKEN})

@@ -53,6 +53,24 @@ def test_serve_answers_within_a_second_while_hundreds_of_clients_trickle(tmp_pat
     _hold_and_time(start_serve(env, tmp_path, log=tmp_path / "serve.log"), env, "R5 slow clients, serve")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_procfile_web_lets_a_request_take_at_most_its_timeout_to_arrive(tmp_path, database_url):
+    # A client that never finishes its headers is closed; one that never finishes its body hears 408.
+    env = procfile_environ(free_port(), database_url, GUNICORN_CMD_ARGS="--timeout 2")
+    server = start_web(env, log=tmp_path / "web.log")
+    try:
+        with _SlowClients(int(env["PORT"]), 3) as slow:
+            deadline = time.monotonic() + 10
+            while slow.open() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            still_open, answers = slow.open(), slow.answers()
+        assert stop(server, timeout_s=30)[0] == 0
+    finally:
+        server.kill()
+    assert still_open == 0
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"", b"", b"HTTP/1.1 408 Request Timeout"]
+
+
 def _hold_and_time(server, env: dict[str, str], scenario: str) -> None:
     port = int(env["PORT"])
     try:
@@ -103,6 +121,7 @@ class _SlowClients:
         self._port, self._count = port, count
         self._feeds: list[tuple[socket.socket, Iterator[bytes]]] = []
         self._closed: set[socket.socket] = set()
+        self._answers: dict[socket.socket, bytes] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._trickle, name="slow-clients", daemon=True)
 
@@ -128,21 +147,35 @@ class _SlowClients:
         """How many slow connections the server still holds (it may close the slowest)."""
         return self._count - len(self._closed)
 
+    def answers(self) -> list[bytes]:
+        """What the server sent on each connection before closing it, in the order they were opened."""
+        return [self._answers.get(sock, b"") for sock, _ in self._feeds]
+
     def _trickle(self) -> None:
         while not self._stop.wait(TRICKLE_EVERY_S):
             for sock, feed in self._feeds:
-                if sock in self._closed:
-                    continue
-                data = next(feed)
-                try:
-                    if data:
-                        sock.send(data)
-                    elif sock.recv(1, socket.MSG_PEEK) == b"":
-                        self._closed.add(sock)  # the server closed an idle connection
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    self._closed.add(sock)
+                if sock not in self._closed:
+                    self._feed(sock, next(feed))
+
+    def _feed(self, sock: socket.socket, data: bytes) -> None:
+        try:
+            answer = sock.recv(65536)
+        except BlockingIOError:
+            answer = None  # nothing from the server yet: the connection is still being held
+        except OSError:
+            answer = b""
+        if answer is not None:
+            self._answers[sock] = self._answers.get(sock, b"") + answer
+            if answer == b"":
+                self._closed.add(sock)  # the server closed it
+                return
+        try:
+            if data:
+                sock.send(data)
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._closed.add(sock)
 
 
 def _slow_bytes(kind: int) -> Iterator[bytes]:

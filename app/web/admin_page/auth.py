@@ -4,6 +4,9 @@ Without ADMIN_TOKEN the page answers 404; with it but without SECRET_KEY (which 
 it answers 503 and says so, rather than run with a weak key. Every other route needs a session
 (a GET without it goes to the sign-in form, anything else is refused the same way) and every POST
 a CSRF token. CSRFProtect guards this blueprint only: webhooks, the JSON API and OAuth never see it.
+Its https Referer check is off because the page sends no Referer at all (`Referrer-Policy: no-referrer`);
+in its place a form a browser marks as sent from another site (`Sec-Fetch-Site`) is refused, token or
+not, and the session cookie is SameSite=Lax.
 
 A session is a row of the database (app/core/admin_sessions.py) named by a random id, which Flask's
 signed session cookie carries. The cookie stays Flask's because CSRF tokens and flash messages live
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 _SESSION_KEY = "admin"  # the session's random id
 _ENDS_KEY = "admin_ends"  # when it ends (epoch seconds), so that the cookie ends with it
 _OPEN_ENDPOINTS = ("admin_page.login",)
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_OWN_SITE = ("same-origin", "none")  # Sec-Fetch-Site values of this page's own forms and of a typed URL
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -64,8 +69,9 @@ def _configure(state) -> None:
         ("PERMANENT_SESSION_LIFETIME", timedelta(hours=services_of(app).settings.admin_session_hours)),
         ("SESSION_REFRESH_EACH_REQUEST", False),  # using a session does not extend it
         ("WTF_CSRF_CHECK_DEFAULT", False),  # only this blueprint calls protect()
-        ("WTF_CSRF_TIME_LIMIT", None),
-    ):  # the token lives as long as the session it is in
+        ("WTF_CSRF_TIME_LIMIT", None),  # the token lives as long as the session it is in
+        ("WTF_CSRF_SSL_STRICT", False),  # no Referer to check: see the module's docstring
+    ):
         app.config[name] = value
     app.session_interface = _SessionInterface()
     CSRFProtect(app)  # registers itself as app.extensions["csrf"] and csrf_token() in the templates
@@ -85,6 +91,8 @@ def _gate():
     if request.endpoint not in _OPEN_ENDPOINTS and not _signed_in():
         where = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("admin_page.login", next=where))
+    if request.method not in _SAFE_METHODS and request.headers.get("Sec-Fetch-Site", "same-origin") not in _OWN_SITE:
+        raise CSRFError("The form was sent from another site.")
     current_app.extensions["csrf"].protect()  # POST, PUT, PATCH, DELETE; a failure is a CSRFError (400)
     return None
 
