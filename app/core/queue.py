@@ -22,6 +22,7 @@ Every function takes the time as `now`; nothing here reads a clock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ __all__ = [
     "discard",
     "discard_matching",
     "done",
+    "in_turns",
     "quarantined",
     "release",
     "release_waiting",
@@ -91,13 +93,26 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, lease_s: int, limit:
     (app/core/queue_claim.py).
 
     Due means next_attempt_at has come: a new event, a retry after its backoff, or an event whose
-    lease ran out because its worker died.
+    lease ran out because its worker died. The batch comes in turns too (`in_turns`).
     """
     until = now + timedelta(seconds=lease_s)
     statement = claim_statement(engine.dialect.name, limit, _CLAIMED_COLUMNS)
     with transaction(engine) as session:
         rows = session.execute(statement, {"now": now, "until": until, "worker_id": worker_id}).mappings().all()
-    return sorted((ClaimedEvent(**row) for row in rows), key=lambda event: event.id)
+    return in_turns([ClaimedEvent(**row) for row in rows])
+
+
+def in_turns(events: Iterable[ClaimedEvent]) -> list[ClaimedEvent]:
+    """A batch in the order the worker processes it: every account's first event (oldest first)
+    before any account's second, and so on. In order of id, a shop's one live event, the newest of
+    the batch, would wait behind all of another shop's backlog events the batch holds (a second, at
+    50 ms a target call)."""
+    turn: Counter[tuple[str, str]] = Counter()
+    ordered = []
+    for event in sorted(events, key=lambda event: event.id):
+        ordered.append((turn[event.source, event.account], event.id, event))
+        turn[event.source, event.account] += 1
+    return [event for _, _, event in sorted(ordered, key=lambda entry: entry[:2])]
 
 
 # --- finishing ------------------------------------------------------------------------------

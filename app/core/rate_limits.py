@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 _buckets = table(RateLimitBucket)
 
 #: The longest a live caller sleeps for its turn. A sleeping drain thread is one the other shops
-#: cannot use, so a longer wait goes back to the queue, which holds no thread: one shop over its
-#: limit then holds at most a second's worth of its turns in threads.
-MAX_WAIT_S = 1.0
+#: cannot use (and the rest of its batch, another shop's live review perhaps, waits behind it), so a
+#: longer wait goes back to the queue, which holds no thread: one shop over its limit then holds at
+#: most half a second's worth of its turns in threads.
+MAX_WAIT_S = 0.5
 
 _bulk = contextvars.ContextVar("reviewbridge_bulk_work", default=False)
 

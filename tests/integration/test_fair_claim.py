@@ -35,6 +35,19 @@ def test_one_event_of_a_second_shop_is_in_the_first_batch_behind_a_burst_of_the_
     assert sorted(event.account for event in claimed) == ["shop-a", "shop-b"]
 
 
+def test_a_batch_is_processed_in_turns_so_the_second_shops_review_is_not_last(engine, clock):
+    # In order of id shop B's review, the newest, would wait behind every event of shop A's burst
+    # that the batch holds: at 50 ms a target call, a second for a batch of twenty.
+    _burst(engine, clock, "shop-a", 1500)
+    clock.advance(1)
+    _burst(engine, clock, "shop-b", 1, prefix="b")
+    claimed = _claim(engine, clock, limit=20)
+    assert "shop-b" in [event.account for event in claimed[:2]]
+    assert [event.id for event in claimed if event.account == "shop-a"] == sorted(
+        event.id for event in claimed if event.account == "shop-a"
+    )
+
+
 def test_claims_of_one_event_each_reach_the_second_shop_within_a_few_turns(engine, clock):
     _burst(engine, clock, "shop-a", 200)
     clock.advance(1)
