@@ -4,9 +4,9 @@ does a thread run the Flask app.
 gunicorn's gthread worker hands a connection to a thread as soon as it is accepted, and the thread
 blocks reading it: eight clients trickling headers or a body held all of a dyno's threads, and
 /healthz and every webhook waited for as long as they kept sending. Here gunicorn's asyncio worker
-parses the request and `read_whole_first` gathers its body on the event loop, where a slow client
-costs a coroutine and its buffer, not a thread; a2wsgi then runs the Flask app in a pool of
-`threads` threads, as gthread did (database calls block, so the app stays synchronous).
+parses the request and `WholeRequests` (app/web/whole_requests.py) gathers its body on the event
+loop, where a slow client costs a coroutine and its buffer, not a thread, and then runs the Flask app
+in a pool of `threads` threads, as gthread did (database calls block, so the app stays synchronous).
 
 A request must arrive whole within gunicorn's `timeout`: a connection whose first request's headers
 are not complete by then is closed (gunicorn bounds later ones by `keepalive`, but not the first), and
@@ -19,16 +19,14 @@ worker's `worker_connections` for as long as it is let.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from a2wsgi import WSGIMiddleware
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 from gunicorn.workers.gasgi import ASGIWorker
 
-__all__ = ["Worker", "read_whole_first"]
+from app.web.whole_requests import WholeRequests
 
-Message = dict[str, Any]
+__all__ = ["Worker"]
 
 
 class Worker(ASGIWorker):
@@ -46,10 +44,8 @@ class Worker(ASGIWorker):
     def load_wsgi(self):
         super().load_wsgi()
         flask_app = self.asgi
-        self.asgi = read_whole_first(
-            WSGIMiddleware(flask_app, workers=self.cfg.threads),
-            flask_app.config["MAX_CONTENT_LENGTH"],
-            within_s=self.cfg.timeout,
+        self.asgi = WholeRequests(
+            flask_app, limit=flask_app.config["MAX_CONTENT_LENGTH"], within_s=self.cfg.timeout, threads=self.cfg.threads
         )
 
 
@@ -79,61 +75,3 @@ class _HeadersOnTime(ASGIProtocol):
         if self._headers_deadline is not None:
             self._headers_deadline.cancel()
             self._headers_deadline = None
-
-
-def read_whole_first(asgi_app, limit: int, within_s: float):
-    """An ASGI app that reads a request's body (at most `limit` + 1 bytes) before `asgi_app` sees it.
-
-    The app gets the body in one piece with its length as Content-Length (chunked framing is the
-    server's business): one byte over the limit makes Flask answer its own 413, as for a declared
-    Content-Length over it, and nothing past `limit` + 1 bytes is held in memory. A body not whole
-    within `within_s` seconds is answered 408 without the app."""
-
-    async def app(scope: Message, receive, send) -> None:
-        if scope["type"] != "http":
-            return await asgi_app(scope, receive, send)
-        body = bytearray()
-        try:
-            async with asyncio.timeout(within_s):
-                more = True
-                while more and len(body) <= limit:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return  # gone before the request was whole: no one to answer
-                    body += message.get("body", b"")
-                    more = message.get("more_body", False)
-        except TimeoutError:
-            return await _answer_too_slow(send, within_s)
-        whole = bytes(body[: limit + 1])
-        headers = [
-            (name, value) for name, value in scope["headers"] if name not in (b"content-length", b"transfer-encoding")
-        ]
-        scope = scope | {"headers": [*headers, (b"content-length", str(len(whole)).encode())]}
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()  # after the body: the client's disconnect, if the app asks
-            replayed = True
-            return {"type": "http.request", "body": whole, "more_body": False}
-
-        await asgi_app(scope, replay, send)
-
-    return app
-
-
-async def _answer_too_slow(send, within_s: float) -> None:
-    text = f"The request's body did not arrive within {within_s:g} s.\n".encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 408,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(text)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": text})
