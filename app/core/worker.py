@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app.core import alerts, leases, pipeline, queue, retention, runner
+from app.core import alerts, inbox_signal, leases, pipeline, queue, retention, runner
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
 
@@ -211,10 +211,18 @@ class Worker:
             every(alerts.CHECK_EVERY_S, self.check_alerts, "alerts", first_in_s=10)
         scheduler.start()
         self._scheduler = scheduler
+        if self.services.engine.dialect.name == "postgresql":
+            threading.Thread(
+                target=inbox_signal.listen,
+                args=(self.services.engine, self.wake, self._stopping),
+                name="inbox-listener",
+                daemon=True,
+            ).start()
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)
 
     def wake(self) -> None:
-        """Start a drain now instead of at the next tick (the embedded server calls this on intake)."""
+        """Start a drain now instead of at the next tick: on intake, told in memory by the embedded
+        server or by PostgreSQL's notification (app/core/inbox_signal.py)."""
         if self._scheduler is not None and not self._stopping.is_set():
             self._scheduler.modify_job("drain-0", next_run_time=datetime.now(UTC))
 
