@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import cast
 
 import psycopg
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, text
 
 __all__ = ["CHANNEL", "listen", "notify"]
 
@@ -27,10 +26,10 @@ CHANNEL = "reviewbridge_inbox"
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
 
 
-def notify(session: Session) -> None:
-    """Tell the listening workers, when `session`'s transaction commits, that new events are stored."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_NOTIFY)
+def notify(connection: Connection) -> None:
+    """Tell the listening workers, when `connection`'s transaction commits, that new events are stored."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_NOTIFY)
 
 
 def listen(

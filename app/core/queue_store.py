@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, String
 
 from app.core import inbox_signal
-from app.core.db import insert_for, transaction
+from app.core.db import insert_for, transaction, writing
 from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
 from connectors.base import Event, EventKind, PayloadError
 
@@ -80,12 +80,12 @@ def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
     flat = [row for delivery in deliveries for row in delivery]
     if not flat:
         return [0 for _ in deliveries]
-    with transaction(engine) as session:
+    with writing(engine) as connection:
         # RETURNING says what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
         # as parameters of one cached statement, not as literal VALUES compiled anew for each delivery.
-        new = {tuple(row) for row in session.execute(_insert_ignoring_duplicates(engine), flat)}
+        new = {tuple(row) for row in connection.execute(_insert_ignoring_duplicates(engine), flat)}
         if new:
-            inbox_signal.notify(session)
+            inbox_signal.notify(connection)
     counts = []
     for delivery in deliveries:
         keys = {(row["source"], row["account"], row["event_id"]) for row in delivery}

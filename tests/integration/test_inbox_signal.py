@@ -9,7 +9,7 @@ import time
 import pytest
 
 from app.core import inbox_signal, queue_store
-from app.core.db import make_engine, transaction
+from app.core.db import make_engine, writing
 from app.core.worker import Worker
 from tests.integration.conftest import make_event
 
@@ -49,8 +49,8 @@ def test_a_rolled_back_store_wakes_nobody_and_a_duplicate_sends_nothing(database
     try:
         assert woken.wait(5)  # once on listening: whatever was stored before
         woken.clear()
-        with pytest.raises(RuntimeError), transaction(engine) as session:
-            inbox_signal.notify(session)
+        with pytest.raises(RuntimeError), writing(engine) as connection:
+            inbox_signal.notify(connection)
             raise RuntimeError("the store failed after its NOTIFY")
         assert not woken.wait(1.5)
         event = make_event("r1", at=clock())
