@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from app.core.services import Services
 
 
@@ -24,8 +27,6 @@ __all__ = ["serve", "worker"]
 @with_appcontext
 def serve(host: str, port: int | None, threads: int) -> None:
     """Embedded mode: apply migrations, then run web and worker in one process."""
-    import waitress
-
     from app import bootstrap
     from app.bootstrap import current_services
     from app.core import db
@@ -33,6 +34,9 @@ def serve(host: str, port: int | None, threads: int) -> None:
     services = current_services()
     bootstrap.announce(services.settings)
     db.upgrade(services.engine)
+    port = port or services.settings.port
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    server = _listen(app, host, port, threads, services.settings.webhook_max_bytes)
     background = bootstrap.build_worker(services)
     try:
         check_targets(services)
@@ -42,17 +46,29 @@ def serve(host: str, port: int | None, threads: int) -> None:
     else:
         services.on_stored.append(background.wake)
         background.start()
-    port = port or services.settings.port
     signal.signal(signal.SIGTERM, _interrupt)  # a PaaS stops with SIGTERM: shut down as on Ctrl-C
     click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
     try:
-        # waitress: a production-grade threaded WSGI server that also runs on any OS. Its I/O loop
-        # reads each request whole before a thread sees it, so clients that trickle bytes cost no
-        # thread; what they can exhaust is its connection limit (100 by default: 101 idle sockets
-        # stopped it answering for the 120 s of its default timeout). poll(), not select(), so that
-        # a socket numbered past 1024 is served too.
-        waitress.serve(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        background.stop()
+        server.close()
+
+
+def _listen(app: Flask, host: str, port: int, threads: int, webhook_max_bytes: int):
+    """waitress, bound to its port (or one line saying why not): only then does `serve` say it serves.
+
+    waitress: a production-grade threaded WSGI server that also runs on any OS. Its I/O loop reads each
+    request whole before a thread sees it, so clients that trickle bytes cost no thread; what they can
+    exhaust is its connection limit (100 by default: 101 idle sockets stopped it answering for the 120 s
+    of its default timeout). poll(), not select(), so that a socket numbered past 1024 is served too."""
+    import waitress
+
+    try:
+        return waitress.create_server(
+            app,
             host=host,
             port=port,
             threads=threads,
@@ -60,15 +76,23 @@ def serve(host: str, port: int | None, threads: int) -> None:
             # waitress counts a chunked body's framing against this, so a body of exactly
             # WEBHOOK_MAX_BYTES sent in one-byte chunks (6 bytes each on the wire) must fit; Flask
             # holds every body, dechunked, to WEBHOOK_MAX_BYTES itself (413 past it).
-            max_request_body_size=8 * services.settings.webhook_max_bytes,
+            max_request_body_size=8 * webhook_max_bytes,
             connection_limit=1000,
             channel_timeout=30,
             asyncore_use_poll=True,
         )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        background.stop()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} is in use: stop the other process, or set PORT (or --port) to a free port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise click.ClickException(
+                f"port {port} needs privileges this user lacks: set PORT (or --port) to a port above 1023"
+            ) from None
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and PORT"
+        ) from None
 
 
 def _interrupt(_signum, _frame):
