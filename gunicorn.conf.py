@@ -10,6 +10,7 @@ import shutil
 import tempfile
 
 from app.config import forwarded_allow_ips as _trusted_proxies
+from app.config import log_format as _log_format
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # An event loop reads each request whole before one of `threads` threads runs the app: a client that
@@ -22,6 +23,10 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
+# With LOG_FORMAT=json gunicorn's own lines (start-up, workers, each request) are JSON like the app's,
+# so that a log drain parses every line; text keeps gunicorn's own formats.
+if _log_format(os.environ.get("LOG_FORMAT")) == "json":
+    logger_class = "app.web.gunicorn_logs.JsonLogger"
 # X-Forwarded-Proto counts only from the proxies FORWARDED_ALLOW_IPS names (app/config.py reads it,
 # and the app's own TrustedProxies uses the same list for X-Forwarded-For): a client cannot claim https.
 forwarded_allow_ips = ",".join(_trusted_proxies(os.environ.get("FORWARDED_ALLOW_IPS")))

@@ -27,10 +27,12 @@ __all__ = [
     "SettingsError",
     "forwarded_allow_ips",
     "load_settings",
+    "log_format",
 ]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_LOG_FORMATS = ("text", "json")
 #: gunicorn's own default for the variable of the same name: a proxy on this machine only.
 DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
@@ -172,7 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=_database_url(env.text("DATABASE_URL")),
         port=env.integer("PORT", 8000, low=1, high=65535),
         log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
-        log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
+        log_format=env.choice("LOG_FORMAT", "text", _LOG_FORMATS),
         # It opens the admin page and API to anyone who guesses it: long, and not guessable.
         admin_token=env.strong_secret("ADMIN_TOKEN", min_length=32),
         secret_key=env.secret("SECRET_KEY", min_length=16),
@@ -316,6 +318,11 @@ def forwarded_allow_ips(value: str | None) -> tuple[str, ...]:
                 "FORWARDED_ALLOW_IPS", f"{entry!r} is not an IP address, a network like 10.0.0.0/8, or *"
             ) from None
     return entries or DEFAULT_FORWARDED_ALLOW_IPS
+
+
+def log_format(value: str | None) -> str:
+    """LOG_FORMAT, for gunicorn.conf.py: its own lines follow the app's format (app/web/gunicorn_logs.py)."""
+    return Env({"LOG_FORMAT": value or ""}).choice("LOG_FORMAT", "text", _LOG_FORMATS)
 
 
 def _directory(name: str, value: str | None) -> str | None:
