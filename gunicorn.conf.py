@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 
+from app.config import DEFAULT_WEB_THREADS as _DEFAULT_WEB_THREADS
 from app.config import forwarded_allow_ips as _trusted_proxies
 from app.config import log_format as _log_format
 
@@ -16,7 +17,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # An event loop reads each request whole before one of `threads` threads runs the app: a client that
 # trickles its headers or body holds a coroutine, never a thread (app/web/front.py says why).
 worker_class = "app.web.front.Worker"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+# The app reads WEB_THREADS too (app/config.py): each worker's database pool is sized by it.
+threads = int(os.environ.get("WEB_THREADS") or _DEFAULT_WEB_THREADS)
 # Open connections per worker, slow ones included; past this a worker stops accepting until one closes.
 worker_connections = 1000
 timeout = 30

@@ -22,6 +22,7 @@ from app.config_env import Env, SettingsError
 __all__ = [
     "DEFAULT_FORWARDED_ALLOW_IPS",
     "DEFAULT_SQLITE_PATH",
+    "DEFAULT_WEB_THREADS",
     "SOURCES",
     "Settings",
     "SettingsError",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
+#: Threads that run the app in each gunicorn worker of the Procfile's web process (gunicorn.conf.py).
+DEFAULT_WEB_THREADS = 4
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _LOG_FORMATS = ("text", "json")
 #: gunicorn's own default for the variable of the same name: a proxy on this machine only.
@@ -52,6 +55,7 @@ class Settings:
     session_cookie_secure: bool = False  # True: the admin session cookie is Secure even over plain http
     admin_session_hours: int = 12  # an admin page session ends this long after sign-in, used or not
     webhook_max_bytes: int = 1024 * 1024
+    web_threads: int = DEFAULT_WEB_THREADS  # per gunicorn worker of the Procfile's web process
     worker_concurrency: int = 4
     max_attempts: int = 12
     lease_s: int = 60
@@ -183,6 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_cookie_secure=env.flag("SESSION_COOKIE_SECURE", False),
         admin_session_hours=env.integer("ADMIN_SESSION_HOURS", 12, low=1, high=720),
         webhook_max_bytes=env.integer("WEBHOOK_MAX_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
+        web_threads=env.integer("WEB_THREADS", DEFAULT_WEB_THREADS, low=1, high=256),
         worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 12, low=1, high=100),
         lease_s=env.integer("LEASE_S", 60, low=5, high=3600),

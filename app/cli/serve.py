@@ -8,8 +8,8 @@ import threading
 from typing import TYPE_CHECKING
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
+
+from app.cli._app import serve_app, worker_app
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -24,18 +24,17 @@ __all__ = ["serve", "worker"]
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: $PORT or 8000).")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Web threads.")
-@with_appcontext
 def serve(host: str, port: int | None, threads: int) -> None:
     """Embedded mode: apply migrations, then run web and worker in one process."""
     from app import bootstrap
-    from app.bootstrap import current_services
+    from app.bootstrap import services_of
     from app.core import db
 
-    services = current_services()
+    app = serve_app(threads)
+    services = services_of(app)
     bootstrap.announce(services.settings)
     db.upgrade(services.engine)
     port = port or services.settings.port
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     server = _listen(app, host, port, threads, services.settings.webhook_max_bytes)
     background = bootstrap.build_worker(services)
     try:
@@ -113,14 +112,13 @@ def _interrupt(_signum, _frame):
     show_default=True,
     help="Seconds between checks while a target is not set up yet.",
 )
-@with_appcontext
 def worker(metrics_host: str, setup_recheck: float) -> None:
     """Run the worker: queue drain, due retries and periodic jobs, until SIGTERM."""
     from app import bootstrap
-    from app.bootstrap import current_services
+    from app.bootstrap import services_of
     from app.core import db
 
-    services = current_services()
+    services = services_of(worker_app())
     bootstrap.announce(services.settings)
     current, head = db.current_revision(services.engine), db.head_revision(services.engine)
     if current != head:
