@@ -18,15 +18,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.config_env import Env, SettingsError
+from app.config_instance import KeptSecrets, keep_secrets
 
 __all__ = [
     "DEFAULT_FORWARDED_ALLOW_IPS",
     "DEFAULT_SQLITE_PATH",
     "DEFAULT_WEB_THREADS",
     "SOURCES",
+    "KeptSecrets",
     "Settings",
     "SettingsError",
     "forwarded_allow_ips",
+    "kept_secrets",
     "load_settings",
     "log_format",
 ]
@@ -328,6 +331,17 @@ def forwarded_allow_ips(value: str | None) -> tuple[str, ...]:
 def log_format(value: str | None) -> str:
     """LOG_FORMAT, for gunicorn.conf.py: its own lines follow the app's format (app/web/gunicorn_logs.py)."""
     return Env({"LOG_FORMAT": value or ""}).choice("LOG_FORMAT", "text", _LOG_FORMATS)
+
+
+def kept_secrets(environ: Mapping[str, str] | None = None, *, create: bool = False) -> KeptSecrets:
+    """The embedded mode's ADMIN_TOKEN and SECRET_KEY, kept beside its SQLite database for what
+    `environ` (default: os.environ) leaves unset; `create` makes the missing ones (app/config_instance.py)."""
+    environ = os.environ if environ is None else environ
+    try:
+        database_url = _database_url(Env(environ).text("DATABASE_URL"))
+    except SettingsError:
+        return KeptSecrets(environ)  # load_settings names the bad variable
+    return keep_secrets(database_url, environ, create=create)
 
 
 def _directory(name: str, value: str | None) -> str | None:

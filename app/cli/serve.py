@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import signal
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -14,6 +15,7 @@ from app.cli._app import serve_app, worker_app
 if TYPE_CHECKING:
     from flask import Flask
 
+    from app.config import KeptSecrets, Settings
     from app.core.services import Services
 
 
@@ -30,7 +32,7 @@ def serve(host: str, port: int | None, threads: int) -> None:
     from app.bootstrap import services_of
     from app.core import db
 
-    app = serve_app(threads)
+    app, kept = serve_app(threads)
     services = services_of(app)
     bootstrap.announce(services.settings)
     db.upgrade(services.engine)
@@ -47,6 +49,9 @@ def serve(host: str, port: int | None, threads: int) -> None:
         background.start()
     signal.signal(signal.SIGTERM, _interrupt)  # a PaaS stops with SIGTERM: shut down as on Ctrl-C
     click.echo(f"ReviewBridge serving on http://{host}:{port} (worker {background.id}); Ctrl-C stops")
+    # On the operator's terminal, not in the log: a log drain must never collect the admin token.
+    for line in _admin_lines(services.settings, kept, _browsable(host, port)):
+        click.echo(line)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -92,6 +97,42 @@ def _listen(app: Flask, host: str, port: int, threads: int, webhook_max_bytes: i
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and PORT"
         ) from None
+
+
+def _browsable(host: str, port: int) -> str:
+    """The address to open in a browser: a wildcard host is reached on this machine at loopback."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def _admin_lines(settings: Settings, kept: KeptSecrets, base: str) -> list[str]:
+    """Where the admin page is and how to sign in; the token itself only when `serve` keeps it (one the
+    operator set is theirs already, and may be a production secret)."""
+    missing = [
+        name
+        for name, value in (("ADMIN_TOKEN", settings.admin_token), ("SECRET_KEY", settings.secret_key))
+        if not value
+    ]
+    if missing:
+        why = "" if kept.path else "; serve keeps its own only beside a SQLite database"
+        return [f"admin page: off until {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} set{why}"]
+    if "ADMIN_TOKEN" not in kept.used:
+        return [f"admin page: {base}/admin (sign in with your ADMIN_TOKEN)"]
+    made = "made now" if "ADMIN_TOKEN" in kept.created else "made on the first start"
+    return [
+        f"admin page: {base}/admin",
+        f"admin token: {settings.admin_token}",
+        f"  ({made}, kept in {_shown(kept.path)}; set ADMIN_TOKEN to use your own)",
+    ]
+
+
+def _shown(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _interrupt(_signum, _frame):
