@@ -233,3 +233,8 @@ def test_reconcile_wix_json_counts_published_reviews_and_finds_a_missed_rating_e
     }
     assert agreeing["product"]["source_id"] == "wix-agreeing" and agreeing["agrees"] is True
     assert agreeing["source"] == agreeing["target"] == {"count": 2, "average": 4.5, "distribution": {"4": 1, "5": 1}}
+
+
+def test_reconcile_source_named_two_different_ways_is_a_usage_error(app):
+    result = cli_runner(app).invoke(args=["reconcile", "trustoo", "--source", "wix"])
+    assert result.exit_code == 2 and "differ" in result.output
