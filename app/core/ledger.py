@@ -38,6 +38,7 @@ __all__ = [
     "reserve",
     "write",
     "written_by_us",
+    "written_since",
 ]
 
 _ledger = table(LedgerEntry)
@@ -313,6 +314,21 @@ def written_by_us(engine: Engine, *, platform: str, review_ids: Sequence[str]) -
             session.execute(
                 select(_ledger.c.target_id).where(
                     _ledger.c.target == platform, _ledger.c.target_id.in_(list(review_ids))
+                )
+            ).scalars()
+        )
+
+
+def written_since(engine: Engine, *, source: str, account: str, target: str, since: datetime) -> set[str]:
+    """The account's reviews whose row at `target` changed at or after `since`: what was written there lately."""
+    with transaction(engine) as session:
+        return set(
+            session.execute(
+                select(_ledger.c.source_review_id).where(
+                    _ledger.c.source == source,
+                    _ledger.c.account == account,
+                    _ledger.c.target == target,
+                    _ledger.c.last_synced_at >= since,
                 )
             ).scalars()
         )

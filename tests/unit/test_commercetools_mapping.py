@@ -6,11 +6,12 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from connectors.base import Media, Reply, Review
-from connectors.commercetools_mapping import desired_review, draft_for, review_key, update_actions
+from connectors.base import Media, PayloadError, RatingStatistics, Reply, Review
+from connectors.commercetools_mapping import desired_review, draft_for, rating_statistics, review_key, update_actions
 
 KEY_CHARSET = re.compile(r"[A-Za-z0-9_-]{2,256}")
 REVIEW = Review(
@@ -158,3 +159,29 @@ def test_commercetools_moved_product_is_a_set_target():
 def test_commercetools_store_review_targets_a_channel():
     draft = draft_for(_desired(replace(REVIEW, product_id="0"), target_id="chan-1", target_type="channel"))
     assert draft["target"] == {"typeId": "channel", "id": "chan-1"}
+
+
+# --- reviewRatingStatistics (§1.2) ---------------------------------------------------------------
+
+
+def test_commercetools_rating_statistics_read_count_distribution_and_the_5_decimal_average():
+    product = {
+        "id": "p-1",
+        "reviewRatingStatistics": {
+            "averageRating": 4.66667,
+            "highestRating": 5,
+            "lowestRating": 4,
+            "count": 3,
+            "ratingsDistribution": {"4": 1, "5": 2},
+        },
+    }
+    assert rating_statistics(product) == RatingStatistics(3, {4: 1, 5: 2}, Decimal("4.66667"), Decimal("0.00001"))
+
+
+def test_commercetools_product_without_statistics_counts_nothing():
+    assert rating_statistics({"id": "p-1"}) == RatingStatistics()
+
+
+def test_commercetools_unreadable_statistics_are_a_payload_error():
+    with pytest.raises(PayloadError):
+        rating_statistics({"reviewRatingStatistics": {"count": 1, "ratingsDistribution": {"four": 1}}})
