@@ -60,9 +60,19 @@ SERVE_THREADS = 8
 SPARE_CONNECTIONS = 2
 
 
+#: A worker process's own connection, outside its pool, on which it listens for new events (PostgreSQL).
+LISTENING_CONNECTIONS = 1
+
+
+def most_connections(settings: Settings, role: Role, *, serve_threads: int = SERVE_THREADS) -> int:
+    """The database connections a process of `role` opens at most: a PostgreSQL plan must hold every
+    process's (README, Scaling)."""
+    listening = LISTENING_CONNECTIONS if role in ("worker", "serve") else 0
+    return database_threads(settings, role, serve_threads=serve_threads) + SPARE_CONNECTIONS + listening
+
+
 def database_threads(settings: Settings, role: Role, *, serve_threads: int = SERVE_THREADS) -> int:
-    """The threads of a process that may each hold a database connection at once: its pool's size.
-    The process opens at most this + SPARE_CONNECTIONS; a PostgreSQL plan must hold every process's."""
+    """The threads of a process that may each hold a database connection at once: its pool's size."""
     worker = scheduler_threads(settings.worker_concurrency) + 1  # and a run's heartbeat (app/core/runner.py)
     if role == "web":
         return settings.web_threads  # each request holds one connection, in one of the app's threads

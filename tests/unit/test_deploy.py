@@ -100,9 +100,9 @@ HEROKU_POSTGRES_CONNECTIONS = {
 
 
 def _most_connections(settings, role) -> int:
-    from app.bootstrap import SPARE_CONNECTIONS, database_threads
+    from app.bootstrap import most_connections
 
-    return database_threads(settings, role) + SPARE_CONNECTIONS
+    return most_connections(settings, role)
 
 
 def test_app_json_database_plan_holds_the_connections_of_its_dynos_and_a_one_off_command():
