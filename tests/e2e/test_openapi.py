@@ -18,10 +18,12 @@ from app import create_app
 from app.bootstrap import build_worker, services_of
 from app.core.models import EventStatus
 from app.web import openapi
+from app.web.security_headers import ADMIN_HEADERS
 from connectors.base import EventKind
 from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 from connectors.trustoo import TrustooWebhookVerifier
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.e2e.admin_page_helpers import sign_in
 from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -398,3 +400,32 @@ def test_openapi_admin_api_off_answers_fit_the_documented_error(client, document
     response = client.get("/admin/api/events", headers=AUTH)  # the `client` app has no ADMIN_TOKEN
     assert response.status_code == 404
     _assert_answer_documented(document, "/admin/api/events", "get", response)
+
+
+# --- (d) the page ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, AUTH])
+def test_openapi_docs_page_without_an_admin_session_redirects_to_the_sign_in(admin, headers):
+    response = admin.get("/admin/api-docs", headers=headers)  # the API's bearer token is no page session
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/api-docs"
+    assert response.headers["Content-Security-Policy"] == ADMIN_HEADERS["Content-Security-Policy"]
+
+
+def test_openapi_docs_page_signed_in_lists_every_operation_and_runs_no_script(admin, admin_app, document):
+    sign_in(admin)
+
+    response = admin.get("/admin/api-docs")
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"] == ADMIN_HEADERS["Content-Security-Policy"]
+    page = response.get_data(as_text=True)
+    assert "<script" not in page and " style=" not in page  # the policy would refuse both
+    for path, item in document["paths"].items():
+        for method in (m for m in item if m in _OPERATIONS):
+            assert f"<code>{method.upper()} {path}</code>" in page, f"{method.upper()} {path}"
+            assert f'id="{item[method]["operationId"]}"' in page
+    for name in document["components"]["schemas"]:
+        assert f'id="schema-{name}"' in page
+    assert 'href="/openapi.json"' in page
