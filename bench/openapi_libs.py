@@ -20,9 +20,9 @@ whose fields params.py's readers read, so every way takes the same input; a way 
 differ from the hand route's says so (apiflask's @output serializes the answer again). Only spectree
 is a dependency: `pip install flask-openapi3 apiflask` to measure the others, skipped otherwise.
 Figures: microseconds per request (median of the rounds, interleaved) and what the library adds to
-the hand route; the ratio line is spectree*'s time over the hand route's, and its goal is what it
-adds: at most 100 us per request, 5% of the real routes' 1-2 ms (database and bearer check included,
-on SQLite).
+the hand route; the ratio line is spectree*'s time over the hand route's (goal <= 1.5 on each route).
+What it adds is tens of microseconds, against 1-2 ms for the real routes (database and bearer check
+included, on SQLite).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from app.web.admin_api_answers import EventPage, ReplayResult
 from app.web.admin_api_inputs import MAX_ID, EventsQuery, ReplayRequest, reference
 from bench._common import goal
 
-#: What declaring may add to a request: 5% of the real route's time (1-2 ms on SQLite, bearer check included).
-GOAL_ADDED_US = 100
+#: The declared route's time over the hand route's, on each route: a ratio measured in the same run holds
+#: on a slower or busier machine, where the microseconds do not.
+GOAL_RATIO = 1.5
 QUERY = "status=dead&source=trustoo&since=2026-11-01T00:00:00Z&q=tea&limit=50"
 REPLAY = {"ids": [1, 2, 3]}
 
@@ -244,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio: {args.chosen} / hand-validated = {chosen[0] / hand[0]:.2f} (GET /events), "
         f"{chosen[1] / hand[1]:.2f} (POST /events/replay); at most {added:+.0f} us per request"
     )
-    met = added <= GOAL_ADDED_US
-    goal(f"admin API declared with {args.chosen}", f"{added:+.0f} us per request", f"<= {GOAL_ADDED_US} us", met)
+    worst = max(ours / theirs for ours, theirs in zip(chosen, hand, strict=True))
+    met = worst <= GOAL_RATIO
+    goal(f"admin API declared with {args.chosen}", f"{worst:.2f}x the hand route", f"<= {GOAL_RATIO}x", met)
     return 0 if met else 1
 
 
