@@ -1,4 +1,4 @@
-"""The deploy files agree with the code: every variable the service reads is in app.json."""
+"""The deploy files agree with the code: every variable the service reads is in app.json and .env.example."""
 
 import json
 import os
@@ -19,6 +19,42 @@ def test_app_json_describes_every_variable_the_config_reads():
     missing = _variables_read() - set(manifest["env"]) - {"DATABASE_URL", "PORT"}  # set by the PaaS itself
     assert missing == set()
     assert all(spec.get("description") for spec in manifest["env"].values())
+
+
+#: A line of .env.example that sets a variable, or shows it commented out with its default: `# NAME=value`.
+_ENV_LINE = re.compile(r"#? ?([A-Z][A-Z0-9_]*)=")
+
+
+def _env_example() -> dict[str, list[str]]:
+    """.env.example's variables, each with the comment lines just above it."""
+    found: dict[str, list[str]] = {}
+    comment: list[str] = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        match = _ENV_LINE.match(line)
+        if match:
+            assert match.group(1) not in found, f"{match.group(1)} appears twice in .env.example"
+            found[match.group(1)] = comment
+            comment = []
+        elif line.startswith("#"):
+            comment = [*comment, line.lstrip("# ")]
+        else:
+            comment = []
+    return found
+
+
+def test_env_example_names_every_variable_the_config_reads_each_with_a_comment():
+    example = _env_example()
+    assert set(example) == _variables_read()
+    assert {name for name, comment in example.items() if not any(comment)} == set()
+
+
+def test_env_example_copied_as_it_is_is_a_valid_configuration():
+    from dotenv import dotenv_values
+
+    from app.config import load_settings
+
+    values = {name: value or "" for name, value in dotenv_values(ROOT / ".env.example").items()}
+    assert load_settings(values) == load_settings({})
 
 
 def test_app_json_generates_the_secrets_and_adds_postgres():
