@@ -17,6 +17,9 @@
 
 The commands are registered here, without building the app: `--help` needs no database and no
 valid configuration. A command that needs the service builds it when it runs (`with_appcontext`).
+`-e FILE` (`--env-file`) first adds the variables of a dotenv file (`.env.example`'s form) to the
+environment, where app/config.py reads them; a variable the environment already holds wins. No file
+is read unless named: the environment stays the configuration (12-factor).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask.cli import ScriptInfo, routes_command, shell_command
+from flask.cli import ScriptInfo, load_dotenv, routes_command, shell_command
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli._app import one_off_app
@@ -59,7 +62,21 @@ class _Commands(click.Group):
             raise click.ClickException(explain(exc)) from None
 
 
+def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        load_dotenv(value, load_defaults=False)  # python-dotenv's parser; set variables are kept
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-e",
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_env_file,
+    help="Read variables from this file (as in .env.example) first; variables already set win.",
+)
 @click.version_option(package_name="reviewbridge", prog_name="reviewbridge", message="%(prog)s %(version)s")
 def cli() -> None:
     """ReviewBridge: product reviews in step across Trustoo, Wix and commercetools."""

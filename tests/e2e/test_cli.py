@@ -4,6 +4,7 @@ configuration lines only where a process starts, no Flask development commands."
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -40,7 +41,8 @@ def test_help_shows_no_flask_development_server_or_app_options():
     output = CliRunner().invoke(cli, ["--help"]).output
     listed = {line.split()[0] for line in output.split("Commands:")[1].splitlines() if line.strip()}
     assert "run" not in listed and {"serve", "worker", "shell", "routes"} <= listed
-    assert "--env-file" not in output and "--app" not in output and "-A," not in output
+    assert "--app" not in output and "-A," not in output
+    assert "-e, --env-file FILE" in output  # ours, and it works (below)
 
 
 def test_version_is_the_installed_version():
@@ -48,10 +50,15 @@ def test_version_is_the_installed_version():
     assert result.exit_code == 0 and result.output == f"reviewbridge {importlib.metadata.version('reviewbridge')}\n"
 
 
-def _process(*args: str, **env: str) -> subprocess.CompletedProcess:
+def _process(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     kept = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSTOO_", "CTP_", "WIX_", "DATABASE_URL"))}
     return subprocess.run(
-        [REVIEWBRIDGE, *args], capture_output=True, text=True, timeout=60, env=kept | {"LOG_LEVEL": "INFO"} | env
+        [REVIEWBRIDGE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=kept | {"LOG_LEVEL": "INFO"} | env,
+        cwd=cwd,
     )
 
 
@@ -70,6 +77,35 @@ def test_configuration_lines_are_logged_by_doctor_but_not_by_one_off_commands(tm
 
     assert status.returncode == 0 and "config:" not in status.stderr + status.stdout
     assert "config: database" in doctor.stderr + doctor.stdout
+
+
+# --- -e/--env-file: variables from a file, the environment's first -------------------------------
+
+
+def test_env_file_gives_a_command_its_variables(database_url, tmp_path):
+    env_file = tmp_path / "settings.env"
+    env_file.write_text(f"# the database to read\nDATABASE_URL={database_url}\n")
+    # Without the file, DATABASE_URL is unset: the default SQLite file under tmp_path, never migrated.
+    assert _process("status", cwd=tmp_path).returncode == 1
+
+    result = _process("-e", str(env_file), "status", "--json", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["pending"] == 0
+
+
+def test_env_file_leaves_a_variable_the_environment_already_sets(database_url, tmp_path):
+    env_file = tmp_path / "settings.env"
+    env_file.write_text(f"DATABASE_URL={database_url}\nPORT=abc\n")
+
+    assert _process("-e", str(env_file), "status", PORT="8000").returncode == 0
+    refused = _process("-e", str(env_file), "status")
+    assert refused.returncode != 0 and "PORT" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_env_file_that_does_not_exist_is_refused_naming_it(tmp_path):
+    result = _process("-e", str(tmp_path / "missing.env"), "status")
+    assert result.returncode == 2 and "missing.env" in result.stderr and "does not exist" in result.stderr
 
 
 def test_a_broken_configuration_stops_a_command_that_needs_it_with_the_variable_named():
