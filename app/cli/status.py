@@ -38,7 +38,7 @@ def doctor() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_appcontext
 def status(as_json: bool) -> None:
-    """Events by status and source, oldest pending age, dead letters, last errors, rejections."""
+    """Events by status and source, oldest pending and retrying ages, dead letters, last errors, rejections."""
     from app.bootstrap import current_services
     from app.core.status import read_status
 
@@ -56,10 +56,10 @@ def _status_table(report: dict) -> str:
     rows = [[source, *(str(counts.get(s, 0)) for s in statuses)] for source, counts in sorted(report["events"].items())]
     rows.append(["all", *(str(report["totals"][s]) for s in statuses)])
     lines = aligned([header, *rows])
-    age = report["oldest_pending_age_s"]
     lines += [
         "",
-        f"oldest pending: {'none' if age is None else f'{age:.0f} s'}",
+        f"oldest pending: {_age(report['oldest_pending_age_s'])}",
+        f"oldest retry: {_age(report['oldest_retry_age_s'])}",
         f"dead letters: {report['dead_letters']}",
         f"rejected webhooks: {report['rejected_signatures']}"
         + "".join(f"  {key}={count}" for key, count in sorted(report["rejected_webhooks"].items())),
@@ -67,3 +67,7 @@ def _status_table(report: dict) -> str:
     for source, error in sorted(report["last_error"].items()):
         lines.append(f"last error ({source}): {error['error']} [event {error['event_id']}, {error['status']}]")
     return "\n".join(printable(line) for line in lines)  # errors and event ids come from platforms
+
+
+def _age(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:.0f} s"

@@ -4,7 +4,8 @@ Three conditions, read from the database at each check:
 
 - **dead letters**, per source account: each new dead letter is told once. The row remembers how
   many there were; more is news, fewer (replayed, discarded) lowers the mark.
-- **a late queue**, per source account: the oldest pending event is older than ALERT_PENDING_AGE.
+- **a late queue**, per source account: the oldest event still to be done (pending, or waiting for
+  a retry) is older than ALERT_PENDING_AGE.
   Told once when the account falls behind; again only after it caught up and fell behind anew.
 - **rejected webhooks**, per source (bad signature, stale timestamp, unknown key): at least
   ALERT_SIGNATURE_FAILURES within ALERT_SIGNATURE_WINDOW, counted from the last quiet check.
@@ -136,9 +137,9 @@ def _notice(
             note(key, _dead_letters(rows.get(key, _Row()), dead.get(key, 0)))
         if rules.pending_age_s:
             late = {
-                (Kind.PENDING_AGE.value, g.source, g.account): g.oldest_pending_age_s
+                (Kind.PENDING_AGE.value, g.source, g.account): g.oldest_open_age_s
                 for g in gauges
-                if g.oldest_pending_age_s is not None and g.oldest_pending_age_s >= rules.pending_age_s
+                if g.oldest_open_age_s is not None and g.oldest_open_age_s >= rules.pending_age_s
             }
             for key in _keys(rows, Kind.PENDING_AGE, late):
                 note(key, _pending_age(rows.get(key, _Row()), late.get(key), now))
@@ -211,7 +212,7 @@ def _send(engine: Engine, webhook: Webhook, rules: Rules, gauges: Sequence[Accou
         ]
     if not due:
         return 0
-    statuses = {(g.source, g.account): g.oldest_pending_status for g in gauges}
+    statuses = {(g.source, g.account): g.oldest_open_status for g in gauges}
     try:
         webhook.post(compose(due, rules, statuses, now=now))
     except TargetError as exc:
@@ -241,7 +242,7 @@ def compose(
 ) -> dict[str, Any]:
     """A Slack-compatible message: `text` alone says everything (receivers that ignore blocks, and
     notifications, show it), and `blocks` lay it out, each alert with its link."""
-    items = [(_summary(item, rules, now), _link(item, rules, statuses)) for item in due]
+    items = [(_summary(item, rules, statuses, now), _link(item, rules, statuses)) for item in due]
     heading = f"ReviewBridge: {len(items)} alert{'s' if len(items) != 1 else ''}"
     text = "\n".join([heading, *(f"• {summary}: {link}" for summary, link in items)])
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": heading}}]
@@ -254,14 +255,16 @@ def compose(
     return {"text": text, "blocks": blocks}
 
 
-def _summary(item: Due, rules: Rules, now: datetime) -> str:
+def _summary(item: Due, rules: Rules, statuses: Mapping[tuple[str, str], str | None], now: datetime) -> str:
     where = f"{item.source} {item.account}"
     if item.kind is Kind.DEAD_LETTERS:
         plural = "s" if item.news != 1 else ""
         return f"{item.news} new dead letter{plural} at {where} ({item.seen} in all)"
     if item.kind is Kind.PENDING_AGE:
         waited = _duration((now - item.since).total_seconds()) if item.since else "long"
-        return f"the oldest pending event at {where} has waited {waited} (alert after {_duration(rules.pending_age_s)})"
+        oldest = "retrying" if statuses.get((item.source, item.account)) == EventStatus.RETRY.value else "pending"
+        after = _duration(rules.pending_age_s)
+        return f"the oldest {oldest} event at {where} has waited {waited} (alert after {after})"
     return (
         f"{item.news} {item.source} webhooks rejected (bad signature, stale timestamp or unknown key), "
         f"{rules.rejected}+ within {_duration(rules.rejected_window_s)}"

@@ -23,7 +23,6 @@ _inbox = table(InboxEvent)
 _ledger = table(LedgerEntry)
 _HOUR = timedelta(hours=1)
 _HOURS = 24
-_WAITING = (EventStatus.PENDING.value, EventStatus.RETRY.value)
 #: Events due or waiting to be processed: the dashboard's queue depth.
 QUEUED = (*OPEN_STATUSES, EventStatus.WAITING_FOR_PRODUCT.value)
 _FAILED = (EventStatus.DEAD.value, EventStatus.QUARANTINED.value)
@@ -36,7 +35,8 @@ class AccountHealth:
     received_hour: int = 0  # inbox rows created in the last hour (reconcile's own corrections not counted)
     received_day: int = 0
     statuses: dict[str, int] = field(default_factory=lambda: {status.value: 0 for status in EventStatus})
-    oldest_pending: datetime | None = None  # received_at of the oldest event still due (pending or retry)
+    oldest_pending: datetime | None = None  # received_at of the oldest pending event
+    oldest_retry: datetime | None = None  # received_at of the oldest event waiting for a retry
     last_success: datetime | None = None  # when an event of this account last finished done
     last_error: dict | None = None  # {id, event_id, status, error, received_at} of the newest event with an error
 
@@ -71,6 +71,10 @@ class Dashboard:
         return min((a.oldest_pending for a in self.accounts if a.oldest_pending), default=None)
 
     @property
+    def oldest_retry(self) -> datetime | None:
+        return min((a.oldest_retry for a in self.accounts if a.oldest_retry), default=None)
+
+    @property
     def totals(self) -> dict[str, int]:
         return {status.value: sum(a.statuses[status.value] for a in self.accounts) for status in EventStatus}
 
@@ -93,9 +97,9 @@ def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime, acc
             .group_by(_inbox.c.source, _inbox.c.account)
         ).all()
         oldest = session.execute(
-            select(_inbox.c.source, _inbox.c.account, func.min(received))
-            .where(_inbox.c.status.in_(_WAITING), *mine)
-            .group_by(_inbox.c.source, _inbox.c.account)
+            select(_inbox.c.source, _inbox.c.account, _inbox.c.status, func.min(received))
+            .where(_inbox.c.status.in_((EventStatus.PENDING.value, EventStatus.RETRY.value)), *mine)
+            .group_by(_inbox.c.source, _inbox.c.account, _inbox.c.status)
         ).all()
         success = session.execute(
             select(_inbox.c.source, _inbox.c.account, func.max(_inbox.c.finished_at))
@@ -145,8 +149,11 @@ def read_dashboard(engine: Engine, targets: Sequence[str], *, now: datetime, acc
     for source, name, last_hour, last_day in recent:
         health = health_of(source, name)
         health.received_hour, health.received_day = int(last_hour or 0), last_day
-    for source, name, when in oldest:
-        health_of(source, name).oldest_pending = when
+    for source, name, status, when in oldest:
+        if status == EventStatus.PENDING.value:
+            health_of(source, name).oldest_pending = when
+        else:
+            health_of(source, name).oldest_retry = when
     for source, name, when in success:
         health_of(source, name).last_success = when
     for row in errors:

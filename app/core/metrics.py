@@ -5,9 +5,10 @@ counts apart; in prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR
 gunicorn.conf.py sets) they write to files in that folder and a scrape of any of them sums them
 all. The `worker` process, which has no web server, serves its own counts (`serve`).
 
-Queue depth and the per-account gauges (oldest pending age, dead letters, events waiting for a
-product) are read from the database at scrape time, once per scrape and never summed across
-processes, so every process reports the same, true numbers, whichever one a scrape reaches.
+Queue depth and the per-account gauges (the oldest pending and the oldest retrying event's age,
+dead letters, events waiting for a product) are read from the database at scrape time, once per
+scrape and never summed across processes, so every process reports the same, true numbers,
+whichever one a scrape reaches.
 """
 
 from __future__ import annotations
@@ -101,7 +102,12 @@ class _Accounts(Collector):
     def collect(self):
         labels = ["source", "account"]
         oldest = GaugeMetricFamily(
-            "reviewbridge_oldest_pending_age_seconds", "Age of the oldest event due or retrying", labels=labels
+            "reviewbridge_oldest_pending_age_seconds", "Age of the oldest pending event (0: none)", labels=labels
+        )
+        retrying = GaugeMetricFamily(
+            "reviewbridge_oldest_retry_age_seconds",
+            "Age of the oldest event waiting for a retry (0: none)",
+            labels=labels,
         )
         dead = GaugeMetricFamily("reviewbridge_dead_letters", "Events given up on, waiting for a person", labels=labels)
         waiting = GaugeMetricFamily(
@@ -110,6 +116,7 @@ class _Accounts(Collector):
         for gauges in self._read():
             names = [gauges.source, gauges.account]
             oldest.add_metric(names, gauges.oldest_pending_age_s or 0.0)
+            retrying.add_metric(names, gauges.oldest_retry_age_s or 0.0)
             dead.add_metric(names, gauges.dead_letters)
             waiting.add_metric(names, gauges.waiting_for_product)
-        yield from (oldest, dead, waiting)
+        yield from (oldest, retrying, dead, waiting)

@@ -53,7 +53,12 @@ class Status(BaseModel):
 
     events: dict[str, StatusCounts] = Field(description="Events per status, by source.")
     totals: StatusCounts
-    oldest_pending_age_s: float | None = Field(description="Age of the oldest `pending` event.")
+    oldest_pending_age_s: float | None = Field(
+        description="Age of the oldest `pending` event, in seconds; null when none is pending."
+    )
+    oldest_retry_age_s: float | None = Field(
+        description="Age of the oldest event waiting for a retry (`retry`), in seconds; null when none is."
+    )
     dead_letters: int = Field(ge=0)
     last_error: dict[str, LastError] = Field(description="The newest event with an error, by source.")
     rejected_webhooks: dict[str, Annotated[int, Field(ge=0)]] = Field(

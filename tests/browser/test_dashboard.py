@@ -77,7 +77,8 @@ def test_dashboard_queue_depth_matches_the_database(page, service):
     sign_in(page)
     assert depth == 2  # the deferred review and the waiting one
     expect(page.locator("#queue-depth")).to_have_text(str(depth))
-    expect(page.locator("#oldest-pending")).not_to_have_text("none")  # the deferred review is due later
+    expect(page.locator("#oldest-pending")).to_have_text("none")  # nothing pending: the deferred review retries
+    expect(page.locator("#oldest-retry")).not_to_have_text("none")
     expect(page.locator("svg#chart-24h")).to_be_visible()
     expect(page.locator("section#target-health")).to_contain_text("commercetools")
 

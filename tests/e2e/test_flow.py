@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app.bootstrap import build_worker, services_of
-from connectors.base import FixAndReplayError
+from connectors.base import FixAndReplayError, RetryableTargetError
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 
@@ -48,6 +48,19 @@ def test_status_reports_events_by_source_and_status(client, app, services):
     assert "trustoo" in table and "oldest pending:" in table
 
 
+def test_status_with_only_a_retrying_event_says_none_pending_and_gives_the_retry_its_age(client, app, services, target):
+    target.fail_next(RetryableTargetError("commercetools answered HTTP 503", status=503, retry_after=600))
+    _deliver(client, "review-created", trustoo_review())
+    build_worker(services).drain()  # retry, due in ten minutes
+
+    table = cli_runner(app).invoke(args=["status"]).output
+
+    lines = table.splitlines()
+    assert "oldest pending: none" in lines
+    [retry] = [line for line in lines if line.startswith("oldest retry: ")]
+    assert retry != "oldest retry: none"
+
+
 def test_health_ready_and_metrics_answer(client, services):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json()["status"] == "ready"
@@ -70,6 +83,21 @@ def test_metrics_give_each_account_its_oldest_pending_age_dead_letters_and_waiti
     assert f"reviewbridge_waiting_for_product{{{labels}}} 0.0" in metrics
     [age] = [
         line for line in metrics.splitlines() if line.startswith(f"reviewbridge_oldest_pending_age_seconds{{{labels}}}")
+    ]
+    assert 0 <= float(age.rsplit(" ", 1)[1]) < 60
+
+
+def test_metrics_give_a_retrying_event_its_own_age_and_no_pending_age(client, services, target):
+    labels = f'account="{TRUSTOO_PUBLIC_TOKEN}",source="trustoo"'
+    target.fail_next(RetryableTargetError("commercetools answered HTTP 503", status=503, retry_after=600))
+    _deliver(client, "review-created", trustoo_review())
+    build_worker(services).drain()  # retry, due in ten minutes
+
+    metrics = client.get("/metrics").get_data(as_text=True)
+
+    assert f"reviewbridge_oldest_pending_age_seconds{{{labels}}} 0.0" in metrics
+    [age] = [
+        line for line in metrics.splitlines() if line.startswith(f"reviewbridge_oldest_retry_age_seconds{{{labels}}}")
     ]
     assert 0 <= float(age.rsplit(" ", 1)[1]) < 60
 
