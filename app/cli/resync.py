@@ -18,20 +18,25 @@ if TYPE_CHECKING:
 
 __all__ = ["resync"]
 
-#: The summary's lines: the resync's own counts around the outcomes (app/core/ledger.py's Outcome).
+#: The summary's lines: the resync's own counts around the outcomes (app/core/ledger.py's Outcome). A
+#: run writes and a dry run says what it would write: each shows its own words, even at 0.
 _ORDER = (
     "seen",
     "created",
     "updated",
+    "would_create",
+    "would_update",
     "unchanged",
     "deleted",
+    "would_delete",
     "hidden",
     "tombstoned",
     "stale",
-    "would_write",
-    "would_delete",
+    "echo",
     "failed",
 )
+_ALWAYS = ("seen", "created", "updated", "unchanged", "failed")
+_ALWAYS_IN_DRY_RUN = ("seen", "would_create", "would_update", "unchanged", "failed")
 
 
 @click.command()
@@ -100,10 +105,11 @@ def _summary(report: resyncing.ResyncReport, *, dry_run: bool) -> str:
         f"{'dry run: ' if dry_run else ''}{report.source} {report.account}"
         + (f" (resumed at page {report.resumed_from})" if report.resumed_from else "")
     ]
+    always = _ALWAYS_IN_DRY_RUN if dry_run else _ALWAYS
     for word in _ORDER:
-        if report.counts[word] or word in ("seen", "created", "updated", "unchanged", "failed"):
+        if report.counts[word] or word in always:
             lines.append(f"  {word.replace('_', ' '):14} {report.counts[word]:>8}")
-    for reason, count in report.parked.most_common():
-        lines.append(f"  parked         {count:>8}  {reason}")
+    for reason, count in report.parked.most_common():  # waiting as the events page says: for a product
+        lines.append(f"  {'waiting':14} {count:>8}  {reason}")
     lines += [f"  ! {failure}" for failure in report.failures]
     return "\n".join(lines)

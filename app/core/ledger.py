@@ -28,6 +28,7 @@ __all__ = [
     "Outcome",
     "content_hash",
     "decide",
+    "dry_run_outcome",
     "entry",
     "is_echo",
     "load",
@@ -65,7 +66,8 @@ class Outcome(enum.StrEnum):
     STALE = "stale"
     ECHO = "echo"  # a review ReviewBridge itself wrote into this platform, coming back
     ROUTED_NOWHERE = "routed_nowhere"  # ROUTES sends this source to no configured target
-    WOULD_WRITE = "would_write"  # a dry run's upsert
+    WOULD_CREATE = "would_create"  # a dry run's upsert of a review the target holds no copy of
+    WOULD_UPDATE = "would_update"  # a dry run's upsert of a review the target holds
     WOULD_DELETE = "would_delete"  # a dry run's delete
     ACCOUNT_INSTALLED = "account_installed"
     ACCOUNT_REMOVED = "account_removed"
@@ -78,12 +80,12 @@ class Outcome(enum.StrEnum):
 
 class _Outcomes(NamedTuple):
     done: Outcome | None  # None: the target's answer tells (created or updated)
-    dry_run: Outcome
+    dry_run: Outcome | None  # None: the ledger tells (would create or would update; dry_run_outcome)
 
 
 #: What each decision comes to, carried out and in a dry run: the one table from decision to outcome.
 OUTCOMES: dict[Decision, _Outcomes] = {
-    Decision.UPSERT: _Outcomes(None, Outcome.WOULD_WRITE),
+    Decision.UPSERT: _Outcomes(None, None),
     Decision.UNCHANGED: _Outcomes(Outcome.UNCHANGED, Outcome.UNCHANGED),
     Decision.DELETE: _Outcomes(Outcome.DELETED, Outcome.WOULD_DELETE),
     Decision.TOMBSTONE: _Outcomes(Outcome.TOMBSTONED, Outcome.TOMBSTONED),
@@ -104,6 +106,16 @@ class LedgerState:
     def in_doubt(self) -> bool:
         """A write was reserved and never confirmed: it may or may not have happened."""
         return self.last_action == RESERVED
+
+
+def dry_run_outcome(decision: Decision, state: LedgerState | None) -> Outcome:
+    """What a dry run reports for a decision. An upsert creates unless the ledger holds a live copy at
+    the target (a copy deleted since, or never confirmed written, would be created again)."""
+    outcome = OUTCOMES[decision].dry_run
+    if outcome is not None:
+        return outcome
+    held = state is not None and state.ref is not None and state.deleted_at is None
+    return Outcome.WOULD_UPDATE if held else Outcome.WOULD_CREATE
 
 
 def content_hash(review: Review) -> str:

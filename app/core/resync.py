@@ -162,7 +162,7 @@ def _one(services: Services, review: Review, report: ResyncReport, targets, stat
         state = states.get(target.name, {}).get(review.source_id)
         decision = ledger.decide(state, EventKind.UPSERT, event.occurred_at, None, new_hash)
         if decision is ledger.Decision.UNCHANGED or dry_run:
-            report.counts[ledger.OUTCOMES[decision].dry_run] += 1
+            report.counts[ledger.dry_run_outcome(decision, state)] += 1
             continue
         try:
             outcome = sync(event, review, target, services, read=(state, new_hash))

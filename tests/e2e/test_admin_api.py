@@ -553,7 +553,7 @@ def test_admin_api_dry_run_resync_writes_nothing_and_reports_what_it_would_do(sy
     assert response.status_code == 202
     worker.run_queued_runs()
     [entry] = _resyncs(synced_admin)
-    assert entry["dry_run"] is True and entry["counts"]["counts"]["would_write"] == 1
+    assert entry["dry_run"] is True and entry["counts"]["counts"]["would_create"] == 1
     assert emulator.reviews == {}
 
 

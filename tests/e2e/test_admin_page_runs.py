@@ -83,7 +83,7 @@ def test_admin_page_runs_page_refreshes_itself_while_a_run_waits_and_refuses_a_s
     second = post_form(synced_page, "/admin/runs", "/admin/runs/resync", {"source": "trustoo"})
     assert second.status_code == 409 and "queued or running already" in second.get_data(as_text=True)
     html = _run_queued(synced_page, worker)
-    assert 'http-equiv="refresh" content="2"' not in html and "would write 3" in html
+    assert 'http-equiv="refresh" content="2"' not in html and "would create 3" in html
 
 
 def test_admin_page_run_started_on_one_web_process_shows_on_another(synced_page, ct_environ, trustoo):

@@ -53,7 +53,51 @@ def test_resync_dry_run_writes_nothing_and_says_what_it_would_do(synced_app, tru
     emulator, _ = ct
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
     [report] = json.loads(_resync(synced_app, "--dry-run").output)
-    assert report["counts"]["would_write"] == 1 and emulator.reviews == {}
+    assert report["counts"] == {"seen": 1, "would_create": 1} and emulator.reviews == {}
+
+
+def _summary(result) -> dict[str, int]:
+    """The summary's `  word   count` lines, by word (the progress bar's lines start otherwise)."""
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.splitlines() if line.startswith("  ")]
+    return {" ".join(words[:-1]): int(words[-1]) for words in lines}
+
+
+def test_resync_dry_run_summary_says_would_create_and_never_created_0(synced_app, trustoo, ct):
+    for _ in range(3):
+        trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+
+    result = cli_runner(synced_app).invoke(args=["resync", "trustoo", "--dry-run"])
+
+    assert any(line.startswith("dry run: trustoo ") for line in result.output.splitlines())
+    assert _summary(result) == {"seen": 3, "would create": 3, "would update": 0, "unchanged": 0, "failed": 0}
+
+
+def test_resync_dry_run_summary_says_what_it_would_update_and_delete(synced_app, trustoo, ct):
+    _kept, edited, gone = (trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5) for _ in range(3))
+    _resync(synced_app)
+    trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, edited["id"], rating=2)
+    trustoo.delete_review_in_admin(TRUSTOO_PUBLIC_TOKEN, gone["id"])
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=4)
+
+    result = cli_runner(synced_app).invoke(args=["resync", "trustoo", "--dry-run"])
+
+    assert _summary(result) == {
+        "seen": 3,
+        "would create": 1,
+        "would update": 1,
+        "unchanged": 1,
+        "would delete": 1,
+        "failed": 0,
+    }
+
+
+def test_resync_summary_says_created_and_no_would(synced_app, trustoo, ct):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+
+    result = cli_runner(synced_app).invoke(args=["resync", "trustoo"])
+
+    assert _summary(result) == {"seen": 1, "created": 1, "updated": 0, "unchanged": 0, "failed": 0}
 
 
 def test_interrupted_resync_resumes_at_its_checkpoint(synced_app, trustoo, ct):
@@ -82,6 +126,15 @@ def test_resync_with_a_product_commercetools_lacks_parks_it_with_the_reason(sync
     trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id="999", rating=5)
     [report] = json.loads(_resync(synced_app).output)
     assert list(report["parked"].values()) == [1] and "999" in next(iter(report["parked"]))
+
+
+def test_resync_summary_names_a_review_without_its_product_waiting_as_the_admin_page_does(synced_app, trustoo):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id="999", rating=5)
+
+    output = cli_runner(synced_app).invoke(args=["resync", "trustoo"]).output
+
+    [line] = [line for line in output.splitlines() if "999" in line]
+    assert line.split()[:2] == ["waiting", "1"] and "parked" not in output
 
 
 def test_resync_of_an_unknown_source_is_a_usage_error(synced_app):
