@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.core.db import transaction
 from app.core.models import EventStatus, InboxEvent, utcnow
-from tests.browser.conftest import expect, sign_in
+from tests.browser.conftest import LAPTOP, expect, sign_in
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
 
 #: "Events due or waiting to be processed" (the contract's #queue-depth).
@@ -81,6 +81,24 @@ def test_dashboard_queue_depth_matches_the_database(page, service):
     expect(page.locator("#oldest-retry")).not_to_have_text("none")
     expect(page.locator("svg#chart-24h")).to_be_visible()
     expect(page.locator("section#target-health")).to_contain_text("commercetools")
+
+
+def test_dashboard_sources_fit_a_1280_px_screen_with_the_last_error_in_view(page, service):
+    _steady_mix(service)
+    sign_in(page)  # at LAPTOP size: 1280 px wide
+    assert page.viewport_size == LAPTOP and LAPTOP["width"] == 1280
+    table = page.locator("#status-counts")
+    last_error = table.locator("td.last-error").first
+    expect(last_error).to_be_visible()
+    expect(last_error).not_to_contain_text("none")  # the quarantined delivery's reason
+
+    scroll_width, client_width = table.evaluate("t => [t.parentElement.scrollWidth, t.parentElement.clientWidth]")
+    assert scroll_width <= client_width, "the sources table scrolls sideways"
+    for box in (table.bounding_box(), last_error.bounding_box()):
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= LAPTOP["width"], box
+    # The account by its label; its public token only in the tooltip.
+    expect(table.locator("span.account")).to_have_text("example-store.myshopify.com")
+    expect(table).not_to_contain_text(TRUSTOO_PUBLIC_TOKEN)
 
 
 def _aware(at):

@@ -280,6 +280,21 @@ def test_admin_page_every_page_has_the_nav_and_a_viewport_for_phones(page):
         assert re.findall(r"<link [^>]*>", html) == ['<link rel="stylesheet" href="/admin/static/admin.css">'], url
 
 
+def test_admin_page_each_page_has_one_name_in_its_nav_link_title_and_heading(page):
+    for link, url in (
+        ("dashboard", "/admin/"),
+        ("events", "/admin/events"),
+        ("dead-letters", "/admin/dead-letters"),
+        ("waiting", "/admin/waiting"),
+        ("runs", "/admin/runs"),
+        ("connections", "/admin/connections"),
+    ):
+        html = page.get(url).get_data(as_text=True)
+        [name] = texts(html, "a", id=f"nav-{link}")
+        assert texts(html, "title")[0] == f"{name} · ReviewBridge", url  # the first: the page's, not the chart's
+        assert texts(html, "h1") == [name], url
+
+
 # --- dashboard ------------------------------------------------------------------------------------
 
 

@@ -11,9 +11,9 @@ from app import create_app
 from app.bootstrap import build_worker, services_of
 from app.core.db import transaction
 from app.core.models import Run
-from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
 from tests.cli import cli_runner
-from tests.e2e.admin_page_helpers import post_form, sign_in, texts
+from tests.e2e.admin_page_helpers import deliver, post_form, sign_in, texts
 from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT
 
 
@@ -129,6 +129,17 @@ def test_admin_page_run_whose_worker_died_shows_abandoned_and_another_worker_fin
     html = _run_queued(synced_page, worker)
     [row] = texts(html, "tr", cls="run", data_kind="resync", data_state="done")
     assert "created 1" in row
+
+
+def test_admin_page_resyncs_and_reconciles_show_the_account_by_its_label(synced_page, worker, trustoo):
+    deliver(synced_page, trustoo_review())  # the shop's webhooks name its domain
+    post_form(synced_page, "/admin/runs", "/admin/runs/reconcile", {"source": "trustoo"})
+    html = _run_queued(synced_page, worker)
+    [row] = texts(html, "tr", cls="run", data_kind="reconcile", data_state="done")
+    assert "example-store.myshopify.com" in row and TRUSTOO_PUBLIC_TOKEN not in row
+    detail = synced_page.get("/admin/runs/1").get_data(as_text=True)
+    assert texts(detail, "span", cls="account") == ["example-store.myshopify.com"]
+    assert TRUSTOO_PUBLIC_TOKEN not in texts(detail, "main")[0]
 
 
 def test_admin_page_reconcile_reports_drift_rows(synced_page, worker, trustoo):

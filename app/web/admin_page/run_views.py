@@ -22,7 +22,12 @@ def runs_page():
     )
     sources = list(services.review_sources())
     return render(
-        "runs.html", runs=recent, checkpoints=checkpoints, sources=sources, running=any(r.running for r in recent)
+        "runs.html",
+        runs=recent,
+        checkpoints=checkpoints,
+        sources=sources,
+        running=any(r.running for r in recent),
+        accounts=services.account_labels(),
     )
 
 
@@ -32,7 +37,7 @@ def run(run_id: int):
     found = runs.get(services.engine, run_id, now=services.clock()) if run_id < 2**63 else None
     if found is None:
         abort(404, description=f"There is no run {run_id}.")
-    return render("run.html", run=found, drift_rows=runs.DRIFT_ROWS)
+    return render("run.html", run=found, drift_rows=runs.DRIFT_ROWS, accounts=services.account_labels())
 
 
 @bp.post("/runs/resync")
