@@ -6,7 +6,12 @@ after the write, and one refused review that becomes a dead letter), and one pro
 It prints what landed in commercetools, then the admin page's URL and token, and keeps serving until
 Ctrl-C so that the page can be explored. Everything stays on loopback.
 
-    python -m tests.demo [--exit]      # --exit: stop at the end instead of serving on
+Every review the demo delivers is one its emulators hold: the webhooks sent by hand carry reviews
+written in the Trustoo emulator first, exactly as it renders them. So a resync or a reconcile started
+from the admin page agrees with what the demo showed: it deletes nothing, and reports only what the
+page asks a person to do (the dead letter to replay, the review waiting for its product).
+
+    .venv/bin/python -m tests.demo [--exit]      # --exit: stop at the end instead of serving on
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.builders import trustoo_body, trustoo_headers
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
@@ -36,15 +43,49 @@ PUBLIC_TOKEN = "demo-public-token"
 PRIVATE_TOKEN = "demo-private-token"
 PRODUCT = "7982301249581"
 UNMAPPED = "8000000000999"  # a Trustoo product no mapping names: its review waits on the admin page
-ADMIN_TOKEN = secrets.token_urlsafe(32)
 REVIEWBRIDGE = str(Path(sys.executable).parent / "reviewbridge")
+
+
+@dataclass
+class Demo:
+    """The demo once its story has played: ReviewBridge serving at `base`, and its emulators."""
+
+    env: dict[str, str]  # the variables `reviewbridge` runs with, for more commands against the demo
+    base: str
+    commercetools: CommercetoolsEmulator
+    trustoo: TrustooEmulator
+    wix: WixEmulator
+    serve: subprocess.Popen
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exit", action="store_true", help="stop at the end instead of serving until Ctrl-C")
     args = parser.parse_args()
+    with running() as demo:
+        _say("the admin page")
+        print(f"  open      {demo.base}/admin")
+        print(f"  token     {demo.env['ADMIN_TOKEN']}")
+        print(
+            f"  to try    Dead letters: replay Katherine's review (the 400 was a one-off; the worker's poll, off\n"
+            f"            here, would also bring it in from Trustoo).\n"
+            f"            Waiting for a product: Hedy's review waits for Trustoo product {UNMAPPED}; map it to "
+            f"mug-green.\n"
+            f"            Resync & reconcile: a reconcile finds those two and nothing else; a resync deletes "
+            f"nothing.\n"
+            f"            Connections: check each platform."
+        )
+        if not args.exit:
+            _say("serving until Ctrl-C")
+            with contextlib.suppress(KeyboardInterrupt):
+                demo.serve.wait()
+    return 0
 
+
+@contextlib.contextmanager
+def running(database_url: str | None = None) -> Iterator[Demo]:
+    """The emulators and `reviewbridge serve` (on `database_url`, else a fresh SQLite file), with the
+    story played through; everything stops on leaving."""
     emulator = CommercetoolsEmulator(
         project_key="demo", client_id="demo-client", client_secret="demo-secret-0123456789"
     )
@@ -61,7 +102,7 @@ def main() -> int:
     ):
         port = _free_port()
         env = os.environ | {
-            "DATABASE_URL": f"sqlite:///{scratch}/demo.db",
+            "DATABASE_URL": database_url or f"sqlite:///{scratch}/demo.db",
             "PORT": str(port),
             "LOG_LEVEL": "WARNING",
             "TRUSTOO_PUBLIC_TOKEN": PUBLIC_TOKEN,
@@ -77,11 +118,14 @@ def main() -> int:
             "WIX_API_URL": wix_url,
             "WIX_PUBLIC_KEY": wix.public_key_pem,
             "ROUTES": "trustoo:commercetools,wix:commercetools,wix:trustoo",
-            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "ADMIN_TOKEN": secrets.token_urlsafe(32),
             "SECRET_KEY": secrets.token_urlsafe(32),
             # Quick retries, so the injected faults heal within the demo.
             "RETRY_BASE_S": "0.2",
             "RETRY_CAP_S": "3",
+            # No poll: it would read Katherine's review from Trustoo and heal her dead letter behind the
+            # page's back; here it waits for a person, as the page says.
+            "POLL_INTERVAL": "0",
         }
         _say(f"emulators: commercetools {ct_url}, Trustoo {trustoo_url}, Wix {wix_url}")
         _run([REVIEWBRIDGE, "db", "upgrade"], env)
@@ -98,9 +142,9 @@ def main() -> int:
             emulator.inject(503, times=2, method="POST")
             emulator.inject(429, retry_after=1, method="POST")
             emulator.inject(502, after_apply=True, method="POST", path_contains="/reviews")
-            _say(f"ReviewBridge serving on {base}; sending signed Trustoo webhooks by hand")
-            _story(base)
-            _wait_settled(env)
+            _say(f"ReviewBridge serving on {base}; reviews written in Trustoo, their webhooks sent by hand")
+            _story(base, trustoo)
+            wait_settled(env)
             _say("commercetools refuses the next review (HTTP 400): a dead letter, to replay from the admin page")
             emulator.inject(
                 400,
@@ -112,13 +156,11 @@ def main() -> int:
                     "errors": [{"code": "InvalidInput", "message": "Demo: refused once"}],
                 },
             )
-            _post(
-                base,
-                "review-created",
-                trustoo_review(id=1004, author="Katherine Johnson", title="Precise", rating=5),
-                "Katherine's review, refused by commercetools",
+            katherine = trustoo.add_review(
+                PUBLIC_TOKEN, id=1004, product_id=PRODUCT, author="Katherine Johnson", title="Precise", rating=5
             )
-            _wait_settled(env)
+            _post(base, "review-created", _item(trustoo, katherine), "Katherine's review, refused by commercetools")
+            wait_settled(env)
             _say("reviewbridge trustoo webhooks register (the Trustoo emulator now calls ReviewBridge itself)")
             print(_run([REVIEWBRIDGE, "trustoo", "webhooks", "register", "--base-url", base], env), end="")
             _trustoo_story(trustoo, env)
@@ -134,7 +176,7 @@ def main() -> int:
                 f"wix,{site},{wix_product},{PRODUCT},trustoo\n"
             )
             print(_run([REVIEWBRIDGE, "products", "import", str(mapping)], env), end="")
-            _wait_settled(env)
+            wait_settled(env)
             copies = [r for r in trustoo.reviews(PUBLIC_TOKEN) if r.get("author") == "Ada"]
             print(
                 f"  Ada's Wix review, copied into Trustoo by the route wix:trustoo: {len(copies)} copy "
@@ -144,41 +186,57 @@ def main() -> int:
             print(_run([REVIEWBRIDGE, "status"], env))
             _say("what landed in commercetools")
             _print_reviews(emulator)
-            _say("the admin page")
-            print(f"  open      {base}/admin")
-            print(f"  token     {ADMIN_TOKEN}")
-            print(
-                f"  to try    Dead letters: replay Katherine's review (the 400 was a one-off).\n"
-                f"            Waiting: Hedy's review waits for Trustoo product {UNMAPPED}; map it to mug-green.\n"
-                f"            Runs: start a resync or a reconcile. Connections: check each platform."
-            )
-            if not args.exit:
-                _say("serving until Ctrl-C")
-                with contextlib.suppress(KeyboardInterrupt):
-                    serve.wait()
+            yield Demo(env, base, emulator, trustoo, wix, serve)
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=15)
-    return 0
 
 
-def _story(base: str) -> None:
-    ada = trustoo_review(id=1001, author="Ada Lovelace", title="Lovely mug", rating=5)
-    grace = trustoo_review(id=1002, author="Grace Hopper", title="Chipped on arrival", rating=2)
-    alan = trustoo_review(id=1003, author="Alan Turing", title="Solid", rating=4, product_id="8000000000001")
-    hedy = trustoo_review(id=1005, author="Hedy Lamarr", title="Inventive", rating=5, product_id=UNMAPPED)
+def _story(base: str, trustoo: TrustooEmulator) -> None:
+    """Reviews written, edited and hidden in the Trustoo emulator, each followed by the webhook Trustoo
+    would send about it, signed and sent by hand (ReviewBridge registers its own webhooks later)."""
+
+    def write(review_id: int, product_id: str, author: str, title: str, rating: int) -> Callable[[], dict]:
+        return lambda: trustoo.add_review(
+            PUBLIC_TOKEN, id=review_id, product_id=product_id, author=author, title=title, rating=rating
+        )
+
+    def stored(review_id: int) -> Callable[[], dict]:
+        return lambda: next(r for r in trustoo.reviews(PUBLIC_TOKEN) if r["id"] == review_id)
+
     steps = [
-        ("review-created", ada, "Ada's 5-star review"),
-        ("review-created", ada, "the same delivery again (Trustoo retries): no second review"),
-        ("review-created", grace, "Grace's 2-star review"),
-        ("review-created", alan, "Alan's review of a product commercetools does not know yet"),
-        ("review-created", hedy, f"Hedy's review of product {UNMAPPED}, which stays unmapped"),
-        ("review-updated", {**ada, "rating": 4, "content": "Still lovely; the handle gets warm."}, "Ada edits hers"),
-        ("review-updated", {**grace, "is_published": 0}, "Grace's review hidden in Trustoo"),
+        ("review-created", write(1001, PRODUCT, "Ada Lovelace", "Lovely mug", 5), "Ada's 5-star review"),
+        ("review-created", stored(1001), "the same delivery again (Trustoo retries): no second review"),
+        ("review-created", write(1002, PRODUCT, "Grace Hopper", "Chipped on arrival", 2), "Grace's 2-star review"),
+        (
+            "review-created",
+            write(1003, "8000000000001", "Alan Turing", "Solid", 4),
+            "Alan's review of a product commercetools does not know yet",
+        ),
+        (
+            "review-created",
+            write(1005, UNMAPPED, "Hedy Lamarr", "Inventive", 5),
+            f"Hedy's review of product {UNMAPPED}, which stays unmapped",
+        ),
+        (
+            "review-updated",
+            lambda: trustoo.update_review(PUBLIC_TOKEN, 1001, rating=4, content="Still lovely; the handle gets warm."),
+            "Ada edits hers",
+        ),
+        (
+            "review-deleted",
+            lambda: trustoo.hide_review(PUBLIC_TOKEN, 1002),
+            "Grace's review hidden (Trustoo says review/deleted)",
+        ),
     ]
-    for topic, item, what in steps:
-        _post(base, topic, item, what)
+    for topic, act, what in steps:
+        _post(base, topic, _item(trustoo, act()), what)
         time.sleep(1.05)  # Trustoo stamps deliveries in whole seconds; a second apart keeps their order
+
+
+def _item(trustoo: TrustooEmulator, review: dict) -> dict:
+    """A review as Trustoo's webhooks carry it: the stored review with the shop's identifiers."""
+    return {"id": review["id"], **trustoo.shop_info(PUBLIC_TOKEN), **review}
 
 
 def _trustoo_story(trustoo: TrustooEmulator, env: dict) -> None:
@@ -201,7 +259,7 @@ def _trustoo_story(trustoo: TrustooEmulator, env: dict) -> None:
         action()
         print(f"  in Trustoo: {what}")
     trustoo.flush_deliveries(timeout_s=30)
-    _wait_settled(env)
+    wait_settled(env)
     delivered = [d for d in trustoo.deliveries if d.ok]
     print(f"  Trustoo delivered {len(delivered)} webhook(s), every one acknowledged")
 
@@ -225,7 +283,7 @@ def _wix_story(wix: WixEmulator, site: str, ct: CommercetoolsEmulator, base: str
         f"  Wix delivered {len(deliveries)} webhooks (each three times, shuffled); "
         f"{sum(d.ok for d in deliveries)} acknowledged within 1.25 s"
     )
-    _wait_settled(env)
+    wait_settled(env)
     print(f"  review requests Wix holds: {len(wix.review_request_creates)} for {len(orders)} orders")
     return review["entityId"]
 
@@ -258,7 +316,7 @@ def _wait_ready(base: str) -> None:
     raise SystemExit("reviewbridge serve did not become ready")
 
 
-def _wait_settled(env: dict) -> None:
+def wait_settled(env: dict) -> None:
     """Until nothing is pending, processing or due for retry."""
     for _ in range(200):
         totals = json.loads(_run([REVIEWBRIDGE, "status", "--json"], env))["totals"]
