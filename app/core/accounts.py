@@ -200,6 +200,12 @@ def _shop_domain(payload: str) -> str | None:
     return domain.strip()[:255]  # as long as a stored label may be
 
 
+def display_name(known: AccountLabel) -> str:
+    """How a line of text names an account: its label when it has one of its own (stored, or a shop
+    domain), else its whole id, which the short form would cut."""
+    return known.account if known.label == _short(known.account) else known.label
+
+
 def _short(account: str) -> str:
     """Enough of an id to tell accounts apart at a glance; the page shows the whole id beside it."""
     return account if len(account) <= 16 else f"{account[:10]}…"

@@ -139,18 +139,25 @@ def _trustoo(services: Services) -> Iterator[Check]:
     api = services.trustoo_api
     if api is None:
         return
+    names = _names(services, "trustoo")
     for shop in services.accounts_of("trustoo"):
         yield _probe(
-            f"trustoo shop {shop}",
+            f"trustoo shop {names.get(shop, shop)}",
             functools.partial(api.get_reviews, shop, page=1, page_size=1),
             "signed call accepted",
         )
         if services.settings.public_url:
-            yield _webhooks_here(api, shop, services.settings.public_url)
+            yield _webhooks_here(api, shop, services.settings.public_url, names.get(shop, shop))
 
 
-def _webhooks_here(api: TrustooApi, shop: str, public_url: str) -> Check:
-    name = f"trustoo shop {shop} webhooks"
+def _names(services: Services, source: str) -> dict[str, str]:
+    """The accounts of `source` as people know them (their labels), by id."""
+    labels = services.account_labels().items()
+    return {account: accounts.display_name(known) for (of, account), known in labels if of == source}
+
+
+def _webhooks_here(api: TrustooApi, shop: str, public_url: str, name: str) -> Check:
+    name = f"trustoo shop {name} webhooks"
     try:
         missing = trustoo_webhooks.unregistered(api.get_shop_webhooks(shop), public_url)
     except ReviewBridgeError as exc:
@@ -179,9 +186,10 @@ def _wix(services: Services) -> Iterator[Check]:
             "no Wix site known yet: install the app on a site (its AppInstalled event adds it) "
             "or run `reviewbridge accounts add wix --instance ID`",
         )
+    names = _names(services, "wix")
     for site in sites:
         yield _probe(
-            f"wix site {site}",
+            f"wix site {names.get(site, site)}",
             functools.partial(_first_page, source, site),
             "token issued, reviews readable",
         )

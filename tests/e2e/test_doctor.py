@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from app import create_app
 from app.bootstrap import services_of
-from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
+
+WEBHOOK = "/webhooks/trustoo/review-created"
 
 
 def test_doctor_on_a_good_setup_passes_every_check(synced_app):
@@ -13,6 +15,14 @@ def test_doctor_on_a_good_setup_passes_every_check(synced_app):
     assert result.exit_code == 0, result.output
     assert "✗" not in result.output and "✓ commercetools token, Custom Type and States" in result.output
     assert "✓ trustoo shop" in result.output
+
+
+def test_doctor_names_a_shop_by_the_domain_its_webhooks_carry_not_by_its_token(synced_app):
+    body = trustoo_body(trustoo_review())
+    assert synced_app.test_client().post(WEBHOOK, data=body, headers=trustoo_headers(body)).status_code == 200
+    result = cli_runner(synced_app).invoke(args=["doctor"])
+    assert "✓ trustoo shop example-store.myshopify.com" in result.output
+    assert TRUSTOO_PUBLIC_TOKEN not in result.output
 
 
 def test_doctor_names_wrong_credentials_and_missing_setup(ct_environ):
