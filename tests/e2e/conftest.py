@@ -11,6 +11,7 @@ from app.bootstrap import services_of
 from tests.cli import cli_runner
 from tests.fakes.commercetools import CommercetoolsEmulator
 from tests.fakes.serving import serve_wsgi
+from tests.fakes.wix import WixEmulator
 from tests.integration.conftest import Clock
 
 PRODUCT = "7982301249581"
@@ -101,3 +102,11 @@ def synced_app(ct_environ):
     assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
     yield app
     services_of(app).engine.dispose()
+
+
+@pytest.fixture
+def wix():
+    """The Wix emulator on loopback: (emulator, base URL, instance id)."""
+    emulator = WixEmulator()
+    with serve_wsgi(emulator) as url:
+        yield emulator, url, emulator.add_instance()

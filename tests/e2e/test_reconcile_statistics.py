@@ -15,9 +15,7 @@ from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 from tests.cli import cli_runner
 from tests.e2e.admin_page_helpers import post_form, sign_in, texts
 from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT
-from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import TrustooEmulator
-from tests.fakes.wix import WixEmulator
 
 SHOP = TRUSTOO_PUBLIC_TOKEN
 AGREEING, DISAGREEING = PRODUCT, "7982301249599"
@@ -180,13 +178,6 @@ def test_admin_page_reconcile_report_shows_the_disagreeing_products_first(app, t
 
 
 # --- Wix: counted from its reviews ------------------------------------------------------------------
-
-
-@pytest.fixture
-def wix():
-    emulator = WixEmulator()
-    with serve_wsgi(emulator) as url:
-        yield emulator, url, emulator.add_instance()
 
 
 @pytest.fixture

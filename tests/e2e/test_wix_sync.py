@@ -16,14 +16,6 @@ from app.core.review_requests import list_requests
 from connectors.commercetools_mapping import review_key
 from tests.cli import cli_runner
 from tests.fakes.serving import serve_wsgi
-from tests.fakes.wix import WixEmulator
-
-
-@pytest.fixture
-def wix():
-    emulator = WixEmulator()
-    with serve_wsgi(emulator) as url:
-        yield emulator, url, emulator.add_instance()
 
 
 @pytest.fixture
