@@ -99,6 +99,7 @@ class Worker:
         self._in_flight: set[int] = set()
         self._idle = threading.Condition()
         self._scheduler: BackgroundScheduler | None = None
+        self._listener: threading.Thread | None = None
 
     # --- the work ---------------------------------------------------------------------------
 
@@ -220,12 +221,13 @@ class Worker:
         scheduler.start()
         self._scheduler = scheduler
         if self.services.engine.dialect.name == "postgresql":
-            threading.Thread(
+            self._listener = threading.Thread(
                 target=inbox_signal.listen,
                 args=(self.services.engine, self.wake, self._stopping),
                 name="inbox-listener",
                 daemon=True,
-            ).start()
+            )
+            self._listener.start()
         log.info("worker %s started: %d drain thread(s)", self.id, self._concurrency)
 
     def wake(self) -> None:
@@ -245,6 +247,8 @@ class Worker:
                 self._idle.wait(deadline - time.monotonic())
             unfinished = list(self._in_flight)
         self._no_run.wait(max(0.0, deadline - time.monotonic()))
+        if self._listener is not None:
+            self._listener.join(timeout=2.0)  # it looks at _stopping every second, then closes its connection
         released = queue.release(self.services.engine, self.id, now=self.services.clock())
         if unfinished:
             log.warning("worker %s released %d unfinished event(s)", self.id, released)
