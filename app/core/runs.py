@@ -37,6 +37,7 @@ __all__ = [
     "DRIFT_ROWS",
     "RECONCILE",
     "RESYNC",
+    "ROLLBACK",
     "STALE_S",
     "Busy",
     "Refused",
@@ -47,9 +48,10 @@ __all__ = [
     "reconcile_plan",
     "request",
     "resync_plan",
+    "start",
 ]
 
-RESYNC, RECONCILE = "resync", "reconcile"
+RESYNC, RECONCILE, ROLLBACK = "resync", "reconcile", "rollback"
 DRIFT_ROWS = 200  # drift rows a reconcile run keeps for the page; the counts cover all of them
 STALE_S = 180.0  # a running row whose heartbeat is older than this lost its worker
 _RECENT = 50  # runs the page lists
@@ -77,7 +79,7 @@ class Run:
     kind: str  # resync | reconcile
     source: str
     account: str
-    options: dict  # resync: since, until, dry_run, restart; reconcile: fix
+    options: dict  # resync: since, until, dry_run, restart; reconcile: fix; rollback: of, dry_run, force
     state: str  # RunState
     requested_at: datetime
     started_at: datetime | None
@@ -147,9 +149,7 @@ def request(
     engine: Engine, kind: str, source: str, accounts: Sequence[str], options: Mapping[str, Any], *, now: datetime
 ) -> list[int]:
     """Queue one run per account, all or none: Busy when any of them has an unfinished run of this kind."""
-    stored = json.dumps(
-        {name: _iso(value) if isinstance(value, datetime) else value for name, value in options.items()}
-    )
+    stored = _options(options)
     try:
         with transaction(engine) as session:
             return [
@@ -183,6 +183,37 @@ def request(
                 .all()
             )
         raise Busy(kind, sorted(busy) or list(accounts)) from None
+
+
+def start(
+    engine: Engine,
+    kind: str,
+    source: str,
+    account: str,
+    options: Mapping[str, Any],
+    *,
+    holder: str,
+    now: datetime,
+) -> Run:
+    """A run that `holder` executes at once (the CLI): stored running, so no worker claims it while
+    the holder beats its heartbeat; Busy when the account has an unfinished run of this kind."""
+    values = {
+        "kind": kind,
+        "source": source,
+        "account": account,
+        "options": _options(options),
+        "state": RunState.RUNNING.value,
+        "requested_at": now,
+        "started_at": now,
+        "updated_at": now,
+        "worker_id": holder,
+    }
+    try:
+        with transaction(engine) as session:
+            row = session.execute(insert(_run).returning(*_run.c), values).mappings().one()
+    except IntegrityError:  # uq_run_active, as in request()
+        raise Busy(kind, [account]) from None
+    return Run.from_row(row, now)
 
 
 def recent(engine: Engine, *, now: datetime, limit: int = _RECENT) -> list[Run]:
@@ -269,6 +300,10 @@ def reconcile_plan(
             "target: commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
         )
     return connector, accounts, target
+
+
+def _options(options: Mapping[str, Any]) -> str:
+    return json.dumps({name: _iso(value) if isinstance(value, datetime) else value for name, value in options.items()})
 
 
 def _iso(value: datetime | None) -> str | None:
