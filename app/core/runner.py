@@ -190,7 +190,9 @@ def _rollback(services: Services, run: Run, progress: _Progress, watch: Watch) -
         progress=lambda r: progress({"counts": dict(r.counts)}),
     )
     watch(report)
-    return {"counts": dict(report.counts)}, report.as_dict()
+    # The page shows the first DRIFT_ROWS reviews, those that need a person first.
+    first = sorted(report.reviews, key=lambda review: review["action"] not in ("skipped", "failed"))[:DRIFT_ROWS]
+    return {"counts": dict(report.counts)}, report.as_dict() | {"reviews": first}
 
 
 def _reconcile(services: Services, run: Run, progress: _Progress, watch: Watch) -> tuple[dict | None, dict]:
