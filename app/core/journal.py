@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from app.core import ledger
-from app.core.db import affected, insert_for, transaction
+from app.core.db import insert_for, transaction
 from app.core.models import RunJournal, table
 from connectors.base import Event, ReviewTarget
 from connectors.commercetools import CommercetoolsTarget, Witness
@@ -97,8 +97,9 @@ class Journal:
                 insert_for(self._engine, _journal)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=["run_id", "target", "target_key"])
-            )
-            if affected(inserted):
+                .returning(_journal.c.id)
+            ).first()
+            if inserted is not None:
                 return
             kept = session.execute(select(_journal.c.after).where(this)).scalar_one()
             moved = {"after": values["after"], "written_at": values["written_at"]}
