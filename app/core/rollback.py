@@ -67,6 +67,11 @@ def plan(services: Services, run_id: int) -> runs.Run:
         raise runs.Refused(f"run_id: run {run_id} is a {run.kind}; only a resync's writes can be rolled back")
     if run.running:
         raise runs.Refused(f"run_id: run {run_id} is {run.shown_state}; roll it back once it has ended")
+    busy = runs.active(services.engine, runs.RESYNC, run.source, run.account)
+    if busy is not None:
+        raise runs.Refused(
+            f"run_id: resync run {busy} of {run.source} {run.account} is queued or running; roll back once it has ended"
+        )
     return run
 
 

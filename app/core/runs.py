@@ -42,6 +42,7 @@ __all__ = [
     "Busy",
     "Refused",
     "Run",
+    "active",
     "describe_resyncs",
     "get",
     "recent",
@@ -214,6 +215,19 @@ def start(
     except IntegrityError:  # uq_run_active, as in request()
         raise Busy(kind, [account]) from None
     return Run.from_row(row, now)
+
+
+def active(engine: Engine, kind: str, source: str, account: str) -> int | None:
+    """The id of the account's unfinished (queued or running) run of this kind, if it has one."""
+    with transaction(engine) as session:
+        return session.execute(
+            select(_run.c.id).where(
+                _run.c.kind == kind,
+                _run.c.source == source,
+                _run.c.account == account,
+                _run.c.state.in_(ACTIVE_RUN_STATES),
+            )
+        ).scalar()
 
 
 def recent(engine: Engine, *, now: datetime, limit: int = _RECENT) -> list[Run]:

@@ -217,3 +217,20 @@ def test_rollback_of_a_run_that_is_no_resync_is_a_usage_error(synced_app, trusto
     args = [str(reconcile_id) if arg == "RECONCILE" else arg for arg in args]
     result = cli_runner(synced_app).invoke(args=["rollback", *args])
     assert result.exit_code == 2 and said in result.output
+
+
+def test_rollback_while_a_resync_of_the_account_is_queued_is_refused(synced_app, trustoo, ct):
+    _add(trustoo)
+    run_id = _resync(synced_app)["run_id"]
+    services = services_of(synced_app)
+    [queued] = runs.request(services.engine, runs.RESYNC, "trustoo", [TRUSTOO_PUBLIC_TOKEN], {}, now=services.clock())
+    result = cli_runner(synced_app).invoke(args=["rollback", str(run_id)])
+    assert result.exit_code == 2 and f"resync run {queued}" in result.output
+    assert len(ct[0].reviews) == 1
+
+
+def test_resync_from_the_cli_while_the_account_has_a_queued_resync_is_refused(synced_app, trustoo, ct):
+    services = services_of(synced_app)
+    runs.request(services.engine, runs.RESYNC, "trustoo", [TRUSTOO_PUBLIC_TOKEN], {}, now=services.clock())
+    result = cli_runner(synced_app).invoke(args=["resync", "trustoo"])
+    assert result.exit_code == 1 and "queued or running already" in result.output
