@@ -88,11 +88,11 @@ class Journal:
             "source_review_id": event.subject_id,
             "before": _dump(before),
             "after": _dump(after),
-            "ledger_before": _dump(ledger.row_of(self._engine, **review)),
             "written_at": self._clock(),
         }
         this = (_journal.c.run_id == self.run_id) & (_journal.c.target == target) & (_journal.c.target_key == key)
         with transaction(self._engine) as session:
+            values["ledger_before"] = _dump(ledger.row_of(session, **review))
             inserted = session.execute(
                 insert_for(self._engine, _journal)
                 .values(**values)

@@ -323,11 +323,10 @@ def written_by_us(engine: Engine, *, platform: str, review_ids: Sequence[str]) -
 _TIMES = ("source_updated_at", "deleted_at", "first_synced_at", "last_synced_at")
 
 
-def row_of(engine: Engine, *, source: str, account: str, review_id: str, target: str) -> dict | None:
+def row_of(session, *, source: str, account: str, review_id: str, target: str) -> dict | None:
     """A review's ledger row at a target as JSON-ready values (times in ISO form), or None: what a
-    run's journal keeps so that a rollback can put the row back."""
-    with transaction(engine) as session:
-        row = session.execute(select(_ledger).where(_review(source, account, review_id, target))).mappings().first()
+    run's journal keeps, in the caller's transaction, so that a rollback can put the row back."""
+    row = session.execute(select(_ledger).where(_review(source, account, review_id, target))).mappings().first()
     if row is None:
         return None
     kept = {name: value for name, value in row.items() if name != "id"}
