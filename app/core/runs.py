@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from app.core.db import transaction
+from app.core.db import affected, transaction
 from app.core.models import ACTIVE_RUN_STATES, RunState, table
 from app.core.models import Run as RunRow
 from app.core.services import Services
@@ -197,7 +197,9 @@ def start(
     now: datetime,
 ) -> Run:
     """A run that `holder` executes at once (the CLI): stored running, so no worker claims it while
-    the holder beats its heartbeat; Busy when the account has an unfinished run of this kind."""
+    the holder beats its heartbeat; Busy when the account has an unfinished run of this kind. An
+    abandoned one (its process died: no heartbeat for STALE_S) is ended as failed and replaced, so a
+    deployment without a worker process is not blocked by a killed command."""
     values = {
         "kind": kind,
         "source": source,
@@ -209,12 +211,36 @@ def start(
         "updated_at": now,
         "worker_id": holder,
     }
-    try:
-        with transaction(engine) as session:
-            row = session.execute(insert(_run).returning(*_run.c), values).mappings().one()
-    except IntegrityError:  # uq_run_active, as in request()
-        raise Busy(kind, [account]) from None
-    return Run.from_row(row, now)
+    for _ in range(2):
+        try:
+            with transaction(engine) as session:
+                row = session.execute(insert(_run).returning(*_run.c), values).mappings().one()
+            return Run.from_row(row, now)
+        except IntegrityError:  # uq_run_active, as in request()
+            if not _end_abandoned(engine, kind, source, account, holder, now=now):
+                break
+    raise Busy(kind, [account])
+
+
+def _end_abandoned(engine: Engine, kind: str, source: str, account: str, holder: str, *, now: datetime) -> bool:
+    statement = (
+        update(_run)
+        .where(
+            _run.c.kind == kind,
+            _run.c.source == source,
+            _run.c.account == account,
+            _run.c.state == RunState.RUNNING.value,
+            _run.c.updated_at < now - timedelta(seconds=STALE_S),
+        )
+        .values(
+            state=RunState.FAILED.value,
+            finished_at=now,
+            updated_at=now,
+            error=f"abandoned: its process stopped answering; replaced by {holder}",
+        )
+    )
+    with transaction(engine) as session:
+        return affected(session.execute(statement)) > 0
 
 
 def active(engine: Engine, kind: str, source: str, account: str) -> int | None:
