@@ -23,11 +23,11 @@ from sqlalchemy import Engine, select, update
 from app.core import ledger
 from app.core.db import insert_for, transaction
 from app.core.models import RunJournal, table
-from connectors.base import Event, ReviewTarget
+from connectors.base import Event, Review, ReviewTarget, TargetRef
 from connectors.commercetools import CommercetoolsTarget, Witness
 from connectors.commercetools_mapping import snapshot
 
-__all__ = ["Entry", "Journal", "entries", "mark_rolled_back"]
+__all__ = ["Entry", "Journal", "entries", "mark_rolled_back", "witnessed_delete", "witnessed_upsert"]
 
 _journal = table(RunJournal)
 
@@ -106,6 +106,25 @@ class Journal:
             if before is None or _load(kept) != snapshot(before):
                 moved["before"] = values["before"]  # the earlier attempt wrote nothing: this is the state before
             session.execute(update(_journal).where(this).values(**moved))
+
+
+def witnessed_upsert(
+    target: ReviewTarget, review: Review, *, known: TargetRef | None, in_doubt: bool, witness: Witness | None
+) -> TargetRef:
+    """target.upsert, telling `witness` (Journal.witness gives one to commercetools only) before each write."""
+    if witness is None:
+        return target.upsert(review, known=known, in_doubt=in_doubt)
+    assert isinstance(target, CommercetoolsTarget)
+    return target.upsert(review, known=known, in_doubt=in_doubt, witness=witness)
+
+
+def witnessed_delete(target: ReviewTarget, ref: TargetRef, *, witness: Witness | None) -> None:
+    """target.delete, telling `witness` before the write, as witnessed_upsert."""
+    if witness is None:
+        target.delete(ref)
+        return
+    assert isinstance(target, CommercetoolsTarget)
+    target.delete(ref, witness=witness)
 
 
 def entries(engine: Engine, run_id: int) -> list[Entry]:

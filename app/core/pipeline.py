@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from app.core import accounts, ledger, queue, review_requests
 from app.core.db import transaction
-from app.core.journal import Journal
+from app.core.journal import Journal, witnessed_delete, witnessed_upsert
 from app.core.ledger import OUTCOMES, Decision, Outcome
 from app.core.metrics import Metrics
 from app.core.models import EventStatus
@@ -42,7 +42,7 @@ from connectors.base import (
     TargetRef,
     WebhookSource,
 )
-from connectors.commercetools import CommercetoolsTarget, Witness
+from connectors.commercetools import Witness
 
 __all__ = ["Batch", "handle", "process"]
 
@@ -356,28 +356,16 @@ def _carry_out(
                 event_id=event.event_id,
                 now=services.clock(),
             )
-        if witness is not None:
-            assert isinstance(target, CommercetoolsTarget)
-            witnessed = target
-            ref = _call(
-                services.metrics,
-                target,
-                "upsert",
-                lambda: witnessed.upsert(review, known=known, in_doubt=in_doubt, witness=witness),
-            )
-        else:
-            ref = _call(
-                services.metrics, target, "upsert", lambda: target.upsert(review, known=known, in_doubt=in_doubt)
-            )
+        ref = _call(
+            services.metrics,
+            target,
+            "upsert",
+            lambda: witnessed_upsert(target, review, known=known, in_doubt=in_doubt, witness=witness),
+        )
         return (Outcome.UPDATED if known is not None and known.id else Outcome.CREATED), ref
     if decision is Decision.DELETE:
         assert ref is not None  # decide() deletes only a copy it knows
-        if witness is not None:
-            assert isinstance(target, CommercetoolsTarget)
-            witnessed = target
-            _call(services.metrics, target, "delete", lambda: witnessed.delete(ref, witness=witness))
-        else:
-            _call(services.metrics, target, "delete", lambda: target.delete(ref))
+        _call(services.metrics, target, "delete", lambda: witnessed_delete(target, ref, witness=witness))
     outcome = OUTCOMES[decision].done
     assert outcome is not None  # only an upsert's outcome comes from the target
     return outcome, ref
