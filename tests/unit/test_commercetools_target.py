@@ -294,3 +294,17 @@ def test_commercetools_recreate_brings_a_deleted_review_back_with_its_key_and_a_
     back = target.recreate(was)
     assert back is not None and back["key"] == was["key"] and back["uniquenessValue"] == was["uniquenessValue"]
     assert back["id"] != was["id"] and snapshot(back) == snapshot(was)
+
+
+def test_commercetools_delete_in_hide_mode_tells_the_witness_an_update_that_restore_undoes(emulator):
+    target = make_target(emulator, on_source_delete="hide")
+    target.setup()
+    told, witness = _witness()
+    ref = target.upsert(review())
+    was = target.get(ref.key)
+    target.delete(ref, witness=witness)
+    [(key, before, after)] = told
+    hidden = target.get(ref.key)
+    assert (key, before, after) == (ref.key, was, snapshot(hidden)) and after["state"] != snapshot(was)["state"]
+    restored = target.restore(hidden, was)
+    assert restored is not None and snapshot(restored) == snapshot(was)
