@@ -4,13 +4,14 @@ writes are journaled, and a rollback puts back exactly what one run wrote, the l
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from app.bootstrap import services_of
+from app.bootstrap import build_worker, services_of
 from app.core import journal, ledger, runs
 from connectors.commercetools_mapping import review_key
-from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT
 
@@ -234,3 +235,20 @@ def test_resync_from_the_cli_while_the_account_has_a_queued_resync_is_refused(sy
     runs.request(services.engine, runs.RESYNC, "trustoo", [TRUSTOO_PUBLIC_TOKEN], {}, now=services.clock())
     result = cli_runner(synced_app).invoke(args=["resync", "trustoo"])
     assert result.exit_code == 1 and "queued or running already" in result.output
+
+
+def test_rollback_skips_a_review_a_webhook_changed_after_the_run(synced_app, trustoo, ct):
+    emulator, _ = ct
+    item = _add(trustoo)
+    run_id = _resync(synced_app)["run_id"]
+    trustoo.update_review(TRUSTOO_PUBLIC_TOKEN, item["id"], rating=1)
+    body = trustoo_body(trustoo_review(id=item["id"], rating=1, product_id=PRODUCT))
+    headers = trustoo_headers(body, timestamp=int(time.time()) + 2)  # signed after the run observed the review
+    assert (
+        synced_app.test_client().post("/webhooks/trustoo/review-updated", data=body, headers=headers).status_code == 200
+    )
+    build_worker(services_of(synced_app)).drain()
+    assert emulator.review_by_key(_key(item))["rating"] == 1
+    report = _rollback(synced_app, run_id)
+    assert _by_action(report) == {"skipped": [_key(item)]}
+    assert emulator.review_by_key(_key(item))["rating"] == 1
