@@ -9,19 +9,26 @@ import os
 import shutil
 import tempfile
 
+from app.config import DEFAULT_WEB_THREADS as _DEFAULT_WEB_THREADS
 from app.config import forwarded_allow_ips as _trusted_proxies
+from app.config import log_format as _log_format
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # An event loop reads each request whole before one of `threads` threads runs the app: a client that
 # trickles its headers or body holds a coroutine, never a thread (app/web/front.py says why).
 worker_class = "app.web.front.Worker"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+# The app reads WEB_THREADS too (app/config.py): each worker's database pool is sized by it.
+threads = int(os.environ.get("WEB_THREADS") or _DEFAULT_WEB_THREADS)
 # Open connections per worker, slow ones included; past this a worker stops accepting until one closes.
 worker_connections = 1000
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
+# With LOG_FORMAT=json gunicorn's own lines (start-up, workers, each request) are JSON like the app's,
+# so that a log drain parses every line; text keeps gunicorn's own formats.
+if _log_format(os.environ.get("LOG_FORMAT")) == "json":
+    logger_class = "app.web.gunicorn_logs.JsonLogger"
 # X-Forwarded-Proto counts only from the proxies FORWARDED_ALLOW_IPS names (app/config.py reads it,
 # and the app's own TrustedProxies uses the same list for X-Forwarded-For): a client cannot claim https.
 forwarded_allow_ips = ",".join(_trusted_proxies(os.environ.get("FORWARDED_ALLOW_IPS")))

@@ -6,8 +6,8 @@
     app/web/          the web app (create_app)
     app/cli/          the `reviewbridge` command
 
-`app:create_app()` (the Procfile's web command) is app.web.create_app, imported on first use so
-that `import app.core...` and `reviewbridge --help` load no web code.
+`app:create_app(role="web")` (the Procfile's web command) is app.web.create_app, imported on first
+use so that `import app.core...` and `reviewbridge --help` load no web code.
 """
 
 from __future__ import annotations

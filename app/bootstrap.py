@@ -11,6 +11,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Literal
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
@@ -26,17 +27,60 @@ from app.core.rate_limits import Rate, SharedRateLimiter
 from app.core.services import Services
 from app.core.status import account_gauges, queue_depth
 from app.core.vault import Vault
-from app.core.worker import Worker
+from app.core.worker import Worker, scheduler_threads
 from connectors.alert_webhook import AlertWebhook
 from connectors.base import ReviewTarget
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_api import CommercetoolsConfig
 from connectors.trustoo_api import TrustooApi
 
-__all__ = ["attach", "build_services", "build_worker", "current_services", "load", "services_of"]
+__all__ = [
+    "SERVE_THREADS",
+    "SPARE_CONNECTIONS",
+    "Role",
+    "attach",
+    "build_services",
+    "build_worker",
+    "current_services",
+    "database_threads",
+    "load",
+    "services_of",
+]
 
 _EXTENSION = "reviewbridge"
 log = logging.getLogger(__name__)
+
+#: What a process does, which decides how many database connections it may open (README, Scaling):
+#: web (a gunicorn worker of the Procfile's web), worker, serve (web and worker in one) or a one-off command.
+Role = Literal["web", "worker", "serve", "command"]
+#: `reviewbridge serve`'s web threads unless --threads says otherwise.
+SERVE_THREADS = 8
+#: Connections a process may open beyond its threads that use the database: the main thread's (a
+#: worker's start and stop) and one more, so that a thread counted short waits for none.
+SPARE_CONNECTIONS = 2
+
+
+#: A worker process's own connection, outside its pool, on which it listens for new events (PostgreSQL).
+LISTENING_CONNECTIONS = 1
+
+
+def most_connections(settings: Settings, role: Role, *, serve_threads: int = SERVE_THREADS) -> int:
+    """The database connections a process of `role` opens at most: a PostgreSQL plan must hold every
+    process's (README, Scaling)."""
+    listening = LISTENING_CONNECTIONS if role in ("worker", "serve") else 0
+    return database_threads(settings, role, serve_threads=serve_threads) + SPARE_CONNECTIONS + listening
+
+
+def database_threads(settings: Settings, role: Role, *, serve_threads: int = SERVE_THREADS) -> int:
+    """The threads of a process that may each hold a database connection at once: its pool's size."""
+    worker = scheduler_threads(settings.worker_concurrency) + 1  # and a run's heartbeat (app/core/runner.py)
+    if role == "web":
+        return settings.web_threads  # each request holds one connection, in one of the app's threads
+    if role == "worker":
+        return worker
+    if role == "serve":
+        return serve_threads + worker
+    return 2  # a one-off command: its own thread, and a resync's heartbeat
 
 
 def load(environ: Mapping[str, str] | None = None, *, config_log_level: int = logging.INFO) -> Settings:
@@ -62,9 +106,16 @@ def build_services(
     *,
     targets: Sequence[ReviewTarget] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    role: Role = "serve",
+    serve_threads: int = SERVE_THREADS,
 ) -> Services:
-    """Every collaborator the service needs. `targets` replaces the configured targets (tests)."""
-    engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
+    """Every collaborator the service needs, for a process of `role`. `targets` replaces the configured
+    targets (tests)."""
+    engine = make_engine(
+        settings.database_url,
+        pool_size=database_threads(settings, role, serve_threads=serve_threads),
+        max_overflow=SPARE_CONNECTIONS,
+    )
     vault = Vault(settings.secret_key, settings.secret_key_fallbacks) if settings.secret_key else None
     trustoo_api = trustoo.build_api(settings, engine, vault, clock)
     wix_api = wix.build_api(settings, engine)

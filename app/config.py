@@ -18,19 +18,27 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.config_env import Env, SettingsError
+from app.config_instance import KeptSecrets, keep_secrets
 
 __all__ = [
     "DEFAULT_FORWARDED_ALLOW_IPS",
     "DEFAULT_SQLITE_PATH",
+    "DEFAULT_WEB_THREADS",
     "SOURCES",
+    "KeptSecrets",
     "Settings",
     "SettingsError",
     "forwarded_allow_ips",
+    "kept_secrets",
     "load_settings",
+    "log_format",
 ]
 
 DEFAULT_SQLITE_PATH = Path("instance") / "reviewbridge.db"
+#: Threads that run the app in each gunicorn worker of the Procfile's web process (gunicorn.conf.py).
+DEFAULT_WEB_THREADS = 4
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_LOG_FORMATS = ("text", "json")
 #: gunicorn's own default for the variable of the same name: a proxy on this machine only.
 DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
@@ -50,6 +58,7 @@ class Settings:
     session_cookie_secure: bool = False  # True: the admin session cookie is Secure even over plain http
     admin_session_hours: int = 12  # an admin page session ends this long after sign-in, used or not
     webhook_max_bytes: int = 1024 * 1024
+    web_threads: int = DEFAULT_WEB_THREADS  # per gunicorn worker of the Procfile's web process
     worker_concurrency: int = 4
     max_attempts: int = 12
     lease_s: int = 60
@@ -172,7 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=_database_url(env.text("DATABASE_URL")),
         port=env.integer("PORT", 8000, low=1, high=65535),
         log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
-        log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
+        log_format=env.choice("LOG_FORMAT", "text", _LOG_FORMATS),
         # It opens the admin page and API to anyone who guesses it: long, and not guessable.
         admin_token=env.strong_secret("ADMIN_TOKEN", min_length=32),
         secret_key=env.secret("SECRET_KEY", min_length=16),
@@ -181,6 +190,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_cookie_secure=env.flag("SESSION_COOKIE_SECURE", False),
         admin_session_hours=env.integer("ADMIN_SESSION_HOURS", 12, low=1, high=720),
         webhook_max_bytes=env.integer("WEBHOOK_MAX_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
+        web_threads=env.integer("WEB_THREADS", DEFAULT_WEB_THREADS, low=1, high=256),
         worker_concurrency=env.integer("WORKER_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 12, low=1, high=100),
         lease_s=env.integer("LEASE_S", 60, low=5, high=3600),
@@ -316,6 +326,22 @@ def forwarded_allow_ips(value: str | None) -> tuple[str, ...]:
                 "FORWARDED_ALLOW_IPS", f"{entry!r} is not an IP address, a network like 10.0.0.0/8, or *"
             ) from None
     return entries or DEFAULT_FORWARDED_ALLOW_IPS
+
+
+def log_format(value: str | None) -> str:
+    """LOG_FORMAT, for gunicorn.conf.py: its own lines follow the app's format (app/web/gunicorn_logs.py)."""
+    return Env({"LOG_FORMAT": value or ""}).choice("LOG_FORMAT", "text", _LOG_FORMATS)
+
+
+def kept_secrets(environ: Mapping[str, str] | None = None, *, create: bool = False) -> KeptSecrets:
+    """The embedded mode's ADMIN_TOKEN and SECRET_KEY, kept beside its SQLite database for what
+    `environ` (default: os.environ) leaves unset; `create` makes the missing ones (app/config_instance.py)."""
+    environ = os.environ if environ is None else environ
+    try:
+        database_url = _database_url(Env(environ).text("DATABASE_URL"))
+    except SettingsError:
+        return KeptSecrets(environ)  # load_settings names the bad variable
+    return keep_secrets(database_url, environ, create=create)
 
 
 def _directory(name: str, value: str | None) -> str | None:

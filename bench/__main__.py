@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in turn, its own figures as it goes, then one table of the goals.
 
-    python -m bench [--quick] [--only sync,resync,ingest,queue,many_shops]
+    python -m bench [--quick] [--only sync,resync,ingest,queue,many_shops,openapi_libs]
 
 Each benchmark runs as its own process (`python -m bench.<name>`) and prints `goal:` lines (see
 bench._common.goal); this gathers them into one table: measured figure, goal, met or missed, and
@@ -16,7 +16,7 @@ import sys
 
 from bench._common import GOAL_PREFIX
 
-BENCHMARKS = ("sync", "resync", "ingest", "queue", "many_shops")
+BENCHMARKS = ("sync", "resync", "ingest", "queue", "many_shops", "openapi_libs")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,26 @@ def spawn_children(module: str, env: dict[str, str], count: int, logs: Path) -> 
     return children
 
 
+def worker_child(target) -> int:
+    """The body of a child that `spawn_children` started: `reviewbridge worker`'s worker on the
+    environment's database, writing to `target` (a tests.fakes RecordingTarget). It says "ready",
+    starts on "go", stops on "stop" (or the end of its input), then prints how many calls it made."""
+    import json
+
+    from app import create_app
+    from app.bootstrap import build_worker, services_of
+
+    worker = build_worker(services_of(create_app(os.environ, targets=[target])))
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return 1
+    worker.start()
+    sys.stdin.readline()
+    worker.stop()
+    print(json.dumps({"processed": len(target.calls)}), flush=True)
+    return 0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

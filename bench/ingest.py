@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 lean_env = env | {"DATABASE_URL": lean_url}
                 _upgrade(env)
                 _lean.prepare(lean_url)
-                app_url = stack.enter_context(_server("app:create_app()", env, Path(scratch) / f"app-{name}.log"))
+                app_url = stack.enter_context(_server(None, env, Path(scratch) / f"app-{name}.log"))
                 lean = stack.enter_context(_server("bench._lean:create_app()", lean_env, Path(scratch) / "lean.log"))
                 print(f"{name}: closed loop …", file=sys.stderr)
                 bare_closed = closed_loop(bare_url, closed_set, args.concurrency)
@@ -264,7 +264,7 @@ def _cpu_per_delivery(env: dict[str, str], lean_env: dict[str, str], deliveries:
     from app import create_app
     from bench._bare import create_app as create_bare
 
-    app = create_app(env)
+    app = create_app(env, role="web")
     try:
         lean = _lean.create_app(lean_env)
         return tuple(_cpu_ms(flask_app.test_client(), deliveries) for flask_app in (create_bare(), lean, app))
@@ -345,9 +345,10 @@ def _procfile_web() -> str:
     return line.partition(":")[2].strip()
 
 
-def _web_command(app_spec: str, port: int) -> list[str]:
+def _web_command(app_spec: str | None, port: int) -> list[str]:
     """The Procfile's `web` line with its variables filled in, bound to loopback, serving `app_spec`
-    (a --config file it names is read by gunicorn from the project root, for both apps alike)."""
+    (None: the Procfile's own app; a --config file it names is read by gunicorn from the project root,
+    for both apps alike)."""
     command = _procfile_web()
 
     def substitute(match: re.Match) -> str:
@@ -356,15 +357,16 @@ def _web_command(app_spec: str, port: int) -> list[str]:
 
     command = re.sub(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)", substitute, command)
     argv = shlex.split(command)
-    if argv[0] != "gunicorn" or "app:create_app()" not in argv:
-        raise SystemExit(f"bench.ingest: the Procfile's web command is not gunicorn 'app:create_app()': {command}")
-    argv = [app_spec if part == "app:create_app()" else part for part in argv]
+    ours = [part for part in argv if part.startswith("app:create_app(")]
+    if argv[0] != "gunicorn" or len(ours) != 1:
+        raise SystemExit(f"bench.ingest: the Procfile's web command is not gunicorn 'app:create_app(…)': {command}")
+    argv = [app_spec if part == ours[0] and app_spec else part for part in argv]
     argv = [part.replace("0.0.0.0:", "127.0.0.1:") for part in argv]  # loopback only
     return [sys.executable, "-m", "gunicorn", *argv[1:]]
 
 
 @contextlib.contextmanager
-def _server(app_spec: str, env: dict[str, str], log_path: Path) -> Iterator[str]:
+def _server(app_spec: str | None, env: dict[str, str], log_path: Path) -> Iterator[str]:
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

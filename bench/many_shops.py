@@ -40,12 +40,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app import create_app
-from app.bootstrap import build_worker, services_of
+from app.bootstrap import services_of
 from app.core import accounts, queue_store
 from app.core.db import upgrade
 from app.core.models import InboxEvent, table, utcnow
 from app.core.services import Services
-from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres, spawn_children
+from bench._common import DEFAULT_POSTGRES_URL, goal, percentile, scratch_postgres, spawn_children, worker_child
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.fakes.serving import serve_wsgi
 from tests.fakes.trustoo import PREFIX, TrustooEmulator
@@ -318,17 +318,7 @@ def _child() -> int:
     """One worker process, as `reviewbridge worker` runs it, writing to a target that takes its time."""
     from tests.fakes.memory_target import RecordingTarget
 
-    target = RecordingTarget(latency_s=float(os.environ["BENCH_LATENCY_S"]))
-    services: Services = services_of(create_app(os.environ, targets=[target]))
-    worker = build_worker(services)
-    print("ready", flush=True)
-    if sys.stdin.readline().strip() != "go":
-        return 1
-    worker.start()
-    sys.stdin.readline()  # "stop", or the end of the input
-    worker.stop()
-    print(json.dumps({"processed": len(target.calls)}), flush=True)
-    return 0
+    return worker_child(RecordingTarget(latency_s=float(os.environ["BENCH_LATENCY_S"])))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,7 @@ received (its inbox row's `received_at`, set by the web process) to the start of
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, update
 
 from app.core.models import Attempt, InboxEvent, table, utcnow
-from bench._common import percentile, spawn_children
+from bench._common import percentile, spawn_children, worker_child
 from bench._load import Delivery, Result, closed_loop
 
 __all__ = ["child", "measure"]
@@ -90,17 +87,6 @@ def _timings(engine, first: int, count: int, wait_s: float) -> list[float]:
 
 def child() -> int:
     """The worker process: `reviewbridge worker`'s worker, writing to a target that records each call."""
-    from app import create_app
-    from app.bootstrap import build_worker, services_of
     from tests.fakes.memory_target import RecordingTarget
 
-    services = services_of(create_app(os.environ, targets=[RecordingTarget()]))
-    worker = build_worker(services)
-    print("ready", flush=True)
-    if sys.stdin.readline().strip() != "go":
-        return 1
-    worker.start()
-    sys.stdin.readline()  # "stop", or the end of the input
-    worker.stop()
-    print(json.dumps({"stopped": True}), flush=True)
-    return 0
+    return worker_child(RecordingTarget())

@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -39,6 +40,8 @@ __all__ = [
     "PayloadError",
     "ProductNotFound",
     "RateLimited",
+    "RatingSource",
+    "RatingStatistics",
     "Reply",
     "RetryableTargetError",
     "Review",
@@ -250,6 +253,18 @@ class TargetRef:
     version: int | None = None
 
 
+@dataclass(frozen=True)
+class RatingStatistics:
+    """A product's ratings as a platform counts them: how many, how many of each rating (only the
+    ratings used), and their average as the platform gives it, to the step it rounds to (`unit`,
+    0.1 for Trustoo's "4.7"; None when exact, as when we count ourselves)."""
+
+    count: int = 0
+    distribution: Mapping[int, int] = field(default_factory=dict)
+    average: Decimal | None = None  # None while nothing counts
+    unit: Decimal | None = None
+
+
 # --- capability protocols -----------------------------------------------------------------
 
 
@@ -288,6 +303,15 @@ class ReviewSource(Protocol):
 
     def resolve(self, event: Event) -> Review | None:
         """As WebhookSource.resolve: a resync asks it about reviews its listing no longer holds."""
+
+
+@runtime_checkable
+class RatingSource(Protocol):
+    """A source that states a product's rating statistics itself (Trustoo's get_rating); the others
+    are counted from their reviews."""
+
+    def rating_statistics(self, account: str, product_id: str) -> RatingStatistics:
+        """The product's statistics as the platform shows them (PayloadError when unreadable)."""
 
 
 @runtime_checkable

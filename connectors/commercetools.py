@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review, TargetRef
+from connectors.base import ConfigError, ProductNotFound, RatingStatistics, RetryableTargetError, Review, TargetRef
 from connectors.commercetools_api import (
     CommercetoolsApi,
     CommercetoolsConfig,
@@ -35,6 +35,7 @@ from connectors.commercetools_mapping import (
     desired_review,
     desired_snapshot,
     draft_for,
+    rating_statistics,
     recreate_draft,
     restore_actions,
     review_key,
@@ -205,6 +206,17 @@ class CommercetoolsTarget:
             if len(results) < page_size:
                 return
             last_id = results[-1]["id"]
+
+    def product_statistics(self, product_id: str) -> tuple[str | None, RatingStatistics] | None:
+        """The product's key and its reviewRatingStatistics, read afresh (never cached: they change
+        with every review); None when there is no such product."""
+        response = self._api.request("GET", f"/products/{quote(product_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_for(response, "commercetools", error_text(response))
+        product = response.json()
+        return product.get("key"), rating_statistics(product)
 
     # --- set-up: the Custom Type and the two States -------------------------------------------
 

@@ -20,9 +20,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import Review
+from connectors.base import PayloadError, RatingStatistics, Review
 
 __all__ = [
     "CUSTOM_FIELDS",
@@ -33,6 +34,7 @@ __all__ = [
     "desired_review",
     "desired_snapshot",
     "draft_for",
+    "rating_statistics",
     "recreate_draft",
     "restore_actions",
     "review_key",
@@ -294,3 +296,19 @@ def recreate_draft(before: Mapping[str, Any]) -> dict[str, Any]:
     if (before.get("customer") or {}).get("id"):
         draft["customer"] = {"typeId": "customer", "id": before["customer"]["id"]}
     return draft
+
+
+def rating_statistics(resource: Mapping[str, Any]) -> RatingStatistics:
+    """A product's `reviewRatingStatistics` (§1.2): from the reviews included in statistics, the
+    count, `ratingsDistribution` {rating: n} (only the ratings used) and `averageRating` rounded to 5
+    decimals; absent while no review counts. In the project's rating scale (CTP_RATING_SCALE)."""
+    stats = resource.get("reviewRatingStatistics")
+    if not isinstance(stats, Mapping) or not stats.get("count"):
+        return RatingStatistics()
+    try:
+        distribution = {int(rating): int(n) for rating, n in (stats.get("ratingsDistribution") or {}).items() if n}
+        average = Decimal(str(stats["averageRating"]))
+        count = int(stats["count"])
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation) as exc:
+        raise PayloadError(f"reviewRatingStatistics is unreadable ({type(exc).__name__})", payload=stats) from None
+    return RatingStatistics(count=count, distribution=distribution, average=average, unit=Decimal("0.00001"))

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from connectors.base import (
@@ -21,6 +22,7 @@ from connectors.base import (
     EventKind,
     Media,
     PayloadError,
+    RatingStatistics,
     Reply,
     Review,
     SignatureError,
@@ -33,7 +35,7 @@ from connectors.base import (
     web_media,
 )
 
-__all__ = ["TOPICS", "TrustooSource", "TrustooWebhookVerifier", "fingerprint", "map_review"]
+__all__ = ["TOPICS", "TrustooSource", "TrustooWebhookVerifier", "fingerprint", "map_rating", "map_review"]
 
 SOURCE = "trustoo"
 
@@ -198,9 +200,20 @@ class TrustooSource:
                 total=page.count,
             )
 
+    def rating_statistics(self, account: str, product_id: str) -> RatingStatistics:
+        """What Trustoo's get_rating (§1.4) says of the product: the figures its widgets show."""
+        if self._api is None:
+            raise ConfigError("reading Trustoo's ratings needs its Open API (TRUSTOO_API_URL and a shop's tokens)")
+        data = self._api.get_rating(account, product_id=product_id)
+        try:
+            return map_rating(data)
+        except PayloadError as exc:
+            raise PayloadError(f"Trustoo's rating of product {product_id}: {exc}", payload=data) from None
+
 
 class ReviewLookup(Protocol):
     def get_review(self, shop: str, review_id: str) -> Mapping[str, Any] | None: ...
+    def get_rating(self, shop: str, **selector: Any) -> Mapping[str, Any]: ...
     def iter_pages(
         self, shop: str, *, since: datetime | None = None, start_page: int = 1
     ) -> Iterator[tuple[Any, Sequence[Mapping[str, Any]]]]: ...
@@ -292,6 +305,35 @@ def map_review(account: str, item: Mapping[str, Any]) -> Review:
         updated_at=_time(item.get("updated_at")),
         notes=notes,
     )
+
+
+def map_rating(data: Mapping[str, Any]) -> RatingStatistics:
+    """get_rating's `data{rating_value (string), review_count, star1_count..star5_count}` (§1.4). The
+    average keeps the decimals Trustoo wrote ("4.7": to 0.1), which is the precision it is compared to."""
+    count = _count(data, "review_count")
+    distribution = {n: stars for n in range(1, 6) if (stars := _count(data, f"star{n}_count"))}
+    text = str(data.get("rating_value") if data.get("rating_value") is not None else "").strip()
+    try:
+        average = Decimal(text) if len(text) <= 32 else None
+    except InvalidOperation:
+        average = None
+    if count and (average is None or not average.is_finite() or not 1 <= average <= 5):
+        raise PayloadError(f"rating_value {text[:40]!r} is not an average from 1 to 5")
+    if not count or average is None:
+        return RatingStatistics(count=count, distribution=distribution)
+    exponent = average.as_tuple().exponent
+    unit = Decimal(1).scaleb(min(int(exponent), 0))
+    return RatingStatistics(count=count, distribution=distribution, average=average, unit=unit)
+
+
+def _count(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    if value is None or value == "":
+        return 0
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise PayloadError(f"{name} {text[:40]!r} is not a count")
+    return int(text)
 
 
 def _list(value: Any) -> list:

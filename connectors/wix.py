@@ -69,7 +69,7 @@ class WixSource:
         Call only after `verify`: the claims are read here without checking them again."""
         claims: Any = body.decode("utf-8", "backslashreplace")
         try:
-            claims = unverified_claims(body)
+            claims = self._verifier.verified_claims(body) or unverified_claims(body)
             return [self._event(account, claims)]
         except PayloadError as exc:  # kept with what a person needs to see: the layer, else the claims
             return [exc if exc.payload is not None else PayloadError(exc.reason, payload=claims)]

@@ -14,6 +14,7 @@ This module reads the claims; connectors/wix.py reads the envelope and the domai
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -49,13 +50,23 @@ class WixWebhookVerifier:
         self._keys = [_public_key(pem, index) for index, pem in enumerate(pems, 1)]
         self._leeway_s = leeway_s
         self._now = now
+        self._last = threading.local()
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         """Return the delivery's instanceId (the account) or raise a WebhookRejected.
 
         A correctly signed token whose envelope is unreadable or names no instance returns "":
         it is Wix's, so it is kept, and `parse` quarantines it with the reason."""
-        return _instance_id(self._claims(body))
+        claims = self._claims(body)
+        self._last.verified = (body, claims)
+        return _instance_id(claims)
+
+    def verified_claims(self, body: bytes) -> Mapping[str, Any] | None:
+        """The claims `verify` last read in this thread, if it read them from this very `body`: the
+        intake parses what it has just verified, and decoding the token again cost as much as its
+        signature check."""
+        last = getattr(self._last, "verified", None)
+        return last[1] if last is not None and last[0] is body and last[1] else None
 
     def _claims(self, body: bytes) -> dict[str, Any]:
         token = _token_text(body)

@@ -53,6 +53,18 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 30) -> None
     raise AssertionError(f"{url} did not answer within {timeout_s} s")
 
 
+def read_until(process: subprocess.Popen, wanted: str, timeout_s: float = 30) -> list[str]:
+    """The lines a process prints (its output a text pipe) up to the first that holds `wanted`."""
+    deadline, lines = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline() if process.stdout else ""
+        lines.append(line)
+        if wanted in line or not line:
+            break
+    assert any(wanted in line for line in lines), "".join(lines)
+    return lines
+
+
 def stop(process: subprocess.Popen, timeout_s: float) -> tuple[int, float]:
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)

@@ -22,14 +22,13 @@ valid configuration. A command that needs the service builds it when it runs (`w
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import click
-from flask import Flask
 from flask.cli import ScriptInfo, routes_command, shell_command
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.cli._app import one_off_app
 from app.cli.accounts import accounts_group
 from app.cli.admin import admin_group
 from app.cli.db import db_group
@@ -47,20 +46,12 @@ from app.core.db_errors import explain
 __all__ = ["cli", "main"]
 
 
-def _create_app() -> Flask:
-    from app.web import create_app
-
-    # One-off commands keep the configuration lines out of their output; serve, worker and doctor
-    # log them at INFO themselves.
-    return create_app(config_log_level=logging.DEBUG)
-
-
 class _Commands(click.Group):
-    """The command group: every command builds the app lazily through one ScriptInfo (a test runner
-    passes its own, holding the app under test)."""
+    """The command group: every one-off command builds the app lazily through one ScriptInfo (a test
+    runner passes its own, holding the app under test); `serve` and `worker` build their own."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any):
-        extra.setdefault("obj", ScriptInfo(create_app=_create_app, set_debug_flag=False, load_dotenv_defaults=False))
+        extra.setdefault("obj", ScriptInfo(create_app=one_off_app, set_debug_flag=False, load_dotenv_defaults=False))
         return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -54,7 +54,9 @@ __all__ = [
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> Engine:
+    """`pool_size` connections kept open and `max_overflow` more opened when they are all in use (as many
+    again by default); PostgreSQL counts every one against its connection limit. SQLite needs no pool."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -62,7 +64,8 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    overflow = pool_size if max_overflow is None else max_overflow
+    engine = create_engine(url, pool_size=pool_size, max_overflow=overflow)
     _configure_postgresql(engine)
     _ping_after_idle(engine)
     return engine

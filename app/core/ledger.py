@@ -40,6 +40,7 @@ __all__ = [
     "row_of",
     "write",
     "written_by_us",
+    "written_since",
 ]
 
 _ledger = table(LedgerEntry)
@@ -356,3 +357,18 @@ def _review(source: str, account: str, review_id: str, target: str):
         _ledger.c.source_review_id == review_id,
         _ledger.c.target == target,
     )
+
+
+def written_since(engine: Engine, *, source: str, account: str, target: str, since: datetime) -> set[str]:
+    """The account's reviews whose row at `target` changed at or after `since`: what was written there lately."""
+    with transaction(engine) as session:
+        return set(
+            session.execute(
+                select(_ledger.c.source_review_id).where(
+                    _ledger.c.source == source,
+                    _ledger.c.account == account,
+                    _ledger.c.target == target,
+                    _ledger.c.last_synced_at >= since,
+                )
+            ).scalars()
+        )

@@ -13,7 +13,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.core.printable import printable
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "json_formatter"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -50,15 +50,19 @@ class _Handler(logging.StreamHandler):
     """Ours: configuring again replaces it instead of adding a second copy of every line."""
 
 
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: time, level, logger, message, and whatever a record carries besides
+    (`event_id`; an access line's request fields, app/web/gunicorn_logs.py)."""
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )
+
+
 def configure_logging(level: str, fmt: str) -> logging.StreamHandler:
     handler = _Handler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
-        )
+        handler.setFormatter(json_formatter())
     else:
         handler.setFormatter(_TextFormatter(_TEXT_FORMAT))
     root = logging.getLogger()

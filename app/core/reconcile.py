@@ -10,22 +10,28 @@ account); a review no source knows and no key of ours names is never touched. Ki
 
 `--fix` queues a correction event per drift through the inbox, so the pipeline applies it as it
 would a webhook; reconcile events make the target compare even when the ledger says unchanged.
+
+It also compares each product's rating statistics (count, average, distribution) as the source shows
+them with commercetools' reviewRatingStatistics (app/core/rating_statistics.py), from the same two
+listings plus one read per product on each side.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from app.core import queue_store
-from app.core.ledger import written_by_us
+from app.core.ledger import written_by_us, written_since
 from app.core.pipeline import RECONCILE_TOPIC
 from app.core.rate_limits import bulk_work
+from app.core.rating_statistics import SETTLE_S, ProductStatistics, StatisticsTally, compare
 from connectors.base import Event, EventKind, ProductNotFound, Review, ReviewSource
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_mapping import update_actions
@@ -55,6 +61,21 @@ class DriftReport:
     drifts: list[Drift] = field(default_factory=list)
     fixed: int = 0
     copies: int = 0  # reviews of this platform that are our copies of another source's
+    statistics: list[ProductStatistics] = field(default_factory=list)  # disagreeing products first
+
+    @property
+    def statistics_drift(self) -> int:
+        """Products whose statistics disagree, not counting those still settling."""
+        return sum(1 for entry in self.statistics if entry.state == "drift")
+
+    @property
+    def statistics_settling(self) -> int:
+        return sum(1 for entry in self.statistics if entry.state == "settling")
+
+    @property
+    def drifted(self) -> bool:
+        """Anything to report: a review's drift, or a product's statistics (settling ones aside)."""
+        return bool(self.counts) or self.statistics_drift > 0
 
     def examples(self, kind: str) -> list[Drift]:
         return [d for d in self.drifts if d.kind == kind][:_EXAMPLES]
@@ -68,6 +89,7 @@ class DriftReport:
             "fixed": self.fixed,
             "copies": self.copies,
             "examples": {kind: [d.__dict__ for d in self.examples(kind)] for kind in self.counts},
+            "statistics": [entry.as_dict() for entry in self.statistics],
         }
 
 
@@ -82,10 +104,15 @@ def reconcile(
     now: datetime,
     progress: Callable[[DriftReport], None] | None = None,
 ) -> DriftReport:
-    """Compare every review of the account; `progress` hears the report every few dozen reviews."""
+    """Compare every review of the account, then each product's rating statistics; `progress` hears
+    the report every few dozen reviews and before each product."""
     report = DriftReport(source=source.name, account=account)
-    ours = _our_reviews(target, source.name, account)
-    for review in _originals(engine, source, account, report):
+    recent = written_since(
+        engine, source=source.name, account=account, target=target.name, since=now - timedelta(seconds=SETTLE_S)
+    )
+    tally = StatisticsTally(recent)
+    ours = _our_reviews(target, source.name, account, tally)
+    for review in _originals(engine, source, account, report, tally):
         report.compared += 1
         if progress is not None and report.compared % _PROGRESS_EVERY == 0:
             progress(report)
@@ -94,8 +121,10 @@ def reconcile(
         try:
             desired = target.desired(review)
         except ProductNotFound as exc:
+            tally.note_source(review)
             _add(report, Drift("unmatched", source.name, account, review.source_id, key, str(exc)))
             continue
+        tally.note_source(review, target_product=desired.target_id if desired.target_type == "product" else None)
         if current is None:
             _add(report, Drift("missing", source.name, account, review.source_id, key))
         elif actions := update_actions(current, desired):
@@ -104,38 +133,55 @@ def reconcile(
     for key, current in ours.items():
         source_id = (current.get("custom") or {}).get("fields", {}).get("sourceReviewId", "")
         _add(report, Drift("orphaned", source.name, account, source_id, key))
+    report.statistics = compare(
+        source,
+        account,
+        target,
+        tally,
+        now=now,
+        each=None if progress is None else functools.partial(progress, report),
+    )
     if fix:
         report.fixed = _queue_fixes(engine, report, now=now)
     return report
 
 
-def _originals(engine: Engine, source: ReviewSource, account: str, report: DriftReport) -> Iterator[Review]:
+def _originals(
+    engine: Engine, source: ReviewSource, account: str, report: DriftReport, tally: StatisticsTally
+) -> Iterator[Review]:
     """The account's reviews, without the copies ReviewBridge itself wrote into this platform (a route
-    such as wix:trustoo): those are another source's reviews, reconciled with it, not drift here."""
+    such as wix:trustoo): those are another source's reviews, reconciled with it, not drift here
+    (the statistics note them: the platform counts them, and commercetools has their originals)."""
     for page in source.iter_pages(account):
         reviews = [item for item in page.items if isinstance(item, Review)]
         copies = (
             written_by_us(engine, platform=source.name, review_ids=[r.source_id for r in reviews]) if reviews else set()
         )
         report.copies += len(copies)
-        yield from (review for review in reviews if review.source_id not in copies)
+        for review in reviews:
+            if review.source_id in copies:
+                tally.note_source(review, copy=True)
+            else:
+                yield review
 
 
-def _our_reviews(target: CommercetoolsTarget, source: str, account: str) -> dict[str, dict]:
-    """Commercetools reviews our Custom Type says came from this source account, by key."""
+def _our_reviews(target: CommercetoolsTarget, source: str, account: str, tally: StatisticsTally) -> dict[str, dict]:
+    """Commercetools reviews our Custom Type says came from this source account, by key; every review
+    listed is noted for the statistics (the others that count on a product, and when it last changed)."""
     type_id = target.setup_ids()["type"]
     ours = {}
     for review in target.iter_reviews():
         custom = review.get("custom") or {}
         fields = custom.get("fields") or {}
-        if (
-            (custom.get("type") or {}).get("id") != type_id
-            or fields.get("source") != source
-            or fields.get("account") != account
-            or not review.get("key")
-        ):
-            continue
-        ours[review["key"]] = review
+        mine = (
+            (custom.get("type") or {}).get("id") == type_id
+            and fields.get("source") == source
+            and fields.get("account") == account
+            and bool(review.get("key"))
+        )
+        tally.note_target(review, ours=mine)
+        if mine:
+            ours[review["key"]] = review
     return ours
 
 

@@ -207,7 +207,10 @@ def _reconcile(services: Services, run: Run, progress: _Progress, watch: Watch) 
         progress=lambda r: progress(_drift_counts(r)),
     )
     watch(report)
-    return _drift_counts(report), {"drifts": [drift.__dict__ for drift in report.drifts[:DRIFT_ROWS]]}
+    return _drift_counts(report), {
+        "drifts": [drift.__dict__ for drift in report.drifts[:DRIFT_ROWS]],
+        "statistics": [entry.as_dict() for entry in report.statistics[:DRIFT_ROWS]],  # disagreeing first
+    }
 
 
 _KINDS = {RESYNC: _resync, RECONCILE: _reconcile, ROLLBACK: _rollback}
@@ -277,7 +280,16 @@ def _resync_counts(report: ResyncReport) -> dict:
 
 
 def _drift_counts(report: DriftReport) -> dict:
-    return {"compared": report.compared, "counts": dict(report.counts), "fixed": report.fixed}
+    return {
+        "compared": report.compared,
+        "counts": dict(report.counts),
+        "fixed": report.fixed,
+        "statistics": {
+            "products": len(report.statistics),
+            "drift": report.statistics_drift,
+            "settling": report.statistics_settling,
+        },
+    }
 
 
 def _json(value: dict | None) -> str | None:

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 RESYNC, RECONCILE, ROLLBACK = "resync", "reconcile", "rollback"
-DRIFT_ROWS = 200  # drift rows a reconcile run keeps for the page; the counts cover all of them
+DRIFT_ROWS = 200  # drift rows (and product statistics) a reconcile run keeps for the page; the counts cover all
 STALE_S = 180.0  # a running row whose heartbeat is older than this lost its worker
 _RECENT = 50  # runs the page lists
 _run = table(RunRow)
@@ -87,9 +87,11 @@ class Run:
     updated_at: datetime
     finished_at: datetime | None
     worker_id: str | None
-    #: Resync: {"counts", "parked"} (the checkpoint's shape); reconcile: {"compared", "counts", "fixed"}.
+    #: Resync: {"counts", "parked"} (the checkpoint's shape); reconcile: {"compared", "counts", "fixed",
+    #: "statistics": {"products", "drift", "settling"}}.
     counts: dict | None
-    summary: dict  # resync: {"failures": the first few}; reconcile: {"drifts": the first DRIFT_ROWS}
+    #: Resync: {"failures": the first few}; reconcile: {"drifts", "statistics": the first DRIFT_ROWS of each}.
+    summary: dict
     error: str | None
     abandoned: bool = False  # running, but its worker stopped beating the heartbeat
 
@@ -118,6 +120,11 @@ class Run:
     @property
     def drifts(self) -> list[dict]:
         return self.summary.get("drifts", [])
+
+    @property
+    def statistics(self) -> list[dict]:
+        """A reconcile's products and their rating statistics, the disagreeing ones first."""
+        return self.summary.get("statistics", [])
 
     @classmethod
     def from_row(cls, row: RowMapping, now: datetime) -> Run:

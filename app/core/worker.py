@@ -32,7 +32,7 @@ from app.core import alerts, inbox_signal, leases, pipeline, queue, retention, r
 from app.core.queue import ClaimedEvent
 from app.core.services import Services
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "scheduler_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,12 @@ _BATCH_SECONDS = 0.2
 #: Retention runs once a day: every worker tries, the one that takes the day's lease prunes.
 _PRUNE_EVERY_S = 86400
 _MAX_BATCH = 50
+
+
+def scheduler_threads(concurrency: int) -> int:
+    """The threads that run the worker's jobs: one per drain, and three for the rest (the lease renewal,
+    the runs, and the poll, recheck, prune and alerts in turn). Each may hold a database connection."""
+    return concurrency + 3
 
 
 def _next_batch_size(processed: int, elapsed_s: float) -> int:
@@ -191,7 +197,9 @@ class Worker:
         if not self.services.targets:
             log.warning("no review target is configured: events stay in the inbox until one is")
         logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotice())
-        scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(self._concurrency + 3)}, timezone=UTC)
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(scheduler_threads(self._concurrency))}, timezone=UTC
+        )
         now = datetime.now(UTC)
 
         def every(seconds: float, job: Callable[[], int], job_id: str, *, first_in_s: float | None = None) -> None:

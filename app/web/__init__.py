@@ -24,8 +24,12 @@ def create_app(
     targets: Sequence[ReviewTarget] | None = None,
     clock: Callable[[], datetime] = utcnow,
     config_log_level: int = logging.INFO,
+    role: bootstrap.Role = "serve",
+    serve_threads: int = bootstrap.SERVE_THREADS,
 ) -> Flask:
-    """Build the service. `environ` replaces os.environ and `targets` the configured targets (tests)."""
+    """Build the service for a process of `role`, which sizes its database pool: the Procfile's web
+    passes "web"; the `reviewbridge` command its own. `environ` replaces os.environ and `targets` the
+    configured targets (tests)."""
     from app.web import admin_api, admin_page, errors, health, oauth, openapi, proxies, security_headers, webhooks
 
     settings = bootstrap.load(environ, config_log_level=config_log_level)
@@ -37,7 +41,8 @@ def create_app(
     if settings.secret_key:
         app.config["SECRET_KEY"] = settings.secret_key
         app.config["SECRET_KEY_FALLBACKS"] = list(settings.secret_key_fallbacks)
-    bootstrap.attach(app, bootstrap.build_services(settings, targets=targets, clock=clock))
+    services = bootstrap.build_services(settings, targets=targets, clock=clock, role=role, serve_threads=serve_threads)
+    bootstrap.attach(app, services)
 
     errors.init_app(app)
     security_headers.init_app(app)

@@ -4,41 +4,12 @@ Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; without ADMIN_TOKEN the
 Errors are JSON `{"error": ..., "message": ...}`: 400 names the bad field, 401 comes with
 `WWW-Authenticate: Bearer`, 404 for an unknown event, 409 for a resync that is queued or running already,
 429 (`too_many_attempts`, with Retry-After) while the client's address waits after wrong tokens.
-Paths are under `/admin/api`:
 
-| Route                  | Input                                               | Answer                                |
-|------------------------|-----------------------------------------------------|---------------------------------------|
-| `GET /status`          |                                                     | as `reviewbridge status --json`       |
-| `GET /events`          | ?status source account since until q limit before   | `{events, next_before}`               |
-| `GET /events/count`    | ?status source account since until q                | `{matching, by_status, up_to_id, …}`  |
-| `GET /events/<id>`     |                                                     | the event, its attempts and ledger    |
-| `GET /dead-letters`    | ?source limit before                                | as `/events`, plus `by_reason`        |
-| `POST /events/replay`  | `{ids}`, `{dead: true, source, since, error}` or `{filter, up_to_id}` | `{replayed: n}`     |
-| `POST /events/discard` | `{ids, reason}` or `{filter, up_to_id, reason}`     | `{discarded: n}`                      |
-| `POST /resyncs`        | `{source, account, since, until, dry_run, restart}` | 202 `{started, progress}`             |
-| `GET /resyncs`         | ?source account                                     | `{resyncs: [...]}`                    |
-
-- Lists are newest first. `limit` is 1-500 (default 50); for the next page pass `before=<next_before>`,
-  which is null on the last page. `since`/`until` are ISO 8601 (a naive time is UTC). `q` searches the
-  event id, the review or order id, the topic and the last error.
-- `by_reason` counts every dead letter (of `source`, if given) by the first 120 characters of its error.
-- `ids` holds row ids (the numbers lists show) or platform event ids; 404 when none matches. Replaying is
-  safe: a done event changes nothing unless the target drifted. A discard needs a reason, which is kept.
-- Bulk, as the admin page does it: `GET /events/count` says how many events the filter matches, by
-  status, how many a replay or a discard would move (`replayable`, `discardable`; those `in_flight`
-  are left to their worker) and `up_to_id`, the newest of them. `{filter: {status, source, account,
-  since, until, q}, up_to_id}` then replays or discards those events and no later one (without
-  `up_to_id`: every event matching now); the filter needs one field at least, and the answer adds
-  `in_flight`. A `replayed`/`discarded` below the count means the queue moved in between.
-- `POST /resyncs` queues a resync of `account`, or of every account of `source` (one run each, all or none),
-  and answers at once; a worker process executes it (`reviewbridge worker`, or the one `serve` embeds).
-  `progress` is the `GET /resyncs` URL to poll. Only `source` is required.
-- `GET /resyncs` lists the resync checkpoints, each as `{source, account, running, state, dry_run, position,
-  counts, requested_at, started_at, updated_at, finished_at, error, run_id}`; `counts` is `{"counts": {...},
-  "parked": {...}}`. The newest resync run of a pair (started from any process) is the newest word on it:
-  `state` is queued, running, abandoned (its worker stopped beating; another takes it over), done or failed,
-  `running` is true until it is done or failed, `error` says why it failed, and `counts` and the times come
-  from it (a dry run writes no checkpoint). A pair with only a checkpoint (a CLI resync) has `state` null.
+Each route declares what it reads and answers with spectree (`@spec.validate`, the view's `query`/`json`
+annotations, the models of admin_api_inputs.py and admin_api_answers.py): the OpenAPI document's admin
+part is generated from these declarations (app/web/openapi.py), and the README's "Admin API" section
+says the same in prose. The bearer check runs first, then the declared input is read field by field by
+params.py's readers (the first wrong field answers 400), then the view.
 """
 
 from __future__ import annotations
@@ -46,10 +17,13 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request, url_for
+from pydantic import ValidationError
+from spectree import Response, SpecTree
+from spectree.plugins.base import Context
+from spectree.plugins.flask_plugin import FlaskPlugin
 from sqlalchemy import Engine
 
 from app.bootstrap import current_services
@@ -58,23 +32,96 @@ from app.core import resync as resyncing
 from app.core.models import EventStatus
 from app.core.redaction import redact, secrets_of
 from app.core.status import read_status
-from app.web import sign_in_limit
-from app.web.params import FILTER_FIELDS
-from app.web.params import event_filter as _event_filter
-from app.web.params import flag as _flag
-from app.web.params import search as _search
-from app.web.params import text as _text
-from app.web.params import when as _when
-from app.web.params import whole as _whole
+from app.web import params, sign_in_limit
+from app.web.admin_api_answers import (
+    DeadLetterPage,
+    DiscardResult,
+    Error,
+    EventCount,
+    EventDetail,
+    EventPage,
+    ReplayResult,
+    ResyncList,
+    ResyncStarted,
+    Status,
+)
+from app.web.admin_api_inputs import (
+    MAX_ID,
+    CountQuery,
+    DeadLettersQuery,
+    DiscardByIds,
+    DiscardRequest,
+    EventFilterBody,
+    EventsQuery,
+    ReplayByFilter,
+    ReplayByIds,
+    ReplayRequest,
+    ResyncRequest,
+    ResyncsQuery,
+)
 
-__all__ = ["bp"]
+__all__ = ["ReadAsAlways", "bp", "spec"]
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 log = logging.getLogger(__name__)
 
-_MAX_LIMIT = 500
-_MAX_IDS = 1000
-_MAX_ID = 2**63 - 1  # BIGINT: no row has a larger id, and both databases refuse one in a query
+
+class ReadAsAlways(FlaskPlugin):
+    """spectree's Flask plugin, reading requests as the admin API always has and passing answers on as
+    the views made them:
+    - the query string: the first value of each field (as `request.args.get`), never a list;
+    - the body: a JSON object whatever its Content-Type (params.json_object: 400 "body: …" otherwise);
+    - answers are not validated again on each request: tests/e2e/test_openapi.py holds them to the models.
+    """
+
+    def request_validation(self, request, query, json, form, headers, cookies) -> None:
+        request.context = Context(
+            query.model_validate(request.args.to_dict()) if query else None,
+            json.model_validate(params.json_object(request)) if json else None,
+            None,
+            None,
+            None,
+        )
+
+    def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
+        return super().validate_response(resp, resp_model, True, force_resp_serialize)
+
+
+def _refused(req, resp, error: ValidationError | None, instance, model_adapter) -> None:
+    """A value the readers let through but the declared type refuses (none should): 400 naming the field."""
+    if error is not None:
+        first = error.errors()[0]
+        abort(400, description=f"{'.'.join(str(part) for part in first['loc']) or 'body'}: {first['msg']}")
+
+
+#: The admin API's declarations: each view's inputs, answers, operation id and tag.
+spec = SpecTree(
+    backend=ReadAsAlways,
+    mode="strict",
+    before=_refused,
+    validation_error_status=400,
+    validation_error_model=Error,
+    naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda _parent, child: child,
+    security_schemes=[
+        {
+            "name": "adminBearer",
+            "data": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. Without "
+                "`ADMIN_TOKEN` set the whole admin API answers 404.",
+            },
+        }
+    ],
+)
+_BEARER = {"adminBearer": []}
+_BAD = (Error, "A field is wrong; the message names it.")
+_NO_MATCH = (Error, "No event matches `ids` (or the admin API is off).")
+
+
+def _declare(operation_id: str, **answers: Any):
+    return spec.validate(resp=Response(**answers), tags=["admin"], security=_BEARER, operation_id=operation_id)
 
 
 @bp.before_request
@@ -109,19 +156,29 @@ def _authorize():
 
 
 @bp.get("/status")
+@_declare("adminStatus", HTTP_200=(Status, "The status."))
 def status():
+    """Queue and ledger at a glance (as `reviewbridge status --json`)"""
     services = current_services()
     return jsonify(read_status(services.engine, now=services.clock()))
 
 
 @bp.get("/events")
-def list_events():
-    return jsonify(_page(_event_filter(request.args)))
+@_declare("adminListEvents", HTTP_200=(EventPage, "One page."), HTTP_400=_BAD)
+def list_events(query: EventsQuery):
+    """Find events, newest first"""
+    return jsonify(_page(query.where(), query.limit, query.before))
 
 
 @bp.get("/events/count")
-def count_events():
-    count = bulk.count(current_services().engine, _event_filter(request.args))
+@_declare("adminCountEvents", HTTP_200=(EventCount, "The count."), HTTP_400=_BAD)
+def count_events(query: CountQuery):
+    """Count the events a filter matches, before a bulk replay or discard
+
+    Pass `up_to_id` with the same filter to `POST /events/replay` or `/events/discard` to act on these
+    events and no later one.
+    """
+    count = bulk.count(current_services().engine, query.where())
     return jsonify(
         matching=count.matching,
         by_status=count.by_status,
@@ -133,72 +190,91 @@ def count_events():
 
 
 @bp.get("/events/<int:event_id>")
+@_declare(
+    "adminShowEvent", HTTP_200=(EventDetail, "The event."), HTTP_404=(Error, "No such event (or the admin API is off).")
+)
 def show_event(event_id: int):
+    """One event with its payload, attempts and ledger"""
     services = current_services()
-    event = events.get(services.engine, event_id) if event_id <= _MAX_ID else None
+    event = events.get(services.engine, event_id) if event_id <= MAX_ID else None
     if event is None:
         abort(404, description=f"no event with id {event_id}")
     return jsonify(redact(event, secrets_of(services.settings)))  # as the admin page and the CLI show it
 
 
 @bp.get("/dead-letters")
-def dead_letters():
-    source = _text(request.args, "source")
-    page = _page(events.EventFilter(status=EventStatus.DEAD.value, source=source))
-    return jsonify(page | {"by_reason": events.dead_by_reason(current_services().engine, source)})
+@_declare(
+    "adminDeadLetters",
+    HTTP_200=(DeadLetterPage, "One page, and the counts of every dead letter by reason."),
+    HTTP_400=_BAD,
+)
+def dead_letters(query: DeadLettersQuery):
+    """Dead letters, newest first, counted by reason"""
+    page = _page(events.EventFilter(status=EventStatus.DEAD.value, source=query.source), query.limit, query.before)
+    return jsonify(page | {"by_reason": events.dead_by_reason(current_services().engine, query.source)})
 
 
 @bp.post("/events/replay")
-def replay():
-    services, body = current_services(), _body()
-    dead = _flag(body, "dead")
-    if dead + ("ids" in body) + ("filter" in body) != 1:
-        abort(400, description='ids, dead, filter: name the events in ids, send {"dead": true}, or a filter (one)')
-    if "filter" in body:
-        outcome = bulk.act(services.engine, "replay", _bulk_filter(services.engine, body), now=services.clock())
+@_declare(
+    "adminReplay",
+    HTTP_200=(ReplayResult, "How many events are due again (and, by filter, how many were in flight)."),
+    HTTP_400=_BAD,
+    HTTP_404=_NO_MATCH,
+)
+def replay(json: ReplayRequest):
+    """Process events again
+
+    Safe: a done event changes nothing unless the target drifted. Events in flight are left alone.
+    """
+    services, body = current_services(), json.root
+    if isinstance(body, ReplayByFilter):
+        where = _bulk_filter(services.engine, body.filter, body.up_to_id)
+        outcome = bulk.act(services.engine, "replay", where, now=services.clock())
         return jsonify(replayed=outcome.done, in_flight=outcome.in_flight)
-    if dead:
-        where = events.EventFilter(
-            status=EventStatus.DEAD.value,
-            source=_text(body, "source"),
-            since=_when(body, "since"),
-            error=_search(body, "error"),
-        )
-        return jsonify(replayed=queue.replay_matching(services.engine, where, now=services.clock()))
-    return jsonify(replayed=queue.replay(services.engine, _event_ids(services.engine, body), now=services.clock()))
+    if isinstance(body, ReplayByIds):
+        ids = _event_ids(services.engine, body.ids)
+        return jsonify(replayed=queue.replay(services.engine, ids, now=services.clock()))
+    where = events.EventFilter(status=EventStatus.DEAD.value, source=body.source, since=body.since, error=body.error)
+    return jsonify(replayed=queue.replay_matching(services.engine, where, now=services.clock()))
 
 
 @bp.post("/events/discard")
-def discard():
-    services, body = current_services(), _body()
-    if ("ids" in body) == ("filter" in body):
-        abort(400, description="ids, filter: name the events in ids, or send a filter (not both)")
-    reason = _text(body, "reason")
-    if reason is None or not reason.strip():
-        abort(400, description="reason: say why these events need nothing more")
-    if "filter" in body:
-        where = _bulk_filter(services.engine, body)
-        outcome = bulk.act(services.engine, "discard", where, reason=reason, now=services.clock())
-        return jsonify(discarded=outcome.done, in_flight=outcome.in_flight)
-    return jsonify(
-        discarded=queue.discard(services.engine, _event_ids(services.engine, body), reason, now=services.clock())
-    )
+@_declare(
+    "adminDiscard",
+    HTTP_200=(DiscardResult, "How many events were discarded (those in flight are not; by filter, how many)."),
+    HTTP_400=_BAD,
+    HTTP_404=_NO_MATCH,
+)
+def discard(json: DiscardRequest):
+    """Settle events that need nothing more, keeping the reason"""
+    services, body = current_services(), json.root
+    if isinstance(body, DiscardByIds):
+        ids = _event_ids(services.engine, body.ids)
+        return jsonify(discarded=queue.discard(services.engine, ids, body.reason, now=services.clock()))
+    where = _bulk_filter(services.engine, body.filter, body.up_to_id)
+    outcome = bulk.act(services.engine, "discard", where, reason=body.reason, now=services.clock())
+    return jsonify(discarded=outcome.done, in_flight=outcome.in_flight)
 
 
 @bp.post("/resyncs")
-def start_resyncs():
-    services, body = current_services(), _body()
-    source, account = _text(body, "source"), _text(body, "account")
+@_declare(
+    "adminStartResyncs",
+    HTTP_202=(ResyncStarted, "Queued."),
+    HTTP_400=_BAD,
+    HTTP_409=(Error, "A resync of one of these accounts is queued or running already (started from any process)."),
+)
+def start_resyncs(json: ResyncRequest):
+    """Queue a resync of an account, or of every account of a source, for the worker
+
+    One run per account, all or none, stored in the database; a worker process executes it. Answers at
+    once; poll `progress`.
+    """
+    services, source = current_services(), json.source
     try:
-        _, accounts = runs.resync_plan(services, source, account)
+        _, accounts = runs.resync_plan(services, source, json.account)
     except runs.Refused as exc:
         abort(400, description=str(exc))
-    options = {
-        "since": _when(body, "since"),
-        "until": _when(body, "until"),
-        "dry_run": _flag(body, "dry_run"),
-        "restart": _flag(body, "restart"),
-    }
+    options = {"since": json.since, "until": json.until, "dry_run": json.dry_run, "restart": json.restart}
     try:
         runs.request(services.engine, runs.RESYNC, source, accounts, options, now=services.clock())
     except runs.Busy as exc:
@@ -210,73 +286,37 @@ def start_resyncs():
 
 
 @bp.get("/resyncs")
-def list_resyncs():
-    source, account = _text(request.args, "source"), _text(request.args, "account")
+@_declare("adminListResyncs", HTTP_200=(ResyncList, "One entry per (source, account)."))
+def list_resyncs(query: ResyncsQuery):
+    """Resync checkpoints and resync runs"""
     services = current_services()
-    rows = resyncing.checkpoints(services.engine, source=source, account=account)
-    return jsonify(
-        resyncs=runs.describe_resyncs(services.engine, rows, source=source, account=account, now=services.clock())
+    rows = resyncing.checkpoints(services.engine, source=query.source, account=query.account)
+    described = runs.describe_resyncs(
+        services.engine, rows, source=query.source, account=query.account, now=services.clock()
     )
+    return jsonify(resyncs=described)
 
 
-# --- input ----------------------------------------------------------------------------------------
+# --- what needs the database --------------------------------------------------------------------
 
 
-def _page(where: events.EventFilter) -> dict:
+def _page(where: events.EventFilter, limit: int, before: int | None) -> dict:
     """One page, newest first: one row more than asked says whether another page follows."""
-    limit, before = _whole(request.args, "limit", 50, 1, _MAX_LIMIT), _whole(request.args, "before", None, 1, _MAX_ID)
     rows = events.find(current_services().engine, where, limit=limit + 1, before_id=before)
     return {"events": rows[:limit], "next_before": rows[limit - 1]["id"] if len(rows) > limit else None}
 
 
-def _body() -> dict:
-    try:
-        body = request.get_json(force=True, silent=True)  # any Content-Type: curl users forget it
-    except RecursionError:
-        abort(400, description="body: nested too deeply")
-    if not isinstance(body, dict):
-        abort(400, description="body: send a JSON object")
-    return body
-
-
-def _bulk_filter(engine: Engine, body: Mapping[str, Any]) -> events.EventFilter:
-    """The events a bulk replay or discard takes: those `filter` matches (one field at least, and no
-    field it does not know: a misspelt one would widen it), up to `up_to_id` or the newest now."""
-    given = body.get("filter")
-    if not isinstance(given, dict) or not given.keys() <= set(FILTER_FIELDS):
-        abort(400, description=f"filter: expected an object with some of {', '.join(FILTER_FIELDS)}")
-    where = _event_filter(given)
-    if where.empty:
-        abort(400, description=f"filter: name at least one of {', '.join(FILTER_FIELDS)}")
-    up_to_id = body.get("up_to_id")
+def _bulk_filter(engine: Engine, given: EventFilterBody, up_to_id: int | None) -> events.EventFilter:
+    """The events a bulk replay or discard takes: those the filter matches, up to `up_to_id` or the newest now."""
+    where = given.where()
     if up_to_id is None:
         return bulk.count(engine, where).where
-    if not isinstance(up_to_id, int) or isinstance(up_to_id, bool) or not 0 <= up_to_id <= _MAX_ID:
-        abort(400, description=f"up_to_id: expected a whole number from 0 to {_MAX_ID} (as /events/count gave it)")
     return dataclasses.replace(where, up_to_id=up_to_id)
 
 
-def _event_ids(engine: Engine, body: Mapping[str, Any]) -> list[int]:
-    """Row ids from the body's `ids`: row ids (numbers) or platform event ids (text)."""
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not ids or len(ids) > _MAX_IDS:
-        abort(400, description=f"ids: expected a list of 1 to {_MAX_IDS} event ids")
-    references = [_reference(item) for item in ids]
-    if None in references:
-        abort(400, description="ids: each must be a row id (a positive number) or a platform event id (text)")
-    found = events.resolve_ids(engine, references)
+def _event_ids(engine: Engine, references: list[Any]) -> list[int]:
+    """Row ids of the references (row ids, or platform event ids); 404 when none matches."""
+    found = events.resolve_ids(engine, [str(reference) for reference in references])
     if not found:
         abort(404, description="ids: no event matches")
     return found
-
-
-def _reference(item: Any) -> str | None:
-    """What resolve_ids reads: digits are a row id (so they must fit one), other text a platform event id."""
-    if isinstance(item, int) and not isinstance(item, bool):
-        return str(item) if 0 < item <= _MAX_ID else None
-    if not isinstance(item, str) or not item.strip() or "\x00" in item:
-        return None
-    text = item.strip()
-    if text.isdigit() and not (text.isascii() and int(text) <= _MAX_ID):
-        return None
-    return text

@@ -30,7 +30,8 @@ __all__ = ["Worker"]
 
 
 class Worker(ASGIWorker):
-    """gunicorn's asyncio worker serving a WSGI app (`app:create_app()`), bodies read before a thread runs it."""
+    """gunicorn's asyncio worker serving the WSGI app (the Procfile's `app:create_app(role="web")`), bodies read
+    before a thread runs it."""
 
     @classmethod
     def check_config(cls, cfg, log):

@@ -1,7 +1,8 @@
 """Reading what a person sends: each reader returns the value or aborts with 400 naming the field.
 
-Shared by the admin JSON API (query strings and JSON bodies) and the admin page (query strings and
-forms), so both say the same thing about the same mistake.
+Shared by the admin JSON API (query strings and JSON bodies, whose declared fields in admin_api_inputs.py
+are read by these) and the admin page (query strings and forms), so both say the same thing about the
+same mistake.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import abort
+from flask import Request, abort
 
 from app.core.events import SEARCH_MAX, EventFilter
 from app.core.models import EventStatus
@@ -21,6 +22,7 @@ __all__ = [
     "event_filter",
     "filter_fields",
     "flag",
+    "json_object",
     "search",
     "status",
     "text",
@@ -85,6 +87,17 @@ def flag(body: Mapping[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         abort(400, description=f"{name}: expected true or false")
     return value
+
+
+def json_object(request: Request) -> dict:
+    """The request's body as a JSON object, whatever its Content-Type (curl users forget it)."""
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:
+        abort(400, description="body: nested too deeply")
+    if not isinstance(body, dict):
+        abort(400, description="body: send a JSON object")
+    return body
 
 
 def event_filter(values: Mapping[str, Any]) -> EventFilter:

@@ -399,6 +399,46 @@ def test_admin_api_bad_input_answers_400_json_naming_the_field(admin, method, pa
     assert answer["error"] == "bad_request" and answer["message"].startswith(field)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"ids": [1], "dead": True, "since": "yesterday"}, "ids, dead, filter:"),  # the shape before its fields
+        ({"dead": "yes", "ids": "5"}, "dead:"),
+        ({"filter": {"stauts": "dead"}, "up_to_id": -1}, "filter:"),
+        ({"filter": {"status": "dead"}, "up_to_id": -1}, "up_to_id:"),
+        ({"dead": True, "source": ["trustoo"], "since": "yesterday"}, "source:"),
+    ],
+)
+def test_admin_api_replay_names_the_first_wrong_field_in_the_order_it_reads_them(admin, body, message):
+    response = admin.post("/admin/api/events/replay", json=body, headers=AUTH)
+    assert response.status_code == 400 and response.get_json()["message"].startswith(message)
+
+
+def test_admin_api_replay_by_ids_ignores_the_fields_of_the_other_shapes(admin):
+    body = {"ids": ["no-such-event"], "since": "yesterday", "error": 5, "up_to_id": "x", "source": ["x"]}
+    response = admin.post("/admin/api/events/replay", json=body, headers=AUTH)
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "not_found", "message": "ids: no event matches"}
+
+
+def test_admin_api_discard_asks_for_a_reason_before_it_reads_the_ids(admin):
+    response = admin.post("/admin/api/events/discard", json={"ids": "5", "reason": " "}, headers=AUTH)
+    assert response.status_code == 400 and response.get_json()["message"].startswith("reason:")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_admin_api_json_body_is_read_whatever_its_content_type(admin, content_type):
+    response = admin.post(
+        "/admin/api/events/replay", data=b'{"ids": ["no-such-event"]}', content_type=content_type, headers=AUTH
+    )
+    assert response.status_code == 404 and response.get_json()["message"] == "ids: no event matches"
+
+
+def test_admin_api_repeated_query_field_takes_its_first_value(admin):
+    response = admin.get("/admin/api/events?status=dead&status=sleeping&limit=2&limit=abc", headers=AUTH)
+    assert response.status_code == 200 and response.get_json() == {"events": [], "next_before": None}
+
+
 # --- resyncs --------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ PAGES = [
     "/admin/runs",
     "/admin/runs/1",
     "/admin/connections",
+    "/admin/api-docs",
 ]
 ACTIONS = [
     "/admin/logout",
@@ -270,6 +271,7 @@ def test_admin_page_every_page_has_the_nav_and_a_viewport_for_phones(page):
         "/admin/waiting",
         "/admin/runs",
         "/admin/connections",
+        "/admin/api-docs",
     ):
         html = page.get(url).get_data(as_text=True)
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html, url

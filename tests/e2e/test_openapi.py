@@ -1,7 +1,9 @@
-"""GET /openapi.json: the hand-written document is valid OpenAPI 3.1 and says what the app really does.
+"""GET /openapi.json: the document is valid OpenAPI 3.1 and says what the app really does.
 
-The document (app/web/openapi.json) is kept by hand, so these tests hold it to the code: its paths and
-methods are exactly the app's routes, its examples fit its schemas, and real answers fit them too.
+Its admin API part is generated from the routes' declarations (app/web/admin_api.py); the rest is written
+by hand (app/web/openapi.json). These tests hold both to the code: the paths and methods are exactly the
+app's routes, every admin API path is a declared one, the examples fit their schemas, and real answers
+(and refusals of bad input) fit them too. GET /admin/api-docs shows it to a signed-in operator.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import pytest
 from app import create_app
 from app.bootstrap import build_worker, services_of
 from app.core.models import EventStatus
+from app.web import openapi
+from app.web.security_headers import ADMIN_HEADERS
 from connectors.base import EventKind
 from connectors.trustoo import TOPICS as TRUSTOO_TOPICS
 from connectors.trustoo import TrustooWebhookVerifier
 from tests.builders import trustoo_body, trustoo_headers, trustoo_review
+from tests.e2e.admin_page_helpers import sign_in
 from tests.e2e.conftest import ADMIN_TOKEN as TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,8 +31,14 @@ _AUTOMATIC = {"HEAD", "OPTIONS"}  # Flask adds them to every rule; the document 
 _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
+@pytest.fixture
+def document(admin_app) -> dict:
+    with admin_app.app_context():
+        return openapi.document()
+
+
 @pytest.fixture(scope="module")
-def document() -> dict:
+def written() -> dict:
     return json.loads(resources.files("app.web").joinpath("openapi.json").read_bytes())
 
 
@@ -136,7 +147,6 @@ def test_openapi_document_without_credentials_is_served_as_json_and_is_valid_ope
     response = admin.get("/openapi.json")  # no Authorization: the document is public, even with the admin API on
     assert response.status_code == 200
     assert response.content_type == "application/json"
-    assert response.data == resources.files("app.web").joinpath("openapi.json").read_bytes()
     served = response.get_json()
     assert served == document and served["openapi"].startswith("3.1.")
     validate(served, cls=OpenAPIV31SpecValidator)  # raises with the first problem it finds
@@ -161,8 +171,22 @@ def test_openapi_enums_match_the_code(document):
     assert topic["schema"]["enum"] == list(TRUSTOO_TOPICS)
     schemas = document["components"]["schemas"]
     assert schemas["EventStatus"]["enum"] == [status.value for status in EventStatus]
-    assert schemas["EventSummary"]["properties"]["kind"]["enum"] == [kind.value for kind in EventKind]
+    declared_kind = _resolve(document, schemas["EventSummary"]["properties"]["kind"])
+    assert declared_kind["enum"] == [kind.value for kind in EventKind]
     assert schemas["TrustooDelivery"]["properties"]["event_type"]["enum"] == list(TRUSTOO_TOPICS.values())
+
+
+def test_openapi_declared_schema_examples_fit_their_schemas(document):
+    checked = 0
+    for name, schema in document["components"]["schemas"].items():
+        for example in schema.get("examples", []):
+            _assert_fits(document, {"$ref": f"#/components/schemas/{name}"}, example, f"schema {name}")
+            checked += 1
+        for field, declared in schema.get("properties", {}).items():
+            for example in declared.get("examples", []):
+                _assert_fits(document, declared, example, f"schema {name}.{field}")
+                checked += 1
+    assert checked >= 10  # the models' examples reached the document
 
 
 @pytest.mark.parametrize("path", ["/webhooks/trustoo/{topic}", "/webhooks/trustoo"])
@@ -195,6 +219,30 @@ def test_openapi_paths_and_methods_match_the_app_routes_both_ways(admin_app, doc
     assert {path: sorted(methods) for path, methods in documented.items()} == {
         path: sorted(methods) for path, methods in routes.items()
     }
+
+
+def test_openapi_admin_api_paths_are_all_declared_on_the_routes_and_none_is_written_by_hand(admin_app, written):
+    from app.web.admin_api import spec
+
+    assert [path for path in written["paths"] if path.startswith("/admin/api/")] == []
+    with admin_app.app_context():
+        declared = spec.spec["paths"]
+    api_routes = {_openapi_path(r.rule) for r in admin_app.url_map.iter_rules() if r.endpoint.startswith("admin_api.")}
+    assert set(declared) == api_routes
+    for path, item in declared.items():
+        for method, operation in item.items():
+            assert operation["operationId"].startswith("admin") and operation["summary"], f"{method} {path}"
+            assert operation["tags"] == ["admin"], f"{method} {path}"
+
+
+def test_openapi_admin_limit_bounds_are_the_ones_the_api_enforces(admin, document):
+    [limit] = [p for p in document["paths"]["/admin/api/events"]["get"]["parameters"] if p["name"] == "limit"]
+    low, high = limit["schema"]["minimum"], limit["schema"]["maximum"]
+    for value, status in ((low, 200), (high, 200), (low - 1, 400), (high + 1, 400)):
+        response = admin.get(f"/admin/api/events?limit={value}", headers=AUTH)
+        assert response.status_code == status, value
+        _assert_answer_documented(document, "/admin/api/events", "get", response)
+    assert response.get_json()["message"] == f"limit: expected a whole number from {low} to {high}"
 
 
 def test_openapi_admin_operations_need_the_bearer_token_and_no_others_do(document):
@@ -352,3 +400,32 @@ def test_openapi_admin_api_off_answers_fit_the_documented_error(client, document
     response = client.get("/admin/api/events", headers=AUTH)  # the `client` app has no ADMIN_TOKEN
     assert response.status_code == 404
     _assert_answer_documented(document, "/admin/api/events", "get", response)
+
+
+# --- (d) the page ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, AUTH])
+def test_openapi_docs_page_without_an_admin_session_redirects_to_the_sign_in(admin, headers):
+    response = admin.get("/admin/api-docs", headers=headers)  # the API's bearer token is no page session
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/api-docs"
+    assert response.headers["Content-Security-Policy"] == ADMIN_HEADERS["Content-Security-Policy"]
+
+
+def test_openapi_docs_page_signed_in_lists_every_operation_and_runs_no_script(admin, admin_app, document):
+    sign_in(admin)
+
+    response = admin.get("/admin/api-docs")
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"] == ADMIN_HEADERS["Content-Security-Policy"]
+    page = response.get_data(as_text=True)
+    assert "<script" not in page and " style=" not in page  # the policy would refuse both
+    for path, item in document["paths"].items():
+        for method in (m for m in item if m in _OPERATIONS):
+            assert f"<code>{method.upper()} {path}</code>" in page, f"{method.upper()} {path}"
+            assert f'id="{item[method]["operationId"]}"' in page
+    for name in document["components"]["schemas"]:
+        assert f'id="schema-{name}"' in page
+    assert 'href="/openapi.json"' in page

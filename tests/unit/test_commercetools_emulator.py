@@ -1012,3 +1012,43 @@ def test_commercetools_over_loopback_concurrent_creates_make_one_review(emulator
                 statuses = sorted(pool.map(create, range(8)))
     assert statuses == [201] + [400] * 7
     assert len(emulator.reviews) == 1 and emulator.writes_for("acme-rev-12345") == 1
+
+
+# --- reviewRatingStatistics (§1.2, §1.8): computed from the reviews included in statistics ------------
+
+
+def _numbered(n: int, **fields: Any) -> dict[str, Any]:
+    return draft(key=f"rev-{n}", uniquenessValue=f"u-{n}", **fields)
+
+
+def test_commercetools_product_without_counted_reviews_has_no_rating_statistics(api, setup):
+    api.create(**_numbered(1, state={"typeId": "state", "key": "pending"}))  # a state without the role
+    product = api.get("/products/key=mug-01").json()
+    assert "reviewRatingStatistics" not in product
+
+
+def test_commercetools_rating_statistics_count_only_reviews_included_in_statistics(api, emulator, setup, product):
+    emulator.add_product(key="kettle-01")
+    for n, rating in enumerate((5, 4, 4)):
+        api.create(**_numbered(n, rating=rating))  # no state: counted by default
+    api.create(**_numbered(3, rating=1, state={"typeId": "state", "key": "pending"}))
+    api.create(**_numbered(4, rating=2, target={"typeId": "product", "key": "kettle-01"}))  # another product
+    by_key = api.get("/products/key=mug-01").json()
+    by_id = api.get(f"/products/{product['id']}").json()
+    assert by_key["reviewRatingStatistics"] == by_id["reviewRatingStatistics"]
+    assert by_key["reviewRatingStatistics"] == {
+        "averageRating": 4.33333,  # rounded to 5 decimals
+        "highestRating": 5,
+        "lowestRating": 4,
+        "count": 3,
+        "ratingsDistribution": {"4": 2, "5": 1},  # only the ratings used
+    }
+
+
+def test_commercetools_rating_statistics_follow_rating_edits_and_state_transitions(api, setup):
+    review = api.create(**_numbered(1, rating=5))
+    other = api.create(**_numbered(2, rating=3))
+    api.update(review, {"action": "setRating", "rating": 2})
+    api.update(other, {"action": "transitionState", "state": {"typeId": "state", "key": "hidden"}, "force": True})
+    stats = api.get("/products/key=mug-01").json()["reviewRatingStatistics"]
+    assert (stats["count"], stats["averageRating"], stats["ratingsDistribution"]) == (1, 2, {"2": 1})

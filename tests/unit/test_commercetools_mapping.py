@@ -6,13 +6,15 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from connectors.base import Media, Reply, Review
+from connectors.base import Media, PayloadError, RatingStatistics, Reply, Review
 from connectors.commercetools_mapping import (
     desired_review,
     draft_for,
+    rating_statistics,
     recreate_draft,
     restore_actions,
     review_key,
@@ -223,3 +225,29 @@ def test_recreate_draft_keeps_the_key_uniqueness_value_and_references_by_id():
         {"typeId": "state", "id": "s-published"},
         {"typeId": "type", "id": "t-1"},
     )
+
+
+# --- reviewRatingStatistics (§1.2) ---------------------------------------------------------------
+
+
+def test_commercetools_rating_statistics_read_count_distribution_and_the_5_decimal_average():
+    product = {
+        "id": "p-1",
+        "reviewRatingStatistics": {
+            "averageRating": 4.66667,
+            "highestRating": 5,
+            "lowestRating": 4,
+            "count": 3,
+            "ratingsDistribution": {"4": 1, "5": 2},
+        },
+    }
+    assert rating_statistics(product) == RatingStatistics(3, {4: 1, 5: 2}, Decimal("4.66667"), Decimal("0.00001"))
+
+
+def test_commercetools_product_without_statistics_counts_nothing():
+    assert rating_statistics({"id": "p-1"}) == RatingStatistics()
+
+
+def test_commercetools_unreadable_statistics_are_a_payload_error():
+    with pytest.raises(PayloadError):
+        rating_statistics({"reviewRatingStatistics": {"count": 1, "ratingsDistribution": {"four": 1}}})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from connectors.base import ConfigError, ProductNotFound, RetryableTargetError, Review
+from connectors.base import ConfigError, ProductNotFound, RatingStatistics, RetryableTargetError, Review
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_api import CommercetoolsConfig
 from connectors.commercetools_mapping import snapshot
@@ -17,6 +18,7 @@ from tests.fakes.commercetools import CommercetoolsEmulator
 
 PRODUCT = "7982301249581"
 SECRET = "ct-secret-0123456789"
+CT_UNIT = Decimal("0.00001")  # averageRating is rounded to 5 decimals
 
 
 def review(source_id: str = "880000001", **changes) -> Review:
@@ -308,3 +310,30 @@ def test_commercetools_delete_in_hide_mode_tells_the_witness_an_update_that_rest
     assert (key, before, after) == (ref.key, was, snapshot(hidden)) and after["state"] != snapshot(was)["state"]
     restored = target.restore(hidden, was)
     assert restored is not None and snapshot(restored) == snapshot(was)
+
+
+def test_commercetools_product_statistics_count_the_reviews_included_in_statistics(emulator, target):
+    target.upsert(review("1", rating=5))
+    target.upsert(review("2", rating=4))
+    target.upsert(review("3", rating=4))
+    target.upsert(review("4", rating=1, published=False))  # our hidden State has no ReviewIncludedInStatistics
+    product_id = emulator.review_by_key(target.key_for(review("1")))["target"]["id"]
+
+    key, stats = target.product_statistics(product_id)
+
+    assert key == PRODUCT
+    assert stats == RatingStatistics(3, {4: 2, 5: 1}, Decimal("4.33333"), Decimal("0.00001"))
+
+
+def test_commercetools_product_statistics_are_read_afresh_each_time(emulator, target):
+    product_id = emulator.add_product(key="kettle-01")["id"]
+    assert target.product_statistics(product_id) == ("kettle-01", RatingStatistics())
+    target.upsert(review("1", product_id="kettle-01", rating=3))
+    assert target.product_statistics(product_id) == ("kettle-01", RatingStatistics(1, {3: 1}, Decimal(3), CT_UNIT))
+    assert [r.path for r in emulator.requests if r.path.endswith(product_id)] == [
+        f"/reviewbridge-test/products/{product_id}"
+    ] * 2
+
+
+def test_commercetools_product_statistics_of_a_deleted_product_are_none(target):
+    assert target.product_statistics("0b6bd4cc-0000-4000-8000-000000000000") is None

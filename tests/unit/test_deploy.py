@@ -31,7 +31,7 @@ def test_app_json_generates_the_secrets_and_adds_postgres():
 def test_procfile_runs_release_web_and_worker():
     processes = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
     assert processes["release"] == "reviewbridge db upgrade && reviewbridge setup commercetools --if-configured"
-    assert processes["web"].startswith("gunicorn 'app:create_app()' --bind 0.0.0.0:$PORT")
+    assert processes["web"].startswith("gunicorn 'app:create_app(role=\"web\")' --bind 0.0.0.0:$PORT")
     assert processes["worker"] == "reviewbridge worker"
 
 
@@ -87,3 +87,49 @@ def test_gunicorn_conf_trusts_forwarded_headers_from_forwarded_allow_ips_only(mo
 def test_app_json_trusts_the_paas_router_whose_address_is_not_known():
     manifest = json.loads((ROOT / "app.json").read_text())
     assert manifest["env"]["FORWARDED_ALLOW_IPS"]["value"] == "*"
+
+
+#: Connection limits of the Heroku Postgres plans app.json might name, from Heroku's Dev Center
+#: (https://devcenter.heroku.com/articles/heroku-postgres-plans and .../postgres-essential-tier).
+HEROKU_POSTGRES_CONNECTIONS = {
+    "heroku-postgresql:essential-0": 20,
+    "heroku-postgresql:essential-1": 20,
+    "heroku-postgresql:essential-2": 40,
+    "heroku-postgresql:standard-0": 120,
+}
+
+
+def _most_connections(settings, role) -> int:
+    from app.bootstrap import most_connections
+
+    return most_connections(settings, role)
+
+
+def test_app_json_database_plan_holds_the_connections_of_its_dynos_and_a_one_off_command():
+    from app.config import load_settings
+
+    manifest = json.loads((ROOT / "app.json").read_text())
+    values = {name: spec["value"] for name, spec in manifest["env"].items() if "value" in spec}
+    settings = load_settings(values)
+    formation = manifest["formation"]
+
+    web = formation["web"]["quantity"] * int(values["WEB_CONCURRENCY"]) * _most_connections(settings, "web")
+    worker = formation["worker"]["quantity"] * _most_connections(settings, "worker")
+    # A deploy's release phase (or a `heroku run`) opens its own while the running dynos keep theirs.
+    one_off = _most_connections(settings, "command")
+    [plan] = [addon["plan"] for addon in manifest["addons"] if addon["plan"].startswith("heroku-postgresql")]
+
+    assert web + worker + one_off <= HEROKU_POSTGRES_CONNECTIONS[plan]
+
+
+def test_readme_states_each_process_s_connections_as_the_pools_are_sized():
+    from app.config import load_settings
+
+    readme = (ROOT / "README.md").read_text()
+    base = load_settings({"WORKER_CONCURRENCY": "1", "WEB_THREADS": "1"})
+    web_extra = _most_connections(base, "web") - 1
+    worker_extra = _most_connections(base, "worker") - 1
+
+    assert f"`WEB_CONCURRENCY` \u00d7 (`WEB_THREADS` + {web_extra})" in readme
+    assert f"`WORKER_CONCURRENCY` + {worker_extra}" in readme
+    assert f"| one-off (`release`, `heroku run …`) | {_most_connections(base, 'command')} |" in readme

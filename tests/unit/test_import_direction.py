@@ -1,6 +1,6 @@
 """The house's rooms and the one direction of their imports (docs/design.md):
 
-    app.cli, app.web  ->  app.bootstrap  ->  app.core  ->  connectors;   app.config (+ config_env) below all
+    app.cli, app.web  ->  app.bootstrap  ->  app.core  ->  connectors;   app.config (+ its helpers) below all
 
 `connectors/` knows no framework, database or app; `app/core/` knows neither Flask nor click;
 `app/web/` never imports `app/cli/`; and no module takes part in an import cycle. Imports inside
@@ -22,8 +22,9 @@ DATABASE = {"sqlmodel", "sqlalchemy", "alembic"}
 #: The prefixes of our own modules each room may import (its own room included).
 ALLOWED = {
     "connectors": ("connectors",),
-    "app.config": ("app.config_env",),
+    "app.config": ("app.config_env", "app.config_instance"),
     "app.config_env": (),  # how app.config reads one variable
+    "app.config_instance": ("app.config_env",),  # the embedded mode's kept ADMIN_TOKEN and SECRET_KEY
     "app.core": ("app.config", "app.core", "connectors"),
     "app.bootstrap": ("app.config", "app.core", "connectors"),
     "app.web": ("app.config", "app.bootstrap", "app.core", "app.web", "connectors"),
@@ -87,7 +88,10 @@ def test_module_imports_only_its_own_room_and_the_rooms_below(module):
     assert not wrong, f"{module} ({room(module)}) imports {wrong}"
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if room(m) in ("connectors", "app.core", "app.config")))
+_PURE = ("connectors", "app.core", "app.config", "app.config_instance")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if room(m) in _PURE))
 def test_core_and_connectors_import_no_web_framework_or_cli(module):
     roots = {name.split(".")[0] for name in GRAPH[module]}
     assert roots.isdisjoint(FRAMEWORKS), f"{module} imports {sorted(roots & FRAMEWORKS)}"

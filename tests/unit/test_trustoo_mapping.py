@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from connectors.base import Event, EventKind, Media, PayloadError, Reply, Review
-from connectors.trustoo import TrustooSource, TrustooWebhookVerifier, map_review
+from connectors.base import Event, EventKind, Media, PayloadError, RatingStatistics, Reply, Review
+from connectors.trustoo import TrustooSource, TrustooWebhookVerifier, map_rating, map_review
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "trustoo"
@@ -377,3 +378,53 @@ def test_trustoo_topic_from_body_event_type_when_route_has_none():
 def test_trustoo_no_route_topic_and_no_known_event_type_is_a_payload_error(document):
     with pytest.raises(PayloadError):
         _parse(json.dumps(document).encode(), topic=None)
+
+
+# --- get_rating (§1.4) --------------------------------------------------------------------------
+
+
+def _rating(value: object = "4.3", count: object = 3, **stars: object) -> dict:
+    return {
+        "rating_value": value,
+        "review_count": count,
+        **{f"star{n}_count": stars.get(f"s{n}", 0) for n in range(1, 6)},
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(
+            _rating("4.3", 3, s4=2, s5=1),
+            RatingStatistics(3, {4: 2, 5: 1}, Decimal("4.3"), Decimal("0.1")),
+            id="one-decimal",
+        ),
+        pytest.param(
+            _rating("4.33", "3", s4="2", s5="1"),
+            RatingStatistics(3, {4: 2, 5: 1}, Decimal("4.33"), Decimal("0.01")),
+            id="counts-as-strings-two-decimals",
+        ),
+        pytest.param(_rating(5, 1, s5=1), RatingStatistics(1, {5: 1}, Decimal(5), Decimal(1)), id="whole-number"),
+        pytest.param(_rating("0.0", 0), RatingStatistics(), id="no-reviews"),
+        pytest.param({}, RatingStatistics(), id="empty"),
+    ],
+)
+def test_trustoo_rating_keeps_the_average_to_the_decimals_trustoo_gives(data, expected):
+    assert map_rating(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _rating("n/a", 3, s5=3),
+        _rating("NaN", 3, s5=3),
+        _rating("7.5", 3, s5=3),
+        _rating("4.3", -3),
+        _rating("4.3", 3, s5=True),
+        _rating("4.3", "9" * 5000),
+    ],
+    ids=["text", "nan", "above-5", "negative-count", "boolean-count", "5000-digits"],
+)
+def test_trustoo_unreadable_rating_is_a_payload_error(data):
+    with pytest.raises(PayloadError):
+        map_rating(data)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from connectors.base import ConfigError, Event, EventKind, PayloadError
+from connectors.base import ConfigError, Event, EventKind, PayloadError, RatingStatistics
 from connectors.trustoo import TrustooSource, TrustooWebhookVerifier
 from connectors.trustoo_api import ShopCredentials, TrustooApi
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
@@ -90,3 +91,26 @@ def test_trustoo_review_list_feeds_resync_lazily_and_reports_unmappable_items(em
 def test_trustoo_source_with_a_shared_webhook_key_needs_the_open_api_to_check_the_shop():
     with pytest.raises(ConfigError, match="need the Open API"):
         TrustooSource(TrustooWebhookVerifier({SHOP: [TRUSTOO_PRIVATE_TOKEN]}), shared_key=True)
+
+
+def test_trustoo_rating_statistics_are_the_products_get_rating_without_hidden_reviews(emulator, source):
+    for rating in (5, 4, 4):
+        emulator.add_review(SHOP, product_id="111", rating=rating)
+    hidden = emulator.add_review(SHOP, product_id="111", rating=1)
+    emulator.hide_review(SHOP, hidden["id"])
+    emulator.add_review(SHOP, product_id="222", rating=2)
+
+    stats = source.rating_statistics(SHOP, "111")
+
+    assert stats == RatingStatistics(3, {4: 2, 5: 1}, Decimal("4.3"), Decimal("0.1"))
+    [call] = [r for r in emulator.requests if "get_rating" in r.path]
+    assert call.status == 200 and call.query["product_id"] == ["111"]
+
+
+def test_trustoo_rating_statistics_of_a_product_without_reviews_count_nothing(source):
+    assert source.rating_statistics(SHOP, "999") == RatingStatistics()
+
+
+def test_trustoo_rating_statistics_need_the_open_api():
+    with pytest.raises(ConfigError, match="TRUSTOO_API_URL"):
+        TrustooSource(TrustooWebhookVerifier({SHOP: [TRUSTOO_PRIVATE_TOKEN]})).rating_statistics(SHOP, "111")

@@ -119,6 +119,22 @@ def test_wix_emulator_webhook_verifies_to_its_instance(emu, verifier):
     assert verifier.verify({}, emu.review_webhook(SITE, review["id"], "created")) == SITE
 
 
+def test_wix_parse_of_the_body_just_verified_reads_its_claims_without_decoding_the_token_again(
+    emu, source, monkeypatch
+):
+    review = emu.add_review(SITE)
+    body = emu.review_webhook(SITE, review["id"], "created")
+    account = source.verify({}, body)
+    decodes: list[bytes] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda token, *a, **k: decodes.append(token) or real_decode(token, *a, **k))
+
+    [verified] = source.parse(account, None, {}, body)
+    [other] = source.parse(account, None, {}, bytes(bytearray(body)))  # equal bytes, another object: decoded
+
+    assert decodes == [body.decode()] and verified == other and verified.subject_id == review["id"]
+
+
 def test_wix_body_with_surrounding_whitespace_verifies(emu, verifier):
     review = emu.add_review(SITE)
 
