@@ -33,19 +33,28 @@ from connectors.commercetools_mapping import (
     PUBLISHED_STATE_KEY,
     Desired,
     desired_review,
+    desired_snapshot,
     draft_for,
     rating_statistics,
+    recreate_draft,
+    restore_actions,
     review_key,
+    snapshot,
     update_actions,
 )
 from connectors.http import RateLimiter, RetryPolicy, error_for
 
-__all__ = ["CommercetoolsTarget"]
+__all__ = ["CommercetoolsTarget", "Witness"]
 
 _CONFLICT_RETRIES = 5
 _PAGE = 500
 #: Lookups of a missing product or channel key: asked again after this long, in case it was created.
 _MISSING_TTL_S = 60.0
+
+#: Told just before each write: (key, the review before it or None, the snapshot after it or None).
+#: A run's journal (app/core/journal.py) keeps what a rollback needs; a write that fails after it
+#: was told leaves the review as it was, which a rollback finds in line.
+Witness = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], None]
 
 ProductMap = Callable[[str, str, str], tuple[str, str] | None]  # (source, account, product) → ("id"|"key", value)
 
@@ -98,11 +107,15 @@ class CommercetoolsTarget:
             state_id=ids["published"] if review.published else ids["hidden"],
         )
 
-    def upsert(self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False) -> TargetRef:
+    def upsert(
+        self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False, witness: Witness | None = None
+    ) -> TargetRef:
         desired = self.desired(review)
+        told = witness or _untold
         for _ in range(_CONFLICT_RETRIES):
             current = self.get(desired.key)
             if current is None:
+                told(desired.key, None, desired_snapshot(desired))
                 created, duplicates = self._create(draft_for(desired))
                 if created is not None:
                     return _ref(created)
@@ -114,6 +127,7 @@ class CommercetoolsTarget:
             actions = update_actions(current, desired)
             if not actions:
                 return _ref(current)
+            told(current["key"], current, desired_snapshot(desired))
             updated = self._update(current, actions)
             if updated is not None:
                 return _ref(updated)
@@ -121,8 +135,9 @@ class CommercetoolsTarget:
             f"review {desired.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409
         )
 
-    def delete(self, ref: TargetRef) -> None:
+    def delete(self, ref: TargetRef, *, witness: Witness | None = None) -> None:
         """Delete (or, with CTP_ON_SOURCE_DELETE=hide, hide) the review; gone already is fine."""
+        told = witness or _untold
         for _ in range(_CONFLICT_RETRIES):
             current = self.get(ref.key)
             if current is None:
@@ -132,19 +147,41 @@ class CommercetoolsTarget:
                 if (current.get("state") or {}).get("id") == hidden:
                     return
                 action = {"action": "transitionState", "state": {"typeId": "state", "id": hidden}, "force": True}
+                told(ref.key, current, snapshot(current) | {"state": hidden})
                 if self._update(current, [action]) is not None:
                     return
                 continue
-            response = self._api.request(
-                "DELETE", f"/reviews/key={quote(ref.key, safe='')}", params={"version": current["version"]}
-            )
-            if response.status_code in (200, 404):
+            told(ref.key, current, None)
+            if self.remove(current):
                 return
-            if response.status_code != 409:
-                raise error_for(response, "commercetools", error_text(response))
         raise RetryableTargetError(
             f"review {ref.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409
         )
+
+    # --- putting a review back as it was (rollback) ----------------------------------------------
+
+    def remove(self, current: Mapping[str, Any]) -> bool:
+        """Delete the review at the version read; False on a version conflict (read again)."""
+        response = self._api.request(
+            "DELETE", f"/reviews/key={quote(current['key'], safe='')}", params={"version": current["version"]}
+        )
+        if response.status_code in (200, 404):
+            return True
+        if response.status_code != 409:
+            raise error_for(response, "commercetools", error_text(response))
+        return False
+
+    def restore(self, current: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Make the review look as `before` did; None on a version conflict (read again)."""
+        actions = restore_actions(current, before)
+        if not actions:
+            return dict(current)
+        return self._update(current, actions)
+
+    def recreate(self, before: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create a deleted review again with its key; None when the key is taken meanwhile (read again)."""
+        created, _ = self._create(recreate_draft(before))
+        return created
 
     def check(self) -> None:
         self.setup_ids()
@@ -293,7 +330,8 @@ class CommercetoolsTarget:
             return None, duplicates
         if error_codes(response) & {"ReferencedResourceNotFound"} and references_product(response):
             raise ProductNotFound(
-                draft["custom"]["fields"].get("sourceProductId", "?"), "the product was deleted from commercetools"
+                (draft.get("custom") or {}).get("fields", {}).get("sourceProductId", "?"),
+                "the product was deleted from commercetools",
             )
         raise error_for(response, "commercetools", error_text(response))
 
@@ -359,6 +397,10 @@ def _setup_drafts() -> list[tuple[str, str, dict[str, Any]]]:
             },
         ),
     ]
+
+
+def _untold(key: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
+    pass
 
 
 def _ref(review: Mapping[str, Any]) -> TargetRef:

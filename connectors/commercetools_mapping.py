@@ -32,9 +32,13 @@ __all__ = [
     "PUBLISHED_STATE_KEY",
     "Desired",
     "desired_review",
+    "desired_snapshot",
     "draft_for",
     "rating_statistics",
+    "recreate_draft",
+    "restore_actions",
     "review_key",
+    "snapshot",
     "update_actions",
 ]
 
@@ -202,6 +206,96 @@ def _custom_actions(current: Mapping[str, Any] | None, desired: Desired) -> list
         if name in have and name not in desired.fields
     ]
     return actions
+
+
+# --- what a write changed, and putting it back (rollback) -------------------------------------
+
+
+def snapshot(review: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a commercetools review that ReviewBridge writes: two reviews with equal snapshots
+    look the same to a shopper, whatever their ids and versions."""
+    custom = review.get("custom") or {}
+    target = review.get("target") or {}
+    return {
+        "key": review.get("key"),
+        "rating": review.get("rating"),
+        "title": review.get("title"),
+        "text": review.get("text"),
+        "authorName": review.get("authorName"),
+        "locale": review.get("locale"),
+        "target": {"typeId": target.get("typeId"), "id": target.get("id")} if target else None,
+        "state": (review.get("state") or {}).get("id"),
+        "type": (custom.get("type") or {}).get("id"),
+        "fields": dict(custom.get("fields") or {}),
+    }
+
+
+def desired_snapshot(desired: Desired) -> dict[str, Any]:
+    """The snapshot of the review once `desired` is written."""
+    return {
+        "key": desired.key,
+        "rating": desired.rating,
+        "title": desired.title,
+        "text": desired.text,
+        "authorName": desired.author_name,
+        "locale": desired.locale,
+        "target": desired.target,
+        "state": desired.state_id,
+        "type": desired.type_id,
+        "fields": dict(desired.fields),
+    }
+
+
+def _as_desired(before: Mapping[str, Any]) -> Desired:
+    shot = snapshot(before)
+    target = shot["target"] or {}
+    return Desired(
+        key=shot["key"],
+        target_id=target.get("id") or "",
+        target_type=target.get("typeId") or "product",
+        state_id=shot["state"] or "",
+        type_id=shot["type"] or "",
+        rating=shot["rating"],
+        title=shot["title"],
+        text=shot["text"],
+        author_name=shot["authorName"],
+        locale=shot["locale"],
+        fields=shot["fields"],
+    )
+
+
+def restore_actions(current: Mapping[str, Any], before: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The actions that make `current` look as `before` did (none when it does already). A part
+    `before` lacked (no State, no Custom Type) is left as it is: no action can remove a State."""
+    actions = update_actions(current, _as_desired(before))
+    if not (before.get("state") or {}).get("id"):
+        actions = [action for action in actions if action["action"] != "transitionState"]
+    if not ((before.get("custom") or {}).get("type") or {}).get("id"):
+        actions = [action for action in actions if action["action"] not in ("setCustomType", "setCustomField")]
+    return actions
+
+
+def recreate_draft(before: Mapping[str, Any]) -> dict[str, Any]:
+    """The ReviewDraft that brings a deleted review back with its key and uniquenessValue (commercetools
+    gives it a new id, and version 1)."""
+    draft: dict[str, Any] = {"key": before["key"]}
+    for field in ("uniquenessValue", "locale", "authorName", "title", "text", "rating"):
+        if before.get(field) is not None:
+            draft[field] = before[field]
+    target = before.get("target") or {}
+    if target.get("id"):
+        draft["target"] = {"typeId": target.get("typeId", "product"), "id": target["id"]}
+    if (before.get("state") or {}).get("id"):
+        draft["state"] = {"typeId": "state", "id": before["state"]["id"]}
+    custom = before.get("custom") or {}
+    if (custom.get("type") or {}).get("id"):
+        draft["custom"] = {
+            "type": {"typeId": "type", "id": custom["type"]["id"]},
+            "fields": dict(custom.get("fields") or {}),
+        }
+    if (before.get("customer") or {}).get("id"):
+        draft["customer"] = {"typeId": "customer", "id": before["customer"]["id"]}
+    return draft
 
 
 def rating_statistics(resource: Mapping[str, Any]) -> RatingStatistics:

@@ -14,6 +14,7 @@
     reviewbridge events list|show              the inbox, filtered; one event with its attempts
     reviewbridge replay ID…|FILTERS, discard ID…|FILTERS --reason TEXT   settle what the worker could not
     reviewbridge resync SOURCE, reconcile [--fix]  recover what webhooks missed; report and fix drift
+    reviewbridge rollback RUN_ID               put back what one resync run wrote to commercetools
 
 The commands are registered here, without building the app: `--help` needs no database and no
 valid configuration. A command that needs the service builds it when it runs (`with_appcontext`).
@@ -37,6 +38,7 @@ from app.cli.db import db_group
 from app.cli.events import discard, events_group, replay
 from app.cli.reconcile import reconcile
 from app.cli.resync import resync
+from app.cli.rollback import rollback
 from app.cli.serve import serve, worker
 from app.cli.status import doctor, status
 from app.cli.targets import products_group, setup_group
@@ -98,6 +100,7 @@ for _command in (
     replay,
     discard,
     resync,
+    rollback,
     reconcile,
     shell_command,
     routes_command,

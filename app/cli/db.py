@@ -64,6 +64,7 @@ def db_prune(days: int | None, dry_run: bool, as_json: bool) -> None:
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb} {report.events} finished event(s), {report.attempts} attempt(s) and {report.runs} run(s) "
+        f"(with {report.journal_entries} journaled write(s)) "
         f"older than {report.cutoff.isoformat(timespec='seconds')} ({older_than} days), "
         f"{report.admin_sessions} ended admin session(s) and {report.sign_in_failures} old sign-in failure record(s)"
     )

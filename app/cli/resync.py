@@ -11,6 +11,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.cli._progress import progress_bar
+from app.cli._runs import run_here
 from app.cli._types import UTC_DATETIME
 
 if TYPE_CHECKING:
@@ -66,43 +67,39 @@ def resync(
         connector, accounts = runs.resync_plan(services, source, account)
     except runs.Refused as exc:
         raise click.UsageError(str(exc)) from None
-    reports = []
-    for name in accounts:
-        reports.append(
-            _run_one(
-                services,
-                connector,
-                name,
-                since=since,
-                until=until,
-                dry_run=dry_run,
-                restart=restart,
-                quiet=as_json,
-            )
-        )
+    reports = [
+        _run_one(services, connector, name, quiet=as_json, since=since, until=until, dry_run=dry_run, restart=restart)
+        for name in accounts
+    ]
     if as_json:
-        click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
+        click.echo(json.dumps([report.as_dict() | {"run_id": run_id} for run_id, report in reports], indent=2))
     else:
-        for report in reports:
-            click.echo(_summary(report, dry_run=dry_run))
-    if any(report.counts["failed"] for report in reports):
+        for run_id, report in reports:
+            click.echo(_summary(report, run_id, dry_run=dry_run))
+    if any(report.counts["failed"] for _, report in reports):
         sys.exit(1)
 
 
-def _run_one(services, connector, account: str, *, quiet: bool, **options) -> resyncing.ResyncReport:
-    from app.core import resync as resyncing
-    from connectors.base import ConfigError
+def _run_one(services, connector, account: str, *, quiet: bool, **options) -> tuple[int, resyncing.ResyncReport]:
+    """One account's resync as a run of its own (its id is what `reviewbridge rollback` takes)."""
+    from app.core import runs
 
-    try:
-        with progress_bar(f"{connector.name} {account[:24]}", quiet=quiet) as update:
-            return resyncing.resync(services, connector, account, progress=lambda r: update(r.seen, r.total), **options)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    seen: list[resyncing.ResyncReport] = []
+    with progress_bar(f"{connector.name} {account[:24]}", quiet=quiet) as update:
+
+        def watch(report: resyncing.ResyncReport) -> None:
+            seen[:] = [report]
+            update(report.seen, report.total)
+
+        run, error = run_here(services, runs.RESYNC, connector.name, account, options, watch=watch)
+    if error is not None or not seen:
+        raise click.ClickException(f"run {run.id}: {error or 'ended without a report'}")
+    return run.id, seen[0]
 
 
-def _summary(report: resyncing.ResyncReport, *, dry_run: bool) -> str:
+def _summary(report: resyncing.ResyncReport, run_id: int, *, dry_run: bool) -> str:
     lines = [
-        f"{'dry run: ' if dry_run else ''}{report.source} {report.account}"
+        f"{'dry run: ' if dry_run else ''}{report.source} {report.account} (run {run_id})"
         + (f" (resumed at page {report.resumed_from})" if report.resumed_from else "")
     ]
     always = _ALWAYS_IN_DRY_RUN if dry_run else _ALWAYS

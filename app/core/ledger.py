@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
 
 from app.core.db import insert_for, transaction
 from app.core.models import LedgerEntry, table
@@ -35,8 +35,10 @@ __all__ = [
     "load_for",
     "load_many",
     "note_error",
+    "put_back",
     "record",
     "reserve",
+    "row_of",
     "write",
     "written_by_us",
     "written_since",
@@ -329,6 +331,44 @@ def written_by_us(engine: Engine, *, platform: str, review_ids: Sequence[str]) -
                 )
             ).scalars()
         )
+
+
+_TIMES = ("source_updated_at", "deleted_at", "first_synced_at", "last_synced_at")
+
+
+def row_of(session, *, source: str, account: str, review_id: str, target: str) -> dict | None:
+    """A review's ledger row at a target as JSON-ready values (times in ISO form), or None: what a
+    run's journal keeps, in the caller's transaction, so that a rollback can put the row back."""
+    row = session.execute(select(_ledger).where(_review(source, account, review_id, target))).mappings().first()
+    if row is None:
+        return None
+    kept = {name: value for name, value in row.items() if name != "id"}
+    return kept | {name: kept[name].isoformat() for name in _TIMES if kept[name] is not None}
+
+
+def put_back(
+    engine: Engine, *, source: str, account: str, review_id: str, target: str, row: dict | None, ref: TargetRef | None
+) -> None:
+    """Make the review's ledger row what `row_of` read (None: no row at all), with the target's
+    reference as it is now (a review created again has a new id)."""
+    where = _review(source, account, review_id, target)
+    with transaction(engine) as session:
+        session.execute(delete(_ledger).where(where))
+        if row is None:
+            return
+        values = row | {name: datetime.fromisoformat(row[name]) for name in _TIMES if row[name] is not None}
+        if ref is not None:
+            values |= {"target_key": ref.key, "target_id": ref.id, "target_version": ref.version}
+        session.execute(insert_for(engine, _ledger).values(**values))
+
+
+def _review(source: str, account: str, review_id: str, target: str):
+    return and_(
+        _ledger.c.source == source,
+        _ledger.c.account == account,
+        _ledger.c.source_review_id == review_id,
+        _ledger.c.target == target,
+    )
 
 
 def written_since(engine: Engine, *, source: str, account: str, target: str, since: datetime) -> set[str]:

@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from app.core import accounts, ledger, queue, review_requests
 from app.core.db import transaction
+from app.core.journal import Journal, witnessed_delete, witnessed_upsert
 from app.core.ledger import OUTCOMES, Decision, Outcome
 from app.core.metrics import Metrics
 from app.core.models import EventStatus
@@ -41,6 +42,7 @@ from connectors.base import (
     TargetRef,
     WebhookSource,
 )
+from connectors.commercetools import Witness
 
 __all__ = ["Batch", "handle", "process"]
 
@@ -277,10 +279,12 @@ def sync(
     *,
     read: tuple[ledger.LedgerState | None, str | None] | None = None,
     record: Callable[..., None] | None = None,
+    journal: Journal | None = None,
 ) -> Outcome:
     """Ledger check → target call → ledger update, for one target. `read` is the ledger state and
     content hash when the caller has them already (a resync reads a page at once); `record` keeps
-    the ledger update for the caller to write (a worker's batch), instead of writing it at once."""
+    the ledger update for the caller to write (a worker's batch), instead of writing it at once;
+    `journal` keeps each commercetools write with the state before it (a resync run's)."""
     if read is None:
         read = (
             ledger.load(services.engine, event.source, event.account, event.subject_id, target.name),
@@ -294,7 +298,8 @@ def sync(
     if decision is Decision.STALE:
         return Outcome.STALE
     try:
-        outcome, ref = _carry_out(decision, event, review, target, state, services)
+        witness = journal.witness(event, target) if journal is not None else None
+        outcome, ref = _carry_out(decision, event, review, target, state, services, witness)
     except TargetError as exc:
         ledger.note_error(
             services.engine,
@@ -331,8 +336,10 @@ def _carry_out(
     target: ReviewTarget,
     state: ledger.LedgerState | None,
     services: Services,
+    witness: Witness | None = None,
 ) -> tuple[Outcome, TargetRef | None]:
-    """The target call a decision needs, if any: what it came to, and the target's reference after it."""
+    """The target call a decision needs, if any: what it came to, and the target's reference after it.
+    A `witness` (only ever for commercetools: Journal.witness) is told before each write."""
     ref = state.ref if state else None
     if decision is Decision.UPSERT:
         assert review is not None  # decide() upserts only what the source still has
@@ -349,11 +356,16 @@ def _carry_out(
                 event_id=event.event_id,
                 now=services.clock(),
             )
-        ref = _call(services.metrics, target, "upsert", lambda: target.upsert(review, known=known, in_doubt=in_doubt))
+        ref = _call(
+            services.metrics,
+            target,
+            "upsert",
+            lambda: witnessed_upsert(target, review, known=known, in_doubt=in_doubt, witness=witness),
+        )
         return (Outcome.UPDATED if known is not None and known.id else Outcome.CREATED), ref
     if decision is Decision.DELETE:
         assert ref is not None  # decide() deletes only a copy it knows
-        _call(services.metrics, target, "delete", lambda: target.delete(ref))
+        _call(services.metrics, target, "delete", lambda: witnessed_delete(target, ref, witness=witness))
     outcome = OUTCOMES[decision].done
     assert outcome is not None  # only an upsert's outcome comes from the target
     return outcome, ref

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 
 from app.core import ledger
 from app.core.db import insert_for, transaction
+from app.core.journal import Journal
 from app.core.ledger import Outcome
 from app.core.models import Checkpoint, LedgerEntry, table
 from app.core.pipeline import route, sync
@@ -80,8 +81,10 @@ def resync(
     restart: bool = False,
     name: str = "resync",
     progress: Callable[[ResyncReport], None] | None = None,
+    journal: Journal | None = None,
 ) -> ResyncReport:
-    """Stream the account's reviews through the pipeline; return what happened to them."""
+    """Stream the account's reviews through the pipeline; return what happened to them. A run's
+    `journal` keeps each commercetools write with the state before it, for a rollback."""
     report = ResyncReport(source=source.name, account=account)
     start = None if restart or dry_run else _resume(services.engine, source.name, account, name, report)
     # Deletions show as absences, so only a whole listing read in one go can find them.
@@ -97,14 +100,14 @@ def resync(
         report.counts["seen"] += len(items)
         if seen_ids is not None:
             seen_ids.update(item.source_id for item in items if isinstance(item, Review))
-        _page(services, source.name, account, items, report, dry_run=dry_run)
+        _page(services, source.name, account, items, report, dry_run=dry_run, journal=journal)
         if not dry_run:
             _save(services.engine, report, name, page.next_position, since, now=services.clock(), first=fresh)
             fresh = False
         if progress is not None:
             progress(report)
     if seen_ids is not None:
-        _deleted_at_source(services, source, account, seen_ids, report, dry_run=dry_run)
+        _deleted_at_source(services, source, account, seen_ids, report, dry_run=dry_run, journal=journal)
     if not dry_run:
         _save(services.engine, report, name, None, since, now=services.clock(), finished=True)
     return report
@@ -118,6 +121,7 @@ def _page(
     report: ResyncReport,
     *,
     dry_run: bool,
+    journal: Journal | None = None,
 ) -> None:
     """One page: the ledger is read for all its reviews at once, and only what changed is written."""
     reviews = [item for item in items if isinstance(item, Review)]
@@ -143,10 +147,19 @@ def _page(
         if review.source_id in ours:
             report.counts[Outcome.ECHO] += 1  # a copy ReviewBridge wrote into this platform, not its own review
             continue
-        _one(services, review, report, targets, states, dry_run=dry_run)
+        _one(services, review, report, targets, states, dry_run=dry_run, journal=journal)
 
 
-def _one(services: Services, review: Review, report: ResyncReport, targets, states, *, dry_run: bool) -> None:
+def _one(
+    services: Services,
+    review: Review,
+    report: ResyncReport,
+    targets,
+    states,
+    *,
+    dry_run: bool,
+    journal: Journal | None = None,
+) -> None:
     event = Event(
         source=review.source,
         account=review.account,
@@ -165,7 +178,7 @@ def _one(services: Services, review: Review, report: ResyncReport, targets, stat
             report.counts[ledger.dry_run_outcome(decision, state)] += 1
             continue
         try:
-            outcome = sync(event, review, target, services, read=(state, new_hash))
+            outcome = sync(event, review, target, services, read=(state, new_hash), journal=journal)
         except ProductNotFound as exc:
             report.parked[str(exc)] += 1
             continue
@@ -180,7 +193,14 @@ def _one(services: Services, review: Review, report: ResyncReport, targets, stat
 
 
 def _deleted_at_source(
-    services: Services, source: ReviewSource, account: str, seen: set[str], report: ResyncReport, *, dry_run: bool
+    services: Services,
+    source: ReviewSource,
+    account: str,
+    seen: set[str],
+    report: ResyncReport,
+    *,
+    dry_run: bool,
+    journal: Journal | None = None,
 ) -> None:
     """Reviews we synced that the full listing no longer holds: ask the source, and follow its answer."""
     with transaction(services.engine) as session:
@@ -203,14 +223,14 @@ def _deleted_at_source(
         )
         current = source.resolve(event)
         if current is not None:  # still there after all (the listing moved under us): sync it as it is
-            _page(services, source.name, account, [current], report, dry_run=dry_run)
+            _page(services, source.name, account, [current], report, dry_run=dry_run, journal=journal)
             continue
         for target in route(event, services.targets, services.routes):
             if dry_run:
                 report.counts[Outcome.WOULD_DELETE] += 1
                 continue
             try:
-                report.counts[sync(event, None, target, services)] += 1
+                report.counts[sync(event, None, target, services, journal=journal)] += 1
             except TargetError as exc:
                 _fail(report, f"{review_id} → {target.name}: {exc}")
 

@@ -1,8 +1,9 @@
 """Retention: what is finished and old enough is deleted, in batches; what still needs work never is.
 
 Finished events (done, ignored, discarded) older than RETENTION_DAYS go, with their attempts, and so
-do finished runs (done, failed). Events that still need work or a person (pending, processing,
-retry, dead, waiting for a product, quarantined) stay whatever their age. The ledger is never
+do finished runs (done, failed), with their journals (a resync run can be rolled back as long as it
+is kept). Events that still need work or a person (pending, processing, retry, dead, waiting for a
+product, quarantined) stay whatever their age. The ledger is never
 pruned: it is what keeps a redelivered event whose inbox row is gone from writing anything twice.
 
 Admin page sessions past their end of life go too, and so do sign-in failures a day old
@@ -22,7 +23,7 @@ from sqlalchemy import Engine, delete, func, select
 
 from app.core import admin_sessions, sign_in_limits
 from app.core.db import affected, transaction
-from app.core.models import Attempt, EventStatus, InboxEvent, RunState, table
+from app.core.models import Attempt, EventStatus, InboxEvent, RunJournal, RunState, table
 from app.core.models import Run as RunRow
 
 __all__ = ["FINISHED", "LEASE", "PruneReport", "prune"]
@@ -36,6 +37,7 @@ LEASE = "prune"
 _inbox = table(InboxEvent)
 _attempts = table(Attempt)
 _runs = table(RunRow)
+_journal = table(RunJournal)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class PruneReport:
     events: int = 0
     attempts: int = 0
     runs: int = 0
+    journal_entries: int = 0  # the commercetools writes journaled by those runs
     admin_sessions: int = 0
     sign_in_failures: int = 0
 
@@ -68,6 +71,8 @@ def prune(
             attempts = select(func.count()).where(_attempts.c.event_pk.in_(old_ids))
             report.attempts = session.execute(attempts).scalar_one()
             report.runs = session.execute(select(func.count()).where(old_runs)).scalar_one()
+            journaled = select(func.count()).where(_journal.c.run_id.in_(select(_runs.c.id).where(old_runs)))
+            report.journal_entries = session.execute(journaled).scalar_one()
         return report
     while _prune_events(engine, old_events, batch_size, report) == batch_size:
         pass
@@ -98,5 +103,11 @@ def _prune_runs(engine: Engine, old_runs, batch_size: int, report: PruneReport) 
     with transaction(engine) as session:
         ids = list(session.execute(select(_runs.c.id).where(old_runs).order_by(_runs.c.id).limit(batch_size)).scalars())
         if ids:
-            report.runs += affected(session.execute(delete(_runs).where(_runs.c.id.in_(ids), old_runs)))
+            gone = [
+                row.id
+                for row in session.execute(delete(_runs).where(_runs.c.id.in_(ids), old_runs).returning(_runs.c.id))
+            ]
+            report.runs += len(gone)
+            if gone:
+                report.journal_entries += affected(session.execute(delete(_journal).where(_journal.c.run_id.in_(gone))))
         return len(ids)

@@ -10,22 +10,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
 from app.core.db import affected, transaction
+from app.core.journal import Journal
 from app.core.models import Run as RunRow
 from app.core.models import RunState, table
 from app.core.reconcile import DriftReport, reconcile
 from app.core.resync import ResyncReport, resync
-from app.core.runs import DRIFT_ROWS, RESYNC, STALE_S, Refused, Run, reconcile_plan, resync_plan
+from app.core.rollback import rollback
+from app.core.runs import DRIFT_ROWS, RECONCILE, RESYNC, ROLLBACK, STALE_S, Refused, Run, reconcile_plan, resync_plan
 from app.core.services import Services
 from connectors.base import ReviewBridgeError
 
-__all__ = ["claim", "execute", "run_queued"]
+__all__ = ["claim", "execute", "give_up", "run_queued"]
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +96,20 @@ def claim(engine: Engine, worker_id: str, *, now: datetime, stale_s: float = STA
     return run
 
 
-def execute(services: Services, run: Run, worker_id: str, *, stopping: threading.Event) -> None:
-    """Run a claimed row to its end: done, failed with the error, or back to the queue when stopping."""
+Watch = Callable[[Any], None]
+
+
+def execute(
+    services: Services, run: Run, worker_id: str, *, stopping: threading.Event, watch: Watch | None = None
+) -> str | None:
+    """Run a claimed row to its end: done, failed with the error, or back to the queue when stopping.
+    Return the error it failed with, if any. `watch` sees the run's report as it goes and at its end
+    (the CLI draws its progress bar and prints its summary from it)."""
     progress = _Progress(services, run.id, worker_id, stopping)
     error = None
     try:
         with progress.heartbeat():
-            counts, summary = (_resync if run.kind == RESYNC else _reconcile)(services, run, progress)
+            counts, summary = _KINDS[run.kind](services, run, progress, watch or _unwatched)
     except _Interrupted:
         log.info("run %d: worker %s is stopping; the run goes back to the queue", run.id, worker_id)
         _settle(
@@ -112,10 +121,10 @@ def execute(services: Services, run: Run, worker_id: str, *, stopping: threading
             updated_at=services.clock(),
             counts=_json(progress.latest),
         )
-        return
+        return None
     except _Lost:
         log.warning("run %d: another worker took it over; %s stops", run.id, worker_id)
-        return
+        return None
     except (ReviewBridgeError, Refused) as exc:  # ours carry no secret: show the reason
         log.warning("run %d (%s of %s %s) failed: %s", run.id, run.kind, run.source, run.account, exc)
         counts, summary, error = progress.latest, {}, str(exc)
@@ -135,25 +144,58 @@ def execute(services: Services, run: Run, worker_id: str, *, stopping: threading
         error=error,
     ):
         log.warning("run %d: another worker took it over; %s leaves its ending to that one", run.id, worker_id)
+    return error
 
 
-def _resync(services: Services, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
+def give_up(services: Services, run_id: int, holder: str, error: str) -> None:
+    """End `holder`'s run as failed with `error` (its command was interrupted)."""
+    now = services.clock()
+    _settle(services.engine, run_id, holder, state=RunState.FAILED.value, updated_at=now, finished_at=now, error=error)
+
+
+def _unwatched(report: Any) -> None:
+    pass
+
+
+def _resync(services: Services, run: Run, progress: _Progress, watch: Watch) -> tuple[dict | None, dict]:
     connector, _ = resync_plan(services, run.source, run.account)
     options = run.options
+
+    def moved(report: ResyncReport) -> None:
+        watch(report)
+        progress(_resync_counts(report))
+
     report = resync(
         services,
         connector,
         run.account,
         since=_time(options.get("since")),
         until=_time(options.get("until")),
-        dry_run=bool(options.get("dry_run")),
+        dry_run=run.dry_run,
         restart=bool(options.get("restart")),
-        progress=lambda r: progress(_resync_counts(r)),
+        progress=moved,
+        journal=None if run.dry_run else Journal(services.engine, run.id, clock=services.clock),
     )
+    watch(report)
     return _resync_counts(report), {"failures": list(report.failures)}
 
 
-def _reconcile(services: Services, run: Run, progress: _Progress) -> tuple[dict | None, dict]:
+def _rollback(services: Services, run: Run, progress: _Progress, watch: Watch) -> tuple[dict | None, dict]:
+    report = rollback(
+        services,
+        run.options["of"],
+        by=run.id,
+        dry_run=run.dry_run,
+        force=bool(run.options.get("force")),
+        progress=lambda r: progress({"counts": dict(r.counts)}),
+    )
+    watch(report)
+    # The page shows the first DRIFT_ROWS reviews, those that need a person first.
+    first = sorted(report.reviews, key=lambda review: review["action"] not in ("skipped", "failed"))[:DRIFT_ROWS]
+    return {"counts": dict(report.counts)}, report.as_dict() | {"reviews": first}
+
+
+def _reconcile(services: Services, run: Run, progress: _Progress, watch: Watch) -> tuple[dict | None, dict]:
     connector, _, target = reconcile_plan(services, run.source, run.account)
     report = reconcile(
         services.engine,
@@ -164,10 +206,14 @@ def _reconcile(services: Services, run: Run, progress: _Progress) -> tuple[dict 
         now=services.clock(),
         progress=lambda r: progress(_drift_counts(r)),
     )
+    watch(report)
     return _drift_counts(report), {
         "drifts": [drift.__dict__ for drift in report.drifts[:DRIFT_ROWS]],
         "statistics": [entry.as_dict() for entry in report.statistics[:DRIFT_ROWS]],  # disagreeing first
     }
+
+
+_KINDS = {RESYNC: _resync, RECONCILE: _reconcile, ROLLBACK: _rollback}
 
 
 class _Progress:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from app.core.db import transaction
+from app.core.db import affected, transaction
 from app.core.models import ACTIVE_RUN_STATES, RunState, table
 from app.core.models import Run as RunRow
 from app.core.services import Services
@@ -37,19 +37,22 @@ __all__ = [
     "DRIFT_ROWS",
     "RECONCILE",
     "RESYNC",
+    "ROLLBACK",
     "STALE_S",
     "Busy",
     "Refused",
     "Run",
+    "active",
     "describe_resyncs",
     "get",
     "recent",
     "reconcile_plan",
     "request",
     "resync_plan",
+    "start",
 ]
 
-RESYNC, RECONCILE = "resync", "reconcile"
+RESYNC, RECONCILE, ROLLBACK = "resync", "reconcile", "rollback"
 DRIFT_ROWS = 200  # drift rows (and product statistics) a reconcile run keeps for the page; the counts cover all
 STALE_S = 180.0  # a running row whose heartbeat is older than this lost its worker
 _RECENT = 50  # runs the page lists
@@ -77,7 +80,7 @@ class Run:
     kind: str  # resync | reconcile
     source: str
     account: str
-    options: dict  # resync: since, until, dry_run, restart; reconcile: fix
+    options: dict  # resync: since, until, dry_run, restart; reconcile: fix; rollback: of, dry_run, force
     state: str  # RunState
     requested_at: datetime
     started_at: datetime | None
@@ -154,9 +157,7 @@ def request(
     engine: Engine, kind: str, source: str, accounts: Sequence[str], options: Mapping[str, Any], *, now: datetime
 ) -> list[int]:
     """Queue one run per account, all or none: Busy when any of them has an unfinished run of this kind."""
-    stored = json.dumps(
-        {name: _iso(value) if isinstance(value, datetime) else value for name, value in options.items()}
-    )
+    stored = _options(options)
     try:
         with transaction(engine) as session:
             return [
@@ -190,6 +191,76 @@ def request(
                 .all()
             )
         raise Busy(kind, sorted(busy) or list(accounts)) from None
+
+
+def start(
+    engine: Engine,
+    kind: str,
+    source: str,
+    account: str,
+    options: Mapping[str, Any],
+    *,
+    holder: str,
+    now: datetime,
+) -> Run:
+    """A run that `holder` executes at once (the CLI): stored running, so no worker claims it while
+    the holder beats its heartbeat; Busy when the account has an unfinished run of this kind. An
+    abandoned one (its process died: no heartbeat for STALE_S) is ended as failed and replaced, so a
+    deployment without a worker process is not blocked by a killed command."""
+    values = {
+        "kind": kind,
+        "source": source,
+        "account": account,
+        "options": _options(options),
+        "state": RunState.RUNNING.value,
+        "requested_at": now,
+        "started_at": now,
+        "updated_at": now,
+        "worker_id": holder,
+    }
+    for _ in range(2):
+        try:
+            with transaction(engine) as session:
+                row = session.execute(insert(_run).returning(*_run.c), values).mappings().one()
+            return Run.from_row(row, now)
+        except IntegrityError:  # uq_run_active, as in request()
+            if not _end_abandoned(engine, kind, source, account, holder, now=now):
+                break
+    raise Busy(kind, [account])
+
+
+def _end_abandoned(engine: Engine, kind: str, source: str, account: str, holder: str, *, now: datetime) -> bool:
+    statement = (
+        update(_run)
+        .where(
+            _run.c.kind == kind,
+            _run.c.source == source,
+            _run.c.account == account,
+            _run.c.state == RunState.RUNNING.value,
+            _run.c.updated_at < now - timedelta(seconds=STALE_S),
+        )
+        .values(
+            state=RunState.FAILED.value,
+            finished_at=now,
+            updated_at=now,
+            error=f"abandoned: its process stopped answering; replaced by {holder}",
+        )
+    )
+    with transaction(engine) as session:
+        return affected(session.execute(statement)) > 0
+
+
+def active(engine: Engine, kind: str, source: str, account: str) -> int | None:
+    """The id of the account's unfinished (queued or running) run of this kind, if it has one."""
+    with transaction(engine) as session:
+        return session.execute(
+            select(_run.c.id).where(
+                _run.c.kind == kind,
+                _run.c.source == source,
+                _run.c.account == account,
+                _run.c.state.in_(ACTIVE_RUN_STATES),
+            )
+        ).scalar()
 
 
 def recent(engine: Engine, *, now: datetime, limit: int = _RECENT) -> list[Run]:
@@ -276,6 +347,10 @@ def reconcile_plan(
             "target: commercetools is not configured: set CTP_PROJECT_KEY, CTP_CLIENT_ID and CTP_CLIENT_SECRET"
         )
     return connector, accounts, target
+
+
+def _options(options: Mapping[str, Any]) -> str:
+    return json.dumps({name: _iso(value) if isinstance(value, datetime) else value for name, value in options.items()})
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -47,6 +47,7 @@ ACTIONS = [
     "/admin/waiting/map",
     "/admin/runs/resync",
     "/admin/runs/reconcile",
+    "/admin/runs/1/rollback",
     "/admin/connections/trustoo/check",
 ]
 ACCOUNT = f"trustoo/{TRUSTOO_PUBLIC_TOKEN}"

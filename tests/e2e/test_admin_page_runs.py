@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import update
 
 from app import create_app
 from app.bootstrap import build_worker, services_of
+from app.core import runs
 from app.core.db import transaction
 from app.core.models import Run
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_review
@@ -232,3 +234,48 @@ def test_admin_page_connection_check_of_an_unconfigured_platform_says_what_to_se
 def test_admin_page_connection_check_of_an_unknown_platform_answers_404(page):
     response = post_form(page, "/admin/connections", "/admin/connections/shopify/check")
     assert response.status_code == 404
+
+
+def _cli_resync(app) -> int:
+    result = cli_runner(app).invoke(args=["resync", "trustoo", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)[0]["run_id"]
+
+
+def test_admin_page_rollback_button_queues_a_rollback_that_the_worker_runs(
+    synced_page_app, synced_page, worker, trustoo, ct
+):
+    emulator, _ = ct
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    run_id = _cli_resync(synced_page_app)
+    page = synced_page.get(f"/admin/runs/{run_id}").get_data(as_text=True)
+    assert texts(page, "form", id="rollback-form"), "a finished resync offers its rollback"
+    response = post_form(synced_page, f"/admin/runs/{run_id}", f"/admin/runs/{run_id}/rollback", {})
+    assert response.status_code == 302 and len(emulator.reviews) == 1, "the web process only queues it"
+    html = _run_queued(synced_page, worker)
+    [row] = texts(html, "tr", cls="run", data_kind="rollback", data_state="done")
+    assert f"of run {run_id}: deleted 1" in row
+    assert emulator.reviews == {}
+    services = services_of(synced_page_app)
+    rollback_id = max(run.id for run in runs.recent(services.engine, now=services.clock()))
+    shown = synced_page.get(f"/admin/runs/{rollback_id}").get_data(as_text=True)
+    assert texts(shown, "tr", cls="rollback-review", data_action="deleted")
+    assert not texts(shown, "form", id="rollback-form"), "a rollback is not rolled back"
+
+
+def test_admin_page_rollback_without_the_csrf_token_is_refused_and_queues_nothing(
+    synced_page_app, synced_page, trustoo, ct
+):
+    trustoo.add_review(TRUSTOO_PUBLIC_TOKEN, product_id=PRODUCT, rating=5)
+    run_id = _cli_resync(synced_page_app)
+    response = synced_page.post(f"/admin/runs/{run_id}/rollback", data={})
+    assert response.status_code == 400
+    html = synced_page.get("/admin/runs").get_data(as_text=True)
+    assert not texts(html, "tr", cls="run", data_kind="rollback")
+
+
+def test_admin_page_rollback_of_a_reconcile_answers_400(synced_page_app, synced_page):
+    services = services_of(synced_page_app)
+    [run_id] = runs.request(services.engine, runs.RECONCILE, "trustoo", ["shop"], {}, now=services.clock())
+    response = post_form(synced_page, f"/admin/runs/{run_id}", f"/admin/runs/{run_id}/rollback", {})
+    assert response.status_code == 400 and "only a resync" in response.get_data(as_text=True)

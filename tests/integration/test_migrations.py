@@ -75,3 +75,22 @@ def test_upgrade_adds_admin_sessions_and_sign_in_failures_and_downgrade_removes_
         "user_agent",
     }
     assert schema.get_pk_constraint("sign_in_failure")["constrained_columns"] == ["address"]
+
+
+def test_upgrade_adds_the_run_journal_and_downgrade_removes_it(engine):
+    command.downgrade(db.alembic_config(engine), "0013")
+    assert "run_journal" not in inspect(engine).get_table_names()
+
+    db.upgrade(engine)
+
+    schema = inspect(engine)
+    assert {column["name"] for column in schema.get_columns("run_journal")} >= {
+        "run_id",
+        "target_key",
+        "before",
+        "after",
+        "ledger_before",
+        "rolled_back_at",
+    }
+    [unique] = schema.get_unique_constraints("run_journal")
+    assert unique["column_names"] == ["run_id", "target", "target_key"]

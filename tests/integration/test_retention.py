@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select, update
 
-from app.core import pipeline, queue, queue_store, retention, runs
+from app.core import journal, pipeline, queue, queue_store, retention, runs
 from app.core.db import transaction
-from app.core.models import Attempt, EventStatus, InboxEvent, LedgerEntry, Run, RunState, table
+from app.core.models import Attempt, EventStatus, InboxEvent, LedgerEntry, Run, RunJournal, RunState, table
 from tests.integration.conftest import make_event
 
-_inbox, _attempts, _runs = table(InboxEvent), table(Attempt), table(Run)
+_inbox, _attempts, _runs, _journal = table(InboxEvent), table(Attempt), table(Run), table(RunJournal)
 DAY = timedelta(days=1)
 
 
@@ -110,3 +110,33 @@ def test_prune_leaves_the_ledger_alone(engine, clock, deps, target):
     retention.prune(engine, now=clock(), older_than_days=30)
 
     assert _count(engine, _inbox) == 0 and _count(engine, table(LedgerEntry)) == 1
+
+
+def test_prune_deletes_the_journals_of_the_runs_it_deletes_and_keeps_the_others(engine, clock):
+    old = _run(engine, clock, "shop-old", RunState.DONE, age=40 * DAY)
+    recent = _run(engine, clock, "shop-recent", RunState.DONE, age=DAY)
+    for run_id in (old, recent):
+        _journal_entry(engine, clock, run_id)
+
+    counted = retention.prune(engine, now=clock(), older_than_days=30, dry_run=True)
+    report = retention.prune(engine, now=clock(), older_than_days=30)
+
+    assert (counted.runs, counted.journal_entries) == (1, 1) and _count(engine, _journal) == 1
+    assert (report.runs, report.journal_entries) == (1, 1)
+    assert [entry.run_id for entry in journal.entries(engine, recent)] == [recent]
+    assert journal.entries(engine, old) == []
+
+
+def _journal_entry(engine, clock, run_id: int) -> None:
+    row = {
+        "run_id": run_id,
+        "target": "commercetools",
+        "target_key": f"trustoo-{run_id}-key",
+        "source": "trustoo",
+        "account": "shop-a",
+        "source_review_id": str(run_id),
+        "after": "{}",
+        "written_at": clock(),
+    }
+    with transaction(engine) as session:
+        session.execute(insert(_journal).values(**row))

@@ -121,3 +121,15 @@ def test_run_of_a_source_that_cannot_be_read_fails_naming_it(engine, deps, clock
     runner.run_queued(deps, "w1", stopping=threading.Event())
     failed = runs.get(engine, run_id, now=clock())
     assert failed.state == "failed" and failed.error.startswith("source: cannot read reviews from 'wix'")
+
+
+def test_a_command_started_run_replaces_an_abandoned_one_of_the_account_and_is_busy_beside_a_live_one(engine, clock):
+    dead = runs.start(engine, runs.RESYNC, "trustoo", "shop-a", {}, holder="cli:killed", now=clock())
+    with pytest.raises(runs.Busy):
+        runs.start(engine, runs.RESYNC, "trustoo", "shop-a", {}, holder="cli:second", now=clock())
+    clock.advance(runs.STALE_S + 1)
+    fresh = runs.start(engine, runs.RESYNC, "trustoo", "shop-a", {}, holder="cli:third", now=clock())
+    ended = runs.get(engine, dead.id, now=clock())
+    assert (fresh.state, fresh.worker_id) == ("running", "cli:third")
+    assert ended.state == "failed" and "abandoned" in ended.error
+    assert runner.claim(engine, "w1", now=clock()) is None, "no worker claims a command's own run"

@@ -11,7 +11,16 @@ from decimal import Decimal
 import pytest
 
 from connectors.base import Media, PayloadError, RatingStatistics, Reply, Review
-from connectors.commercetools_mapping import desired_review, draft_for, rating_statistics, review_key, update_actions
+from connectors.commercetools_mapping import (
+    desired_review,
+    draft_for,
+    rating_statistics,
+    recreate_draft,
+    restore_actions,
+    review_key,
+    snapshot,
+    update_actions,
+)
 
 KEY_CHARSET = re.compile(r"[A-Za-z0-9_-]{2,256}")
 REVIEW = Review(
@@ -159,6 +168,63 @@ def test_commercetools_moved_product_is_a_set_target():
 def test_commercetools_store_review_targets_a_channel():
     draft = draft_for(_desired(replace(REVIEW, product_id="0"), target_id="chan-1", target_type="channel"))
     assert draft["target"] == {"typeId": "channel", "id": "chan-1"}
+
+
+# --- snapshots and putting a review back (rollback) ---------------------------------------------
+
+_BEFORE = {
+    "id": "r-1",
+    "version": 3,
+    "key": "trustoo-1-abc",
+    "uniquenessValue": "trustoo-1-abc",
+    "rating": 5,
+    "title": "Lovely mug",
+    "target": {"typeId": "product", "id": "p-1"},
+    "state": {"typeId": "state", "id": "s-published"},
+    "custom": {"type": {"typeId": "type", "id": "t-1"}, "fields": {"source": "trustoo", "verified": True}},
+}
+
+
+def test_snapshot_leaves_out_ids_versions_and_times():
+    later = _BEFORE | {"id": "r-2", "version": 9, "lastModifiedAt": "2026-12-05T09:00:00.000Z"}
+    assert snapshot(later) == snapshot(_BEFORE)
+
+
+@pytest.mark.parametrize(
+    ("current", "actions"),
+    [
+        (_BEFORE, []),
+        (_BEFORE | {"rating": 1}, [{"action": "setRating", "rating": 5}]),
+        (_BEFORE | {"title": None}, [{"action": "setTitle", "title": "Lovely mug"}]),
+        (_BEFORE | {"text": "added"}, [{"action": "setText"}]),
+        (
+            _BEFORE | {"state": {"typeId": "state", "id": "s-hidden"}},
+            [{"action": "transitionState", "state": {"typeId": "state", "id": "s-published"}, "force": True}],
+        ),
+        (
+            _BEFORE | {"custom": {"type": {"typeId": "type", "id": "t-1"}, "fields": {"source": "trustoo"}}},
+            [{"action": "setCustomField", "name": "verified", "value": True}],
+        ),
+    ],
+)
+def test_restore_actions_change_only_what_differs_from_the_review_before(current, actions):
+    assert restore_actions(current, _BEFORE) == actions
+
+
+def test_restore_actions_leave_a_state_the_review_before_lacked():
+    before = {k: v for k, v in _BEFORE.items() if k != "state"}
+    assert restore_actions(_BEFORE, before) == []
+
+
+def test_recreate_draft_keeps_the_key_uniqueness_value_and_references_by_id():
+    draft = recreate_draft(_BEFORE)
+    assert "id" not in draft and "version" not in draft
+    assert (draft["key"], draft["uniquenessValue"], draft["state"], draft["custom"]["type"]) == (
+        "trustoo-1-abc",
+        "trustoo-1-abc",
+        {"typeId": "state", "id": "s-published"},
+        {"typeId": "type", "id": "t-1"},
+    )
 
 
 # --- reviewRatingStatistics (§1.2) ---------------------------------------------------------------

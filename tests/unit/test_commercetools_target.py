@@ -12,6 +12,7 @@ import pytest
 from connectors.base import ConfigError, ProductNotFound, RatingStatistics, RetryableTargetError, Review
 from connectors.commercetools import CommercetoolsTarget
 from connectors.commercetools_api import CommercetoolsConfig
+from connectors.commercetools_mapping import snapshot
 from connectors.http import RetryPolicy
 from tests.fakes.commercetools import CommercetoolsEmulator
 
@@ -240,6 +241,75 @@ def test_commercetools_iter_reviews_pages_by_id(emulator, target):
     assert len(seen) == 12 and [r["id"] for r in seen] == sorted(r["id"] for r in seen)
     pages = [r for r in emulator.requests if r.method == "GET" and r.path.endswith("/reviews")]
     assert len(pages) == 3
+
+
+# --- the witness a run's journal listens with, and putting a review back (rollback) ---------------
+
+
+def _witness():
+    told: list[tuple] = []
+    return told, lambda key, before, after: told.append((key, before, after))
+
+
+def test_commercetools_upsert_tells_the_witness_the_review_before_each_write_and_nothing_when_unchanged(target):
+    told, witness = _witness()
+    created = target.upsert(review(), witness=witness)
+    first = target.get(created.key)
+    target.upsert(review(rating=2), witness=witness)
+    target.upsert(review(rating=2), witness=witness)
+    assert [(key, before, after["rating"]) for key, before, after in told] == [
+        (created.key, None, 5),
+        (created.key, first, 2),
+    ]
+    assert told[1][2] == snapshot(target.get(created.key)), "the snapshot told is what the review became"
+
+
+def test_commercetools_delete_tells_the_witness_the_review_it_deletes(target):
+    told, witness = _witness()
+    ref = target.upsert(review())
+    was = target.get(ref.key)
+    target.delete(ref, witness=witness)
+    assert told == [(ref.key, was, None)]
+
+
+def test_commercetools_restore_puts_back_the_fields_an_update_changed(target):
+    ref = target.upsert(review())
+    was = target.get(ref.key)
+    target.upsert(review(rating=1, title=None, published=False, author_country="DE"))
+    restored = target.restore(target.get(ref.key), was)
+    assert restored is not None and restored["id"] == was["id"] and snapshot(restored) == snapshot(was)
+
+
+def test_commercetools_restore_at_a_stale_version_is_a_conflict(target):
+    ref = target.upsert(review())
+    was = target.get(ref.key)
+    target.upsert(review(rating=1))
+    stale = target.get(ref.key)
+    target.upsert(review(rating=2))
+    assert target.restore(stale, was) is None
+
+
+def test_commercetools_recreate_brings_a_deleted_review_back_with_its_key_and_a_new_id(target):
+    ref = target.upsert(review())
+    was = target.get(ref.key)
+    target.delete(ref)
+    back = target.recreate(was)
+    assert back is not None and back["key"] == was["key"] and back["uniquenessValue"] == was["uniquenessValue"]
+    assert back["id"] != was["id"] and snapshot(back) == snapshot(was)
+
+
+def test_commercetools_delete_in_hide_mode_tells_the_witness_an_update_that_restore_undoes(emulator):
+    target = make_target(emulator, on_source_delete="hide")
+    target.setup()
+    told, witness = _witness()
+    ref = target.upsert(review())
+    was = target.get(ref.key)
+    target.delete(ref, witness=witness)
+    [(key, before, after)] = told
+    hidden = target.get(ref.key)
+    assert (key, before, after) == (ref.key, was, snapshot(hidden)) and after["state"] != snapshot(was)["state"]
+    restored = target.restore(hidden, was)
+    assert restored is not None and snapshot(restored) == snapshot(was)
 
 
 def test_commercetools_product_statistics_count_the_reviews_included_in_statistics(emulator, target):

@@ -25,6 +25,7 @@ from app.core.models.operations import (
     Lease,
     RateLimitBucket,
     Run,
+    RunJournal,
     RunState,
     SignInFailure,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "RateLimitBucket",
     "ReviewRequest",
     "Run",
+    "RunJournal",
     "RunState",
     "SignInFailure",
     "WebhookRejection",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -25,6 +26,7 @@ __all__ = [
     "Lease",
     "RateLimitBucket",
     "Run",
+    "RunJournal",
     "RunState",
     "SignInFailure",
 ]
@@ -102,6 +104,36 @@ class Run(SQLModel, table=True):
     counts: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the progress snapshot
     summary: str | None = Field(default=None, sa_column=Column(Text))  # JSON: failures, or the first drift rows
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RunJournal(SQLModel, table=True):
+    """One commercetools review a resync run wrote, with the state before the run's write: what
+    `reviewbridge rollback` puts back (app/core/journal.py, app/core/rollback.py). One row per run
+    and review key; it lives as long as its run (retention deletes both)."""
+
+    __tablename__ = "run_journal"
+    __table_args__ = (
+        UniqueConstraint("run_id", "target", "target_key", name="uq_run_journal_review"),
+        # A later run's entry for the same review: was it written again after this run?
+        Index("ix_run_journal_target_key", "target", "target_key"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    run_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    target: str = Field(sa_column=Column(String(32), nullable=False))
+    target_key: str = Field(sa_column=Column(String(256), nullable=False))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    source_review_id: str = Field(sa_column=Column(String(255), nullable=False))
+    before: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the review; None: there was none
+    after: str | None = Field(default=None, sa_column=Column(Text))  # JSON: what the run wrote; None: deleted
+    ledger_before: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the ledger row; None: none
+    written_at: datetime = Field(nullable=False)
+    rolled_back_at: datetime | None = Field(default=None)
+    rolled_back_by: int | None = Field(default=None, sa_column=Column(BigInteger))  # the rollback's run
 
 
 class Alert(SQLModel, table=True):

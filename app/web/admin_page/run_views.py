@@ -1,4 +1,5 @@
-"""Resyncs and reconciles: queue one for the worker, watch its progress, read its summary and drifts."""
+"""Resyncs, reconciles and rollbacks: queue one for the worker, watch its progress, read its summary,
+drifts and put-back reviews."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from flask import abort, flash, redirect, request, url_for
 
 from app.bootstrap import current_services
 from app.core import resync as resyncing
+from app.core import rollback as rolling
 from app.core import runs
 from app.web import params
 from app.web.admin_page.auth import bp, render
 
-__all__ = ["run", "runs_page", "start_reconcile", "start_resync"]
+__all__ = ["run", "runs_page", "start_reconcile", "start_resync", "start_rollback"]
 
 
 @bp.get("/runs")
@@ -79,6 +81,27 @@ def start_reconcile():
     flash(
         f"Reconcile of {source} queued for {', '.join(accounts)}{' (fixing drift)' if fix else ''}; "
         f"a worker starts it within seconds.",
+        "success",
+    )
+    return redirect(url_for(".runs_page"))
+
+
+@bp.post("/runs/<int:run_id>/rollback")
+def start_rollback(run_id: int):
+    services = current_services()
+    options = {"of": run_id, "dry_run": _checked("dry_run"), "force": _checked("force")}
+    try:
+        resynced = rolling.plan(services, run_id) if run_id < 2**63 else None
+        if resynced is None:
+            abort(404, description=f"There is no run {run_id}.")
+        runs.request(services.engine, runs.ROLLBACK, resynced.source, [resynced.account], options, now=services.clock())
+    except runs.Refused as exc:
+        abort(400, description=str(exc))
+    except runs.Busy:
+        abort(409, description=f"A rollback of {resynced.source} {resynced.account} is queued or running already.")
+    flash(
+        f"Rollback of run {run_id} queued{' (dry run)' if options['dry_run'] else ''}; "
+        "a worker starts it within seconds.",
         "success",
     )
     return redirect(url_for(".runs_page"))
