@@ -11,6 +11,7 @@ import pytest
 
 from app import create_app
 from app.bootstrap import build_worker, services_of
+from app.core import runs
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 from tests.cli import cli_runner
 from tests.e2e.admin_page_helpers import post_form, sign_in, texts
@@ -168,7 +169,9 @@ def test_admin_page_reconcile_report_shows_the_disagreeing_products_first(app, t
     build_worker(services_of(app)).run_queued_runs()
 
     [row] = texts(page.get("/admin/runs").get_data(as_text=True), "tr", cls="run", data_kind="reconcile")
-    detail = page.get("/admin/runs/1").get_data(as_text=True)
+    services = services_of(app)
+    [reconcile_id] = [r.id for r in runs.recent(services.engine, now=services.clock()) if r.kind == runs.RECONCILE]
+    detail = page.get(f"/admin/runs/{reconcile_id}").get_data(as_text=True)  # the CLI's resync is a run too
 
     assert "rating statistics disagree on 1 of 2 products" in row
     first, second = texts(detail, "tr", cls="product-statistics")
