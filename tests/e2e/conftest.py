@@ -110,3 +110,13 @@ def wix():
     emulator = WixEmulator()
     with serve_wsgi(emulator) as url:
         yield emulator, url, emulator.add_instance()
+
+
+def wix_settings(emulator: WixEmulator, url: str) -> dict[str, str]:
+    """The settings that point the app at the served Wix emulator: its app, API and webhook key."""
+    return {
+        "WIX_APP_ID": emulator.app_id,
+        "WIX_APP_SECRET": emulator.app_secret,
+        "WIX_API_URL": url,
+        "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
+    }

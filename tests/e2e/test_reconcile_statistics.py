@@ -15,7 +15,7 @@ from app.core import runs
 from tests.builders import TRUSTOO_PRIVATE_TOKEN, TRUSTOO_PUBLIC_TOKEN
 from tests.cli import cli_runner
 from tests.e2e.admin_page_helpers import post_form, sign_in, texts
-from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT
+from tests.e2e.conftest import ADMIN_TOKEN, PRODUCT, wix_settings
 from tests.fakes.trustoo import TrustooEmulator
 
 SHOP = TRUSTOO_PUBLIC_TOKEN
@@ -187,13 +187,7 @@ def test_admin_page_reconcile_report_shows_the_disagreeing_products_first(app, t
 def wix_app(ct_environ, wix, clock):
     emulator, url, _ = wix
     app = create_app(
-        ct_environ
-        | {
-            "WIX_APP_ID": emulator.app_id,
-            "WIX_APP_SECRET": emulator.app_secret,
-            "WIX_API_URL": url,
-            "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
-        },
+        ct_environ | wix_settings(emulator, url),
         clock=clock,
     )
     assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0

@@ -15,6 +15,7 @@ from app.core.models import InboxEvent
 from app.core.review_requests import list_requests
 from connectors.commercetools_mapping import review_key
 from tests.cli import cli_runner
+from tests.e2e.conftest import wix_settings
 from tests.fakes.serving import serve_wsgi
 
 
@@ -23,11 +24,8 @@ def service(ct_environ, wix):
     emulator, url, _ = wix
     app = create_app(
         ct_environ
+        | wix_settings(emulator, url)
         | {
-            "WIX_APP_ID": emulator.app_id,
-            "WIX_APP_SECRET": emulator.app_secret,
-            "WIX_API_URL": url,
-            "WIX_PUBLIC_KEY": emulator.public_key_pem.replace("\n", "\\n"),
             "RETRY_BASE_S": "0.01",
             "RETRY_CAP_S": "1",
         }
