@@ -83,6 +83,10 @@ class Settings:
     retention_days: int = 30
     ctp_store_review_channel: str | None = None
     routes: tuple[tuple[str, str], ...] = (("trustoo", "commercetools"), ("wix", "commercetools"))
+    #: When reviews from different sources are one commercetools review: off, content or customer.
+    cross_source_identity: str = "off"
+    #: Whose version a merged review shows, first first (every source is in it).
+    source_precedence: tuple[str, ...] = ("trustoo", "wix")
     trustoo_rate_limit: float = 2.0  # requests a second per shop
     wix_rate_limit: int = 200  # requests a minute per site (app instance)
     ctp_rate_limit: float = 0.0  # requests a second per project; 0: none
@@ -160,6 +164,10 @@ class Settings:
             lines.append("wix webhooks: off (set WIX_PUBLIC_KEY)")
         lines.append("routes: " + ", ".join(f"{source} → {target}" for source, target in self.routes))
         lines.append(
+            f"cross-source identity: {self.cross_source_identity}"
+            + (f" (precedence {', '.join(self.source_precedence)})" if self.cross_source_identity != "off" else "")
+        )
+        lines.append(
             f"rate limits (shared by every process): trustoo {self.trustoo_rate_limit:g}/s per shop, "
             f"wix {self.wix_rate_limit}/min per site, commercetools "
             + (f"{self.ctp_rate_limit:g}/s per project" if self.ctp_rate_limit else "none (CTP_RATE_LIMIT unset)")
@@ -216,6 +224,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retention_days=env.integer("RETENTION_DAYS", 30, low=1, high=36500),
         ctp_store_review_channel=env.text("CTP_STORE_REVIEW_CHANNEL"),
         routes=_routes(env.text("ROUTES")),
+        cross_source_identity=env.choice("CROSS_SOURCE_IDENTITY", "off", ("off", "content", "customer")),
+        source_precedence=_source_precedence(env.text("SOURCE_PRECEDENCE")),
         trustoo_rate_limit=env.number("TRUSTOO_RATE_LIMIT", 2.0, low=0.1, high=100),
         wix_rate_limit=env.integer("WIX_RATE_LIMIT", 200, low=1, high=100_000),
         # commercetools publishes no limit (docs/platforms/commercetools.md §1.10): none unless asked for.
@@ -371,6 +381,17 @@ def _routes(value: str | None) -> tuple[tuple[str, str], ...]:
             )
         routes.append((source, target))
     return tuple(dict.fromkeys(routes))
+
+
+def _source_precedence(value: str | None) -> tuple[str, ...]:
+    """SOURCE_PRECEDENCE: comma-separated sources, first first; a source left out comes after those named."""
+    named = [part.strip() for part in (value or "").split(",") if part.strip()]
+    unknown = [name for name in named if name not in SOURCES]
+    if unknown:
+        raise SettingsError(
+            "SOURCE_PRECEDENCE", f"{', '.join(map(repr, unknown))}: not a source; the sources are {', '.join(SOURCES)}"
+        )
+    return tuple(dict.fromkeys([*named, *SOURCES]))
 
 
 _TEMPLATE_FIELDS = {"source": "trustoo", "account": "shop", "source_product_id": "1", "sku": "s", "handle": "h"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -94,8 +94,9 @@ class CommercetoolsTarget:
     def key_for(self, review: Review) -> str:
         return review_key(review.source, review.account, review.source_id)
 
-    def desired(self, review: Review) -> Desired:
-        """The commercetools review this source review should be (ProductNotFound when it has no target)."""
+    def desired(self, review: Review, *, key: str | None = None, linked: Sequence[Mapping[str, str]] = ()) -> Desired:
+        """The commercetools review this source review should be (ProductNotFound when it has no target);
+        a merged review's `key` and `linked` sources as in desired_review."""
         ids = self.setup_ids()
         target_type, target_id = self._target(review)
         return desired_review(
@@ -105,12 +106,21 @@ class CommercetoolsTarget:
             type_id=ids["type"],
             rating_scale=self.config.rating_scale,
             state_id=ids["published"] if review.published else ids["hidden"],
+            key=key,
+            linked=linked,
         )
 
     def upsert(
-        self, review: Review, known: TargetRef | None = None, *, in_doubt: bool = False, witness: Witness | None = None
+        self,
+        review: Review,
+        known: TargetRef | None = None,
+        *,
+        in_doubt: bool = False,
+        witness: Witness | None = None,
+        key: str | None = None,
+        linked: Sequence[Mapping[str, str]] = (),
     ) -> TargetRef:
-        desired = self.desired(review)
+        desired = self.desired(review, key=key, linked=linked)
         told = witness or _untold
         for _ in range(_CONFLICT_RETRIES):
             current = self.get(desired.key)
@@ -157,6 +167,19 @@ class CommercetoolsTarget:
         raise RetryableTargetError(
             f"review {ref.key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409
         )
+
+    def discard(self, key: str, *, witness: Witness | None = None) -> None:
+        """Delete the review for good, whatever CTP_ON_SOURCE_DELETE says: a merge's extra copy,
+        whose sources the review it merged into now lists. Gone already is fine."""
+        told = witness or _untold
+        for _ in range(_CONFLICT_RETRIES):
+            current = self.get(key)
+            if current is None:
+                return
+            told(key, current, None)
+            if self.remove(current):
+                return
+        raise RetryableTargetError(f"review {key} kept changing under us ({_CONFLICT_RETRIES} conflicts)", status=409)
 
     # --- putting a review back as it was (rollback) ----------------------------------------------
 
@@ -224,8 +247,10 @@ class CommercetoolsTarget:
         """Create what is missing; return (kind, key, "created" | "found") for each. Safe to repeat."""
         report = []
         for kind, key, draft in _setup_drafts():
-            if self._api.get_by_key(kind, key) is not None:
-                report.append((kind, key, "found"))
+            found = self._api.get_by_key(kind, key)
+            if found is not None:
+                added = self._add_fields(found, draft) if kind == "types" else []
+                report.append((kind, key, "found" + (f", field {', '.join(added)} added" if added else "")))
                 continue
             response = self._api.request("POST", f"/{kind}", json=draft)
             if response.status_code in (200, 201):
@@ -237,6 +262,21 @@ class CommercetoolsTarget:
         with self._lock:
             self._setup_ids = None
         return report
+
+    def _add_fields(self, found: Mapping[str, Any], draft: Mapping[str, Any]) -> list[str]:
+        """Add the field definitions a newer ReviewBridge needs to the Custom Type an older one made;
+        return their names. A field added meanwhile by another process is no error."""
+        have = {definition["name"] for definition in found.get("fieldDefinitions") or []}
+        missing = [d for d in draft["fieldDefinitions"] if d["name"] not in have]
+        if not missing:
+            return []
+        actions = [{"action": "addFieldDefinition", "fieldDefinition": definition} for definition in missing]
+        response = self._api.request(
+            "POST", f"/types/{found['id']}", json={"version": found["version"], "actions": actions}
+        )
+        if response.status_code != 200 and not error_codes(response) & {"DuplicateFieldDefinition"}:
+            raise error_for(response, "commercetools", error_text(response))
+        return [definition["name"] for definition in missing]
 
     def setup_ids(self) -> dict[str, str]:
         """Ids of the Custom Type and States; a ConfigError says how to create them if missing."""

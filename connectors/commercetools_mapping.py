@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -59,6 +59,9 @@ CUSTOM_FIELDS: dict[str, str] = {
     "authorCountry": "String",
     "sourceCreatedAt": "DateTime",
     "sourceUpdatedAt": "DateTime",
+    # A review several sources have (CROSS_SOURCE_IDENTITY): each of them, as JSON
+    # [{"source", "account", "sourceReviewId"}, …]; absent on a review only one source has.
+    "linkedSources": "String",
 }
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9]{1,64}")
@@ -96,10 +99,24 @@ class Desired:
 
 
 def desired_review(
-    review: Review, *, target_id: str, state_id: str, type_id: str, rating_scale: int, target_type: str = "product"
+    review: Review,
+    *,
+    target_id: str,
+    state_id: str,
+    type_id: str,
+    rating_scale: int,
+    target_type: str = "product",
+    key: str | None = None,
+    linked: Sequence[Mapping[str, str]] = (),
 ) -> Desired:
+    """The review as commercetools should hold it. A merged review (several sources have it) is
+    written under its group's `key`, showing `review` (the source that takes precedence) and
+    listing every source it is `linked` to."""
+    fields = _custom_fields(review)
+    if len(linked) > 1:
+        fields["linkedSources"] = json.dumps(list(linked), separators=(",", ":"))
     return Desired(
-        key=review_key(review.source, review.account, review.source_id),
+        key=key or review_key(review.source, review.account, review.source_id),
         target_id=target_id,
         target_type=target_type,
         state_id=state_id,
@@ -109,7 +126,7 @@ def desired_review(
         text=review.body,
         author_name=review.author_name,
         locale=review.locale,
-        fields=_custom_fields(review),
+        fields=fields,
     )
 
 

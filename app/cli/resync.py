@@ -27,6 +27,8 @@ _ORDER = (
     "updated",
     "would_create",
     "would_update",
+    "merged",
+    "would_merge",
     "unchanged",
     "deleted",
     "would_delete",

@@ -40,7 +40,8 @@ def setup_commercetools(if_configured: bool) -> None:
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None
     for kind, key, outcome in report:
-        click.echo(f"{kind[:-1]} {key}: " + ("missing → created" if outcome == "created" else "present"))
+        said = "missing → created" if outcome == "created" else outcome.replace("found", "present", 1)
+        click.echo(f"{kind[:-1]} {key}: {said}")
 
 
 @click.group("products", cls=AppGroup)

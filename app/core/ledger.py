@@ -71,6 +71,8 @@ class Outcome(enum.StrEnum):
     WOULD_CREATE = "would_create"  # a dry run's upsert of a review the target holds no copy of
     WOULD_UPDATE = "would_update"  # a dry run's upsert of a review the target holds
     WOULD_DELETE = "would_delete"  # a dry run's delete
+    MERGED = "merged"  # joined another source's copy of the same review; its own extra copy deleted
+    WOULD_MERGE = "would_merge"  # a dry run's merge
     ACCOUNT_INSTALLED = "account_installed"
     ACCOUNT_REMOVED = "account_removed"
     REVIEW_REQUESTED = "review_requested"

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
-from app.core import accounts, ledger, queue, review_requests
+from app.core import accounts, ledger, merging, queue, review_requests
 from app.core.db import transaction
 from app.core.journal import Journal, witnessed_delete, witnessed_upsert
 from app.core.ledger import OUTCOMES, Decision, Outcome
@@ -299,7 +299,12 @@ def sync(
         return Outcome.STALE
     try:
         witness = journal.witness(event, target) if journal is not None else None
-        outcome, ref = _carry_out(decision, event, review, target, state, services, witness)
+        merged = (
+            merging.carry_out(decision, event, review, target, state, services, witness)
+            if merging.applies(services, target)
+            else None
+        )
+        outcome, ref = merged or _carry_out(decision, event, review, target, state, services, witness)
     except TargetError as exc:
         ledger.note_error(
             services.engine,

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
-from app.core import ledger
+from app.core import ledger, links, merging
 from app.core.db import insert_for, transaction
 from app.core.journal import Journal
 from app.core.ledger import Outcome
@@ -33,8 +33,10 @@ from connectors.base import (
     ProductNotFound,
     Review,
     ReviewSource,
+    ReviewTarget,
     TargetError,
 )
+from connectors.commercetools import CommercetoolsTarget
 
 __all__ = ["ResyncReport", "checkpoints", "resync"]
 
@@ -50,6 +52,8 @@ class ResyncReport:
     counts: Counter = field(default_factory=Counter)  # created, updated, unchanged, deleted, hidden, failed…
     parked: Counter = field(default_factory=Counter)  # reason → reviews waiting for a product or channel
     failures: list[str] = field(default_factory=list)  # the first few, for the summary
+    #: Each review merged (or, in a dry run, that would be) into another source's target review.
+    merges: list[dict[str, str]] = field(default_factory=list)
     resumed_from: str | None = None
     total: int | None = None
 
@@ -64,6 +68,7 @@ class ResyncReport:
             "counts": dict(self.counts),
             "parked": dict(self.parked),
             "failures": self.failures,
+            "merges": self.merges,
             "resumed_from": self.resumed_from,
             "total": self.total,
         }
@@ -174,7 +179,11 @@ def _one(
     for target in targets:
         state = states.get(target.name, {}).get(review.source_id)
         decision = ledger.decide(state, EventKind.UPSERT, event.occurred_at, None, new_hash)
-        if decision is ledger.Decision.UNCHANGED or dry_run:
+        merges = merging.applies(services, target)  # then even an unchanged review may merge
+        if dry_run:
+            _dry_run(services, review, target, report, decision, state, merges=merges)
+            continue
+        if decision is ledger.Decision.UNCHANGED and not merges:
             report.counts[ledger.dry_run_outcome(decision, state)] += 1
             continue
         try:
@@ -188,8 +197,40 @@ def _one(
             _fail(report, f"{review.source_id} → {target.name}: {exc}")
             continue
         report.counts[outcome] += 1
+        if outcome is Outcome.MERGED:
+            link = links.load(services.engine, target.name, review.source, review.account, review.source_id)
+            own = state.ref.key if state and state.ref and state.deleted_at is None else ""
+            into = link.target_key if link is not None else ""
+            report.merges.append({"review": review.source_id, "from": own, "into": into})
         if not review.published and outcome in (Outcome.CREATED, Outcome.UPDATED):
             report.counts["hidden"] += 1
+
+
+def _dry_run(
+    services: Services,
+    review: Review,
+    target: ReviewTarget,
+    report: ResyncReport,
+    decision: ledger.Decision,
+    state: ledger.LedgerState | None,
+    *,
+    merges: bool,
+) -> None:
+    """Count what the review would come to, and name the merge it would make."""
+    into = None
+    if merges:
+        assert isinstance(target, CommercetoolsTarget)
+        try:
+            into = merging.dry_run(services, target, review)
+        except ProductNotFound as exc:
+            report.parked[str(exc)] += 1
+            return
+    if into is None:
+        report.counts[ledger.dry_run_outcome(decision, state)] += 1
+        return
+    report.counts[Outcome.WOULD_MERGE] += 1
+    own = state.ref.key if state and state.ref and state.deleted_at is None else None
+    report.merges.append({"review": review.source_id, "from": own or "", "into": into})
 
 
 def _deleted_at_source(

@@ -60,7 +60,7 @@ _ROUTES = {  # resource → (collection methods, item methods)
     "reviews": (("GET", "HEAD", "POST"), ("GET", "HEAD", "POST", "DELETE")),
     "products": (("GET", "HEAD"), ("GET", "HEAD")),
     "channels": (("GET", "HEAD"), ("GET", "HEAD")),
-    "types": (("GET", "HEAD", "POST"), ("GET", "HEAD")),
+    "types": (("GET", "HEAD", "POST"), ("GET", "HEAD", "POST")),
     "states": (("GET", "HEAD", "POST"), ("GET", "HEAD")),
 }
 _INVALID_CLIENT = "Please provide valid client credentials using HTTP Basic Authentication."
@@ -452,6 +452,8 @@ class CommercetoolsEmulator:
         found = project.get(resource, how, value)
         if method in _READ_METHODS:
             return 200, self._renderer(resource, params)(found), set()
+        if method == "POST" and resource == "types":
+            return 200, copy.deepcopy(project.update_type(found, _json_body(raw))), set()
         if method == "POST":
             before = found.get("key")
             updated = project.update_review(found, _json_body(raw))

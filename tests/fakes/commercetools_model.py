@@ -388,16 +388,7 @@ class Project:
         definitions = _array(draft.get("fieldDefinitions") or [], "fieldDefinitions")
         names: set[str] = set()
         for index, definition in enumerate(definitions):
-            path = f"fieldDefinitions[{index}]"
-            _object(definition, path, ("name", "label", "required", "type", "inputHint"))
-            field_name = _string(_required(definition, "name", path), _path(path, "name"))
-            _localized(_required(definition, "label", path), _path(path, "label"))
-            _boolean(_required(definition, "required", path), _path(path, "required"))
-            _field_type(_required(definition, "type", path), _path(path, "type"), allow_set=True)
-            if definition.get("inputHint") not in (None, "SingleLine", "MultiLine"):
-                raise invalid_json(f"{path}.inputHint: 'SingleLine' or 'MultiLine' expected.")
-            if not _FIELD_NAME_PATTERN.fullmatch(field_name):
-                raise invalid_field("name", field_name)
+            field_name = _field_definition(definition, f"fieldDefinitions[{index}]")
             if field_name in names:
                 raise duplicate_field("fieldDefinitions.name", field_name)
             names.add(field_name)
@@ -411,6 +402,33 @@ class Project:
             resource["description"] = draft["description"]
         self.types[resource["id"]] = resource
         return resource
+
+    def update_type(self, custom_type: dict[str, Any], body: Any) -> dict[str, Any]:
+        """`{version, actions}` on a Type; of its update actions only `addFieldDefinition` (a field
+        whose name the Type has already is a DuplicateFieldDefinition, 400)."""
+        _object(body, "", ("version", "actions"))
+        version = _number(_required(body, "version", ""), "version")
+        actions = _array(_required(body, "actions", ""), "actions")
+        if version != custom_type["version"]:
+            raise concurrent_modification(custom_type["id"], version, custom_type["version"])
+        updated = copy.deepcopy(custom_type)
+        for index, action in enumerate(actions):
+            path = f"actions[{index}]"
+            _object(action, path, ("action", "fieldDefinition"))
+            if action.get("action") != "addFieldDefinition":
+                raise invalid_json(f"{path}.action: unknown Type update action {action.get('action')!r}.")
+            definition = _required(action, "fieldDefinition", path)
+            name = _field_definition(definition, _path(path, "fieldDefinition"))
+            if any(d["name"] == name for d in updated["fieldDefinitions"]):
+                raise ApiError(
+                    400, "DuplicateFieldDefinition", f"A field definition with name '{name}' already exists."
+                )
+            updated["fieldDefinitions"].append(copy.deepcopy(definition))
+        if actions:
+            updated["version"] += 1
+            updated["lastModifiedAt"] = iso(self.clock())
+        self.types[custom_type["id"]] = updated
+        return updated
 
     # --- states -----------------------------------------------------------------------------------
 
@@ -733,6 +751,20 @@ def _value_fits(field_type: Mapping[str, Any], value: Any) -> bool:
     if name == "Set":
         return isinstance(value, list) and all(_value_fits(field_type["elementType"], v) for v in value)
     return False
+
+
+def _field_definition(definition: Any, path: str) -> str:
+    """Check one FieldDefinition draft; return its name."""
+    _object(definition, path, ("name", "label", "required", "type", "inputHint"))
+    field_name = _string(_required(definition, "name", path), _path(path, "name"))
+    _localized(_required(definition, "label", path), _path(path, "label"))
+    _boolean(_required(definition, "required", path), _path(path, "required"))
+    _field_type(_required(definition, "type", path), _path(path, "type"), allow_set=True)
+    if definition.get("inputHint") not in (None, "SingleLine", "MultiLine"):
+        raise invalid_json(f"{path}.inputHint: 'SingleLine' or 'MultiLine' expected.")
+    if not _FIELD_NAME_PATTERN.fullmatch(field_name):
+        raise invalid_field("name", field_name)
+    return field_name
 
 
 def _check_field_value(custom_type: Mapping[str, Any], definitions: Mapping[str, Any], name: str, value: Any) -> None:

@@ -15,6 +15,7 @@ from app.core.models.flow import (
     InboxEvent,
     LedgerEntry,
     ProductMapping,
+    ReviewLink,
     ReviewRequest,
     WebhookRejection,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "LedgerEntry",
     "ProductMapping",
     "RateLimitBucket",
+    "ReviewLink",
     "ReviewRequest",
     "Run",
     "RunJournal",

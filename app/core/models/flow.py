@@ -1,5 +1,6 @@
 """The tables of a review's path: the inbox (also the work queue) and its attempts, rejected webhooks,
-the ledger, source accounts, product mappings, review requests and resync checkpoints."""
+the ledger and its links of merged reviews, source accounts, product mappings, review requests and
+resync checkpoints."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ __all__ = [
     "InboxEvent",
     "LedgerEntry",
     "ProductMapping",
+    "ReviewLink",
     "ReviewRequest",
     "WebhookRejection",
 ]
@@ -164,6 +166,38 @@ class LedgerEntry(SQLModel, table=True):
     first_synced_at: datetime = Field(nullable=False)
     last_synced_at: datetime = Field(nullable=False)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ReviewLink(SQLModel, table=True):
+    """A source review linked to the one target review it shows as (CROSS_SOURCE_IDENTITY): reviews of
+    several sources that are the same review share a `target_key`. It keeps what the merge needs and
+    the ledger does not: the identity (a digest) and the review as the source last told it."""
+
+    __tablename__ = "review_link"
+    __table_args__ = (
+        UniqueConstraint("target", "source", "account", "source_review_id", name="uq_review_link_review"),
+        Index("ix_review_link_identity", "target", "identity"),
+        Index("ix_review_link_target_key", "target", "target_key"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    target: str = Field(sa_column=Column(String(32), nullable=False))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    account: str = Field(sa_column=Column(String(255), nullable=False))
+    source_review_id: str = Field(sa_column=Column(String(255), nullable=False))
+    target_key: str = Field(sa_column=Column(String(256), nullable=False))
+    #: The CROSS_SOURCE_IDENTITY rule the identity was taken under, and the identity (None: it has none).
+    mode: str = Field(sa_column=Column(String(16), nullable=False))
+    identity: str | None = Field(default=None, sa_column=Column(String(64)))
+    #: The review as its source last told (JSON, without the author's e-mail); None once deleted there.
+    review: str | None = Field(default=None, sa_column=Column(Text))
+    #: Counts every change of the row: a merge that read the group re-reads when a count moved.
+    revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+    linked_at: datetime = Field(nullable=False)
+    updated_at: datetime = Field(nullable=False)
 
 
 class WebhookRejection(SQLModel, table=True):

@@ -1,0 +1,178 @@
+"""CROSS_SOURCE_IDENTITY and SOURCE_PRECEDENCE end to end: a review that Trustoo and Wix both have is
+one commercetools review, showing the preferred source's version and listing both, through edits,
+hides and deletes at either source, and a resync merges the duplicates an earlier deployment made."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app import create_app
+from app.bootstrap import services_of
+from app.core import ledger
+from connectors.commercetools_mapping import review_key
+from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.cli import cli_runner
+from tests.e2e.conftest import PRODUCT, wix_settings
+
+SHOP = TRUSTOO_PUBLIC_TOKEN
+
+
+@pytest.fixture
+def make_app(ct_environ, wix):
+    emulator, url, _ = wix
+    apps = []
+
+    def make(**variables: str):
+        app = create_app(ct_environ | wix_settings(emulator, url) | variables)
+        assert cli_runner(app).invoke(args=["setup", "commercetools"]).exit_code == 0
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        services_of(app).engine.dispose()
+
+
+def _resync(app, source: str, *args: str) -> dict:
+    result = cli_runner(app).invoke(args=["resync", source, "--json", *args])
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.output)
+    return report
+
+
+def _pair(trustoo, wix, **trustoo_fields):
+    """The same customer's review of the same product, in Trustoo and (typed a little differently) in Wix."""
+    emulator, _, instance = wix
+    at_trustoo = trustoo.add_review(
+        SHOP,
+        product_id=PRODUCT,
+        rating=5,
+        author="Dana Smith",
+        author_email="dana@example.com",
+        content="Great mug, keeps coffee hot!",
+        **trustoo_fields,
+    )
+    at_wix = emulator.add_review(
+        instance, entityId=PRODUCT, rating=5, authorName="dana  smith", body="Great mug, keeps coffee hot"
+    )
+    return at_trustoo, at_wix
+
+
+def _keys(trustoo_review, wix_review, instance) -> tuple[str, str]:
+    return review_key("trustoo", SHOP, str(trustoo_review["id"])), review_key("wix", instance, wix_review["id"])
+
+
+def _ours(ct_emulator) -> list[dict]:
+    return [r for r in ct_emulator.reviews.values() if (r.get("target") or {}).get("typeId") == "product"]
+
+
+def _writes(ct_emulator) -> int:
+    return sum(1 for r in ct_emulator.requests if r.method in ("POST", "DELETE") and "/reviews" in r.path)
+
+
+def test_same_review_in_trustoo_and_wix_is_one_commercetools_review_listing_both(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    _, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    at_trustoo, at_wix = _pair(trustoo, wix)
+    assert _resync(app, "trustoo")["counts"]["created"] == 1
+    report = _resync(app, "wix", "--account", instance)
+    trustoo_key, _ = _keys(at_trustoo, at_wix, instance)
+    assert report["counts"]["merged"] == 1
+    assert report["merges"] == [{"review": at_wix["id"], "from": "", "into": trustoo_key}]
+    [merged] = _ours(ct_emulator)
+    assert merged["key"] == trustoo_key and merged["text"] == "Great mug, keeps coffee hot!", "Trustoo comes first"
+    fields = merged["custom"]["fields"]
+    assert fields["source"] == "trustoo"
+    assert json.loads(fields["linkedSources"]) == [
+        {"source": "trustoo", "account": SHOP, "sourceReviewId": str(at_trustoo["id"])},
+        {"source": "wix", "account": instance, "sourceReviewId": at_wix["id"]},
+    ]
+    engine = services_of(app).engine
+    rows = (
+        ledger.load(engine, "trustoo", SHOP, str(at_trustoo["id"]), "commercetools"),
+        ledger.load(engine, "wix", instance, at_wix["id"], "commercetools"),
+    )
+    assert {row.ref.key for row in rows if row and row.ref} == {trustoo_key}, "both ledger rows link the one review"
+
+
+def test_source_precedence_wix_first_shows_the_wix_version(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    _, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="content", SOURCE_PRECEDENCE="wix,trustoo")
+    _pair(trustoo, wix)
+    _resync(app, "trustoo")
+    _resync(app, "wix", "--account", instance)
+    [merged] = _ours(ct_emulator)
+    assert (merged["text"], merged["authorName"], merged["custom"]["fields"]["source"]) == (
+        "Great mug, keeps coffee hot",
+        "dana  smith",
+        "wix",
+    )
+
+
+def test_an_edit_in_the_lower_precedence_source_writes_nothing_while_the_higher_one_has_it(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    emulator, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    _, at_wix = _pair(trustoo, wix)
+    _resync(app, "trustoo")
+    _resync(app, "wix", "--account", instance)
+    writes = _writes(ct_emulator)
+    emulator.update_review(instance, at_wix["id"], body="Great mug, keeps coffee hot. Update: still great")
+    report = _resync(app, "wix", "--account", instance)
+    assert report["counts"].get("failed", 0) == 0
+    assert _writes(ct_emulator) == writes, "nothing visible changed, so nothing was written"
+    [merged] = _ours(ct_emulator)
+    assert merged["text"] == "Great mug, keeps coffee hot!"
+
+
+def test_hidden_or_deleted_in_one_source_shows_the_next_and_deleted_in_all_deletes(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    emulator, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    at_trustoo, at_wix = _pair(trustoo, wix)
+    _resync(app, "trustoo")
+    _resync(app, "wix", "--account", instance)
+    trustoo_key, _ = _keys(at_trustoo, at_wix, instance)
+
+    trustoo.delete_review_in_admin(SHOP, at_trustoo["id"])
+    _resync(app, "trustoo")
+    [merged] = _ours(ct_emulator)
+    assert merged["key"] == trustoo_key, "the review keeps its key and id"
+    assert (merged["text"], merged["custom"]["fields"]["source"]) == ("Great mug, keeps coffee hot", "wix")
+    assert "linkedSources" not in merged["custom"]["fields"], "only Wix has it now"
+
+    emulator.delete_review(instance, at_wix["id"])
+    _resync(app, "wix", "--account", instance)
+    assert _ours(ct_emulator) == [], "deleted in every source: deleted in commercetools"
+
+
+def test_existing_duplicates_are_shown_by_a_dry_run_and_merged_by_the_real_resync(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    _, _, instance = wix
+    before = make_app()  # CROSS_SOURCE_IDENTITY off: today's behaviour, one review per source
+    at_trustoo, at_wix = _pair(trustoo, wix)
+    _resync(before, "trustoo")
+    _resync(before, "wix", "--account", instance)
+    assert len(_ours(ct_emulator)) == 2
+    trustoo_key, wix_key = _keys(at_trustoo, at_wix, instance)
+
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    writes = _writes(ct_emulator)
+    assert _resync(app, "trustoo")["counts"]["unchanged"] == 1, "the first source only links its reviews"
+    assert _writes(ct_emulator) == writes
+    dry = _resync(app, "wix", "--account", instance, "--dry-run")
+    assert dry["counts"]["would_merge"] == 1
+    assert dry["merges"] == [{"review": at_wix["id"], "from": wix_key, "into": trustoo_key}]
+    assert _writes(ct_emulator) == writes, "a dry run writes nothing"
+
+    report = _resync(app, "wix", "--account", instance)
+    assert report["counts"]["merged"] == 1
+    assert report["merges"] == [{"review": at_wix["id"], "from": wix_key, "into": trustoo_key}]
+    [merged] = _ours(ct_emulator)
+    assert merged["key"] == trustoo_key and ct_emulator.review_by_key(wix_key) is None
+    assert {link["source"] for link in json.loads(merged["custom"]["fields"]["linkedSources"])} == {"trustoo", "wix"}
+    assert _resync(app, "wix", "--account", instance)["counts"]["unchanged"] == 1, "merging twice changes nothing"
