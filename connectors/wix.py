@@ -51,7 +51,7 @@ ACCOUNT_EVENT_TYPES = {"AppInstalled": "installed", "AppRemoved": "removed"}
 #: Which order event earns a review request (§3): fulfilled (to FULFILLED), approved, or none.
 TRIGGERS = ("fulfilled", "approved", "off")
 #: Contacts' e-mails kept per process: (instance, contact id) -> e-mail or None. An hour bounds how
-#: long a changed or deleted contact's old address is used; 10,000 bounds the memory (about 2 MB).
+#: long a changed or deleted contact's old address is used; 10,000 bounds the memory (a few MB).
 CONTACT_CACHE_ENTRIES = 10_000
 CONTACT_CACHE_TTL_S = 3600.0
 
