@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 __all__ = [
+    "AuthorEmails",
     "ConfigError",
     "Event",
     "EventKind",
@@ -303,6 +304,17 @@ class ReviewSource(Protocol):
 
     def resolve(self, event: Event) -> Review | None:
         """As WebhookSource.resolve: a resync asks it about reviews its listing no longer holds."""
+
+
+@runtime_checkable
+class AuthorEmails(Protocol):
+    """A source that can say who wrote a review by e-mail: what tells one customer's reviews on two
+    platforms apart from two customers' (cross-source identity)."""
+
+    def author_email(self, review: Review) -> str | None:
+        """The review author's e-mail as the platform knows it: the review's own when it carries one,
+        else asked of the platform (cached); None when the platform knows none. RetryableTargetError
+        (or RateLimited) on 429, 5xx and timeouts; ConfigError naming the missing permission on 401/403."""
 
 
 @runtime_checkable

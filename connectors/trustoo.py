@@ -200,6 +200,10 @@ class TrustooSource:
                 total=page.count,
             )
 
+    def author_email(self, review: Review) -> str | None:
+        """`AuthorEmails`: Trustoo sends the author's e-mail with the review, so nothing is asked."""
+        return _text(review.author_email)
+
     def rating_statistics(self, account: str, product_id: str) -> RatingStatistics:
         """What Trustoo's get_rating (§1.4) says of the product: the figures its widgets show."""
         if self._api is None:

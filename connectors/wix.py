@@ -1,5 +1,6 @@
-"""Wix as a source: a verified delivery's envelope and domain event as our Event, and reviews read
-back for resync (docs/platforms/wix.md §1.3, §1.6, §3).
+"""Wix as a source: a verified delivery's envelope and domain event as our Event, reviews read
+back for resync, and a review author's e-mail read from their contact (docs/platforms/wix.md §1.3,
+§1.6, §1.8, §3).
 
 The JWT and its claims are checked in connectors/wix_webhooks.py (where the layers of a delivery
 are drawn); mapping and the Review Request body are in connectors/wix_mapping.py, the REST client in
@@ -15,7 +16,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from connectors.base import ConfigError, Event, EventKind, PayloadError, Review, SourcePage, mapped
-from connectors.wix_mapping import SOURCE, event_body, event_sequence, json_layer, map_review, parse_time
+from connectors.cache import ExpiringCache
+from connectors.wix_mapping import (
+    SOURCE,
+    contact_email,
+    event_body,
+    event_sequence,
+    json_layer,
+    map_review,
+    parse_time,
+)
 from connectors.wix_webhooks import WixWebhookVerifier, claims_time, unverified_claims
 
 __all__ = [
@@ -40,24 +50,37 @@ ORDER_APPROVED = "wix.ecom.v1.order_approved"
 ACCOUNT_EVENT_TYPES = {"AppInstalled": "installed", "AppRemoved": "removed"}
 #: Which order event earns a review request (§3): fulfilled (to FULFILLED), approved, or none.
 TRIGGERS = ("fulfilled", "approved", "off")
+#: Contacts' e-mails kept per process: (instance, contact id) -> e-mail or None. An hour bounds how
+#: long a changed or deleted contact's old address is used; 10,000 bounds the memory (a few MB).
+CONTACT_CACHE_ENTRIES = 10_000
+CONTACT_CACHE_TTL_S = 3600.0
 
 
 class WixSource:
     """Wix as a source: its webhooks (`WebhookSource`) and, with the REST API, its reviews
-    (`ReviewSource`, for resync). `review_request_trigger` picks the order event that becomes an
-    ORDER event: `fulfilled` (order_fulfilled to FULFILLED), `approved` (order_approved) or `off`.
+    (`ReviewSource`, for resync) and their authors' e-mails (`AuthorEmails`). `review_request_trigger`
+    picks the order event that becomes an ORDER event: `fulfilled` (order_fulfilled to FULFILLED),
+    `approved` (order_approved) or `off`. `contacts` keeps contacts' e-mails (one cache per source).
     """
 
     name = SOURCE
 
     def __init__(
-        self, verifier: WixWebhookVerifier, api: ReviewApi | None = None, *, review_request_trigger: str = "fulfilled"
+        self,
+        verifier: WixWebhookVerifier,
+        api: ReviewApi | None = None,
+        *,
+        review_request_trigger: str = "fulfilled",
+        contacts: ExpiringCache[tuple[str, str], str | None] | None = None,
     ):
         if review_request_trigger not in TRIGGERS:
             raise ValueError(f"review_request_trigger {review_request_trigger!r} is not one of {', '.join(TRIGGERS)}")
         self._verifier = verifier
         self._api = api
         self._trigger = review_request_trigger
+        if contacts is None:
+            contacts = ExpiringCache(max_entries=CONTACT_CACHE_ENTRIES, ttl_s=CONTACT_CACHE_TTL_S)
+        self._contacts = contacts
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         return self._verifier.verify(headers, body)
@@ -109,6 +132,27 @@ class WixSource:
             )
             if not cursor or not items:
                 return
+
+    def author_email(self, review: Review) -> str | None:
+        """The review's own e-mail, else its author's contact's as Contacts v4 Get Contact gives it
+        (kept per instance and contact: a customer's many reviews cost one call); None when the review
+        names no contact, or the contact is gone or has no e-mail. E-mails are never logged."""
+        own = _id(review.author_email)
+        if own is not None:
+            return own
+        contact_id = _id(review.extra.get("contact_id"))
+        if contact_id is None:
+            return None
+        api = self._api
+        if api is None:
+            raise ConfigError("reading a Wix review author's e-mail needs its REST API (WIX_APP_ID, WIX_APP_SECRET)")
+        instance = review.account
+
+        def ask() -> str | None:
+            contact = api.get_contact(instance, contact_id)
+            return None if contact is None else contact_email(contact)
+
+        return self._contacts.get((instance, contact_id), ask)
 
     # --- the layers -----------------------------------------------------------------------------
 
@@ -185,6 +229,8 @@ class ReviewApi(Protocol):
     def query_reviews(
         self, instance: str, *, since: datetime | None = None, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[dict], str | None]: ...
+
+    def get_contact(self, instance: str, contact_id: str) -> Mapping[str, Any] | None: ...
 
 
 def _review_event(

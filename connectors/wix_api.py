@@ -1,4 +1,5 @@
-"""The Wix REST client: app-instance tokens, Reviews v1 and Review Requests v2 (docs/platforms/wix.md §1.4, §1.5, §1.7).
+"""The Wix REST client: app-instance tokens, Reviews v1, Review Requests v2 and Contacts v4 (docs/platforms/wix.md
+§1.4, §1.5, §1.7, §1.8).
 
 Every call goes out through `PlatformClient` (timeouts, retries on transport errors, 429 and 5xx),
 authenticated per app instance (site) with a client-credentials token from ``POST /oauth2/token``,
@@ -8,7 +9,7 @@ becomes our errors here::
 
     401 ──────────────── a fresh token, once; still 401 → ConfigError (WIX_APP_ID / WIX_APP_SECRET)
     403 ──────────────── ConfigError: the app lacks a permission the call needs
-    404 ──────────────── None from get_review (only with a Wix error body); else FixAndReplayError
+    404 ──────────────── None from get_review and get_contact (only with a Wix error body); else FixAndReplayError
     428, and the Review Request codes ORDER_NOT_FOUND, ORDER_IS_EMPTY,
       EITHER_ORDER_OR_ITEMS_REQUIRED, INITIATOR_IDENTITY_NOT_SUPPORTED ── FixAndReplayError
     other 4xx ────────── FixAndReplayError (409: RetryableTargetError, as connectors.http decides)
@@ -41,6 +42,9 @@ TOKEN_TTL_S = 14400.0  # "Tokens always last 4 h"; used when the answer gives no
 TOKEN_REFRESH_MARGIN_S = 600.0  # so a token is used for 3 h 50 min at most
 REVIEWS = "/reviews/v1/reviews"
 REVIEW_REQUESTS = "/reviews/v2/review-requests"
+CONTACTS = "/contacts/v4/contacts"
+#: Only what an author's e-mail needs: the contact's primary e-mail and its list of e-mails (§1.8).
+CONTACT_FIELDS = ("primaryInfo", "info.emails")
 #: Application errors of Create Review Request (§1.5): none of them goes away by retrying.
 FIX_AND_REPLAY_CODES = frozenset(
     {
@@ -51,6 +55,7 @@ FIX_AND_REPLAY_CODES = frozenset(
     }
 )
 _PERMISSIONS = "Manage Reviews, Manage Review Requests and Read Orders"
+_CONTACT_PERMISSIONS = "Read Contacts"
 
 
 class WixApi:
@@ -151,6 +156,25 @@ class WixApi:
                 return requests
             query = {"cursorPaging": {"limit": 100, "cursor": cursor}}
 
+    # --- contacts ---------------------------------------------------------------------------------
+
+    def get_contact(self, instance: str, contact_id: str) -> dict | None:
+        """The contact (its e-mails only), or None when Wix says it is not found: deleted, or never
+        on this site. A merged-away contact id still answers, with the contact it became (§1.8)."""
+        response, document = self._call(
+            instance,
+            "GET",
+            f"{CONTACTS}/{_segment(contact_id)}",
+            params={"fields": list(CONTACT_FIELDS)},
+            allow=(404,),
+            permissions=_CONTACT_PERMISSIONS,
+        )
+        if response.status_code == 404:
+            if not _is_wix_error(document):  # a proxy's or a wrong host's 404 says nothing about the contact
+                raise _error(response, document, "get contact")
+            return None
+        return _entity(response, document, "contact", "get contact")
+
     # --- tokens -----------------------------------------------------------------------------------
 
     def _token_cache(self, instance: str) -> TokenCache:
@@ -218,9 +242,11 @@ class WixApi:
         params: Mapping[str, Any] | None = None,
         allow: Collection[int] = (),
         retry: bool = True,
+        permissions: str = _PERMISSIONS,
     ) -> tuple[httpx.Response, Any]:
         """Send with the instance's token: (response, parsed JSON). After a 401, one fresh token and
-        one more try (safe for creates too: a refused call was not applied)."""
+        one more try (safe for creates too: a refused call was not applied). A 403 names `permissions`,
+        the app permissions the call needs."""
         if not instance:
             raise FixAndReplayError("no Wix instance id to call the API for")
         cache = self._token_cache(instance)
@@ -245,7 +271,7 @@ class WixApi:
                 if exc.status == 403:
                     raise ConfigError(
                         f"Wix refused {method} {path} for instance {instance} (HTTP 403); the app "
-                        f"needs the permissions {_PERMISSIONS}",
+                        f"needs the permissions {permissions}",
                         status=403,
                     ) from None
                 raise ConfigError(

@@ -1,5 +1,6 @@
-"""Wix JSON read into our terms (docs/platforms/wix.md §1.2, §1.4-§1.6): review entities as
-canonical Reviews, orders as Review Request bodies, and the JSON-string layers of a webhook as objects.
+"""Wix JSON read into our terms (docs/platforms/wix.md §1.2, §1.4-§1.6, §1.8): review entities as
+canonical Reviews, orders as Review Request bodies, contacts as an e-mail, and the JSON-string layers
+of a webhook as objects.
 
 Pure functions over the REST/webhook JSON (``id``, ``createdDate``; not the SDK's ``_id``).
 Unknown keys are ignored; what a Review cannot do without (an id, a rating 1-5) raises PayloadError.
@@ -19,6 +20,7 @@ __all__ = [
     "REVIEW_REQUEST_ITEMS_MAX",
     "SOURCE",
     "STORES_APP_ID",
+    "contact_email",
     "event_body",
     "event_sequence",
     "json_layer",
@@ -93,6 +95,21 @@ def map_review(instance_id: str, entity: Mapping[str, Any]) -> Review:
         },
         notes=notes,
     )
+
+
+def contact_email(contact: Mapping[str, Any]) -> str | None:
+    """A Contacts v4 contact's e-mail (§1.8): its primary one (`primaryInfo.email`), else the item of
+    `info.emails` marked primary, else the first item; None when it has none."""
+    primary = _text(_object(contact.get("primaryInfo")).get("email"))
+    if primary is not None:
+        return primary
+    items = [item for item in _list(_object(_object(contact.get("info")).get("emails")).get("items")) if _email(item)]
+    chosen = next((item for item in items if item.get("primary") is True), items[0] if items else None)
+    return _email(chosen) if chosen is not None else None
+
+
+def _email(item: Any) -> str | None:
+    return _text(item.get("email")) if isinstance(item, Mapping) else None
 
 
 def review_request_body(order: Mapping[str, Any]) -> dict[str, Any]:

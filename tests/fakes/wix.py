@@ -1,4 +1,5 @@
-"""A faithful Wix emulator: app OAuth, Reviews v1, Review Requests v2, and signed webhooks.
+"""A faithful Wix emulator: app OAuth, Reviews v1, Review Requests v2, Contacts v4 (Get Contact), and
+signed webhooks.
 
 A WSGI app: drive it in-process with `httpx.WSGITransport(app=emulator)`, over loopback with
 `tests.fakes.serving.serve_wsgi(emulator)`, or alone from a shell::
@@ -11,8 +12,8 @@ assumption it gives, so that our bugs show up here and not in production:
 - `POST /oauth2/token` (JSON client credentials + `instance_id`) gives 4-hour tokens that expire by
   the injected clock; API calls carry `Authorization: <token>`, and a `Bearer ` prefix is refused.
 - 200 API calls per instance per sliding minute, then 429.
-- Reviews v1 and Review Requests v2 (rules in `wix_model.py`); Wix documents no idempotency for
-  Review Requests, so two creates for one order make two requests.
+- Reviews v1, Review Requests v2 and Contacts v4 Get Contact (rules in `wix_model.py`); Wix documents
+  no idempotency for Review Requests, so two creates for one order make two requests.
 - Webhooks are RS256 JWTs over the three layers of §1.2, signed with a per-emulator RSA key
   (`public_key_pem`), and delivered (duplicated, shuffled, concurrently) to loopback URLs only.
 - Faults (`inject`, `fail_rate`, `latency_s`) touch API calls; every request is logged.
@@ -105,6 +106,7 @@ _ROUTES = Map(
         Rule("/reviews/v2/review-requests/count", methods=["POST"], endpoint="count_review_requests"),
         Rule("/reviews/v2/review-requests/<request_id>", methods=["GET", "DELETE"], endpoint="review_request"),
         Rule("/reviews/v2/bulk/review-requests/cancel-by-filter", methods=["PUT"], endpoint="cancel_review_requests"),
+        Rule("/contacts/v4/contacts/<contact_id>", methods=["GET"], endpoint="contact"),
     ],
     strict_slashes=False,
 )
@@ -364,6 +366,30 @@ class WixEmulator:
         """Any `wix.ecom.v1.order` event (created, approved, updated, fulfilled, payment_status_updated, canceled)."""
         with self._lock:
             return self._state.order_event(instance_id, order, slug, as_json=as_json, **body)
+
+    # --- contacts -------------------------------------------------------------------------------
+
+    def add_contact(
+        self,
+        instance_id: str,
+        contact_id: str | None = None,
+        email: str | None = None,
+        *,
+        more_emails: Iterable[str] = (),
+        first: str | None = None,
+        last: str | None = None,
+    ) -> dict[str, Any]:
+        """A contact on the site, as Get Contact returns it: `email` is its primary e-mail (none
+        without it), `more_emails` further ones. Give a review's `contactId` to name its author."""
+        with self._lock:
+            return self._state.add_contact(
+                instance_id, contact_id, email, more_emails=tuple(more_emails), first=first, last=last
+            )
+
+    def delete_contact(self, instance_id: str, contact_id: str) -> None:
+        """The site owner deletes the contact: Get Contact answers 404 from now on."""
+        with self._lock:
+            self._state.delete_contact(instance_id, contact_id)
 
     # --- review requests ------------------------------------------------------------------------
 
@@ -755,6 +781,9 @@ class WixEmulator:
             return state.api_delete_review_request(instance_id, args["request_id"])
         if endpoint == "cancel_review_requests":
             return state.api_cancel_by_filter(instance_id, body)
+        if endpoint == "contact":
+            fields, fieldsets = request.args.getlist("fields"), request.args.getlist("fieldsets")
+            return state.api_get_contact(instance_id, args["contact_id"], fields, fieldsets)
         raise app_error(404, "NOT_FOUND", f"No such endpoint: {request.path}")  # pragma: no cover
 
 

@@ -1,4 +1,5 @@
-"""The Wix emulator's site state and rules: Reviews v1, Review Requests v2, eCommerce orders, events.
+"""The Wix emulator's site state and rules: Reviews v1, Review Requests v2, eCommerce orders, Contacts
+v4 (Get Contact), events.
 
 Pure Python, no HTTP: `tests/fakes/wix.py` is the web layer around it (OAuth, tokens, rate limits,
 faults, webhook signing and delivery). Every rule follows `docs/platforms/wix.md` and, where that
@@ -13,6 +14,8 @@ lists an unknown, its assumption; the handful of choices it leaves open are mark
 - Review Requests: the application errors of §1.5 (EITHER_ORDER_OR_ITEMS_REQUIRED 400,
   ORDER_NOT_FOUND / ORDER_IS_EMPTY / INITIATOR_IDENTITY_NOT_SUPPORTED 428), the five most expensive
   Stores items of an order, and no idempotency at all: two creates for one order make two requests.
+- Contacts v4 (§1.8): Get Contact with `fields`/`fieldsets` projection (`id` and `revision` always
+  come); an unknown or deleted contact is 404 NOT_FOUND (assumption: the docs list no code for it).
 - Domain events in the three-layer shape of §1.2, with a per-entity increasing `entityEventSequence`.
 
 Errors are raised as `WixError`; `WixError.body()` is the Wix error shape
@@ -392,7 +395,7 @@ class WixEvent:
 
 @dataclass
 class Instance:
-    """One app instance (one site): its reviews, review requests and orders."""
+    """One app instance (one site): its reviews, review requests, orders and contacts."""
 
     id: str
     moderation: bool = False  # site moderation on: reviews created through the API wait IN_MODERATION
@@ -400,6 +403,7 @@ class Instance:
     deleted_reviews: dict[str, dict[str, Any]] = field(default_factory=dict)
     review_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     previous_moderation: dict[str, str] = field(default_factory=dict)
     seq: dict[str, int] = field(default_factory=dict)  # entity id → creation order (sort tie-breaker)
 
@@ -463,6 +467,35 @@ _REVIEW_HELPER_FIELDS = {
     "foundHelpful",
     "foundUnhelpful",
     "relevanceScore",
+}
+
+
+#: Get Contact's projectable fields and fieldsets (§1.8).
+_CONTACT_FIELDS = frozenset(
+    {"source", "createdDate", "updatedDate", "lastActivity", "primaryInfo"}
+    | {
+        f"info.{key}"
+        for key in (
+            "name",
+            "emails",
+            "phones",
+            "addresses",
+            "company",
+            "jobTitle",
+            "picture",
+            "birthdate",
+            "locale",
+            "labelKeys",
+            "locations",
+            "extendedFields",
+        )
+    }
+)
+_CONTACT_FIELDSETS = {
+    "BASIC": frozenset({"primaryInfo", "info.name"}),
+    "COMMUNICATION_DETAILS": frozenset({"primaryInfo", "info.name", "info.emails", "info.phones", "info.addresses"}),
+    "EXTENDED": frozenset({"primaryInfo", "info.name", "info.extendedFields"}),
+    "FULL": _CONTACT_FIELDS,
 }
 
 
@@ -1156,6 +1189,75 @@ class WixState:
             "entityEventSequence": str(sequence),
             **payload,
         }
+
+    # --- contacts ---
+
+    def add_contact(
+        self,
+        instance_id: str,
+        contact_id: str | None,
+        email: str | None,
+        *,
+        more_emails: tuple[str, ...] = (),
+        first: str | None = None,
+        last: str | None = None,
+    ) -> dict[str, Any]:
+        """A contact as Get Contact returns it (FULL): `email` is its primary e-mail, `more_emails`
+        further ones (tag MAIN, not primary); with neither it has no e-mail at all."""
+        instance = self.instance(instance_id)
+        now = iso(self.clock())
+        contact_id = contact_id or str(uuid.uuid4())
+        emails = [{"id": str(uuid.uuid4()), "tag": "MAIN", "email": email, "primary": True}] if email else []
+        emails += [{"id": str(uuid.uuid4()), "tag": "MAIN", "email": more} for more in more_emails]
+        name = {k: v for k, v in (("first", first), ("last", last)) if v}
+        contact: dict[str, Any] = {
+            "id": contact_id,
+            "revision": 1,
+            "source": {"sourceType": "WIX_APP", "appId": STORES_APP_ID},
+            "createdDate": now,
+            "updatedDate": now,
+            "lastActivity": {"activityDate": now, "activityType": "CONTACT_CREATED"},
+            "primaryInfo": {"email": email} if email else {},
+            "info": {"name": name, "emails": {"items": emails}, "phones": {"items": []}, "addresses": {"items": []}},
+        }
+        if email:
+            contact["primaryEmail"] = {
+                "email": email,
+                "subscriptionStatus": "NOT_SET",
+                "deliverabilityStatus": "NOT_SET",
+            }
+        instance.contacts[contact_id] = contact
+        return copy.deepcopy(contact)
+
+    def delete_contact(self, instance_id: str, contact_id: str) -> None:
+        if self.instance(instance_id).contacts.pop(contact_id, None) is None:
+            raise ValueError(f"no contact {contact_id} on instance {instance_id}")
+
+    def api_get_contact(
+        self, instance_id: str, contact_id: str, fields: list[str], fieldsets: list[str]
+    ) -> dict[str, Any]:
+        contact = self.instance(instance_id).contacts.get(contact_id)
+        if contact is None:
+            raise not_found("Contact", contact_id)
+        wanted = set(fields)
+        for fieldset in fieldsets:
+            if fieldset not in _CONTACT_FIELDSETS:
+                raise invalid("fieldsets", f"{fieldset!r} is not one of {', '.join(_CONTACT_FIELDSETS)}", "FORMAT")
+            wanted |= _CONTACT_FIELDSETS[fieldset]
+        unknown = sorted(wanted - _CONTACT_FIELDS)
+        if unknown:
+            raise invalid("fields", f"unsupported fields {unknown}", "FORMAT")
+        if not wanted or "FULL" in fieldsets:  # neither given means FULL
+            return {"contact": copy.deepcopy(contact)}
+        projected: dict[str, Any] = {"id": contact["id"], "revision": contact["revision"]}
+        for name in sorted(wanted):
+            if name.startswith("info."):
+                key = name.removeprefix("info.")
+                if key in contact["info"]:
+                    projected.setdefault("info", {})[key] = copy.deepcopy(contact["info"][key])
+            elif name in contact:
+                projected[name] = copy.deepcopy(contact[name])
+        return {"contact": projected}
 
     def _record(self, event_type: str, instance_id: str, event: dict[str, Any]) -> None:
         self.events.append(WixEvent(event_type, instance_id, copy.deepcopy(event)))

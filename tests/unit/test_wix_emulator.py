@@ -670,6 +670,79 @@ def test_wix_cancel_by_filter_cancels_only_scheduled_automation_requests(emu, ap
     assert status == {ours["id"]: "SCHEDULED", automated["id"]: "CANCELED"}
 
 
+# --- contacts ---------------------------------------------------------------------------------------
+
+DANA = "c0ffee00-1111-4222-8333-944445555666"
+
+
+def test_wix_get_contact_returns_the_contact_in_full_by_default(emu, api):
+    added = emu.add_contact(SITE, DANA, "dana.levi@example.com", more_emails=["dana@levi-studio.example"], first="Dana")
+
+    response = api.get(f"/contacts/v4/contacts/{DANA}")
+
+    assert response.status_code == 200 and response.json() == {"contact": added}
+    contact = response.json()["contact"]
+    assert contact["primaryInfo"] == {"email": "dana.levi@example.com"}
+    assert [(i["email"], i.get("primary", False)) for i in contact["info"]["emails"]["items"]] == [
+        ("dana.levi@example.com", True),
+        ("dana@levi-studio.example", False),
+    ]
+
+
+def test_wix_get_contact_returns_only_the_fields_asked_for_with_id_and_revision(emu, api):
+    emu.add_contact(SITE, DANA, "dana.levi@example.com", first="Dana", last="Levi")
+
+    contact = api.get(f"/contacts/v4/contacts/{DANA}", params={"fields": ["primaryInfo", "info.emails"]}).json()[
+        "contact"
+    ]
+
+    assert set(contact) == {"id", "revision", "primaryInfo", "info"} and set(contact["info"]) == {"emails"}
+
+
+def test_wix_get_contact_basic_fieldset_leaves_the_email_list_out(emu, api):
+    emu.add_contact(SITE, DANA, "dana.levi@example.com")
+
+    contact = api.get(f"/contacts/v4/contacts/{DANA}", params={"fieldsets": "BASIC"}).json()["contact"]
+
+    assert contact["primaryInfo"] == {"email": "dana.levi@example.com"} and "emails" not in contact["info"]
+
+
+def test_wix_get_contact_with_an_unsupported_field_is_400(emu, api):
+    emu.add_contact(SITE, DANA, "dana.levi@example.com")
+
+    response = api.get(f"/contacts/v4/contacts/{DANA}", params={"fields": "info.secrets"})
+
+    assert response.status_code == 400 and _violation(response)["field"] == "fields"
+
+
+def test_wix_get_contact_unknown_or_deleted_is_404_not_found(emu, api):
+    emu.add_contact(SITE, DANA, "dana.levi@example.com")
+    emu.delete_contact(SITE, DANA)
+
+    for contact_id in (DANA, "0d9e8f7a-0000-4000-8000-000000000000"):
+        response = api.get(f"/contacts/v4/contacts/{contact_id}")
+        assert response.status_code == 404 and _app_code(response) == "NOT_FOUND"
+
+
+def test_wix_get_contact_needs_a_token_and_sees_only_its_instances_contacts(emu, api):
+    emu.add_contact(OTHER_SITE, DANA, "dana.levi@example.com")
+
+    with _client(emu) as client:
+        assert client.get(f"/contacts/v4/contacts/{DANA}").status_code == 401
+    assert api.get(f"/contacts/v4/contacts/{DANA}").status_code == 404
+
+
+def test_wix_get_contact_counts_toward_the_instances_rate_limit(emu, api):
+    emu.rate_limit_per_minute = 2
+    emu.add_contact(SITE, DANA, "dana.levi@example.com")
+    api.post("/reviews/v1/reviews/query", json={})
+    assert api.get(f"/contacts/v4/contacts/{DANA}").status_code == 200
+
+    limited = api.get(f"/contacts/v4/contacts/{DANA}")
+
+    assert limited.status_code == 429 and _app_code(limited) == "RESOURCE_EXHAUSTED"
+
+
 # --- rate limits, faults, log ---------------------------------------------------------------------
 
 
