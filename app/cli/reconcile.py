@@ -68,6 +68,7 @@ def reconcile(
 
 
 def _reconcile_one(services, connector, account: str, target, *, fix: bool, quiet: bool) -> reconciling.DriftReport:
+    from app.core import merging
     from app.core import reconcile as reconciling
     from connectors.base import TargetError
 
@@ -81,6 +82,7 @@ def _reconcile_one(services, connector, account: str, target, *, fix: bool, quie
                 fix=fix,
                 now=services.clock(),
                 progress=lambda report: update(report.compared, None),
+                precedence=merging.precedence(services),
             )
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None

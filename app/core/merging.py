@@ -14,9 +14,11 @@ on what the group holds last: a worker whose group changed while it wrote writes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import Engine
 
 from app.core import links
 from app.core.identity import Member, identity_of, visible
@@ -25,7 +27,7 @@ from app.core.services import Services
 from connectors.base import AuthorEmails, Event, Review, ReviewTarget, TargetRef
 from connectors.commercetools import CommercetoolsTarget, Witness
 
-__all__ = ["applies", "carry_out", "dry_run", "shown_as"]
+__all__ = ["applies", "carry_out", "dry_run", "precedence", "shown_as"]
 
 #: Writes of one group in a row before the worker leaves the rest to whoever changed it last.
 _ROUNDS = 3
@@ -34,6 +36,11 @@ _ROUNDS = 3
 def applies(services: Services, target: ReviewTarget) -> bool:
     """Does merging decide what this target shows? Only commercetools reviews are merged."""
     return services.settings.cross_source_identity != "off" and isinstance(target, CommercetoolsTarget)
+
+
+def precedence(services: Services) -> Sequence[str] | None:
+    """SOURCE_PRECEDENCE while merging is on, else None: what reconcile compares merged reviews by."""
+    return services.settings.source_precedence if services.settings.cross_source_identity != "off" else None
 
 
 def carry_out(
@@ -97,11 +104,13 @@ def _show(services: Services, target: CommercetoolsTarget, key: str, writes: _Wr
     return ref
 
 
-def shown_as(services: Services, target: CommercetoolsTarget, key: str) -> tuple[Review | None, list[dict[str, str]]]:
+def shown_as(
+    engine: Engine, target: str, key: str, precedence: Sequence[str]
+) -> tuple[Review | None, list[dict[str, str]]]:
     """What the target review under `key` shows (the visible version, None when all deleted) and the
     sources it lists: what reconcile compares it with."""
-    members, _ = links.group(services.engine, target.name, key)
-    shown = visible(members, services.settings.source_precedence)
+    members, _ = links.group(engine, target, key)
+    shown = visible(members, precedence)
     return (shown.review if shown is not None else None), _provenance(members)
 
 

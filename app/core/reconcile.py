@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from app.core import queue_store
+from app.core import links, merging, queue_store
 from app.core.ledger import written_by_us, written_since
 from app.core.pipeline import RECONCILE_TOPIC
 from app.core.rate_limits import bulk_work
@@ -103,28 +104,45 @@ def reconcile(
     fix: bool = False,
     now: datetime,
     progress: Callable[[DriftReport], None] | None = None,
+    precedence: Sequence[str] | None = None,
 ) -> DriftReport:
     """Compare every review of the account, then each product's rating statistics; `progress` hears
-    the report every few dozen reviews and before each product."""
+    the report every few dozen reviews and before each product. With `precedence` (merging is on:
+    SOURCE_PRECEDENCE), a review linked to another source's is compared with the merged review."""
     report = DriftReport(source=source.name, account=account)
     recent = written_since(
         engine, source=source.name, account=account, target=target.name, since=now - timedelta(seconds=SETTLE_S)
     )
     tally = StatisticsTally(recent)
-    ours = _our_reviews(target, source.name, account, tally)
+    ours, listing_us = _our_reviews(target, source.name, account, tally)
+    linked = links.linked_of(engine, target.name, source.name, account) if precedence is not None else {}
     for review in _originals(engine, source, account, report, tally):
         report.compared += 1
         if progress is not None and report.compared % _PROGRESS_EVERY == 0:
             progress(report)
-        key = target.key_for(review)
-        current = ours.pop(key, None)
+        link = linked.get(review.source_id)
+        key = link.target_key if link is not None else target.key_for(review)
+        shown: Review | None = review
+        provenance: list[dict[str, str]] = []
+        if link is not None and precedence is not None:
+            shown, provenance = merging.shown_as(engine, target.name, key, precedence)
+            if shown is not None and (shown.source, shown.account, shown.source_id) == (
+                review.source,
+                review.account,
+                review.source_id,
+            ):
+                shown = review  # this source's version shows: compare it as the source lists it now
+        elsewhere = shown is not None and (shown.source, shown.account) != (review.source, review.account)
+        current = listing_us.get(key) if elsewhere else ours.pop(key, None)
         try:
-            desired = target.desired(review)
+            desired = target.desired(shown or review, key=key, linked=provenance)
         except ProductNotFound as exc:
             tally.note_source(review)
             _add(report, Drift("unmatched", source.name, account, review.source_id, key, str(exc)))
             continue
-        tally.note_source(review, target_product=desired.target_id if desired.target_type == "product" else None)
+        # A review shown as another source's version counts among commercetools' "others" there.
+        product = desired.target_id if desired.target_type == "product" else None
+        tally.note_source(review, target_product=product, copy=elsewhere)
         if current is None:
             _add(report, Drift("missing", source.name, account, review.source_id, key))
         elif actions := update_actions(current, desired):
@@ -165,24 +183,38 @@ def _originals(
                 yield review
 
 
-def _our_reviews(target: CommercetoolsTarget, source: str, account: str, tally: StatisticsTally) -> dict[str, dict]:
-    """Commercetools reviews our Custom Type says came from this source account, by key; every review
-    listed is noted for the statistics (the others that count on a product, and when it last changed)."""
+def _our_reviews(
+    target: CommercetoolsTarget, source: str, account: str, tally: StatisticsTally
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Commercetools reviews our Custom Type says came from this source account, by key, and the
+    merged reviews that list it while showing another source's version; every review listed is noted
+    for the statistics (the others that count on a product, and when it last changed)."""
     type_id = target.setup_ids()["type"]
-    ours = {}
+    ours, listing_us = {}, {}
     for review in target.iter_reviews():
         custom = review.get("custom") or {}
         fields = custom.get("fields") or {}
-        mine = (
-            (custom.get("type") or {}).get("id") == type_id
-            and fields.get("source") == source
-            and fields.get("account") == account
-            and bool(review.get("key"))
-        )
+        typed = (custom.get("type") or {}).get("id") == type_id and bool(review.get("key"))
+        mine = typed and fields.get("source") == source and fields.get("account") == account
         tally.note_target(review, ours=mine)
         if mine:
             ours[review["key"]] = review
-    return ours
+        elif typed and _lists(fields.get("linkedSources"), source, account):
+            listing_us[review["key"]] = review
+    return ours, listing_us
+
+
+def _lists(linked: object, source: str, account: str) -> bool:
+    """Does a merged review's linkedSources (JSON) name this source account?"""
+    if not isinstance(linked, str):
+        return False
+    try:
+        entries = json.loads(linked)
+    except ValueError:
+        return False
+    return isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("source") == source and e.get("account") == account for e in entries
+    )
 
 
 def _add(report: DriftReport, drift: Drift) -> None:

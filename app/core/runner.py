@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
+from app.core import merging
 from app.core.db import affected, transaction
 from app.core.journal import Journal
 from app.core.models import Run as RunRow
@@ -205,6 +206,7 @@ def _reconcile(services: Services, run: Run, progress: _Progress, watch: Watch) 
         fix=run.fix,
         now=services.clock(),
         progress=lambda r: progress(_drift_counts(r)),
+        precedence=merging.precedence(services),
     )
     watch(report)
     return _drift_counts(report), {

@@ -5,14 +5,15 @@ hides and deletes at either source, and a resync merges the duplicates an earlie
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from app import create_app
-from app.bootstrap import services_of
+from app.bootstrap import build_worker, services_of
 from app.core import ledger
 from connectors.commercetools_mapping import review_key
-from tests.builders import TRUSTOO_PUBLIC_TOKEN
+from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT, wix_settings
 
@@ -176,3 +177,73 @@ def test_existing_duplicates_are_shown_by_a_dry_run_and_merged_by_the_real_resyn
     assert merged["key"] == trustoo_key and ct_emulator.review_by_key(wix_key) is None
     assert {link["source"] for link in json.loads(merged["custom"]["fields"]["linkedSources"])} == {"trustoo", "wix"}
     assert _resync(app, "wix", "--account", instance)["counts"]["unchanged"] == 1, "merging twice changes nothing"
+
+
+def test_customer_rule_merges_by_the_authors_email_read_through_wix_contacts(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    emulator, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="customer")
+    at_trustoo = trustoo.add_review(
+        SHOP, product_id=PRODUCT, rating=4, author="Dana S.", author_email="dana@example.com", content="Nice mug."
+    )
+    contact = emulator.add_contact(instance, email="Dana@Example.com")
+    at_wix = emulator.add_review(
+        instance, entityId=PRODUCT, rating=5, contactId=contact["id"], authorName="Dana", body="Love it"
+    )
+    stranger = emulator.add_review(instance, entityId=PRODUCT, rating=5, authorName="Sam", body="Love it")
+    _resync(app, "trustoo")
+    report = _resync(app, "wix", "--account", instance)
+    assert (report["counts"]["merged"], report["counts"]["created"]) == (1, 1)
+    trustoo_key, _ = _keys(at_trustoo, at_wix, instance)
+    assert [merge["review"] for merge in report["merges"]] == [at_wix["id"]]
+    assert len(_ours(ct_emulator)) == 2, "the merged review, and the other customer's own"
+    merged = ct_emulator.review_by_key(trustoo_key)
+    assert (merged["rating"], merged["text"]) == (4, "Nice mug."), "Trustoo's version, by precedence"
+    assert ct_emulator.review_by_key(review_key("wix", instance, stranger["id"])) is not None
+    asked = len([r for r in emulator.requests if "/contacts/" in r.path])
+    assert asked == 2, "each author's contact once (the stranger's is unknown to Wix: no e-mail, no merge)"
+    _resync(app, "wix", "--account", instance)
+    assert len([r for r in emulator.requests if "/contacts/" in r.path]) == asked, "linked reviews ask no more"
+
+
+def _reconcile(app, source: str, *args: str) -> dict:
+    result = cli_runner(app).invoke(args=["reconcile", source, "--json", *args])
+    assert result.exit_code in (0, 3), result.output
+    [report] = json.loads(result.output)
+    return report
+
+
+def test_reconcile_of_either_source_finds_no_drift_in_a_merged_review(make_app, trustoo, wix, ct):
+    _, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    _pair(trustoo, wix)
+    _resync(app, "trustoo")
+    _resync(app, "wix", "--account", instance)
+    for source, args in (("trustoo", ()), ("wix", ("--account", instance))):
+        report = _reconcile(app, source, *args)
+        assert report["counts"] == {}, (source, report["examples"])
+        [product] = report["statistics"]
+        assert product["agrees"] and product["target"]["count"] == 1, (source, product)
+
+
+def test_a_trustoo_hide_webhook_makes_the_merged_review_show_the_wix_version(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    _, _, instance = wix
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    at_trustoo, at_wix = _pair(trustoo, wix)
+    _resync(app, "trustoo")
+    _resync(app, "wix", "--account", instance)
+    trustoo.hide_review(SHOP, at_trustoo["id"])
+    body = trustoo_body(trustoo_review(id=at_trustoo["id"], product_id=PRODUCT, is_published=0))
+    response = app.test_client().post(
+        "/webhooks/trustoo/review-deleted", data=body, headers=trustoo_headers(body, timestamp=int(time.time()) + 2)
+    )
+    assert response.status_code == 200
+    build_worker(services_of(app)).drain()
+    [merged] = _ours(ct_emulator)
+    trustoo_key, _ = _keys(at_trustoo, at_wix, instance)
+    assert merged["key"] == trustoo_key
+    assert (merged["text"], merged["custom"]["fields"]["source"]) == ("Great mug, keeps coffee hot", "wix")
+    state = ct_emulator.states[merged["state"]["id"]]
+    assert state["key"] == "reviewbridge-published", "Wix still has it published"
+    assert json.loads(merged["custom"]["fields"]["linkedSources"])[0]["source"] == "trustoo", "hidden, still linked"
