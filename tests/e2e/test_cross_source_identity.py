@@ -12,7 +12,7 @@ import pytest
 from app import create_app
 from app.bootstrap import build_worker, services_of
 from app.core import ledger
-from connectors.commercetools_mapping import review_key
+from connectors.commercetools_mapping import CUSTOM_FIELDS, CUSTOM_TYPE_KEY, review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
 from tests.e2e.conftest import PRODUCT, wix_settings
@@ -247,3 +247,45 @@ def test_a_trustoo_hide_webhook_makes_the_merged_review_show_the_wix_version(mak
     state = ct_emulator.states[merged["state"]["id"]]
     assert state["key"] == "reviewbridge-published", "Wix still has it published"
     assert json.loads(merged["custom"]["fields"]["linkedSources"])[0]["source"] == "trustoo", "hidden, still linked"
+
+
+def test_setup_adds_linked_sources_to_the_custom_type_an_older_version_made(ct_environ, ct):
+    ct_emulator, _ = ct
+    older = {name: kind for name, kind in CUSTOM_FIELDS.items() if name != "linkedSources"}
+    ct_emulator.add_type(CUSTOM_TYPE_KEY, older)
+    app = create_app(ct_environ)
+    try:
+        runner = cli_runner(app)
+        result = runner.invoke(args=["setup", "commercetools"])
+        assert result.exit_code == 0, result.output
+        assert f"type {CUSTOM_TYPE_KEY}: present, field linkedSources added" in result.output
+        [custom_type] = [t for t in ct_emulator.types.values() if t["key"] == CUSTOM_TYPE_KEY]
+        assert {d["name"] for d in custom_type["fieldDefinitions"]} == set(CUSTOM_FIELDS)
+        again = runner.invoke(args=["setup", "commercetools"])
+        assert f"type {CUSTOM_TYPE_KEY}: present\n" in again.output, "a second setup adds nothing"
+    finally:
+        services_of(app).engine.dispose()
+
+
+def test_rolling_back_the_merging_resync_brings_the_extra_copy_back_and_unmerges(make_app, trustoo, wix, ct):
+    ct_emulator, _ = ct
+    _, _, instance = wix
+    before = make_app()
+    at_trustoo, at_wix = _pair(trustoo, wix)
+    _resync(before, "trustoo")
+    _resync(before, "wix", "--account", instance)
+    trustoo_key, wix_key = _keys(at_trustoo, at_wix, instance)
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    _resync(app, "trustoo")
+    run_id = _resync(app, "wix", "--account", instance)["run_id"]
+    assert ct_emulator.review_by_key(wix_key) is None
+
+    result = cli_runner(app).invoke(args=["rollback", str(run_id), "--json"])
+    assert result.exit_code == 0, result.output
+    actions = {review["key"]: review["action"] for review in json.loads(result.output)["reviews"]}
+    assert actions == {trustoo_key: "restored", wix_key: "recreated"}
+    assert "linkedSources" not in ct_emulator.review_by_key(trustoo_key)["custom"]["fields"]
+    assert ct_emulator.review_by_key(wix_key)["text"] == "Great mug, keeps coffee hot"
+    off = make_app()  # merging off: the two stay apart
+    assert _resync(off, "wix", "--account", instance)["counts"]["unchanged"] == 1
+    assert len(_ours(ct_emulator)) == 2

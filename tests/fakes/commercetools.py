@@ -204,6 +204,11 @@ class CommercetoolsEmulator:
             return copy.deepcopy(self._project.products)
 
     @property
+    def types(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._project.types)
+
+    @property
     def states(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(self._project.states)
