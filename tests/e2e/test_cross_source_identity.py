@@ -5,13 +5,18 @@ hides and deletes at either source, and a resync merges the duplicates an earlie
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
 from app import create_app
 from app.bootstrap import build_worker, services_of
 from app.core import ledger
+from app.core.pipeline import sync
+from connectors.base import Event, EventKind, Review
 from connectors.commercetools_mapping import CUSTOM_FIELDS, CUSTOM_TYPE_KEY, review_key
 from tests.builders import TRUSTOO_PUBLIC_TOKEN, trustoo_body, trustoo_headers, trustoo_review
 from tests.cli import cli_runner
@@ -289,3 +294,49 @@ def test_rolling_back_the_merging_resync_brings_the_extra_copy_back_and_unmerges
     off = make_app()  # merging off: the two stay apart
     assert _resync(off, "wix", "--account", instance)["counts"]["unchanged"] == 1
     assert len(_ours(ct_emulator)) == 2
+
+
+def test_two_workers_writing_both_sources_of_one_review_at_once_end_on_one_review_listing_both(make_app, ct):
+    ct_emulator, _ = ct
+    app = make_app(CROSS_SOURCE_IDENTITY="content")
+    services = services_of(app)
+    [target] = [t for t in services.targets if t.name == "commercetools"]
+    for round_ in range(6):
+        reviews = [
+            Review(
+                source=source,
+                account=account,
+                source_id=f"{source}-{round_}",
+                product_id=PRODUCT,
+                rating=4,
+                author_name="Ravi Patel",
+                body=f"Sturdy and warm, round {round_}",
+            )
+            for source, account in (("trustoo", SHOP), ("wix", "site-1"))
+        ]
+        barrier = threading.Barrier(2)
+
+        def write(review: Review) -> None:
+            event = Event(
+                source=review.source,
+                account=review.account,
+                event_id=f"e-{review.source_id}",
+                kind=EventKind.UPSERT,
+                subject_id=review.source_id,
+                topic="test",
+                occurred_at=datetime.now(UTC),
+                payload={},
+            )
+            barrier.wait()
+            sync(event, review, target, services)
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(write, reviews))
+        found = [r for r in _ours(ct_emulator) if f"round {round_}" in r["text"]]
+        assert len(found) == 1, f"round {round_}: {[r['key'] for r in found]}"
+        linked = json.loads(found[0]["custom"]["fields"]["linkedSources"])
+        assert sorted(entry["source"] for entry in linked) == ["trustoo", "wix"]
+        keys = {
+            ledger.load(services.engine, r.source, r.account, r.source_id, "commercetools").ref.key for r in reviews
+        }
+        assert keys == {found[0]["key"]}
