@@ -316,7 +316,7 @@ def test_two_workers_writing_both_sources_of_one_review_at_once_end_on_one_revie
         ]
         barrier = threading.Barrier(2)
 
-        def write(review: Review) -> None:
+        def write(review: Review, barrier: threading.Barrier) -> None:
             event = Event(
                 source=review.source,
                 account=review.account,
@@ -331,7 +331,7 @@ def test_two_workers_writing_both_sources_of_one_review_at_once_end_on_one_revie
             sync(event, review, target, services)
 
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(write, reviews))
+            list(pool.map(write, reviews, [barrier, barrier]))
         found = [r for r in _ours(ct_emulator) if f"round {round_}" in r["text"]]
         assert len(found) == 1, f"round {round_}: {[r['key'] for r in found]}"
         linked = json.loads(found[0]["custom"]["fields"]["linkedSources"])
