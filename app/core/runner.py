@@ -178,7 +178,7 @@ def _resync(services: Services, run: Run, progress: _Progress, watch: Watch) -> 
         journal=None if run.dry_run else Journal(services.engine, run.id, clock=services.clock),
     )
     watch(report)
-    return _resync_counts(report), {"failures": list(report.failures)}
+    return _resync_counts(report), {"failures": list(report.failures), "merges": report.merges[:DRIFT_ROWS]}
 
 
 def _rollback(services: Services, run: Run, progress: _Progress, watch: Watch) -> tuple[dict | None, dict]:

@@ -90,7 +90,8 @@ class Run:
     #: Resync: {"counts", "parked"} (the checkpoint's shape); reconcile: {"compared", "counts", "fixed",
     #: "statistics": {"products", "drift", "settling"}}.
     counts: dict | None
-    #: Resync: {"failures": the first few}; reconcile: {"drifts", "statistics": the first DRIFT_ROWS of each}.
+    #: Resync: {"failures": the first few, "merges": the first DRIFT_ROWS}; reconcile: {"drifts",
+    #: "statistics": the first DRIFT_ROWS of each}.
     summary: dict
     error: str | None
     abandoned: bool = False  # running, but its worker stopped beating the heartbeat
@@ -116,6 +117,11 @@ class Run:
     @property
     def failures(self) -> list[str]:
         return self.summary.get("failures", [])
+
+    @property
+    def merges(self) -> list[dict]:
+        """A resync's merges: {"review", "from", "into"} (CROSS_SOURCE_IDENTITY)."""
+        return self.summary.get("merges", [])
 
     @property
     def drifts(self) -> list[dict]:

@@ -340,3 +340,22 @@ def test_two_workers_writing_both_sources_of_one_review_at_once_end_on_one_revie
             ledger.load(services.engine, r.source, r.account, r.source_id, "commercetools").ref.key for r in reviews
         }
         assert keys == {found[0]["key"]}
+
+
+def test_the_run_page_lists_the_merges_a_resync_made(make_app, trustoo, wix, ct):
+    from tests.e2e.admin_page_helpers import sign_in
+    from tests.e2e.conftest import ADMIN_TOKEN
+
+    _, _, instance = wix
+    before = make_app()
+    at_trustoo, at_wix = _pair(trustoo, wix)
+    _resync(before, "trustoo")
+    _resync(before, "wix", "--account", instance)
+    trustoo_key, wix_key = _keys(at_trustoo, at_wix, instance)
+    app = make_app(CROSS_SOURCE_IDENTITY="content", ADMIN_TOKEN=ADMIN_TOKEN)
+    _resync(app, "trustoo")
+    run_id = _resync(app, "wix", "--account", instance)["run_id"]
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
+    assert "Merged reviews" in page and trustoo_key in page and f"{wix_key}</code> (deleted)" in page
