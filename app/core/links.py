@@ -3,18 +3,19 @@
 Reviews of different sources with the same identity (app/core/identity.py) share a `target_key`, the
 key of the first of them linked: the target review it already had, so turning merging on for an
 existing deployment keeps that review and only the later ones' copies go. Workers that link two
-such reviews at the same moment agree without a lock: each first stores its own row, then joins
-the group of the earliest row with its identity.
+such reviews at the same moment agree: each stores its own row and joins the group of the earliest
+row with its identity in one transaction, and those transactions take turns per identity.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, select, text, update
 
 from app.core.db import insert_for, transaction
 from app.core.identity import Member
@@ -83,17 +84,18 @@ def attach(
         **values,
     )
     with transaction(engine) as session:
+        if identity is not None:
+            _take_turns(engine, session, target, identity)
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["target", "source", "account", "source_review_id"],
                 set_=values | {"revision": _link.c.revision + 1},
             )
         )
-    mine = load(engine, target, review.source, review.account, review.source_id)
-    assert mine is not None
-    if identity is None:
-        return mine.target_key
-    with transaction(engine) as session:
+        row = session.execute(select(_link).where(_one(target, review.source, review.account, review.source_id)))
+        mine = _as_link(row.mappings().one())
+        if identity is None:
+            return mine.target_key
         same = session.execute(
             select(_link).where(_link.c.target == target, _link.c.identity == identity).order_by(_link.c.id)
         ).mappings()
@@ -103,6 +105,17 @@ def attach(
             session.execute(update(_link).where(_link.c.id == mine.id).values(target_key=key))
             return key
     return mine.target_key
+
+
+def _take_turns(engine: Engine, session, target: str, identity: str) -> None:
+    """Workers linking reviews with one identity take turns until they commit. On PostgreSQL a row's id
+    comes from a sequence before its transaction commits: without turns, the worker whose row got the
+    lower id could commit last, after the other had looked for the earliest row, seen only its own and
+    kept its own key; then each kept its own. SQLite already lets one writer in at a time."""
+    if engine.dialect.name != "postgresql":
+        return
+    lock = int.from_bytes(hashlib.sha256(f"{target}\0{identity}".encode()).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
 
 
 def first_other(engine: Engine, target: str, review: Review, identity: str) -> str | None:
