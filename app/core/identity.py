@@ -4,7 +4,7 @@ Pure rules; app/core/merging.py applies them with the link table and the target.
 
 - `content`: the same commercetools product, the same author name, the same rating and the same
   text, each compared after `normalised` (Unicode NFKC, case folded, white space collapsed, trailing
-  punctuation dropped). A review without an author name or without text has no content identity:
+  punctuation and the spaces among it dropped). A review without an author name or without text has no content identity:
   two bare "5 stars" on one product are not evidence of one customer.
 - `customer`: the same commercetools product and the same customer e-mail (case folded) — the
   convention commercetools' own `uniquenessValue` exists for: one review per customer and product.
@@ -35,9 +35,9 @@ def normalised(text: str | None) -> str:
         return ""
     folded = _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
     end = len(folded)
-    while end and unicodedata.category(folded[end - 1]).startswith("P"):
-        end -= 1
-    return folded[:end].rstrip()
+    while end and (folded[end - 1] == " " or unicodedata.category(folded[end - 1]).startswith("P")):
+        end -= 1  # "Love it! !" and "Great mug :)" end as "love it" and "great mug"
+    return folded[:end]
 
 
 def identity_of(mode: str, review: Review, *, product: str, email: str | None = None) -> str | None:

@@ -107,6 +107,8 @@ def _identity(mode: str, side: Side) -> str | None:
         pytest.param(trustoo(body="Love it…"), wix(body="Love it"), id="trailing-ellipsis-character"),
         pytest.param(trustoo(body="Great mug."), wix(body="Great mug"), id="trailing-full-stop"),
         pytest.param(trustoo(body="Love it?!"), wix(body="Love it."), id="different-trailing-punctuation"),
+        pytest.param(trustoo(body="Love it! !"), wix(body="Love it"), id="trailing-punctuation-between-spaces"),
+        pytest.param(trustoo(body="Great mug :)"), wix(body="Great mug!"), id="trailing-punctuation-emoticon"),
         pytest.param(
             trustoo(body="C'est une tasse parfaite !"),
             wix(body="C'est une tasse parfaite"),
