@@ -48,6 +48,12 @@ def _resync(app, source: str, *args: str) -> dict:
     return report
 
 
+def _resync_both(app, instance: str) -> dict:
+    """Resync Trustoo, then the Wix site: the Wix report (where merges happen, Trustoo coming first)."""
+    _resync(app, "trustoo")
+    return _resync(app, "wix", "--account", instance)
+
+
 def _pair(trustoo, wix, **trustoo_fields):
     """The same customer's review of the same product, in Trustoo and (typed a little differently) in Wix."""
     emulator, _, instance = wix
@@ -109,8 +115,7 @@ def test_source_precedence_wix_first_shows_the_wix_version(make_app, trustoo, wi
     _, _, instance = wix
     app = make_app(CROSS_SOURCE_IDENTITY="content", SOURCE_PRECEDENCE="wix,trustoo")
     _pair(trustoo, wix)
-    _resync(app, "trustoo")
-    _resync(app, "wix", "--account", instance)
+    _resync_both(app, instance)
     [merged] = _ours(ct_emulator)
     assert (merged["text"], merged["authorName"], merged["custom"]["fields"]["source"]) == (
         "Great mug, keeps coffee hot",
@@ -124,8 +129,7 @@ def test_an_edit_in_the_lower_precedence_source_writes_nothing_while_the_higher_
     emulator, _, instance = wix
     app = make_app(CROSS_SOURCE_IDENTITY="content")
     _, at_wix = _pair(trustoo, wix)
-    _resync(app, "trustoo")
-    _resync(app, "wix", "--account", instance)
+    _resync_both(app, instance)
     writes = _writes(ct_emulator)
     emulator.update_review(instance, at_wix["id"], body="Great mug, keeps coffee hot. Update: still great")
     report = _resync(app, "wix", "--account", instance)
@@ -140,8 +144,7 @@ def test_hidden_or_deleted_in_one_source_shows_the_next_and_deleted_in_all_delet
     emulator, _, instance = wix
     app = make_app(CROSS_SOURCE_IDENTITY="content")
     at_trustoo, at_wix = _pair(trustoo, wix)
-    _resync(app, "trustoo")
-    _resync(app, "wix", "--account", instance)
+    _resync_both(app, instance)
     trustoo_key, _ = _keys(at_trustoo, at_wix, instance)
 
     trustoo.delete_review_in_admin(SHOP, at_trustoo["id"])
@@ -161,8 +164,7 @@ def test_existing_duplicates_are_shown_by_a_dry_run_and_merged_by_the_real_resyn
     _, _, instance = wix
     before = make_app()  # CROSS_SOURCE_IDENTITY off: today's behaviour, one review per source
     at_trustoo, at_wix = _pair(trustoo, wix)
-    _resync(before, "trustoo")
-    _resync(before, "wix", "--account", instance)
+    _resync_both(before, instance)
     assert len(_ours(ct_emulator)) == 2
     trustoo_key, wix_key = _keys(at_trustoo, at_wix, instance)
 
@@ -222,8 +224,7 @@ def test_reconcile_of_either_source_finds_no_drift_in_a_merged_review(make_app, 
     _, _, instance = wix
     app = make_app(CROSS_SOURCE_IDENTITY="content")
     _pair(trustoo, wix)
-    _resync(app, "trustoo")
-    _resync(app, "wix", "--account", instance)
+    _resync_both(app, instance)
     for source, args in (("trustoo", ()), ("wix", ("--account", instance))):
         report = _reconcile(app, source, *args)
         assert report["counts"] == {}, (source, report["examples"])
@@ -236,8 +237,7 @@ def test_a_trustoo_hide_webhook_makes_the_merged_review_show_the_wix_version(mak
     _, _, instance = wix
     app = make_app(CROSS_SOURCE_IDENTITY="content")
     at_trustoo, at_wix = _pair(trustoo, wix)
-    _resync(app, "trustoo")
-    _resync(app, "wix", "--account", instance)
+    _resync_both(app, instance)
     trustoo.hide_review(SHOP, at_trustoo["id"])
     body = trustoo_body(trustoo_review(id=at_trustoo["id"], product_id=PRODUCT, is_published=0))
     response = app.test_client().post(
@@ -277,8 +277,7 @@ def test_rolling_back_the_merging_resync_brings_the_extra_copy_back_and_unmerges
     _, _, instance = wix
     before = make_app()
     at_trustoo, at_wix = _pair(trustoo, wix)
-    _resync(before, "trustoo")
-    _resync(before, "wix", "--account", instance)
+    _resync_both(before, instance)
     trustoo_key, wix_key = _keys(at_trustoo, at_wix, instance)
     app = make_app(CROSS_SOURCE_IDENTITY="content")
     _resync(app, "trustoo")
@@ -349,8 +348,7 @@ def test_the_run_page_lists_the_merges_a_resync_made(make_app, trustoo, wix, ct)
     _, _, instance = wix
     before = make_app()
     at_trustoo, at_wix = _pair(trustoo, wix)
-    _resync(before, "trustoo")
-    _resync(before, "wix", "--account", instance)
+    _resync_both(before, instance)
     trustoo_key, wix_key = _keys(at_trustoo, at_wix, instance)
     app = make_app(CROSS_SOURCE_IDENTITY="content", ADMIN_TOKEN=ADMIN_TOKEN)
     _resync(app, "trustoo")
