@@ -1,11 +1,13 @@
-"""On PostgreSQL the intake tells idle workers at once that the inbox holds new events.
+"""On PostgreSQL an idle worker hears at once that the inbox holds new events.
 
-The transaction that stores a delivery also sends `NOTIFY reviewbridge_inbox`; PostgreSQL delivers it
-when that transaction commits (and never for one rolled back), so a worker that hears it finds the
-rows there. Each worker process keeps one connection of its own listening (`listen`) and starts a
-drain when told. The worker's timed drains stay as they were: they are the fallback for a lost
-connection, for events that become due later (retries) and for SQLite, which has no notifications
-(`reviewbridge serve`, SQLite's one process, wakes its worker in memory instead).
+A statement that stores events in the inbox sends `NOTIFY reviewbridge_inbox` itself: the inbox's
+trigger (migration 0016) does, in the statement's transaction, so PostgreSQL delivers it when that
+transaction commits (never for one rolled back, nor for one that stored only duplicates), and a
+worker that hears it finds the rows there. Each worker process keeps one connection of its own
+listening (`listen`) and starts a drain when told. The worker's timed drains stay as they were: they
+are the fallback for a lost connection, for events that become due later (retries) and for SQLite,
+which has no notifications (`reviewbridge serve`, SQLite's one process, wakes its worker in memory
+instead).
 """
 
 from __future__ import annotations
@@ -16,20 +18,14 @@ from collections.abc import Callable
 from typing import cast
 
 import psycopg
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
-__all__ = ["CHANNEL", "listen", "notify"]
+__all__ = ["CHANNEL", "listen"]
 
 log = logging.getLogger(__name__)
 
+#: The channel the inbox's trigger notifies (migration 0016 names it too).
 CHANNEL = "reviewbridge_inbox"
-_NOTIFY = text(f"NOTIFY {CHANNEL}")
-
-
-def notify(connection: Connection) -> None:
-    """Tell the listening workers, when `connection`'s transaction commits, that new events are stored."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_NOTIFY)
 
 
 def listen(

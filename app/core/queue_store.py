@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Engine, String
 
-from app.core import inbox_signal
 from app.core.db import insert_for, transaction, writing
 from app.core.models import EventStatus, InboxEvent, WebhookRejection, table
 from connectors.base import Event, EventKind, PayloadError
@@ -83,9 +82,8 @@ def store(engine: Engine, deliveries: Sequence[list[dict]]) -> list[int]:
     with writing(engine) as connection:
         # RETURNING says what was inserted; rowcount is unreliable for multi-row INSERTs. The rows go
         # as parameters of one cached statement, not as literal VALUES compiled anew for each delivery.
+        # On PostgreSQL the inbox's trigger notifies the listening workers (app/core/inbox_signal.py).
         new = {tuple(row) for row in connection.execute(_insert_ignoring_duplicates(engine), flat)}
-        if new:
-            inbox_signal.notify(connection)
     counts = []
     for delivery in deliveries:
         keys = {(row["source"], row["account"], row["event_id"]) for row in delivery}

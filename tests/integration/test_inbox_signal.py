@@ -1,5 +1,6 @@
-"""On PostgreSQL a stored delivery wakes an idle worker at once (NOTIFY in the storing transaction,
-LISTEN in the worker), however long its timed drain would have waited; on SQLite nothing listens."""
+"""On PostgreSQL a stored delivery wakes an idle worker at once (the inbox's trigger notifies in the
+storing transaction, the worker listens), however long its timed drain would have waited; on SQLite
+nothing listens."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 import pytest
 
 from app.core import inbox_signal, queue_store
-from app.core.db import make_engine, writing
+from app.core.db import insert_for, make_engine
+from app.core.models import InboxEvent, table
 from app.core.worker import Worker
 from tests.integration.conftest import make_event
 
@@ -49,11 +51,12 @@ def test_a_rolled_back_store_wakes_nobody_and_a_duplicate_sends_nothing(database
     try:
         assert woken.wait(5)  # once on listening: whatever was stored before
         woken.clear()
-        with pytest.raises(RuntimeError), writing(engine) as connection:
-            inbox_signal.notify(connection)
-            raise RuntimeError("the store failed after its NOTIFY")
-        assert not woken.wait(1.5)
         event = make_event("r1", at=clock())
+        [row] = queue_store.inbox_rows("trustoo", "shop-a", [event], now=clock(), quarantine_id="q")
+        with pytest.raises(RuntimeError), engine.begin() as connection:
+            connection.execute(insert_for(engine, table(InboxEvent)).values(**row))
+            raise RuntimeError("the store failed after its insert")
+        assert not woken.wait(1.5)
         queue_store.enqueue(engine, "trustoo", "shop-a", [event], now=clock(), quarantine_id="q")
         assert woken.wait(5)
         woken.clear()
