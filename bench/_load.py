@@ -38,6 +38,16 @@ class Result:
         return percentile(self.latencies_s, q) * 1000 if self.latencies_s else float("nan")
 
 
+def combined(results: list[Result]) -> Result:
+    """Several rounds of one server as one: all their requests over all their time."""
+    return Result(
+        sum(r.requests for r in results),
+        sum(r.elapsed_s for r in results),
+        [latency for r in results for latency in r.latencies_s],
+        [error for r in results for error in r.errors],
+    )
+
+
 class _Client:
     """One keep-alive HTTP/1.1 connection; reconnects once when the server closed an idle one."""
 
