@@ -107,6 +107,11 @@ class LedgerState:
     last_action: str | None = None
 
     @property
+    def live_key(self) -> str | None:
+        """The key of the target copy the ledger knows is there (written, not deleted since), or None."""
+        return self.ref.key if self.ref is not None and self.deleted_at is None else None
+
+    @property
     def in_doubt(self) -> bool:
         """A write was reserved and never confirmed: it may or may not have happened."""
         return self.last_action == RESERVED
@@ -118,8 +123,7 @@ def dry_run_outcome(decision: Decision, state: LedgerState | None) -> Outcome:
     outcome = OUTCOMES[decision].dry_run
     if outcome is not None:
         return outcome
-    held = state is not None and state.ref is not None and state.deleted_at is None
-    return Outcome.WOULD_UPDATE if held else Outcome.WOULD_CREATE
+    return Outcome.WOULD_UPDATE if state is not None and state.live_key else Outcome.WOULD_CREATE
 
 
 def content_hash(review: Review) -> str:
@@ -138,7 +142,7 @@ def decide(
     if _is_older(state, occurred_at, sequence):
         return Decision.STALE
     if kind is EventKind.DELETE:
-        if state.deleted_at is None and state.ref is not None:
+        if state.live_key:
             return Decision.DELETE
         return Decision.TOMBSTONE
     if state.deleted_at is None and state.content_hash == new_hash and not state.in_doubt:

@@ -59,7 +59,7 @@ def carry_out(
     link = links.load(engine, target.name, event.source, event.account, event.subject_id)
     if link is None and review is None:
         return None
-    own = state.ref.key if state and state.ref and state.deleted_at is None else None
+    own = state.live_key if state else None
     if decision is Decision.UNCHANGED and link is not None and link.mode == mode:
         return Outcome.UNCHANGED, state.ref if state else None
     if review is not None and (link is None or link.mode != mode):

@@ -199,9 +199,8 @@ def _one(
         report.counts[outcome] += 1
         if outcome is Outcome.MERGED:
             link = links.load(services.engine, target.name, review.source, review.account, review.source_id)
-            own = state.ref.key if state and state.ref and state.deleted_at is None else ""
             into = link.target_key if link is not None else ""
-            report.merges.append({"review": review.source_id, "from": own, "into": into})
+            report.merges.append({"review": review.source_id, "from": (state and state.live_key) or "", "into": into})
         if not review.published and outcome in (Outcome.CREATED, Outcome.UPDATED):
             report.counts["hidden"] += 1
 
@@ -229,8 +228,7 @@ def _dry_run(
         report.counts[ledger.dry_run_outcome(decision, state)] += 1
         return
     report.counts[Outcome.WOULD_MERGE] += 1
-    own = state.ref.key if state and state.ref and state.deleted_at is None else None
-    report.merges.append({"review": review.source_id, "from": own or "", "into": into})
+    report.merges.append({"review": review.source_id, "from": (state and state.live_key) or "", "into": into})
 
 
 def _deleted_at_source(
