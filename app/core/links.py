@@ -181,7 +181,14 @@ def group(engine: Engine, target: str, key: str) -> tuple[list[Member], tuple]:
 
 
 def stamp(engine: Engine, target: str, key: str) -> tuple:
-    return group(engine, target, key)[1]
+    """The group's stamp alone, as `group` gives it, without reading and parsing its reviews again."""
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(_link.c.id, _link.c.revision)
+            .where(_link.c.target == target, _link.c.target_key == key)
+            .order_by(_link.c.id)
+        ).all()
+    return tuple((row.id, row.revision) for row in rows)
 
 
 def dump(review: Review) -> str:
